@@ -1,0 +1,423 @@
+//! CORS decisions and response headers, computed without pingora.
+//!
+//! One header concern per file, in the manner of tower-http's `cors` module:
+//!
+//! | file | owns |
+//! |---|---|
+//! | [`allow_origin`] | reading `Origin`, choosing the `Access-Control-Allow-Origin` value |
+//! | [`allow_methods`] | `Access-Control-Allow-Methods` and the method check |
+//! | [`allow_headers`] | `Access-Control-Allow-Headers` and the requested-headers check |
+//! | [`allow_credentials`] | `Access-Control-Allow-Credentials` |
+//! | [`max_age`] | `Access-Control-Max-Age` |
+//! | [`vary`] | merging `Vary: Origin` into a response |
+//! | [`strip`] | finding Ackee's own `Access-Control-*` headers to remove |
+//!
+//! [`CorsPolicy`] ties them together. Every header value is built once, at start-up.
+
+pub mod allow_credentials;
+pub mod allow_headers;
+pub mod allow_methods;
+pub mod allow_origin;
+pub mod max_age;
+pub mod strip;
+pub mod vary;
+
+use http::{HeaderMap, HeaderName, HeaderValue, Method, header};
+
+pub use allow_origin::{OriginVerdict, RequestOrigin};
+
+use crate::origin::OriginSet;
+use allow_credentials::AllowCredentials;
+use allow_headers::AllowHeaders;
+use allow_methods::AllowMethods;
+use allow_origin::AllowOrigin;
+use max_age::MaxAge;
+
+/// Header names as written on HTTP/1.1 responses, in the case Ackee and nginx use.
+pub mod names {
+    /// `Access-Control-Allow-Origin`.
+    pub const ALLOW_ORIGIN: &str = "Access-Control-Allow-Origin";
+    /// `Access-Control-Allow-Methods`.
+    pub const ALLOW_METHODS: &str = "Access-Control-Allow-Methods";
+    /// `Access-Control-Allow-Headers`.
+    pub const ALLOW_HEADERS: &str = "Access-Control-Allow-Headers";
+    /// `Access-Control-Allow-Credentials`.
+    pub const ALLOW_CREDENTIALS: &str = "Access-Control-Allow-Credentials";
+    /// `Access-Control-Max-Age`.
+    pub const MAX_AGE: &str = "Access-Control-Max-Age";
+    /// `Vary`.
+    pub const VARY: &str = "Vary";
+}
+
+/// Ackee's own `Access-Control-Allow-Methods`, the default.
+pub const ACKEE_METHODS: [&str; 4] = ["GET", "POST", "PATCH", "OPTIONS"];
+/// Ackee's own `Access-Control-Allow-Headers`, the default.
+pub const ACKEE_HEADERS: [&str; 3] = ["Content-Type", "Authorization", "Time-Zone"];
+/// Ackee's own `Access-Control-Max-Age`, the default.
+pub const ACKEE_MAX_AGE_SECONDS: u32 = 3600;
+
+/// What happens to an actual (non-preflight) request whose origin is not allowed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DisallowedOrigin {
+    /// Proxy it without CORS headers, so the browser blocks the response. Ackee's behaviour.
+    Forward,
+    /// Answer 403 at the edge; Ackee never sees it.
+    Reject,
+}
+
+impl DisallowedOrigin {
+    /// The config spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DisallowedOrigin::Forward => "forward",
+            DisallowedOrigin::Reject => "reject",
+        }
+    }
+}
+
+/// Validated CORS settings, the input to [`CorsPolicy::new`].
+#[derive(Clone, Debug)]
+pub struct CorsSettings {
+    /// The compiled allow list.
+    pub origins: OriginSet,
+    /// Whether allowed origins get `Access-Control-Allow-Credentials: true`. Never with `*`.
+    pub allow_credentials: bool,
+    /// Methods a preflight may ask for.
+    pub allowed_methods: Vec<String>,
+    /// Request headers a preflight may ask for.
+    pub allowed_headers: Vec<String>,
+    /// `Access-Control-Max-Age` in seconds, or `None` to leave it out.
+    pub max_age_seconds: Option<u32>,
+    /// The fate of actual requests from origins that are not allowed.
+    pub disallowed_origin: DisallowedOrigin,
+}
+
+impl CorsSettings {
+    /// Ackee's own CORS behaviour for the given allow list, plus the gateway's `forward` default.
+    pub fn ackee_defaults(origins: OriginSet) -> Self {
+        let allow_credentials = !origins.allows_any();
+        CorsSettings {
+            origins,
+            allow_credentials,
+            allowed_methods: ACKEE_METHODS.iter().map(|s| s.to_string()).collect(),
+            allowed_headers: ACKEE_HEADERS.iter().map(|s| s.to_string()).collect(),
+            max_age_seconds: Some(ACKEE_MAX_AGE_SECONDS),
+            disallowed_origin: DisallowedOrigin::Forward,
+        }
+    }
+}
+
+/// Why a request was refused. Its label is one of a fixed set, safe for metrics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Refusal {
+    /// The origin is not allowed (or is `null`, empty, or sent twice).
+    Origin,
+    /// The preflight asked for a method that is not allowed.
+    Method,
+    /// The preflight asked for a request header that is not allowed.
+    Header,
+}
+
+impl Refusal {
+    /// All reasons, for pre-registering metric series.
+    pub const ALL: [Refusal; 3] = [Refusal::Origin, Refusal::Method, Refusal::Header];
+
+    /// The metric label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Refusal::Origin => "origin",
+            Refusal::Method => "method",
+            Refusal::Header => "header",
+        }
+    }
+
+    /// The short text body of the 403.
+    pub fn body(self) -> &'static [u8] {
+        match self {
+            Refusal::Origin => {
+                b"Forbidden: this origin is not allowed to use this Ackee server (CORS)\n"
+            }
+            Refusal::Method => b"Forbidden: this method is not allowed by CORS\n",
+            Refusal::Header => b"Forbidden: a requested header is not allowed by CORS\n",
+        }
+    }
+}
+
+/// The answer to a preflight.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Preflight {
+    /// 204 with these `Access-Control-Allow-Origin` value and the policy's other headers.
+    Allowed(HeaderValue),
+    /// 403 without any `Access-Control-Allow-*` header.
+    Refused(Refusal),
+}
+
+/// The compiled CORS policy. Built once; every request only reads it.
+#[derive(Clone, Debug)]
+pub struct CorsPolicy {
+    origin: AllowOrigin,
+    methods: AllowMethods,
+    headers: AllowHeaders,
+    credentials: AllowCredentials,
+    max_age: MaxAge,
+    disallowed: DisallowedOrigin,
+}
+
+/// `Access-Control-Request-Method`.
+static ACRM: HeaderName = header::ACCESS_CONTROL_REQUEST_METHOD;
+
+impl CorsPolicy {
+    /// Compiles settings. Fails only if a method or header name cannot be a header value,
+    /// which config validation already rules out.
+    pub fn new(settings: CorsSettings) -> Result<Self, String> {
+        let methods = AllowMethods::new(&settings.allowed_methods)
+            .ok_or_else(|| "allowed_methods cannot form a header value".to_owned())?;
+        let headers = AllowHeaders::new(&settings.allowed_headers)
+            .ok_or_else(|| "allowed_headers cannot form a header value".to_owned())?;
+        let any = settings.origins.allows_any();
+        Ok(CorsPolicy {
+            origin: AllowOrigin::new(settings.origins),
+            methods,
+            headers,
+            credentials: AllowCredentials(settings.allow_credentials && !any),
+            max_age: MaxAge::new(settings.max_age_seconds),
+            disallowed: settings.disallowed_origin,
+        })
+    }
+
+    /// A preflight is `OPTIONS` with `Origin` and `Access-Control-Request-Method`.
+    /// Any other `OPTIONS` is an ordinary request.
+    pub fn is_preflight(method: &Method, headers: &HeaderMap) -> bool {
+        method == Method::OPTIONS
+            && headers.contains_key(header::ORIGIN)
+            && headers.contains_key(&ACRM)
+    }
+
+    /// Decides a preflight: origin first, then method, then requested headers.
+    pub fn preflight(&self, headers: &HeaderMap) -> Preflight {
+        let allow_origin = match self.origin.verdict(RequestOrigin::of(headers)) {
+            OriginVerdict::Allowed(v) => v,
+            OriginVerdict::Absent | OriginVerdict::Refused => {
+                return Preflight::Refused(Refusal::Origin);
+            }
+        };
+        let mut methods = headers.get_all(&ACRM).iter();
+        let method_ok = match (methods.next(), methods.next()) {
+            (Some(m), None) => self.methods.allows(m.as_bytes()),
+            _ => false,
+        };
+        if !method_ok {
+            return Preflight::Refused(Refusal::Method);
+        }
+        if !self
+            .headers
+            .allows_all(headers.get_all(header::ACCESS_CONTROL_REQUEST_HEADERS))
+        {
+            return Preflight::Refused(Refusal::Header);
+        }
+        Preflight::Allowed(allow_origin)
+    }
+
+    /// The headers of an allowed preflight's 204, `Vary: Origin` included. Names are spelt as
+    /// Ackee and nginx spell them on HTTP/1.1; HTTP/2 lowercases them on the wire.
+    pub fn preflight_headers(
+        &self,
+        allow_origin: HeaderValue,
+    ) -> impl Iterator<Item = (&'static str, HeaderValue)> + '_ {
+        [
+            Some((names::ALLOW_ORIGIN, allow_origin)),
+            Some((names::ALLOW_METHODS, self.methods.value().clone())),
+            Some((names::ALLOW_HEADERS, self.headers.value().clone())),
+            self.credentials
+                .value()
+                .map(|v| (names::ALLOW_CREDENTIALS, v.clone())),
+            self.max_age.value().map(|v| (names::MAX_AGE, v.clone())),
+            Some((names::VARY, vary::ORIGIN.clone())),
+        ]
+        .into_iter()
+        .flatten()
+    }
+
+    /// Decides an actual (non-preflight) request's origin.
+    pub fn actual(&self, headers: &HeaderMap) -> OriginVerdict {
+        self.origin.verdict(RequestOrigin::of(headers))
+    }
+
+    /// `Access-Control-Allow-Credentials` for allowed origins, if credentials are on.
+    pub fn credentials(&self) -> Option<&'static HeaderValue> {
+        self.credentials.value()
+    }
+
+    /// Whether responses carry `Access-Control-Allow-Credentials: true`.
+    pub fn allows_credentials(&self) -> bool {
+        self.credentials.0
+    }
+
+    /// The fate of actual requests from origins that are not allowed.
+    pub fn disallowed_origin(&self) -> DisallowedOrigin {
+        self.disallowed
+    }
+
+    /// The compiled allow list.
+    pub fn origins(&self) -> &OriginSet {
+        self.origin.set()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::origin::parse_entry;
+
+    fn policy(entries: &[&str]) -> CorsPolicy {
+        let set = OriginSet::new(entries.iter().map(|e| parse_entry(e).unwrap()));
+        CorsPolicy::new(CorsSettings::ackee_defaults(set)).unwrap()
+    }
+
+    fn request(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(
+                HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        h
+    }
+
+    #[test]
+    fn only_options_with_origin_and_request_method_is_a_preflight() {
+        let full = request(&[
+            ("Origin", "https://a.test"),
+            ("Access-Control-Request-Method", "POST"),
+        ]);
+        let no_acrm = request(&[("Origin", "https://a.test")]);
+        let no_origin = request(&[("Access-Control-Request-Method", "POST")]);
+        assert!(CorsPolicy::is_preflight(&Method::OPTIONS, &full));
+        assert!(!CorsPolicy::is_preflight(&Method::POST, &full));
+        assert!(!CorsPolicy::is_preflight(&Method::OPTIONS, &no_acrm));
+        assert!(!CorsPolicy::is_preflight(&Method::OPTIONS, &no_origin));
+    }
+
+    #[test]
+    fn preflights_are_decided_by_origin_then_method_then_headers() {
+        let p = policy(&["https://example.com"]);
+        const OK: &str = "https://example.com";
+        type Case = (
+            &'static [(&'static str, &'static str)],
+            Result<&'static str, Refusal>,
+        );
+        let cases: &[Case] = &[
+            (
+                &[("Origin", OK), ("Access-Control-Request-Method", "POST")],
+                Ok(OK),
+            ),
+            (
+                &[
+                    ("Origin", OK),
+                    ("Access-Control-Request-Method", "POST"),
+                    ("Access-Control-Request-Headers", "content-type"),
+                ],
+                Ok(OK),
+            ),
+            (
+                &[("Origin", OK), ("Access-Control-Request-Method", "PATCH")],
+                Ok(OK),
+            ),
+            (
+                &[
+                    ("Origin", "https://evil.test"),
+                    ("Access-Control-Request-Method", "POST"),
+                ],
+                Err(Refusal::Origin),
+            ),
+            (
+                &[
+                    ("Origin", "null"),
+                    ("Access-Control-Request-Method", "POST"),
+                ],
+                Err(Refusal::Origin),
+            ),
+            (
+                &[
+                    ("Origin", OK),
+                    ("Origin", OK),
+                    ("Access-Control-Request-Method", "POST"),
+                ],
+                Err(Refusal::Origin),
+            ),
+            (
+                &[("Origin", OK), ("Access-Control-Request-Method", "DELETE")],
+                Err(Refusal::Method),
+            ),
+            (
+                &[
+                    ("Origin", OK),
+                    ("Access-Control-Request-Method", "POST"),
+                    ("Access-Control-Request-Method", "GET"),
+                ],
+                Err(Refusal::Method),
+            ),
+            (
+                &[
+                    ("Origin", OK),
+                    ("Access-Control-Request-Method", "POST"),
+                    ("Access-Control-Request-Headers", "content-type,x-evil"),
+                ],
+                Err(Refusal::Header),
+            ),
+            (
+                &[
+                    ("Origin", "https://evil.test"),
+                    ("Access-Control-Request-Method", "DELETE"),
+                    ("Access-Control-Request-Headers", "x-evil"),
+                ],
+                Err(Refusal::Origin),
+            ),
+        ];
+        for (pairs, want) in cases {
+            let got = p.preflight(&request(pairs));
+            let want = match want {
+                Ok(v) => Preflight::Allowed(HeaderValue::from_static(v)),
+                Err(r) => Preflight::Refused(*r),
+            };
+            assert_eq!(got, want, "{pairs:?}");
+        }
+    }
+
+    #[test]
+    fn an_allowed_preflight_carries_ackees_values_plus_vary() {
+        let p = policy(&["https://example.com"]);
+        let headers: Vec<(String, String)> = p
+            .preflight_headers(HeaderValue::from_static("https://example.com"))
+            .map(|(k, v)| (k.to_string(), v.to_str().unwrap().to_owned()))
+            .collect();
+        let want = [
+            ("Access-Control-Allow-Origin", "https://example.com"),
+            ("Access-Control-Allow-Methods", "GET, POST, PATCH, OPTIONS"),
+            (
+                "Access-Control-Allow-Headers",
+                "Content-Type, Authorization, Time-Zone",
+            ),
+            ("Access-Control-Allow-Credentials", "true"),
+            ("Access-Control-Max-Age", "3600"),
+            ("Vary", "Origin"),
+        ];
+        let want: Vec<(String, String)> = want
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        assert_eq!(headers, want);
+    }
+
+    #[test]
+    fn wildcard_mode_never_sends_credentials() {
+        let p = policy(&["*"]);
+        assert!(!p.allows_credentials());
+        let names: Vec<String> = p
+            .preflight_headers(HeaderValue::from_static("*"))
+            .map(|(k, _)| k.to_string())
+            .collect();
+        assert!(!names.contains(&"Access-Control-Allow-Credentials".to_owned()));
+    }
+}

@@ -1,0 +1,271 @@
+//! Who the visitor is: trusted-proxy CIDRs and the client-IP headers Ackee's `request-ip` believes.
+//!
+//! Ackee records the visitor's address through the `request-ip` package, which trusts
+//! `X-Client-IP` before anything else, then `X-Forwarded-For`, `CF-Connecting-IP` and a long
+//! list of others. A visitor who sends one of those headers chooses the address Ackee records.
+//! The gateway therefore removes them from requests whose peer is not a trusted proxy, replaces
+//! `X-Forwarded-For` with the peer address, and sets `X-Real-IP` and `X-Forwarded-Proto`.
+//! From a trusted proxy, the headers pass and the peer is appended to `X-Forwarded-For`.
+
+use std::fmt;
+use std::net::IpAddr;
+
+use http::{HeaderName, HeaderValue};
+
+/// The client-IP headers that `request-ip` trusts and that a visitor could forge, other than
+/// `X-Forwarded-For` and `X-Real-IP`, which the gateway sets itself.
+pub static SPOOFABLE: [HeaderName; 8] = [
+    HeaderName::from_static("x-client-ip"),
+    HeaderName::from_static("cf-connecting-ip"),
+    HeaderName::from_static("fastly-client-ip"),
+    HeaderName::from_static("true-client-ip"),
+    HeaderName::from_static("x-cluster-client-ip"),
+    HeaderName::from_static("x-forwarded"),
+    HeaderName::from_static("forwarded-for"),
+    HeaderName::from_static("forwarded"),
+];
+
+/// `X-Forwarded-For`.
+pub static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+/// `X-Real-IP`.
+pub static X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
+/// `X-Forwarded-Proto`.
+pub static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+
+/// An IP network in CIDR notation, such as `10.0.0.0/8` or `2001:db8::/32`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Cidr {
+    network: IpAddr,
+    prefix: u8,
+}
+
+/// Why a CIDR could not be parsed, phrased to follow the quoted input.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CidrError(pub String);
+
+impl fmt::Display for CidrError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl Cidr {
+    /// Parses `ADDRESS/PREFIX`, or a bare address as a single host.
+    ///
+    /// Host bits must be zero (`10.0.0.1/8` is refused, because it usually hides a typo).
+    pub fn parse(text: &str) -> Result<Cidr, CidrError> {
+        let text = text.trim();
+        let (addr, prefix) = match text.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (text, None),
+        };
+        let network: IpAddr = addr.parse().map_err(|_| {
+            CidrError(format!(
+                "\"{text}\" is not an IP address or network; write one such as \"10.0.0.0/8\", \"192.0.2.7\" or \"2001:db8::/32\""
+            ))
+        })?;
+        let max = if network.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            None => max,
+            Some(p) => match p.parse::<u8>() {
+                Ok(n) if n <= max => n,
+                _ => {
+                    return Err(CidrError(format!(
+                        "\"{text}\" has the prefix length \"{p}\"; write a number from 0 to {max}"
+                    )));
+                }
+            },
+        };
+        let cidr = Cidr { network, prefix };
+        let masked = cidr.mask(network);
+        if masked != network {
+            return Err(CidrError(format!(
+                "\"{text}\" has host bits set; write \"{masked}/{prefix}\", or \"{network}\" for that one host"
+            )));
+        }
+        Ok(cidr)
+    }
+
+    fn mask(&self, ip: IpAddr) -> IpAddr {
+        match ip {
+            IpAddr::V4(v4) => {
+                let bits = u32::from(v4);
+                let mask = if self.prefix == 0 {
+                    0
+                } else {
+                    u32::MAX << (32 - u32::from(self.prefix))
+                };
+                IpAddr::V4((bits & mask).into())
+            }
+            IpAddr::V6(v6) => {
+                let bits = u128::from(v6);
+                let mask = if self.prefix == 0 {
+                    0
+                } else {
+                    u128::MAX << (128 - u32::from(self.prefix))
+                };
+                IpAddr::V6((bits & mask).into())
+            }
+        }
+    }
+
+    /// Whether an address lies in this network. IPv4-mapped IPv6 addresses count as IPv4.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = canonical(ip);
+        match (self.network, ip) {
+            (IpAddr::V4(_), IpAddr::V4(_)) | (IpAddr::V6(_), IpAddr::V6(_)) => {
+                self.mask(ip) == self.network
+            }
+            _ => false,
+        }
+    }
+}
+
+impl fmt::Display for Cidr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.network, self.prefix)
+    }
+}
+
+/// `::ffff:192.0.2.1` becomes `192.0.2.1`, so dual-stack sockets compare like IPv4 ones.
+pub fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+        v4 => v4,
+    }
+}
+
+/// The networks whose client-IP headers are believed.
+#[derive(Clone, Debug, Default)]
+pub struct TrustedProxies(Vec<Cidr>);
+
+impl TrustedProxies {
+    /// A list of trusted networks; empty trusts nobody.
+    pub fn new(cidrs: Vec<Cidr>) -> Self {
+        TrustedProxies(cidrs)
+    }
+
+    /// Whether a peer address is a trusted proxy.
+    pub fn trusts(&self, peer: IpAddr) -> bool {
+        self.0.iter().any(|c| c.contains(peer))
+    }
+
+    /// The configured networks.
+    pub fn networks(&self) -> &[Cidr] {
+        &self.0
+    }
+}
+
+/// The `X-Forwarded-For` to send to Ackee.
+///
+/// From a trusted proxy, the peer is appended to what the proxy sent (several header lines are
+/// joined). From anyone else, whatever the client sent is dropped and the value is the peer alone,
+/// so Ackee records the address that really connected whichever end of the list it reads.
+pub fn forwarded_for<'a>(
+    existing: impl Iterator<Item = &'a HeaderValue>,
+    peer: IpAddr,
+    trusted: bool,
+) -> HeaderValue {
+    let peer = canonical(peer).to_string();
+    let mut out = String::with_capacity(64);
+    if trusted {
+        for value in existing {
+            if let Ok(text) = value.to_str() {
+                let text = text.trim().trim_matches(',').trim();
+                if !text.is_empty() {
+                    out.push_str(text);
+                    out.push_str(", ");
+                }
+            }
+        }
+    }
+    out.push_str(&peer);
+    HeaderValue::from_str(&out).unwrap_or_else(|_| HeaderValue::from_static("unknown"))
+}
+
+/// The peer address as a header value, for `X-Real-IP`.
+pub fn real_ip(peer: IpAddr) -> HeaderValue {
+    HeaderValue::from_str(&canonical(peer).to_string())
+        .unwrap_or_else(|_| HeaderValue::from_static("unknown"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forwarded_for_appends_only_behind_trusted_proxies() {
+        let sent = [
+            HeaderValue::from_static("6.6.6.6, 10.0.0.1"),
+            HeaderValue::from_static("10.0.0.2"),
+        ];
+        let peer: IpAddr = "192.0.2.9".parse().unwrap();
+        assert_eq!(
+            forwarded_for(sent.iter(), peer, true),
+            "6.6.6.6, 10.0.0.1, 10.0.0.2, 192.0.2.9"
+        );
+        assert_eq!(forwarded_for(sent.iter(), peer, false), "192.0.2.9");
+        assert_eq!(forwarded_for([].iter(), peer, true), "192.0.2.9");
+        let mapped: IpAddr = "::ffff:192.0.2.9".parse().unwrap();
+        assert_eq!(forwarded_for([].iter(), mapped, false), "192.0.2.9");
+        assert_eq!(real_ip(mapped), "192.0.2.9");
+    }
+
+    #[test]
+    fn cidrs_parse_and_contain_the_right_addresses() {
+        let cases: &[(&str, &str, bool)] = &[
+            ("10.0.0.0/8", "10.1.2.3", true),
+            ("10.0.0.0/8", "11.0.0.1", false),
+            ("192.0.2.7", "192.0.2.7", true),
+            ("192.0.2.7", "192.0.2.8", false),
+            ("0.0.0.0/0", "203.0.113.9", true),
+            ("0.0.0.0/0", "::1", false),
+            ("127.0.0.0/8", "::ffff:127.0.0.1", true),
+            ("2001:db8::/32", "2001:db8:1::1", true),
+            ("2001:db8::/32", "2001:db9::1", false),
+            ("::1", "::1", true),
+            ("::/0", "2001:db8::1", true),
+        ];
+        for (cidr, ip, want) in cases {
+            let c = Cidr::parse(cidr).unwrap();
+            assert_eq!(
+                c.contains(ip.parse().unwrap()),
+                *want,
+                "{cidr} contains {ip}"
+            );
+        }
+    }
+
+    #[test]
+    fn bad_cidrs_say_what_to_write() {
+        let cases: &[(&str, &str)] = &[
+            (
+                "10.0.0.1/8",
+                r#""10.0.0.1/8" has host bits set; write "10.0.0.0/8", or "10.0.0.1" for that one host"#,
+            ),
+            (
+                "10.0.0.0/33",
+                r#""10.0.0.0/33" has the prefix length "33"; write a number from 0 to 32"#,
+            ),
+            (
+                "::/129",
+                r#""::/129" has the prefix length "129"; write a number from 0 to 128"#,
+            ),
+            (
+                "localhost",
+                r#""localhost" is not an IP address or network; write one such as "10.0.0.0/8", "192.0.2.7" or "2001:db8::/32""#,
+            ),
+        ];
+        for (input, want) in cases {
+            assert_eq!(Cidr::parse(input).unwrap_err().to_string(), *want);
+        }
+    }
+
+    #[test]
+    fn nobody_is_trusted_by_default() {
+        assert!(!TrustedProxies::default().trusts("127.0.0.1".parse().unwrap()));
+        let t = TrustedProxies::new(vec![Cidr::parse("127.0.0.0/8").unwrap()]);
+        assert!(t.trusts("127.0.0.1".parse().unwrap()));
+        assert!(!t.trusts("192.0.2.1".parse().unwrap()));
+    }
+}

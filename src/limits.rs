@@ -1,0 +1,130 @@
+//! Request size limits: the request head (431) and the body (413), checked without allocating.
+//!
+//! Tracker requests are small: a GraphQL mutation of a few hundred bytes. The limits keep a
+//! misbehaving or hostile client from tying up Ackee with large uploads.
+
+use http::{HeaderMap, Method, Uri, header};
+
+use crate::config::Limits;
+
+/// Which limit a request broke. Its label is one of a fixed set, safe for metrics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Exceeded {
+    /// The request line plus headers were larger than `max_header_bytes`: 431.
+    Header,
+    /// The body was larger than `max_body_bytes`: 413.
+    Body,
+}
+
+impl Exceeded {
+    /// The metric label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Exceeded::Header => "header",
+            Exceeded::Body => "body",
+        }
+    }
+
+    /// The HTTP status to answer with.
+    pub fn status(self) -> u16 {
+        match self {
+            Exceeded::Header => 431,
+            Exceeded::Body => 413,
+        }
+    }
+
+    /// The short text body of the answer.
+    pub fn body(self) -> &'static [u8] {
+        match self {
+            Exceeded::Header => b"Request Header Fields Too Large\n",
+            Exceeded::Body => b"Content Too Large\n",
+        }
+    }
+}
+
+/// The size of a request head as it appears on an HTTP/1.1 wire: request line and header lines.
+pub fn head_size(method: &Method, uri: &Uri, headers: &HeaderMap) -> usize {
+    let target = uri.path_and_query().map_or(1, |p| p.as_str().len())
+        + uri.authority().map_or(0, |a| a.as_str().len())
+        + uri.scheme_str().map_or(0, |s| s.len() + 3);
+    // "METHOD SP target SP HTTP/1.1 CRLF"
+    let line = method.as_str().len() + 1 + target + 1 + 8 + 2;
+    // "name: value CRLF" per field, then the final CRLF.
+    let fields: usize = headers
+        .iter()
+        .map(|(n, v)| n.as_str().len() + 2 + v.len() + 2)
+        .sum();
+    line + fields + 2
+}
+
+impl Limits {
+    /// Checks the head of a request, before anything else happens.
+    pub fn check_head(
+        &self,
+        method: &Method,
+        uri: &Uri,
+        headers: &HeaderMap,
+    ) -> Result<(), Exceeded> {
+        if head_size(method, uri, headers) > self.max_header_bytes {
+            Err(Exceeded::Header)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Checks a declared `Content-Length`, so a too-large body is refused before it is read.
+    pub fn check_declared_body(&self, headers: &HeaderMap) -> Result<(), Exceeded> {
+        let declared = headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|s| s.trim().parse::<u64>().ok());
+        match declared {
+            Some(n) if n > self.max_body_bytes => Err(Exceeded::Body),
+            _ => Ok(()),
+        }
+    }
+
+    /// Checks the running total of a streamed body.
+    pub fn check_body_so_far(&self, bytes: u64) -> Result<(), Exceeded> {
+        if bytes > self.max_body_bytes {
+            Err(Exceeded::Body)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    #[test]
+    fn head_size_counts_request_line_and_fields_like_the_wire() {
+        let mut h = HeaderMap::new();
+        h.insert(header::HOST, HeaderValue::from_static("a.test"));
+        let uri: Uri = "/api".parse().unwrap();
+        // "POST /api HTTP/1.1\r\n" = 20, "host: a.test\r\n" = 14, "\r\n" = 2
+        assert_eq!(head_size(&Method::POST, &uri, &h), 36);
+    }
+
+    #[test]
+    fn limits_refuse_exactly_what_is_over() {
+        let l = Limits {
+            max_body_bytes: 10,
+            max_header_bytes: 1024,
+        };
+        let mut h = HeaderMap::new();
+        h.insert(header::CONTENT_LENGTH, HeaderValue::from_static("10"));
+        assert_eq!(l.check_declared_body(&h), Ok(()));
+        h.insert(header::CONTENT_LENGTH, HeaderValue::from_static("11"));
+        assert_eq!(l.check_declared_body(&h), Err(Exceeded::Body));
+        assert_eq!(l.check_body_so_far(10), Ok(()));
+        assert_eq!(l.check_body_so_far(11), Err(Exceeded::Body));
+        let uri: Uri = "/".parse().unwrap();
+        h.insert("x-big", HeaderValue::from_str(&"a".repeat(1000)).unwrap());
+        assert_eq!(l.check_head(&Method::GET, &uri, &h), Err(Exceeded::Header));
+        h.remove("x-big");
+        assert_eq!(l.check_head(&Method::GET, &uri, &h), Ok(()));
+    }
+}

@@ -1,0 +1,597 @@
+//! One allow-list entry: normalised at load, or refused with a message that says what to write.
+//!
+//! Normalising means what a browser does when it serialises an origin: the scheme and host in
+//! lowercase, the default port left out, an IDN host in punycode, an IP address in its canonical
+//! form. Anything a browser never puts in an origin (a path, a query, a fragment, userinfo, a
+//! trailing dot) is an error, because an entry that can never match is a silent outage.
+
+use std::fmt;
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+use super::Scheme;
+
+/// A normalised allow-list entry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Entry {
+    /// `*`: any origin, and therefore no credentials.
+    Any,
+    /// One exact origin in its normalised form, such as `https://stats.example.com`.
+    Exact(String),
+    /// A subdomain pattern such as `https://*.example.com`.
+    Pattern(Pattern),
+}
+
+/// A subdomain pattern: `scheme://*.parent[:port]`.
+///
+/// It matches any origin with the same scheme and port whose host ends in `.parent`, at any depth
+/// of subdomain, and never `parent` itself.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Pattern {
+    /// The scheme an origin must have.
+    pub scheme: Scheme,
+    /// The parent domain, normalised, without the leading `*.`.
+    pub parent: String,
+    /// The port, or `None` for the scheme's default port.
+    pub port: Option<u16>,
+}
+
+impl fmt::Display for Pattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}://*.{}", self.scheme.as_str(), self.parent)?;
+        if let Some(port) = self.port {
+            write!(f, ":{port}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for Entry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Entry::Any => f.write_str("*"),
+            Entry::Exact(origin) => f.write_str(origin),
+            Entry::Pattern(pattern) => pattern.fmt(f),
+        }
+    }
+}
+
+/// Why an entry was refused, and what to write instead.
+///
+/// Its `Display` reads `"<found>" <problem>; <fix>`, for example
+/// `"https://stats.example.com/" has a path; write "https://stats.example.com"`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EntryError {
+    /// The entry as written, trimmed.
+    pub found: String,
+    /// What is wrong with it, as a phrase that follows the entry.
+    pub problem: String,
+    /// What to do instead.
+    pub fix: String,
+}
+
+impl fmt::Display for EntryError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "\"{}\" {}; {}", self.found, self.problem, self.fix)
+    }
+}
+
+impl std::error::Error for EntryError {}
+
+const EXAMPLE: &str = "write an origin such as \"https://example.com\"";
+
+fn refuse(found: &str, problem: impl Into<String>, fix: impl Into<String>) -> EntryError {
+    EntryError {
+        found: found.to_owned(),
+        problem: problem.into(),
+        fix: fix.into(),
+    }
+}
+
+/// A problem that still lets us compute the corrected entry, so the fix can quote it.
+#[derive(Clone, Copy)]
+enum Fixable {
+    NoScheme,
+    Userinfo,
+    Path,
+    Query,
+    Fragment,
+    TrailingDot,
+}
+
+impl Fixable {
+    fn phrase(self) -> &'static str {
+        match self {
+            Fixable::NoScheme => "has no scheme",
+            Fixable::Userinfo => "has userinfo",
+            Fixable::Path => "has a path",
+            Fixable::Query => "has a query",
+            Fixable::Fragment => "has a fragment",
+            Fixable::TrailingDot => "has a trailing dot",
+        }
+    }
+}
+
+/// Normalises one allow-list entry. Surrounding spaces are trimmed first.
+///
+/// ```
+/// use ackee_gateway::origin::{parse_entry, Entry};
+/// assert_eq!(
+///     parse_entry("HTTPS://Stats.Example.com:443").unwrap(),
+///     Entry::Exact("https://stats.example.com".into())
+/// );
+/// let err = parse_entry("https://stats.example.com/").unwrap_err();
+/// assert_eq!(err.to_string(), r#""https://stats.example.com/" has a path; write "https://stats.example.com""#);
+/// ```
+pub fn parse_entry(raw: &str) -> Result<Entry, EntryError> {
+    let found = raw.trim();
+    if found.is_empty() {
+        return Err(refuse(found, "is empty", EXAMPLE));
+    }
+    if found == "*" {
+        return Ok(Entry::Any);
+    }
+    if found.eq_ignore_ascii_case("null") {
+        return Err(refuse(
+            found,
+            "is what sandboxed frames, file: pages and redirects send, and it never identifies a site",
+            "remove it",
+        ));
+    }
+
+    let mut first_problem: Option<Fixable> = None;
+    let mut note = |p: Fixable| {
+        if first_problem.is_none() {
+            first_problem = Some(p);
+        }
+    };
+
+    // Scheme.
+    let (scheme, rest) = match found.find("://") {
+        Some(i) => {
+            let name = &found[..i];
+            let scheme = if name.eq_ignore_ascii_case("https") {
+                Scheme::Https
+            } else if name.eq_ignore_ascii_case("http") {
+                Scheme::Http
+            } else {
+                return Err(refuse(
+                    found,
+                    format!("has the scheme \"{name}\""),
+                    "write an origin that starts with https:// or http://",
+                ));
+            };
+            (scheme, &found[i + 3..])
+        }
+        None => {
+            note(Fixable::NoScheme);
+            (Scheme::Https, found)
+        }
+    };
+
+    // Authority, then whatever follows it.
+    let tail_at = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(tail_at);
+    let mut authority = authority;
+    if let Some(at) = authority.rfind('@') {
+        note(Fixable::Userinfo);
+        authority = &authority[at + 1..];
+    }
+    match tail.as_bytes().first() {
+        Some(b'/') => note(Fixable::Path),
+        Some(b'?') => note(Fixable::Query),
+        Some(b'#') => note(Fixable::Fragment),
+        _ => {}
+    }
+
+    // Host and port.
+    let (host, port_text) = if let Some(inner) = authority.strip_prefix('[') {
+        match inner.find(']') {
+            Some(close) => {
+                let after = &inner[close + 1..];
+                let port = match after.strip_prefix(':') {
+                    Some(p) => Some(p),
+                    None if after.is_empty() => None,
+                    None => {
+                        return Err(refuse(
+                            found,
+                            format!("has \"{after}\" after its IPv6 address"),
+                            "write the port as \"[address]:port\"",
+                        ));
+                    }
+                };
+                (&authority[..close + 2], port)
+            }
+            None => {
+                return Err(refuse(
+                    found,
+                    "has an IPv6 address without its closing \"]\"",
+                    EXAMPLE,
+                ));
+            }
+        }
+    } else {
+        match authority.rfind(':') {
+            Some(colon) => (&authority[..colon], Some(&authority[colon + 1..])),
+            None => (authority, None),
+        }
+    };
+
+    let port = match port_text {
+        None | Some("") => None,
+        Some(text) => {
+            let parsed = if text.len() <= 5 && text.bytes().all(|b| b.is_ascii_digit()) {
+                text.parse::<u32>().ok().filter(|p| (1..=65535).contains(p))
+            } else {
+                None
+            };
+            match parsed {
+                Some(p) if p == u32::from(scheme.default_port()) => None,
+                Some(p) => Some(p as u16),
+                None => {
+                    return Err(refuse(
+                        found,
+                        format!("has the port \"{text}\""),
+                        "write a port from 1 to 65535",
+                    ));
+                }
+            }
+        }
+    };
+
+    // Wildcard.
+    let (is_pattern, host) = match host.strip_prefix("*.") {
+        Some(parent) => (true, parent),
+        None => (false, host),
+    };
+    if host.contains('*') {
+        return Err(refuse(
+            found,
+            "has \"*\" inside its host",
+            "only a whole first label may be \"*\", as in \"https://*.example.com\"",
+        ));
+    }
+    let host = match host.strip_suffix('.') {
+        Some(stripped) if !stripped.is_empty() => {
+            note(Fixable::TrailingDot);
+            stripped
+        }
+        _ => host,
+    };
+    if host.is_empty() {
+        return Err(refuse(found, "has no host", EXAMPLE));
+    }
+
+    let host = normalise_host(found, host)?;
+
+    if is_pattern {
+        if host.starts_with('[') || host.parse::<Ipv4Addr>().is_ok() {
+            return Err(refuse(
+                found,
+                "puts \"*.\" in front of an IP address",
+                "list the address itself",
+            ));
+        }
+        if !host.contains('.') {
+            return Err(refuse(
+                found,
+                format!("would allow every site under \".{host}\""),
+                "list a domain you own, as in \"https://*.example.com\"",
+            ));
+        }
+    }
+
+    let normalised = {
+        let mut s = format!("{}://", scheme.as_str());
+        if is_pattern {
+            s.push_str("*.");
+        }
+        s.push_str(&host);
+        if let Some(p) = port {
+            s.push(':');
+            s.push_str(&p.to_string());
+        }
+        s
+    };
+
+    if let Some(problem) = first_problem {
+        return Err(refuse(
+            found,
+            problem.phrase(),
+            format!("write \"{normalised}\""),
+        ));
+    }
+
+    if is_pattern {
+        Ok(Entry::Pattern(Pattern {
+            scheme,
+            parent: host,
+            port,
+        }))
+    } else {
+        Ok(Entry::Exact(normalised))
+    }
+}
+
+/// Lowercases the host, converts IDN to punycode, canonicalises IP addresses and checks labels.
+fn normalise_host(found: &str, host: &str) -> Result<String, EntryError> {
+    if let Some(inner) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        return match inner.parse::<Ipv6Addr>() {
+            Ok(addr) => Ok(format!("[{addr}]")),
+            Err(_) => Err(refuse(
+                found,
+                format!("has \"{inner}\", which is not an IPv6 address"),
+                "write an address such as \"http://[::1]:8080\"",
+            )),
+        };
+    }
+    if !host.is_empty() && host.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+        return match host.parse::<Ipv4Addr>() {
+            Ok(addr) => Ok(addr.to_string()),
+            Err(_) => Err(refuse(
+                found,
+                format!("has \"{host}\", which is not an IPv4 address"),
+                "write four numbers from 0 to 255, as in \"http://192.0.2.10\"",
+            )),
+        };
+    }
+    let ascii = if host.is_ascii() {
+        host.to_ascii_lowercase()
+    } else {
+        match idna::domain_to_ascii(host) {
+            Ok(ascii) => ascii,
+            Err(_) => {
+                return Err(refuse(
+                    found,
+                    format!("has \"{host}\", which is not a valid international domain name"),
+                    "write its punycode form (xn--…)",
+                ));
+            }
+        }
+    };
+    for label in ascii.split('.') {
+        if label.is_empty() {
+            return Err(refuse(
+                found,
+                "has an empty label (\"..\") in its host",
+                "remove the extra dot",
+            ));
+        }
+        if label.len() > 63 {
+            return Err(refuse(
+                found,
+                "has a host label longer than 63 characters",
+                "check the domain name",
+            ));
+        }
+        if let Some(bad) = label
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || *c == '-' || *c == '_'))
+        {
+            return Err(refuse(
+                found,
+                format!("has the character {bad:?} in its host"),
+                "write the host with letters, digits, '-' and '.' (an IDN host may be written in Unicode or punycode)",
+            ));
+        }
+    }
+    Ok(ascii)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn exact(s: &str) -> Entry {
+        Entry::Exact(s.to_owned())
+    }
+
+    fn pattern(scheme: Scheme, parent: &str, port: Option<u16>) -> Entry {
+        Entry::Pattern(Pattern {
+            scheme,
+            parent: parent.to_owned(),
+            port,
+        })
+    }
+
+    #[test]
+    fn entries_are_normalised_the_way_browsers_serialise_origins() {
+        let cases: &[(&str, Entry)] = &[
+            (
+                "https://stats.example.com",
+                exact("https://stats.example.com"),
+            ),
+            (
+                "  https://stats.example.com  ",
+                exact("https://stats.example.com"),
+            ),
+            (
+                "HTTPS://STATS.EXAMPLE.COM",
+                exact("https://stats.example.com"),
+            ),
+            (
+                "https://stats.example.com:443",
+                exact("https://stats.example.com"),
+            ),
+            (
+                "http://stats.example.com:80",
+                exact("http://stats.example.com"),
+            ),
+            (
+                "http://stats.example.com:443",
+                exact("http://stats.example.com:443"),
+            ),
+            (
+                "https://stats.example.com:8443",
+                exact("https://stats.example.com:8443"),
+            ),
+            (
+                "https://stats.example.com:",
+                exact("https://stats.example.com"),
+            ),
+            ("http://127.0.0.1:8080", exact("http://127.0.0.1:8080")),
+            ("http://[::1]:3000", exact("http://[::1]:3000")),
+            ("http://[0:0:0:0:0:0:0:1]", exact("http://[::1]")),
+            ("http://[2001:DB8::1]", exact("http://[2001:db8::1]")),
+            (
+                "https://bücher.example",
+                exact("https://xn--bcher-kva.example"),
+            ),
+            (
+                "https://BÜCHER.example",
+                exact("https://xn--bcher-kva.example"),
+            ),
+            (
+                "https://xn--bcher-kva.example",
+                exact("https://xn--bcher-kva.example"),
+            ),
+            (
+                "https://münchen.de:8443",
+                exact("https://xn--mnchen-3ya.de:8443"),
+            ),
+            ("http://localhost:5173", exact("http://localhost:5173")),
+            (
+                "https://my_site.example.com",
+                exact("https://my_site.example.com"),
+            ),
+            ("*", Entry::Any),
+            (" * ", Entry::Any),
+            (
+                "https://*.example.com",
+                pattern(Scheme::Https, "example.com", None),
+            ),
+            (
+                "HTTPS://*.Example.COM:443",
+                pattern(Scheme::Https, "example.com", None),
+            ),
+            (
+                "http://*.example.com:8080",
+                pattern(Scheme::Http, "example.com", Some(8080)),
+            ),
+            (
+                "https://*.bücher.example",
+                pattern(Scheme::Https, "xn--bcher-kva.example", None),
+            ),
+        ];
+        for (input, want) in cases {
+            assert_eq!(parse_entry(input).as_ref(), Ok(want), "input {input:?}");
+        }
+    }
+
+    #[test]
+    fn entries_a_browser_never_sends_are_errors_that_say_what_to_write() {
+        let cases: &[(&str, &str)] = &[
+            (
+                "https://stats.example.com/",
+                r#""https://stats.example.com/" has a path; write "https://stats.example.com""#,
+            ),
+            (
+                "https://stats.example.com/api",
+                r#""https://stats.example.com/api" has a path; write "https://stats.example.com""#,
+            ),
+            (
+                "https://stats.example.com?x=1",
+                r#""https://stats.example.com?x=1" has a query; write "https://stats.example.com""#,
+            ),
+            (
+                "https://stats.example.com#top",
+                r#""https://stats.example.com#top" has a fragment; write "https://stats.example.com""#,
+            ),
+            (
+                "https://user:pw@stats.example.com",
+                r#""https://user:pw@stats.example.com" has userinfo; write "https://stats.example.com""#,
+            ),
+            (
+                "https://stats.example.com.",
+                r#""https://stats.example.com." has a trailing dot; write "https://stats.example.com""#,
+            ),
+            (
+                "https://Stats.Example.com.:443/x",
+                r#""https://Stats.Example.com.:443/x" has a path; write "https://stats.example.com""#,
+            ),
+            (
+                "stats.example.com",
+                r#""stats.example.com" has no scheme; write "https://stats.example.com""#,
+            ),
+            (
+                "ftp://stats.example.com",
+                r#""ftp://stats.example.com" has the scheme "ftp"; write an origin that starts with https:// or http://"#,
+            ),
+            (
+                "https://stats.example.com:99999",
+                r#""https://stats.example.com:99999" has the port "99999"; write a port from 1 to 65535"#,
+            ),
+            (
+                "https://stats.example.com:0",
+                r#""https://stats.example.com:0" has the port "0"; write a port from 1 to 65535"#,
+            ),
+            (
+                "https://stats.example.com:8o",
+                r#""https://stats.example.com:8o" has the port "8o"; write a port from 1 to 65535"#,
+            ),
+            (
+                "null",
+                r#""null" is what sandboxed frames, file: pages and redirects send, and it never identifies a site; remove it"#,
+            ),
+            (
+                "",
+                r#""" is empty; write an origin such as "https://example.com""#,
+            ),
+            (
+                "https://",
+                r#""https://" has no host; write an origin such as "https://example.com""#,
+            ),
+            (
+                "https://a..example.com",
+                r#""https://a..example.com" has an empty label ("..") in its host; remove the extra dot"#,
+            ),
+            (
+                "https://exa mple.com",
+                r#""https://exa mple.com" has the character ' ' in its host; write the host with letters, digits, '-' and '.' (an IDN host may be written in Unicode or punycode)"#,
+            ),
+            (
+                "https://a.*.example.com",
+                r#""https://a.*.example.com" has "*" inside its host; only a whole first label may be "*", as in "https://*.example.com""#,
+            ),
+            (
+                "https://*example.com",
+                r#""https://*example.com" has "*" inside its host; only a whole first label may be "*", as in "https://*.example.com""#,
+            ),
+            (
+                "https://*.com",
+                r#""https://*.com" would allow every site under ".com"; list a domain you own, as in "https://*.example.com""#,
+            ),
+            (
+                "http://*.10.0.0.1",
+                r#""http://*.10.0.0.1" puts "*." in front of an IP address; list the address itself"#,
+            ),
+            (
+                "http://999.0.0.1",
+                r#""http://999.0.0.1" has "999.0.0.1", which is not an IPv4 address; write four numbers from 0 to 255, as in "http://192.0.2.10""#,
+            ),
+            (
+                "http://[::1",
+                r#""http://[::1" has an IPv6 address without its closing "]"; write an origin such as "https://example.com""#,
+            ),
+        ];
+        for (input, want) in cases {
+            let got = parse_entry(input)
+                .map(|e| e.to_string())
+                .unwrap_err()
+                .to_string();
+            assert_eq!(&got, want, "input {input:?}");
+        }
+    }
+
+    #[test]
+    fn display_round_trips_normalised_entries() {
+        for input in [
+            "https://stats.example.com",
+            "http://localhost:8080",
+            "https://*.example.com",
+            "http://*.example.com:8080",
+            "*",
+        ] {
+            assert_eq!(parse_entry(input).unwrap().to_string(), input);
+        }
+    }
+}
