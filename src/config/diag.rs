@@ -1,0 +1,194 @@
+//! Config problems: where each one is (file or environment variable, key path), what was found,
+//! what to write instead, and how the whole list is printed.
+
+use std::fmt;
+
+/// How bad a problem is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Severity {
+    /// The gateway starts anyway; the message is printed.
+    Warning,
+    /// The gateway refuses to start and exits with code 2.
+    Error,
+}
+
+/// Where a problem was found: a config file or an environment variable.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Origin {
+    /// The config file, as named on the command line.
+    File(String),
+    /// An environment variable, such as `ACKEE_ALLOW_ORIGIN`.
+    Env(&'static str),
+}
+
+/// One problem, ready to print as `error: FILE: KEY: MESSAGE`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Diagnostic {
+    /// Error or warning.
+    pub severity: Severity,
+    /// File or environment variable.
+    pub origin: Origin,
+    /// The key path, such as `cors.allowed_origins[2]`. Empty for the document itself.
+    pub key: String,
+    /// What was found and what to write instead.
+    pub message: String,
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let level = match self.severity {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        };
+        let place = match &self.origin {
+            Origin::File(path) => path.clone(),
+            Origin::Env(var) => format!("environment variable {var}"),
+        };
+        if self.key.is_empty() {
+            write!(f, "{level}: {place}: {}", self.message)
+        } else {
+            write!(f, "{level}: {place}: {}: {}", self.key, self.message)
+        }
+    }
+}
+
+/// Every problem found in one run, in the order found.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Diagnostics {
+    items: Vec<Diagnostic>,
+}
+
+impl Diagnostics {
+    /// An empty list.
+    pub fn new() -> Self {
+        Diagnostics::default()
+    }
+
+    /// Records an error.
+    pub fn error(&mut self, origin: &Origin, key: impl Into<String>, message: impl Into<String>) {
+        self.push(Severity::Error, origin, key, message);
+    }
+
+    /// Records a warning.
+    pub fn warning(&mut self, origin: &Origin, key: impl Into<String>, message: impl Into<String>) {
+        self.push(Severity::Warning, origin, key, message);
+    }
+
+    fn push(
+        &mut self,
+        severity: Severity,
+        origin: &Origin,
+        key: impl Into<String>,
+        message: impl Into<String>,
+    ) {
+        self.items.push(Diagnostic {
+            severity,
+            origin: origin.clone(),
+            key: key.into(),
+            message: message.into(),
+        });
+    }
+
+    /// Whether any error (not just warnings) was recorded.
+    pub fn has_errors(&self) -> bool {
+        self.items.iter().any(|d| d.severity == Severity::Error)
+    }
+
+    /// How many errors were recorded.
+    pub fn error_count(&self) -> usize {
+        self.items
+            .iter()
+            .filter(|d| d.severity == Severity::Error)
+            .count()
+    }
+
+    /// All problems, errors and warnings, in the order found.
+    pub fn iter(&self) -> impl Iterator<Item = &Diagnostic> {
+        self.items.iter()
+    }
+
+    /// All problems as owned values.
+    pub fn into_vec(self) -> Vec<Diagnostic> {
+        self.items
+    }
+
+    /// Appends another list.
+    pub fn extend(&mut self, other: Diagnostics) {
+        self.items.extend(other.items);
+    }
+}
+
+impl fmt::Display for Diagnostics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for d in &self.items {
+            writeln!(f, "{d}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The closest candidate to a misspelt key, if any is close enough to be a likely typo.
+pub fn did_you_mean<'a>(found: &str, candidates: &[&'a str]) -> Option<&'a str> {
+    let found = found.to_ascii_lowercase();
+    candidates
+        .iter()
+        .map(|c| (edit_distance(&found, c), *c))
+        .filter(|(d, c)| *d <= 2.max(c.len() / 4))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != *cb);
+            cur[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn typos_get_a_suggestion_and_strangers_do_not() {
+        let keys = [
+            "listeners",
+            "cors",
+            "upstream",
+            "metrics",
+            "limits",
+            "trusted_proxies",
+        ];
+        assert_eq!(did_you_mean("listenrs", &keys), Some("listeners"));
+        assert_eq!(did_you_mean("Listeners", &keys), Some("listeners"));
+        assert_eq!(did_you_mean("metric", &keys), Some("metrics"));
+        assert_eq!(
+            did_you_mean("trusted_proxy", &keys),
+            Some("trusted_proxies")
+        );
+        assert_eq!(did_you_mean("database", &keys), None);
+    }
+
+    #[test]
+    fn diagnostics_print_level_place_key_and_message() {
+        let mut d = Diagnostics::new();
+        let file = Origin::File("conf/x.yaml".into());
+        d.error(&file, "cors.allowed_origins[2]", "bad");
+        d.warning(&Origin::Env("ACKEE_ALLOW_ORIGIN"), "[0]", "odd");
+        d.error(&file, "", "not YAML");
+        assert_eq!(
+            d.to_string(),
+            "error: conf/x.yaml: cors.allowed_origins[2]: bad\n\
+             warning: environment variable ACKEE_ALLOW_ORIGIN: [0]: odd\n\
+             error: conf/x.yaml: not YAML\n"
+        );
+        assert_eq!(d.error_count(), 2);
+    }
+}

@@ -1,0 +1,375 @@
+//! The config file as written: every key the YAML may hold, read with its key path, shape-checked
+//! but not yet validated. [`super::validate`] turns this into the internal [`super::Config`].
+
+use serde_yaml::Value;
+
+use super::reader::{Keyed, Reader, Section};
+
+/// Pingora's own server keys that the gateway accepts at the top level.
+pub const PINGORA_KEYS: &[&str] = &[
+    "version",
+    "daemon",
+    "error_log",
+    "pid_file",
+    "upgrade_sock",
+    "user",
+    "group",
+    "threads",
+    "work_stealing",
+    "grace_period_seconds",
+    "graceful_shutdown_timeout_seconds",
+    "upstream_keepalive_pool_size",
+    "daemon_wait_for_ready",
+];
+
+/// The gateway's own top-level sections.
+pub const GATEWAY_KEYS: &[&str] = &[
+    "listeners",
+    "cors",
+    "upstream",
+    "metrics",
+    "limits",
+    "trusted_proxies",
+];
+
+/// Keys of one entry of `listeners`.
+pub const LISTENER_KEYS: &[&str] = &["name", "address"];
+/// Keys of `cors`.
+pub const CORS_KEYS: &[&str] = &[
+    "allowed_origins",
+    "allow_credentials",
+    "allowed_methods",
+    "allowed_headers",
+    "max_age_seconds",
+    "disallowed_origin",
+];
+/// Keys of `upstream`.
+pub const UPSTREAM_KEYS: &[&str] = &[
+    "replicas",
+    "connect_timeout_seconds",
+    "read_timeout_seconds",
+    "write_timeout_seconds",
+    "idle_timeout_seconds",
+];
+/// Keys of one entry of `upstream.replicas`.
+pub const REPLICA_KEYS: &[&str] = &["address", "name", "weight"];
+/// Keys of `metrics`.
+pub const METRICS_KEYS: &[&str] = &["address"];
+/// Keys of `limits`.
+pub const LIMITS_KEYS: &[&str] = &["max_body_bytes", "max_header_bytes"];
+
+/// Pingora's server keys as written.
+#[derive(Debug, Default)]
+pub struct FileServer {
+    /// `version`: accepted and ignored, as pingora does.
+    pub version: Option<Keyed<u64>>,
+    /// `daemon`: fork into the background.
+    pub daemon: Option<Keyed<bool>>,
+    /// `error_log`: a file for the log instead of stderr.
+    pub error_log: Option<Keyed<String>>,
+    /// `pid_file`.
+    pub pid_file: Option<Keyed<String>>,
+    /// `upgrade_sock`: the socket the graceful upgrade hands listeners over.
+    pub upgrade_sock: Option<Keyed<String>>,
+    /// `user` to drop privileges to after binding.
+    pub user: Option<Keyed<String>>,
+    /// `group` to drop privileges to after binding.
+    pub group: Option<Keyed<String>>,
+    /// `threads` per service.
+    pub threads: Option<Keyed<u64>>,
+    /// `work_stealing` between threads.
+    pub work_stealing: Option<Keyed<bool>>,
+    /// `grace_period_seconds` before shutting down after SIGTERM or SIGQUIT.
+    pub grace_period_seconds: Option<Keyed<u64>>,
+    /// `graceful_shutdown_timeout_seconds` for runtimes to finish.
+    pub graceful_shutdown_timeout_seconds: Option<Keyed<u64>>,
+    /// `upstream_keepalive_pool_size`.
+    pub upstream_keepalive_pool_size: Option<Keyed<u64>>,
+    /// `daemon_wait_for_ready`: the daemonising parent waits until the child is ready.
+    pub daemon_wait_for_ready: Option<Keyed<bool>>,
+}
+
+/// One `listeners` entry as written.
+#[derive(Debug)]
+pub struct FileListener {
+    /// The entry's path, such as `listeners[0]`.
+    pub key: String,
+    /// `name`, used in logs.
+    pub name: Option<Keyed<String>>,
+    /// `address`, `IP:PORT`.
+    pub address: Option<Keyed<String>>,
+}
+
+/// `cors` as written.
+#[derive(Debug, Default)]
+pub struct FileCors {
+    /// `allowed_origins`.
+    pub allowed_origins: Option<Keyed<Vec<Keyed<String>>>>,
+    /// `allow_credentials`.
+    pub allow_credentials: Option<Keyed<bool>>,
+    /// `allowed_methods`.
+    pub allowed_methods: Option<Keyed<Vec<Keyed<String>>>>,
+    /// `allowed_headers`.
+    pub allowed_headers: Option<Keyed<Vec<Keyed<String>>>>,
+    /// `max_age_seconds`.
+    pub max_age_seconds: Option<Keyed<u64>>,
+    /// `disallowed_origin`: `forward` or `reject`.
+    pub disallowed_origin: Option<Keyed<String>>,
+}
+
+/// One `upstream.replicas` entry as written.
+#[derive(Debug)]
+pub struct FileReplica {
+    /// The entry's path, such as `upstream.replicas[0]`.
+    pub key: String,
+    /// `address`, `HOST:PORT`.
+    pub address: Option<Keyed<String>>,
+    /// `name`, used in metrics and logs.
+    pub name: Option<Keyed<String>>,
+    /// `weight`.
+    pub weight: Option<Keyed<u64>>,
+}
+
+/// `upstream` as written.
+#[derive(Debug, Default)]
+pub struct FileUpstream {
+    /// The section's path, `upstream`.
+    pub key: String,
+    /// `replicas`.
+    pub replicas: Option<Keyed<Vec<FileReplica>>>,
+    /// `connect_timeout_seconds`.
+    pub connect_timeout_seconds: Option<Keyed<f64>>,
+    /// `read_timeout_seconds`.
+    pub read_timeout_seconds: Option<Keyed<f64>>,
+    /// `write_timeout_seconds`.
+    pub write_timeout_seconds: Option<Keyed<f64>>,
+    /// `idle_timeout_seconds`.
+    pub idle_timeout_seconds: Option<Keyed<f64>>,
+}
+
+/// `metrics` as written.
+#[derive(Debug, Default)]
+pub struct FileMetrics {
+    /// The section's path, `metrics`.
+    pub key: String,
+    /// `address`.
+    pub address: Option<Keyed<String>>,
+}
+
+/// `limits` as written.
+#[derive(Debug, Default)]
+pub struct FileLimits {
+    /// `max_body_bytes`.
+    pub max_body_bytes: Option<Keyed<u64>>,
+    /// `max_header_bytes`.
+    pub max_header_bytes: Option<Keyed<u64>>,
+}
+
+/// The whole file as written.
+#[derive(Debug, Default)]
+pub struct FileConfig {
+    /// Pingora's keys.
+    pub server: FileServer,
+    /// `listeners`.
+    pub listeners: Option<Keyed<Vec<FileListener>>>,
+    /// `cors`.
+    pub cors: FileCors,
+    /// `upstream`, if written.
+    pub upstream: Option<FileUpstream>,
+    /// `metrics`, if written.
+    pub metrics: Option<FileMetrics>,
+    /// `limits`.
+    pub limits: FileLimits,
+    /// `trusted_proxies`.
+    pub trusted_proxies: Option<Keyed<Vec<Keyed<String>>>>,
+}
+
+const WHOLE: &str = "a whole number";
+const ADDR_EXAMPLE: &str = "an address in quotes, such as \"127.0.0.1:8080\"";
+
+/// Reads the document, reporting every shape problem.
+pub fn read(r: &mut Reader<'_>, doc: &Value) -> FileConfig {
+    let mut known: Vec<&'static str> = GATEWAY_KEYS.to_vec();
+    known.extend_from_slice(PINGORA_KEYS);
+    let Some(root) = Section::open(
+        r,
+        "",
+        doc,
+        &known,
+        "a mapping of keys such as \"listeners:\" and \"cors:\"",
+    ) else {
+        return FileConfig::default();
+    };
+
+    let server = FileServer {
+        version: root.whole(r, "version", "1"),
+        daemon: root.flag(r, "daemon"),
+        error_log: root.text(r, "error_log", "a file path in quotes"),
+        pid_file: root.text(
+            r,
+            "pid_file",
+            "a file path in quotes, such as \"/run/ackee-gateway/ackee-gateway.pid\"",
+        ),
+        upgrade_sock: root.text(
+            r,
+            "upgrade_sock",
+            "a file path in quotes, such as \"/run/ackee-gateway/upgrade.sock\"",
+        ),
+        user: root.text(r, "user", "a user name in quotes"),
+        group: root.text(r, "group", "a group name in quotes"),
+        threads: root.whole(r, "threads", "a whole number such as 2"),
+        work_stealing: root.flag(r, "work_stealing"),
+        grace_period_seconds: root.whole(
+            r,
+            "grace_period_seconds",
+            "a whole number of seconds such as 3",
+        ),
+        graceful_shutdown_timeout_seconds: root.whole(
+            r,
+            "graceful_shutdown_timeout_seconds",
+            "a whole number of seconds such as 2",
+        ),
+        upstream_keepalive_pool_size: root.whole(r, "upstream_keepalive_pool_size", WHOLE),
+        daemon_wait_for_ready: root.flag(r, "daemon_wait_for_ready"),
+    };
+
+    let listeners = root
+        .sections(
+            r,
+            "listeners",
+            LISTENER_KEYS,
+            "[{address: \"127.0.0.1:8080\"}]",
+        )
+        .map(|list| Keyed {
+            key: list.key,
+            value: list
+                .value
+                .into_iter()
+                .map(|s| FileListener {
+                    key: s.path().to_owned(),
+                    name: s.text(r, "name", "a name in quotes, such as \"public\""),
+                    address: s.text(r, "address", ADDR_EXAMPLE),
+                })
+                .collect(),
+        });
+
+    let cors = match root.section(
+        r,
+        "cors",
+        CORS_KEYS,
+        "a mapping with allowed_origins and the other CORS keys",
+    ) {
+        None => FileCors::default(),
+        Some(s) => FileCors {
+            allowed_origins: s.texts(r, "allowed_origins", "[\"https://example.com\"]"),
+            allow_credentials: s.flag(r, "allow_credentials"),
+            allowed_methods: s.texts(r, "allowed_methods", "[GET, POST, PATCH, OPTIONS]"),
+            allowed_headers: s.texts(
+                r,
+                "allowed_headers",
+                "[Content-Type, Authorization, Time-Zone]",
+            ),
+            max_age_seconds: s.whole(
+                r,
+                "max_age_seconds",
+                "a whole number of seconds such as 3600",
+            ),
+            disallowed_origin: s.text(r, "disallowed_origin", "forward or reject"),
+        },
+    };
+
+    let upstream = root
+        .section(
+            r,
+            "upstream",
+            UPSTREAM_KEYS,
+            "a mapping with replicas and timeouts",
+        )
+        .map(|s| FileUpstream {
+            key: s.path().to_owned(),
+            replicas: s
+                .sections(
+                    r,
+                    "replicas",
+                    REPLICA_KEYS,
+                    "[{address: \"127.0.0.1:3000\"}]",
+                )
+                .map(|list| Keyed {
+                    key: list.key,
+                    value: list
+                        .value
+                        .into_iter()
+                        .map(|rs| FileReplica {
+                            key: rs.path().to_owned(),
+                            address: rs.text(
+                                r,
+                                "address",
+                                "an address in quotes, such as \"127.0.0.1:3000\"",
+                            ),
+                            name: rs.text(r, "name", "a name in quotes, such as \"ackee-1\""),
+                            weight: rs.whole(r, "weight", "a whole number such as 1"),
+                        })
+                        .collect(),
+                }),
+            connect_timeout_seconds: s.seconds(
+                r,
+                "connect_timeout_seconds",
+                "a number of seconds greater than 0, such as 2",
+            ),
+            read_timeout_seconds: s.seconds(
+                r,
+                "read_timeout_seconds",
+                "a number of seconds greater than 0, such as 60",
+            ),
+            write_timeout_seconds: s.seconds(
+                r,
+                "write_timeout_seconds",
+                "a number of seconds greater than 0, such as 30",
+            ),
+            idle_timeout_seconds: s.seconds(
+                r,
+                "idle_timeout_seconds",
+                "a number of seconds greater than 0, such as 4",
+            ),
+        });
+
+    let metrics = root
+        .section(r, "metrics", METRICS_KEYS, "a mapping with address")
+        .map(|s| FileMetrics {
+            key: s.path().to_owned(),
+            address: s.text(
+                r,
+                "address",
+                "an address in quotes, such as \"127.0.0.1:9464\"",
+            ),
+        });
+
+    let limits = match root.section(
+        r,
+        "limits",
+        LIMITS_KEYS,
+        "a mapping with max_body_bytes and max_header_bytes",
+    ) {
+        None => FileLimits::default(),
+        Some(s) => FileLimits {
+            max_body_bytes: s.whole(r, "max_body_bytes", "a whole number of bytes such as 65536"),
+            max_header_bytes: s.whole(
+                r,
+                "max_header_bytes",
+                "a whole number of bytes such as 16384",
+            ),
+        },
+    };
+
+    let trusted_proxies = root.texts(r, "trusted_proxies", "[\"10.0.0.0/8\"]");
+
+    FileConfig {
+        server,
+        listeners,
+        cors,
+        upstream,
+        metrics,
+        limits,
+        trusted_proxies,
+    }
+}

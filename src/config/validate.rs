@@ -1,0 +1,643 @@
+//! From the file as written to the internal [`Config`]: every semantic check, every default, and
+//! `ACKEE_ALLOW_ORIGIN`. All problems are collected; none stops the others from being found.
+
+use std::collections::HashMap;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::time::Duration;
+
+use super::diag::{Diagnostics, Origin};
+use super::file::{FileConfig, FileCors, FileLimits, FileServer, FileUpstream};
+use super::reader::{Keyed, Reader};
+use super::types::{
+    Config, Limits, Listener, MetricsSettings, NODE_KEEP_ALIVE_SECONDS, Replica, ServerSettings,
+    UpstreamSettings,
+};
+use crate::cors::{
+    ACKEE_HEADERS, ACKEE_MAX_AGE_SECONDS, ACKEE_METHODS, CorsSettings, DisallowedOrigin,
+};
+use crate::forwarded::{Cidr, TrustedProxies};
+use crate::origin::{Entry, OriginSet, parse_entry};
+
+/// The environment variable that, as in Ackee, lists the allowed origins.
+pub const ENV_ALLOW_ORIGIN: &str = "ACKEE_ALLOW_ORIGIN";
+
+const LISTEN_EXAMPLE: &str = "an IP address and port, such as \"127.0.0.1:8080\" or \"[::]:443\"";
+
+/// Validates the file (and `ACKEE_ALLOW_ORIGIN`, if set). Returns `None` if any error was found;
+/// every problem is in `diags` either way.
+pub fn validate(
+    file_origin: &Origin,
+    diags: &mut Diagnostics,
+    file: FileConfig,
+    env_allow_origin: Option<&str>,
+) -> Option<Config> {
+    let mut r = Reader {
+        origin: file_origin.clone(),
+        diags,
+    };
+
+    let server = server(&mut r, file.server);
+    let listeners = listeners(&mut r, file.listeners);
+    let (cors, origins_from_env) = cors(&mut r, file.cors, env_allow_origin);
+    let upstream = upstream(&mut r, file.upstream);
+    let metrics = file.metrics.and_then(|m| match m.address {
+        None => {
+            r.error(
+                &format!("{}.address", m.key),
+                "missing; write the address Prometheus scrapes, such as \"127.0.0.1:9464\"",
+            );
+            None
+        }
+        Some(a) => listen_address(&mut r, &a).map(|address| MetricsSettings { address }),
+    });
+    if let (Some(m), Some(ls)) = (&metrics, &listeners) {
+        if let Some(l) = ls.iter().find(|l| l.address == m.address) {
+            r.error(
+                "metrics.address",
+                format!(
+                    "\"{}\" is also the address of listener \"{}\"; give metrics its own port",
+                    m.address, l.name
+                ),
+            );
+        }
+    }
+    let limits = limits(&mut r, file.limits);
+    let trusted_proxies = trusted_proxies(&mut r, file.trusted_proxies);
+
+    if r.diags.has_errors() {
+        return None;
+    }
+    Some(Config {
+        server,
+        listeners: listeners?,
+        cors: cors?,
+        origins_from_env,
+        upstream: upstream?,
+        metrics,
+        limits,
+        trusted_proxies,
+    })
+}
+
+fn server(r: &mut Reader<'_>, f: FileServer) -> ServerSettings {
+    let mut s = ServerSettings::default();
+    let _ = f.version;
+    if let Some(v) = f.daemon {
+        s.daemon = v.value;
+    }
+    if let Some(v) = non_empty(r, f.error_log, "a file path") {
+        s.error_log = Some(v);
+    }
+    if let Some(v) = non_empty(r, f.pid_file, "a file path") {
+        s.pid_file = v;
+    }
+    if let Some(v) = non_empty(r, f.upgrade_sock, "a file path") {
+        s.upgrade_sock = v;
+    }
+    s.user = non_empty(r, f.user, "a user name");
+    s.group = non_empty(r, f.group, "a group name");
+    if let Some(t) = f.threads {
+        match t.value {
+            1..=1024 => s.threads = t.value as usize,
+            n => r.error(
+                &t.key,
+                format!("found {n}; write a whole number from 1 to 1024"),
+            ),
+        }
+    }
+    if let Some(v) = f.work_stealing {
+        s.work_stealing = v.value;
+    }
+    if let Some(v) = f.grace_period_seconds {
+        s.grace_period_seconds = v.value;
+    }
+    if let Some(v) = f.graceful_shutdown_timeout_seconds {
+        s.graceful_shutdown_timeout_seconds = v.value;
+    }
+    if let Some(v) = f.upstream_keepalive_pool_size {
+        s.upstream_keepalive_pool_size = v.value as usize;
+    }
+    if let Some(v) = f.daemon_wait_for_ready {
+        s.daemon_wait_for_ready = v.value;
+    }
+    s
+}
+
+fn non_empty(r: &mut Reader<'_>, v: Option<Keyed<String>>, what: &str) -> Option<String> {
+    let v = v?;
+    if v.value.trim().is_empty() {
+        r.error(
+            &v.key,
+            format!("is empty; write {what}, or leave the key out"),
+        );
+        None
+    } else {
+        Some(v.value)
+    }
+}
+
+fn listen_address(r: &mut Reader<'_>, a: &Keyed<String>) -> Option<SocketAddr> {
+    match a.value.trim().parse::<SocketAddr>() {
+        Ok(addr) if addr.port() == 0 => {
+            r.error(
+                &a.key,
+                format!(
+                    "found \"{}\" with port 0; write a fixed port, such as \"127.0.0.1:8080\"",
+                    a.value
+                ),
+            );
+            None
+        }
+        Ok(addr) => Some(addr),
+        Err(_) => {
+            r.error(
+                &a.key,
+                format!("found \"{}\"; write {LISTEN_EXAMPLE}", a.value),
+            );
+            None
+        }
+    }
+}
+
+fn listeners(
+    r: &mut Reader<'_>,
+    f: Option<Keyed<Vec<super::file::FileListener>>>,
+) -> Option<Vec<Listener>> {
+    let Some(list) = f else {
+        r.error(
+            "listeners",
+            "missing; write at least one listener, such as listeners: [{address: \"127.0.0.1:8080\"}]",
+        );
+        return None;
+    };
+    if list.value.is_empty() {
+        r.error(
+            &list.key,
+            "is empty; write at least one listener, such as [{address: \"127.0.0.1:8080\"}]",
+        );
+        return None;
+    }
+    let mut out = Vec::new();
+    let mut seen: HashMap<SocketAddr, String> = HashMap::new();
+    let mut ok = true;
+    for l in list.value {
+        let Some(addr) = l.address else {
+            r.error(
+                &format!("{}.address", l.key),
+                format!("missing; write {LISTEN_EXAMPLE}"),
+            );
+            ok = false;
+            continue;
+        };
+        let Some(address) = listen_address(r, &addr) else {
+            ok = false;
+            continue;
+        };
+        if let Some(first) = seen.get(&address) {
+            r.error(
+                &addr.key,
+                format!("\"{address}\" is also {first}'s address; give each listener its own"),
+            );
+            ok = false;
+            continue;
+        }
+        seen.insert(address, l.key.clone());
+        let name = non_empty(r, l.name, "a name").unwrap_or_else(|| address.to_string());
+        out.push(Listener { name, address });
+    }
+    ok.then_some(out)
+}
+
+/// One origin entry with the key it came from, for messages.
+struct Written {
+    key: String,
+    text: String,
+}
+
+fn cors(r: &mut Reader<'_>, f: FileCors, env: Option<&str>) -> (Option<CorsSettings>, bool) {
+    // Where the origins come from.
+    let env_origin = Origin::Env(ENV_ALLOW_ORIGIN);
+    let (source, written): (Origin, Option<Vec<Written>>) = match env {
+        Some(value) => {
+            if let Some(list) = &f.allowed_origins {
+                r.warning(
+                    &list.key,
+                    format!("is replaced by the environment variable {ENV_ALLOW_ORIGIN}"),
+                );
+            }
+            if value.trim().is_empty() {
+                r.diags.error(
+                    &env_origin,
+                    "",
+                    "is set but empty; set it to an origin such as \"https://example.com\", to a comma-separated list, or to \"*\", or unset it",
+                );
+                (env_origin, None)
+            } else {
+                let items = value
+                    .split(',')
+                    .enumerate()
+                    .map(|(i, t)| Written {
+                        key: format!("[{i}]"),
+                        text: t.to_owned(),
+                    })
+                    .collect();
+                (env_origin, Some(items))
+            }
+        }
+        None => match f.allowed_origins {
+            None => {
+                r.error(
+                    "cors.allowed_origins",
+                    format!(
+                        "missing; list the origins of the sites that embed the tracker, such as [\"https://example.com\"], or set {ENV_ALLOW_ORIGIN}"
+                    ),
+                );
+                (r.origin.clone(), None)
+            }
+            Some(list) if list.value.is_empty() => {
+                r.error(
+                    &list.key,
+                    "is empty, so no site could send visits; list the origins of the sites that embed the tracker, such as [\"https://example.com\"]",
+                );
+                (r.origin.clone(), None)
+            }
+            Some(list) => (
+                r.origin.clone(),
+                Some(
+                    list.value
+                        .into_iter()
+                        .map(|k| Written {
+                            key: k.key,
+                            text: k.value,
+                        })
+                        .collect(),
+                ),
+            ),
+        },
+    };
+    let from_env = matches!(source, Origin::Env(_));
+
+    // Normalise every entry, reporting each bad one.
+    let mut entries: Vec<(String, Entry)> = Vec::new();
+    let mut origins_ok = written.is_some();
+    for w in written.unwrap_or_default() {
+        match parse_entry(&w.text) {
+            Ok(e) => entries.push((w.key, e)),
+            Err(e) => {
+                r.diags.error(&source, &w.key, e.to_string());
+                origins_ok = false;
+            }
+        }
+    }
+    let star_key = entries
+        .iter()
+        .find(|(_, e)| *e == Entry::Any)
+        .map(|(k, _)| k.clone());
+    if let Some(star) = &star_key {
+        if entries.len() > 1 {
+            r.diags.error(
+                &source,
+                star,
+                "is \"*\", which allows every origin, so the other entries do nothing; keep only \"*\", or remove it and list the origins",
+            );
+            origins_ok = false;
+        }
+    }
+    let mut seen: HashMap<String, String> = HashMap::new();
+    for (key, e) in &entries {
+        let text = e.to_string();
+        if let Some(first) = seen.get(&text) {
+            r.diags.warning(
+                &source,
+                key,
+                format!("\"{text}\" is the same origin as {first}; remove one"),
+            );
+        } else {
+            seen.insert(text, key.clone());
+        }
+    }
+
+    // Credentials: on by default, off with "*", and never both.
+    let any = star_key.is_some();
+    let allow_credentials = match &f.allow_credentials {
+        None => !any,
+        Some(c) if c.value && any => {
+            let star_place = match &source {
+                Origin::Env(var) => format!("{var} is \"*\""),
+                Origin::File(_) => format!(
+                    "{} is \"*\"",
+                    star_key.as_deref().unwrap_or("cors.allowed_origins")
+                ),
+            };
+            r.error(
+                &c.key,
+                format!(
+                    "is true, but {star_place}; browsers refuse credentials together with \"*\", so write cors.allow_credentials: false, or list the origins instead of \"*\""
+                ),
+            );
+            origins_ok = false;
+            false
+        }
+        Some(c) => c.value,
+    };
+
+    let mut ok = origins_ok;
+    let allowed_methods = match f.allowed_methods {
+        None => ACKEE_METHODS.iter().map(|s| s.to_string()).collect(),
+        Some(list) => {
+            if list.value.is_empty() {
+                r.error(&list.key, "is empty, so every preflight would be refused; write at least POST, such as [GET, POST, PATCH, OPTIONS]");
+                ok = false;
+            }
+            let mut out: Vec<String> = Vec::new();
+            for m in list.value {
+                let text = m.value.trim();
+                if text == "*" {
+                    r.error(
+                        &m.key,
+                        "is \"*\"; write the methods by name, such as GET, POST, PATCH, OPTIONS",
+                    );
+                    ok = false;
+                } else if !is_token(text) {
+                    r.error(&m.key, format!("found \"{}\", which is not an HTTP method; write a method such as POST", m.value));
+                    ok = false;
+                } else {
+                    let upper = text.to_ascii_uppercase();
+                    if !out.contains(&upper) {
+                        out.push(upper);
+                    }
+                }
+            }
+            out
+        }
+    };
+    let allowed_headers = match f.allowed_headers {
+        None => ACKEE_HEADERS.iter().map(|s| s.to_string()).collect(),
+        Some(list) => {
+            let mut out: Vec<String> = Vec::new();
+            for h in list.value {
+                let text = h.value.trim();
+                if text == "*" {
+                    r.error(
+                        &h.key,
+                        "is \"*\"; browsers ignore \"*\" when credentials are on, so write the header names, such as Content-Type",
+                    );
+                    ok = false;
+                } else if !is_token(text) {
+                    r.error(&h.key, format!("found \"{}\", which is not a header name; write a name such as Content-Type", h.value));
+                    ok = false;
+                } else if !out.iter().any(|o| o.eq_ignore_ascii_case(text)) {
+                    out.push(text.to_owned());
+                }
+            }
+            out
+        }
+    };
+    let max_age_seconds = match f.max_age_seconds {
+        None => Some(ACKEE_MAX_AGE_SECONDS),
+        Some(m) => match u32::try_from(m.value) {
+            Ok(v) => Some(v),
+            Err(_) => {
+                r.error(&m.key, format!("found {}; write a number of seconds such as 3600 (browsers cap it at 7200 or 86400)", m.value));
+                ok = false;
+                None
+            }
+        },
+    };
+    let disallowed_origin = match f.disallowed_origin {
+        None => DisallowedOrigin::Forward,
+        Some(d) => match d.value.trim() {
+            "forward" => DisallowedOrigin::Forward,
+            "reject" => DisallowedOrigin::Reject,
+            other => {
+                r.error(
+                    &d.key,
+                    format!("found \"{other}\"; write forward or reject"),
+                );
+                ok = false;
+                DisallowedOrigin::Forward
+            }
+        },
+    };
+    if !ok {
+        return (None, from_env);
+    }
+    let settings = CorsSettings {
+        origins: OriginSet::new(entries.into_iter().map(|(_, e)| e)),
+        allow_credentials,
+        allowed_methods,
+        allowed_headers,
+        max_age_seconds,
+        disallowed_origin,
+    };
+    (Some(settings), from_env)
+}
+
+/// RFC 9110 token characters.
+fn is_token(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+fn seconds(v: Option<Keyed<f64>>, default: Duration) -> Duration {
+    v.map(|k| Duration::from_secs_f64(k.value))
+        .unwrap_or(default)
+}
+
+fn upstream(r: &mut Reader<'_>, f: Option<FileUpstream>) -> Option<UpstreamSettings> {
+    let Some(f) = f else {
+        r.error(
+            "upstream",
+            "missing; write where Ackee listens, such as upstream: {replicas: [{address: \"127.0.0.1:3000\"}]}",
+        );
+        return None;
+    };
+    let replicas_key = format!("{}.replicas", f.key);
+    let list = match f.replicas {
+        None => {
+            r.error(
+                &replicas_key,
+                "missing; write where Ackee listens, such as [{address: \"127.0.0.1:3000\"}]",
+            );
+            return None;
+        }
+        Some(list) if list.value.is_empty() => {
+            r.error(
+                &list.key,
+                "is empty; write where Ackee listens, such as [{address: \"127.0.0.1:3000\"}]",
+            );
+            return None;
+        }
+        Some(list) => list.value,
+    };
+    let mut ok = true;
+    let mut replicas = Vec::new();
+    let mut names: HashMap<String, String> = HashMap::new();
+    let mut addrs: HashMap<SocketAddr, String> = HashMap::new();
+    for rf in list {
+        let Some(a) = rf.address else {
+            r.error(
+                &format!("{}.address", rf.key),
+                "missing; write where this Ackee listens, such as \"127.0.0.1:3000\"",
+            );
+            ok = false;
+            continue;
+        };
+        let Some(address) = resolve(r, &a) else {
+            ok = false;
+            continue;
+        };
+        if let Some(first) = addrs.get(&address) {
+            r.error(
+                &a.key,
+                format!(
+                    "\"{}\" is the same address as {first}; list each Ackee once",
+                    a.value
+                ),
+            );
+            ok = false;
+            continue;
+        }
+        addrs.insert(address, rf.key.clone());
+        let name = non_empty(r, rf.name, "a name").unwrap_or_else(|| a.value.trim().to_owned());
+        if let Some(first) = names.get(&name) {
+            r.error(
+                &format!("{}.name", rf.key),
+                format!("\"{name}\" is also the name of {first}; give each replica its own name"),
+            );
+            ok = false;
+            continue;
+        }
+        names.insert(name.clone(), rf.key.clone());
+        let weight = match rf.weight {
+            None => 1,
+            Some(w) if (1..=1000).contains(&w.value) => w.value as usize,
+            Some(w) => {
+                r.error(
+                    &w.key,
+                    format!("found {}; write a whole number from 1 to 1000 (to stop traffic to a replica, remove it from the list)", w.value),
+                );
+                ok = false;
+                1
+            }
+        };
+        replicas.push(Replica {
+            name,
+            written: a.value.trim().to_owned(),
+            address,
+            weight,
+        });
+    }
+    if let Some(idle) = &f.idle_timeout_seconds {
+        if idle.value >= NODE_KEEP_ALIVE_SECONDS {
+            r.warning(
+                &idle.key,
+                format!(
+                    "is {} seconds, but Node (and so Ackee) closes idle connections after 5, so a request can meet a closing connection; write 4",
+                    idle.value
+                ),
+            );
+        }
+    }
+    let settings = UpstreamSettings {
+        replicas,
+        connect_timeout: seconds(f.connect_timeout_seconds, UpstreamSettings::CONNECT_TIMEOUT),
+        read_timeout: seconds(f.read_timeout_seconds, UpstreamSettings::READ_TIMEOUT),
+        write_timeout: seconds(f.write_timeout_seconds, UpstreamSettings::WRITE_TIMEOUT),
+        idle_timeout: seconds(f.idle_timeout_seconds, UpstreamSettings::IDLE_TIMEOUT),
+    };
+    ok.then_some(settings)
+}
+
+/// Resolves `HOST:PORT` once, at start-up. An IPv4 address is preferred when a name has both.
+fn resolve(r: &mut Reader<'_>, a: &Keyed<String>) -> Option<SocketAddr> {
+    let text = a.value.trim();
+    if let Ok(addr) = text.parse::<SocketAddr>() {
+        if addr.port() == 0 {
+            r.error(
+                &a.key,
+                format!(
+                    "found \"{text}\" with port 0; write the port Ackee listens on, such as 3000"
+                ),
+            );
+            return None;
+        }
+        return Some(addr);
+    }
+    let Some((host, port)) = text.rsplit_once(':') else {
+        r.error(
+            &a.key,
+            format!("found \"{text}\" without a port; write \"{text}:3000\" if Ackee listens on its default port"),
+        );
+        return None;
+    };
+    let port = match port.parse::<u16>() {
+        Ok(p) if p != 0 => p,
+        _ => {
+            r.error(
+                &a.key,
+                format!("found \"{text}\"; write a port from 1 to 65535 after the host"),
+            );
+            return None;
+        }
+    };
+    match (host, port).to_socket_addrs() {
+        Ok(addrs) => {
+            let addrs: Vec<SocketAddr> = addrs.collect();
+            match addrs.iter().find(|a| a.is_ipv4()).or(addrs.first()) {
+                Some(addr) => Some(*addr),
+                None => {
+                    r.error(
+                        &a.key,
+                        format!("\"{text}\" resolves to no address; write an IP address and port"),
+                    );
+                    None
+                }
+            }
+        }
+        Err(e) => {
+            r.error(
+                &a.key,
+                format!("\"{text}\" could not be resolved ({e}); write an IP address and port, or a host name this machine resolves"),
+            );
+            None
+        }
+    }
+}
+
+fn limits(r: &mut Reader<'_>, f: FileLimits) -> Limits {
+    let mut l = Limits::default();
+    if let Some(b) = f.max_body_bytes {
+        if b.value == 0 {
+            r.error(&b.key, "found 0, which would refuse every tracker request; write a number of bytes such as 65536");
+        } else {
+            l.max_body_bytes = b.value;
+        }
+    }
+    if let Some(h) = f.max_header_bytes {
+        if (1024..=1_048_575).contains(&h.value) {
+            l.max_header_bytes = h.value as usize;
+        } else {
+            r.error(
+                &h.key,
+                format!(
+                    "found {}; write a number of bytes from 1024 to 1048575, such as 16384",
+                    h.value
+                ),
+            );
+        }
+    }
+    l
+}
+
+fn trusted_proxies(r: &mut Reader<'_>, f: Option<Keyed<Vec<Keyed<String>>>>) -> TrustedProxies {
+    let mut cidrs = Vec::new();
+    for item in f.map(|l| l.value).unwrap_or_default() {
+        match Cidr::parse(&item.value) {
+            Ok(c) => cidrs.push(c),
+            Err(e) => r.error(&item.key, e.to_string()),
+        }
+    }
+    TrustedProxies::new(cidrs)
+}
