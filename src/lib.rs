@@ -1,0 +1,36 @@
+//! ackee-gateway: an edge gateway for self-hosted [Ackee](https://github.com/electerious/Ackee),
+//! on Cloudflare's Pingora. It answers CORS preflights at the edge, proxies tracker traffic to
+//! Ackee with Ackee's own CORS headers replaced, and counts everything for Prometheus.
+//!
+//! # Layout
+//!
+//! Pure logic first; none of these modules imports pingora, and each is unit-tested on its own:
+//!
+//! | module | owns |
+//! |---|---|
+//! | [`origin`] | normalising allow-list entries, compiling and matching origins |
+//! | [`cors`] | preflight and actual-request decisions, every CORS header value, `Vary` merging |
+//! | [`forwarded`] | trusted proxies and the client-IP headers Ackee believes |
+//! | [`limits`] | request head and body size checks |
+//! | [`config`] | reading the YAML file, validating it, reporting every problem at once |
+//!
+//! Then the thin pingora layer:
+//!
+//! | module | owns |
+//! |---|---|
+//! | [`metrics`] | every Prometheus metric, registered once |
+//! | [`proxy`] | the `ProxyHttp` implementation: each phase calls into the modules above |
+//! | [`server`] | turning a [`config::Config`] into a running pingora `Server` |
+//! | [`upstream`] | choosing an Ackee replica on pingora's load balancer; the peer and its timeouts |
+//!
+//! The binary (`src/main.rs`) parses the command line, loads the config and calls [`server`].
+
+pub mod config;
+pub mod cors;
+pub mod forwarded;
+pub mod limits;
+pub mod metrics;
+pub mod origin;
+pub mod proxy;
+pub mod server;
+pub mod upstream;

@@ -1,0 +1,133 @@
+//! The `ackee-gateway` binary: parse the command line, load and validate the config, run.
+//!
+//! Exit codes: 0 on a clean stop or a valid `-t`, 2 on a config problem or bad arguments.
+
+use std::process::ExitCode;
+
+use ackee_gateway::config::{self, ENV_ALLOW_ORIGIN, Severity};
+use pingora_core::server::configuration::Opt;
+
+const USAGE: &str = "\
+usage: ackee-gateway [-c FILE] [-t] [-u] [-d]
+
+  -c, --conf FILE   the config file (default /etc/ackee-gateway/ackee-gateway.yaml)
+  -t, --test        check the config and exit: 0 if it is valid, 2 if not
+  -u, --upgrade     take over the listening sockets of a running gateway (graceful upgrade)
+  -d, --daemon      run in the background
+  -V, --version     print the version
+  -h, --help        print this help
+
+Environment: ACKEE_ALLOW_ORIGIN replaces cors.allowed_origins, as in Ackee
+(one origin, \"*\", or a comma-separated list). RUST_LOG sets the log level (default info).
+";
+
+const DEFAULT_CONF: &str = "/etc/ackee-gateway/ackee-gateway.yaml";
+
+struct Args {
+    conf: String,
+    test: bool,
+    upgrade: bool,
+    daemon: bool,
+}
+
+fn parse_args() -> Result<Option<Args>, String> {
+    let mut args = Args {
+        conf: DEFAULT_CONF.to_owned(),
+        test: false,
+        upgrade: false,
+        daemon: false,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "-c" | "--conf" => {
+                args.conf = it.next().ok_or_else(|| format!("{a} needs a file name"))?;
+            }
+            "-t" | "--test" => args.test = true,
+            "-u" | "--upgrade" => args.upgrade = true,
+            "-d" | "--daemon" => args.daemon = true,
+            "-h" | "--help" => {
+                print!("{USAGE}");
+                return Ok(None);
+            }
+            "-V" | "--version" => {
+                println!("ackee-gateway {}", env!("CARGO_PKG_VERSION"));
+                return Ok(None);
+            }
+            other => {
+                if let Some(file) = other.strip_prefix("--conf=") {
+                    args.conf = file.to_owned();
+                } else {
+                    return Err(format!("unknown argument \"{other}\""));
+                }
+            }
+        }
+    }
+    Ok(Some(args))
+}
+
+fn main() -> ExitCode {
+    let args = match parse_args() {
+        Ok(Some(a)) => a,
+        Ok(None) => return ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ackee-gateway: {e}\n\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
+        .format_target(false)
+        .init();
+
+    let env_origins = std::env::var(ENV_ALLOW_ORIGIN).ok();
+    let loaded = match config::load(&args.conf, env_origins.as_deref()) {
+        Ok(l) => l,
+        Err(diags) => {
+            eprint!("{diags}");
+            let n = diags.error_count();
+            let s = if n == 1 { "" } else { "s" };
+            eprintln!("ackee-gateway: {n} problem{s} in the configuration; nothing was started");
+            return ExitCode::from(2);
+        }
+    };
+    for w in loaded
+        .warnings
+        .iter()
+        .filter(|d| d.severity == Severity::Warning)
+    {
+        eprintln!("{w}");
+    }
+    if args.test {
+        eprintln!("ackee-gateway: {} is valid", args.conf);
+        return ExitCode::SUCCESS;
+    }
+
+    let opt = Opt {
+        upgrade: args.upgrade,
+        daemon: args.daemon,
+        nocapture: false,
+        test: false,
+        conf: None,
+    };
+    let server = match ackee_gateway::server::build(&loaded.config, opt) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("ackee-gateway: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    log::info!(
+        "ackee-gateway {} starting: {} listener(s), {} replica(s), {} allowed origin(s){}",
+        env!("CARGO_PKG_VERSION"),
+        loaded.config.listeners.len(),
+        loaded.config.upstream.replicas.len(),
+        loaded.config.cors.origins.len(),
+        if loaded.config.origins_from_env {
+            " from ACKEE_ALLOW_ORIGIN"
+        } else {
+            ""
+        },
+    );
+    server.run_forever()
+}

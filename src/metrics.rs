@@ -1,0 +1,348 @@
+//! Every Prometheus metric the gateway exports, registered once at start-up.
+//!
+//! Label values come only from fixed sets ([`Refusal`], [`RequestKind`], [`method_label`],
+//! status classes, [`UpstreamErrorKind`]) or from the config (replica names). Children of each
+//! metric family are resolved at start-up, so counting on the request path is an atomic add.
+//! The `prometheus` crate is the version pingora-prometheus re-exports.
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
+};
+
+use crate::cors::Refusal;
+use crate::limits::Exceeded;
+
+/// Whether a CORS refusal was of a preflight or of an actual request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RequestKind {
+    /// An `OPTIONS` preflight.
+    Preflight,
+    /// Any other request carrying `Origin`.
+    Actual,
+}
+
+impl RequestKind {
+    /// The metric label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RequestKind::Preflight => "preflight",
+            RequestKind::Actual => "actual",
+        }
+    }
+}
+
+/// What went wrong talking to Ackee. A fixed set, safe for labels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UpstreamErrorKind {
+    /// The connection was refused: nothing listens.
+    ConnectRefused,
+    /// The connection timed out.
+    ConnectTimeout,
+    /// Any other failure to connect.
+    ConnectError,
+    /// Ackee did not answer within the read timeout.
+    ReadTimeout,
+    /// Writing the request to Ackee timed out.
+    WriteTimeout,
+    /// Ackee closed or reset the connection mid-request.
+    ConnectionClosed,
+    /// Ackee sent something that is not valid HTTP.
+    InvalidResponse,
+    /// Anything else.
+    Other,
+}
+
+impl UpstreamErrorKind {
+    /// Every kind, for pre-registering series.
+    pub const ALL: [UpstreamErrorKind; 8] = [
+        UpstreamErrorKind::ConnectRefused,
+        UpstreamErrorKind::ConnectTimeout,
+        UpstreamErrorKind::ConnectError,
+        UpstreamErrorKind::ReadTimeout,
+        UpstreamErrorKind::WriteTimeout,
+        UpstreamErrorKind::ConnectionClosed,
+        UpstreamErrorKind::InvalidResponse,
+        UpstreamErrorKind::Other,
+    ];
+
+    /// The metric label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UpstreamErrorKind::ConnectRefused => "connect_refused",
+            UpstreamErrorKind::ConnectTimeout => "connect_timeout",
+            UpstreamErrorKind::ConnectError => "connect_error",
+            UpstreamErrorKind::ReadTimeout => "read_timeout",
+            UpstreamErrorKind::WriteTimeout => "write_timeout",
+            UpstreamErrorKind::ConnectionClosed => "connection_closed",
+            UpstreamErrorKind::InvalidResponse => "invalid_response",
+            UpstreamErrorKind::Other => "other",
+        }
+    }
+}
+
+/// The method label: the common methods by name, anything else as `other`.
+pub const METHODS: [&str; 8] = [
+    "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "other",
+];
+
+/// Maps a request method to its label index in [`METHODS`].
+pub fn method_label(method: &http::Method) -> usize {
+    METHODS[..7]
+        .iter()
+        .position(|m| *m == method.as_str())
+        .unwrap_or(7)
+}
+
+/// Status classes, plus `none` when no response could be sent.
+pub const STATUS_CLASSES: [&str; 6] = ["1xx", "2xx", "3xx", "4xx", "5xx", "none"];
+
+/// Maps a status code to its label index in [`STATUS_CLASSES`].
+pub fn status_label(status: Option<u16>) -> usize {
+    match status {
+        Some(s @ 100..=599) => usize::from(s / 100) - 1,
+        _ => 5,
+    }
+}
+
+/// Upstream latency buckets in seconds: Ackee answers tracker mutations in milliseconds.
+pub const LATENCY_BUCKETS: [f64; 12] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
+];
+
+/// Per-replica children, resolved once.
+struct ReplicaMetrics {
+    latency: Histogram,
+    errors: Vec<IntCounter>,
+}
+
+/// All metrics, with their children resolved.
+pub struct Metrics {
+    registry: Registry,
+    preflights: [IntCounter; 2],
+    rejections: Vec<IntCounter>,
+    requests: Vec<IntCounter>,
+    limits: [IntCounter; 2],
+    replicas: Vec<ReplicaMetrics>,
+    /// Kept so the family is registered.
+    _build_info: IntGaugeVec,
+}
+
+fn counter_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    let v = IntCounterVec::new(Opts::new(name, help), labels).expect("metric definition is valid");
+    registry
+        .register(Box::new(v.clone()))
+        .expect("metric names are unique");
+    v
+}
+
+impl Metrics {
+    /// Registers every metric in a new registry. `replicas` are the configured replica names.
+    pub fn new(replicas: &[String]) -> Metrics {
+        let registry = Registry::new();
+
+        let build_info = IntGaugeVec::new(
+            Opts::new(
+                "ackee_gateway_build_info",
+                "Always 1; the labels say which build is running.",
+            ),
+            &["version"],
+        )
+        .expect("metric definition is valid");
+        registry
+            .register(Box::new(build_info.clone()))
+            .expect("metric names are unique");
+        let g: IntGauge = build_info.with_label_values(&[env!("CARGO_PKG_VERSION")]);
+        g.set(1);
+
+        let preflights = counter_vec(
+            &registry,
+            "ackee_gateway_preflights_total",
+            "CORS preflights answered at the edge, by result.",
+            &["result"],
+        );
+        let rejections = counter_vec(
+            &registry,
+            "ackee_gateway_cors_rejections_total",
+            "Requests whose origin, method or requested header is not allowed, by reason and request kind.",
+            &["reason", "request"],
+        );
+        let requests = counter_vec(
+            &registry,
+            "ackee_gateway_requests_total",
+            "Requests served, by method and status class.",
+            &["method", "status"],
+        );
+        let limits = counter_vec(
+            &registry,
+            "ackee_gateway_limit_rejections_total",
+            "Requests refused for size: header (431) or body (413).",
+            &["limit"],
+        );
+        let latency = prometheus::HistogramVec::new(
+            HistogramOpts::new(
+                "ackee_gateway_upstream_response_seconds",
+                "Time from sending a request to Ackee until its response header arrived, by replica.",
+            )
+            .buckets(LATENCY_BUCKETS.to_vec()),
+            &["replica"],
+        )
+        .expect("metric definition is valid");
+        registry
+            .register(Box::new(latency.clone()))
+            .expect("metric names are unique");
+        let upstream_errors = counter_vec(
+            &registry,
+            "ackee_gateway_upstream_errors_total",
+            "Failures talking to Ackee, by replica and kind.",
+            &["replica", "kind"],
+        );
+
+        let mut rejection_children = Vec::new();
+        for reason in Refusal::ALL {
+            for kind in [RequestKind::Preflight, RequestKind::Actual] {
+                rejection_children
+                    .push(rejections.with_label_values(&[reason.as_str(), kind.as_str()]));
+            }
+        }
+        let mut request_children = Vec::new();
+        for m in METHODS {
+            for s in STATUS_CLASSES {
+                request_children.push(requests.with_label_values(&[m, s]));
+            }
+        }
+        let replicas = replicas
+            .iter()
+            .map(|name| ReplicaMetrics {
+                latency: latency.with_label_values(&[name.as_str()]),
+                errors: UpstreamErrorKind::ALL
+                    .iter()
+                    .map(|k| upstream_errors.with_label_values(&[name.as_str(), k.as_str()]))
+                    .collect(),
+            })
+            .collect();
+
+        Metrics {
+            preflights: [
+                preflights.with_label_values(&["allowed"]),
+                preflights.with_label_values(&["refused"]),
+            ],
+            rejections: rejection_children,
+            requests: request_children,
+            limits: [
+                limits.with_label_values(&["header"]),
+                limits.with_label_values(&["body"]),
+            ],
+            replicas,
+            registry,
+            _build_info: build_info,
+        }
+    }
+
+    /// Counts a preflight answered at the edge.
+    pub fn preflight(&self, allowed: bool) {
+        self.preflights[usize::from(!allowed)].inc();
+    }
+
+    /// Counts a CORS refusal.
+    pub fn rejection(&self, reason: Refusal, kind: RequestKind) {
+        let r = Refusal::ALL.iter().position(|x| *x == reason).unwrap_or(0);
+        let k = usize::from(kind == RequestKind::Actual);
+        self.rejections[r * 2 + k].inc();
+    }
+
+    /// Counts a finished request.
+    pub fn request(&self, method: &http::Method, status: Option<u16>) {
+        let i = method_label(method) * STATUS_CLASSES.len() + status_label(status);
+        self.requests[i].inc();
+    }
+
+    /// Counts a request refused for its size.
+    pub fn limit(&self, which: Exceeded) {
+        self.limits[usize::from(which == Exceeded::Body)].inc();
+    }
+
+    /// Records Ackee's response time for a replica (by config index).
+    pub fn upstream_latency(&self, replica: usize, seconds: f64) {
+        if let Some(r) = self.replicas.get(replica) {
+            r.latency.observe(seconds);
+        }
+    }
+
+    /// Counts a failure talking to a replica (by config index).
+    pub fn upstream_error(&self, replica: usize, kind: UpstreamErrorKind) {
+        if let Some(r) = self.replicas.get(replica) {
+            let k = UpstreamErrorKind::ALL
+                .iter()
+                .position(|x| *x == kind)
+                .unwrap_or(0);
+            r.errors[k].inc();
+        }
+    }
+
+    /// The registry, for serving and for further metric families.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// Every metric in Prometheus text format.
+    pub fn render(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(16 * 1024);
+        let families = self.registry.gather();
+        if TextEncoder::new().encode(&families, &mut out).is_err() {
+            out.clear();
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_land_on_the_right_labels() {
+        let m = Metrics::new(&["ackee-1".to_owned()]);
+        m.preflight(true);
+        m.preflight(false);
+        m.preflight(false);
+        m.rejection(Refusal::Header, RequestKind::Preflight);
+        m.rejection(Refusal::Origin, RequestKind::Actual);
+        m.request(&http::Method::POST, Some(201));
+        m.request(&http::Method::from_bytes(b"BREW").unwrap(), Some(418));
+        m.request(&http::Method::GET, None);
+        m.limit(Exceeded::Body);
+        m.upstream_latency(0, 0.003);
+        m.upstream_error(0, UpstreamErrorKind::ConnectRefused);
+        let text = String::from_utf8(m.render()).unwrap();
+        for line in [
+            "ackee_gateway_build_info{version=\"0.1.0\"} 1",
+            "ackee_gateway_preflights_total{result=\"allowed\"} 1",
+            "ackee_gateway_preflights_total{result=\"refused\"} 2",
+            "ackee_gateway_cors_rejections_total{reason=\"header\",request=\"preflight\"} 1",
+            "ackee_gateway_cors_rejections_total{reason=\"origin\",request=\"actual\"} 1",
+            "ackee_gateway_cors_rejections_total{reason=\"origin\",request=\"preflight\"} 0",
+            "ackee_gateway_requests_total{method=\"POST\",status=\"2xx\"} 1",
+            "ackee_gateway_requests_total{method=\"other\",status=\"4xx\"} 1",
+            "ackee_gateway_requests_total{method=\"GET\",status=\"none\"} 1",
+            "ackee_gateway_limit_rejections_total{limit=\"body\"} 1",
+            "ackee_gateway_upstream_response_seconds_count{replica=\"ackee-1\"} 1",
+            "ackee_gateway_upstream_errors_total{kind=\"connect_refused\",replica=\"ackee-1\"} 1",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "missing {line:?} in\n{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn labels_are_bounded_whatever_the_client_sends() {
+        assert_eq!(
+            METHODS[method_label(&http::Method::from_bytes(b"XYZZY").unwrap())],
+            "other"
+        );
+        assert_eq!(STATUS_CLASSES[status_label(Some(999))], "none");
+        assert_eq!(STATUS_CLASSES[status_label(Some(204))], "2xx");
+    }
+}

@@ -1,0 +1,468 @@
+//! The `ProxyHttp` implementation. Each phase is a few lines that call into the pure modules
+//! ([`crate::cors`], [`crate::limits`], [`crate::forwarded`]) and count what happened.
+//!
+//! | phase | does |
+//! |---|---|
+//! | `request_filter` | size limits; preflights answered at the edge; the origin decision |
+//! | `request_body_filter` | the body limit for streamed bodies |
+//! | `upstream_peer` | picks a replica not yet tried for this request |
+//! | `upstream_request_filter` | client-IP headers, `X-Forwarded-*` |
+//! | `upstream_response_filter` | upstream latency |
+//! | `response_filter` | Ackee's CORS headers out, the gateway's in, `Vary: Origin` merged |
+//! | `fail_to_connect`, `error_while_proxy` | upstream errors counted |
+//! | `fail_to_proxy` | a short 502, 504 or 4xx body, with CORS headers for allowed origins |
+//! | `logging` | requests by method and status class |
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use http::{HeaderValue, header};
+use log::{debug, warn};
+use pingora_core::upstreams::peer::HttpPeer;
+use pingora_core::{Error, ErrorSource, ErrorType, Result};
+use pingora_proxy::{FailToProxy, ProxyHttp, Session};
+
+use pingora::http::{RequestHeader, ResponseHeader};
+
+use crate::config::Limits;
+use crate::cors::allow_origin::is_same_origin;
+use crate::cors::{
+    CorsPolicy, DisallowedOrigin, OriginVerdict, Preflight, Refusal, names, strip, vary,
+};
+use crate::forwarded::{self, TrustedProxies};
+use crate::limits::Exceeded;
+use crate::metrics::{Metrics, RequestKind, UpstreamErrorKind};
+use crate::upstream::{MAX_REPLICAS, Upstream};
+
+/// Everything the gateway's listeners share, built once at start-up.
+pub struct Shared {
+    /// The compiled CORS policy.
+    pub cors: CorsPolicy,
+    /// Request size limits.
+    pub limits: Limits,
+    /// Peers whose client-IP headers are believed.
+    pub trusted: TrustedProxies,
+    /// The Ackee replicas.
+    pub upstream: Upstream,
+    /// Prometheus metrics.
+    pub metrics: Arc<Metrics>,
+}
+
+/// The proxy for one listener.
+pub struct Gateway {
+    shared: Arc<Shared>,
+    scheme: &'static str,
+    proto: HeaderValue,
+}
+
+impl Gateway {
+    /// A proxy for a plain-HTTP (`tls == false`) or TLS listener.
+    pub fn new(shared: Arc<Shared>, tls: bool) -> Gateway {
+        let scheme = if tls { "https" } else { "http" };
+        Gateway {
+            shared,
+            scheme,
+            proto: HeaderValue::from_static(scheme),
+        }
+    }
+}
+
+/// The CORS state of a request, decided once in `request_filter`.
+#[derive(Debug, Default)]
+pub enum CorsState {
+    /// No `Origin`, or the gateway's own origin: no CORS headers.
+    #[default]
+    NotApplicable,
+    /// Allowed: this `Access-Control-Allow-Origin` value.
+    Allowed(HeaderValue),
+    /// Not allowed, and forwarded without CORS headers.
+    Refused,
+}
+
+/// Per-request state.
+#[derive(Debug, Default)]
+pub struct Ctx {
+    /// The CORS decision.
+    pub cors: CorsState,
+    /// The replica chosen for the current attempt.
+    pub replica: Option<usize>,
+    /// Replicas already tried for this request, as a bit mask.
+    pub tried: u64,
+    /// When the request was handed to the current replica.
+    pub sent_at: Option<Instant>,
+    /// Request body bytes seen so far.
+    pub body_bytes: u64,
+}
+
+const TEXT_PLAIN: HeaderValue = HeaderValue::from_static("text/plain; charset=utf-8");
+
+impl Gateway {
+    /// Adds the CORS headers an allowed origin gets on an actual response, and `Vary: Origin`.
+    fn decorate(&self, resp: &mut ResponseHeader, cors: &CorsState) -> Result<()> {
+        if let CorsState::Allowed(value) = cors {
+            resp.insert_header(names::ALLOW_ORIGIN, value.clone())?;
+            if let Some(c) = self.shared.cors.credentials() {
+                resp.insert_header(names::ALLOW_CREDENTIALS, c.clone())?;
+            }
+        }
+        match vary::merge(&resp.headers) {
+            vary::VaryMerge::Keep => {}
+            vary::VaryMerge::Insert => resp.insert_header(names::VARY, vary::ORIGIN.clone())?,
+            vary::VaryMerge::Replace(v) => resp.insert_header(names::VARY, v)?,
+        }
+        Ok(())
+    }
+
+    /// Answers at the edge with a short text body.
+    async fn respond_text(
+        &self,
+        session: &mut Session,
+        cors: &CorsState,
+        status: u16,
+        body: &'static [u8],
+        keepalive: bool,
+    ) -> Result<()> {
+        let mut resp = ResponseHeader::build(status, Some(6))?;
+        resp.insert_header("Content-Type", TEXT_PLAIN)?;
+        resp.insert_header("Content-Length", body.len())?;
+        self.decorate(&mut resp, cors)?;
+        if !keepalive {
+            session.set_keepalive(None);
+        }
+        session.write_response_header(Box::new(resp), false).await?;
+        session
+            .write_response_body(Some(Bytes::from_static(body)), true)
+            .await
+    }
+
+    /// The host the client addressed: `Host`, or the HTTP/2 `:authority`.
+    fn request_host(req: &RequestHeader) -> &[u8] {
+        match req.headers.get(header::HOST) {
+            Some(h) => h.as_bytes(),
+            None => req
+                .uri
+                .authority()
+                .map_or(&[][..], |a| a.as_str().as_bytes()),
+        }
+    }
+}
+
+fn upstream_error_kind(e: &Error) -> UpstreamErrorKind {
+    match e.etype() {
+        ErrorType::ConnectRefused => UpstreamErrorKind::ConnectRefused,
+        ErrorType::ConnectTimedout => UpstreamErrorKind::ConnectTimeout,
+        ErrorType::ConnectNoRoute
+        | ErrorType::ConnectError
+        | ErrorType::BindError
+        | ErrorType::SocketError => UpstreamErrorKind::ConnectError,
+        ErrorType::ReadTimedout => UpstreamErrorKind::ReadTimeout,
+        ErrorType::WriteTimedout => UpstreamErrorKind::WriteTimeout,
+        ErrorType::ConnectionClosed | ErrorType::ReadError | ErrorType::WriteError => {
+            UpstreamErrorKind::ConnectionClosed
+        }
+        ErrorType::InvalidHTTPHeader
+        | ErrorType::H1Error
+        | ErrorType::H2Error
+        | ErrorType::InvalidH2 => UpstreamErrorKind::InvalidResponse,
+        _ => UpstreamErrorKind::Other,
+    }
+}
+
+/// The status and body for a request that failed after `request_filter`.
+fn failure_response(e: &Error) -> (u16, &'static [u8]) {
+    match e.etype() {
+        ErrorType::HTTPStatus(413) => (413, Exceeded::Body.body()),
+        ErrorType::HTTPStatus(503) => (503, b"Service Unavailable: no Ackee replica is up\n"),
+        ErrorType::HTTPStatus(code) if (400..600).contains(code) => (*code, b"Error\n"),
+        ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout
+            if e.esource() == &ErrorSource::Upstream =>
+        {
+            (504, b"Gateway Timeout: Ackee did not answer in time\n")
+        }
+        _ => match e.esource() {
+            ErrorSource::Upstream => (502, b"Bad Gateway: Ackee is not reachable\n"),
+            ErrorSource::Downstream => match e.etype() {
+                ErrorType::ReadError | ErrorType::WriteError | ErrorType::ConnectionClosed => {
+                    (0, b"")
+                }
+                ErrorType::ReadTimedout => (408, b"Request Timeout\n"),
+                _ => (400, b"Bad Request\n"),
+            },
+            ErrorSource::Internal | ErrorSource::Unset => (500, b"Internal Server Error\n"),
+        },
+    }
+}
+
+#[async_trait]
+impl ProxyHttp for Gateway {
+    type CTX = Ctx;
+
+    fn new_ctx(&self) -> Ctx {
+        Ctx::default()
+    }
+
+    async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
+        let s = &*self.shared;
+        let req = session.req_header();
+
+        if let Err(exceeded) = s.limits.check_head(&req.method, &req.uri, &req.headers) {
+            s.metrics.limit(exceeded);
+            if let OriginVerdict::Allowed(v) = s.cors.actual(&req.headers) {
+                ctx.cors = CorsState::Allowed(v);
+            }
+            self.respond_text(
+                session,
+                &ctx.cors,
+                exceeded.status(),
+                exceeded.body(),
+                false,
+            )
+            .await?;
+            return Ok(true);
+        }
+
+        if CorsPolicy::is_preflight(&req.method, &req.headers) {
+            match s.cors.preflight(&req.headers) {
+                Preflight::Allowed(allow_origin) => {
+                    s.metrics.preflight(true);
+                    let mut resp = ResponseHeader::build(204, Some(8))?;
+                    for (name, value) in s.cors.preflight_headers(allow_origin) {
+                        resp.append_header(name, value)?;
+                    }
+                    session.write_response_header(Box::new(resp), true).await?;
+                }
+                Preflight::Refused(reason) => {
+                    s.metrics.preflight(false);
+                    s.metrics.rejection(reason, RequestKind::Preflight);
+                    self.respond_text(session, &CorsState::NotApplicable, 403, reason.body(), true)
+                        .await?;
+                }
+            }
+            return Ok(true);
+        }
+
+        ctx.cors = match s.cors.actual(&req.headers) {
+            OriginVerdict::Absent => CorsState::NotApplicable,
+            OriginVerdict::Allowed(v) => CorsState::Allowed(v),
+            OriginVerdict::Refused => {
+                let same_origin = req
+                    .headers
+                    .get(header::ORIGIN)
+                    .is_some_and(|o| is_same_origin(o, self.scheme, Self::request_host(req)));
+                if same_origin {
+                    CorsState::NotApplicable
+                } else {
+                    s.metrics.rejection(Refusal::Origin, RequestKind::Actual);
+                    if s.cors.disallowed_origin() == DisallowedOrigin::Reject {
+                        self.respond_text(
+                            session,
+                            &CorsState::NotApplicable,
+                            403,
+                            Refusal::Origin.body(),
+                            true,
+                        )
+                        .await?;
+                        return Ok(true);
+                    }
+                    CorsState::Refused
+                }
+            }
+        };
+
+        if let Err(exceeded) = s.limits.check_declared_body(&req.headers) {
+            s.metrics.limit(exceeded);
+            self.respond_text(
+                session,
+                &ctx.cors,
+                exceeded.status(),
+                exceeded.body(),
+                false,
+            )
+            .await?;
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    async fn request_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<Bytes>,
+        _end_of_stream: bool,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
+        if let Some(chunk) = body {
+            ctx.body_bytes += chunk.len() as u64;
+            if let Err(exceeded) = self.shared.limits.check_body_so_far(ctx.body_bytes) {
+                self.shared.metrics.limit(exceeded);
+                return Error::e_explain(
+                    ErrorType::HTTPStatus(413),
+                    "request body over limits.max_body_bytes",
+                );
+            }
+        }
+        Ok(())
+    }
+
+    async fn upstream_peer(&self, _session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
+        let up = &self.shared.upstream;
+        let Some(i) = up.select(ctx.tried) else {
+            return Error::e_explain(ErrorType::HTTPStatus(503), "no Ackee replica is available");
+        };
+        if i < MAX_REPLICAS {
+            ctx.tried |= 1 << i;
+        }
+        ctx.replica = Some(i);
+        match up.peer(i) {
+            Some(peer) => Ok(peer),
+            None => Error::e_explain(ErrorType::InternalError, "replica index out of range"),
+        }
+    }
+
+    async fn upstream_request_filter(
+        &self,
+        session: &mut Session,
+        upstream_request: &mut RequestHeader,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
+        let peer = session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .map(|a| forwarded::canonical(a.ip()));
+        let trusted = peer.is_some_and(|ip| self.shared.trusted.trusts(ip));
+        if !trusted {
+            for name in &forwarded::SPOOFABLE {
+                upstream_request.remove_header(name);
+            }
+        }
+        if let Some(ip) = peer {
+            let xff = forwarded::forwarded_for(
+                upstream_request
+                    .headers
+                    .get_all(&forwarded::X_FORWARDED_FOR)
+                    .iter(),
+                ip,
+                trusted,
+            );
+            upstream_request.insert_header(forwarded::X_FORWARDED_FOR.clone(), xff)?;
+            if !trusted || !upstream_request.headers.contains_key(&forwarded::X_REAL_IP) {
+                upstream_request
+                    .insert_header(forwarded::X_REAL_IP.clone(), forwarded::real_ip(ip))?;
+            }
+        } else if !trusted {
+            upstream_request.remove_header(&forwarded::X_FORWARDED_FOR);
+            upstream_request.remove_header(&forwarded::X_REAL_IP);
+        }
+        if !trusted
+            || !upstream_request
+                .headers
+                .contains_key(&forwarded::X_FORWARDED_PROTO)
+        {
+            upstream_request
+                .insert_header(forwarded::X_FORWARDED_PROTO.clone(), self.proto.clone())?;
+        }
+        ctx.sent_at = Some(Instant::now());
+        Ok(())
+    }
+
+    async fn upstream_response_filter(
+        &self,
+        _session: &mut Session,
+        upstream_response: &mut ResponseHeader,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
+        if upstream_response.status.is_informational() {
+            return Ok(());
+        }
+        if let (Some(i), Some(sent)) = (ctx.replica, ctx.sent_at.take()) {
+            self.shared
+                .metrics
+                .upstream_latency(i, sent.elapsed().as_secs_f64());
+        }
+        Ok(())
+    }
+
+    async fn response_filter(
+        &self,
+        _session: &mut Session,
+        upstream_response: &mut ResponseHeader,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
+        while let Some(name) = strip::first_access_control(&upstream_response.headers) {
+            upstream_response.remove_header(&name);
+        }
+        self.decorate(upstream_response, &ctx.cors)
+    }
+
+    fn fail_to_connect(
+        &self,
+        _session: &mut Session,
+        _peer: &HttpPeer,
+        ctx: &mut Ctx,
+        e: Box<Error>,
+    ) -> Box<Error> {
+        if let Some(i) = ctx.replica {
+            self.shared
+                .metrics
+                .upstream_error(i, upstream_error_kind(&e));
+        }
+        e
+    }
+
+    fn error_while_proxy(
+        &self,
+        peer: &HttpPeer,
+        session: &mut Session,
+        e: Box<Error>,
+        ctx: &mut Ctx,
+        client_reused: bool,
+    ) -> Box<Error> {
+        if e.esource() == &ErrorSource::Upstream {
+            if let Some(i) = ctx.replica {
+                self.shared
+                    .metrics
+                    .upstream_error(i, upstream_error_kind(&e));
+            }
+        }
+        // Pingora's default policy: never retry a non-idempotent request (POST, PATCH) once it
+        // was sent; retry others only when the failure was on a reused connection.
+        let mut e = e.more_context(format!("Peer: {peer}"));
+        if !session.req_header().method.is_idempotent() || session.as_ref().retry_buffer_truncated()
+        {
+            e.set_retry(false);
+        } else {
+            e.retry.decide_reuse(client_reused);
+        }
+        e
+    }
+
+    async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Ctx) -> FailToProxy {
+        let (code, body) = failure_response(e);
+        if code > 0 && session.response_written().is_none() {
+            if let Err(write_err) = self
+                .respond_text(session, &ctx.cors, code, body, false)
+                .await
+            {
+                debug!("could not send the {code} answer: {write_err}");
+            }
+        }
+        FailToProxy {
+            error_code: code,
+            can_reuse_downstream: false,
+        }
+    }
+
+    async fn logging(&self, session: &mut Session, e: Option<&Error>, _ctx: &mut Ctx) {
+        let status = session.response_written().map(|r| r.status.as_u16());
+        self.shared
+            .metrics
+            .request(&session.req_header().method, status);
+        if let Some(e) = e {
+            if status.is_none() {
+                warn!("request failed before a response was sent: {e}");
+            }
+        }
+    }
+}
