@@ -1,0 +1,395 @@
+//! An in-process fake Ackee 3.4.2 on 127.0.0.1 with an ephemeral port.
+//!
+//! It answers like Ackee: GraphQL mutations on `POST /api` (createRecord, updateRecord,
+//! createAction, updateAction), `OPTIONS` with 204, the Apollo health check, `/tracker.js`.
+//! It records every request it sees, and it can also send Ackee's own CORS headers (as Ackee
+//! does when `ACKEE_ALLOW_ORIGIN` is set, with Ackee's substring matching), so tests prove the
+//! gateway strips them. It can be stopped and started again on the same port.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::Duration;
+
+/// One request as Ackee saw it.
+#[derive(Clone, Debug)]
+pub struct Seen {
+    pub method: String,
+    pub path: String,
+    /// Header names lowercased, in arrival order.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    /// Which TCP connection (counted from 1) carried it.
+    pub connection: u64,
+}
+
+impl Seen {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        let name = name.to_ascii_lowercase();
+        self.headers
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn headers_named(&self, name: &str) -> Vec<&str> {
+        let name = name.to_ascii_lowercase();
+        self.headers
+            .iter()
+            .filter(|(k, _)| *k == name)
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+
+    /// The GraphQL operation in a tracker mutation, if any.
+    pub fn mutation(&self) -> Option<&'static str> {
+        let body = String::from_utf8_lossy(&self.body);
+        [
+            "createRecord",
+            "updateRecord",
+            "createAction",
+            "updateAction",
+        ]
+        .into_iter()
+        .find(|m| body.contains(m))
+    }
+}
+
+/// How the fake behaves; can be changed while it runs.
+#[derive(Clone, Debug, Default)]
+pub struct Behaviour {
+    /// Emulate `ACKEE_ALLOW_ORIGIN`: send Ackee's CORS headers on every response.
+    pub ackee_allow_origin: Option<String>,
+    /// A `Vary` header to send, as a framework behind Ackee might.
+    pub vary: Option<String>,
+    /// Wait this long before answering `POST /api` (to provoke read timeouts).
+    pub delay: Option<Duration>,
+    /// Status of the health check (default 200).
+    pub health_status: Option<u16>,
+    /// Answer every request with this status instead (the body says so).
+    pub status: Option<u16>,
+}
+
+struct State {
+    seen: Mutex<Vec<Seen>>,
+    behaviour: Mutex<Behaviour>,
+    connections: AtomicU64,
+    ids: AtomicU64,
+    open: Mutex<Vec<TcpStream>>,
+    running: AtomicBool,
+    name: String,
+}
+
+/// The fake server. Dropping it stops it.
+pub struct FakeAckee {
+    pub addr: SocketAddr,
+    state: Arc<State>,
+    accept_thread: Option<thread::JoinHandle<()>>,
+}
+
+impl FakeAckee {
+    /// Starts on an ephemeral loopback port.
+    pub fn start() -> FakeAckee {
+        Self::start_named("ackee")
+    }
+
+    /// Starts with a name that appears in its answers (`X-Replica`), to tell replicas apart.
+    pub fn start_named(name: &str) -> FakeAckee {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind fake Ackee");
+        let addr = listener.local_addr().unwrap();
+        let state = Arc::new(State {
+            seen: Mutex::new(Vec::new()),
+            behaviour: Mutex::new(Behaviour::default()),
+            connections: AtomicU64::new(0),
+            ids: AtomicU64::new(0),
+            open: Mutex::new(Vec::new()),
+            running: AtomicBool::new(true),
+            name: name.to_owned(),
+        });
+        let accept_thread = Some(spawn_accept(listener, state.clone()));
+        FakeAckee {
+            addr,
+            state,
+            accept_thread,
+        }
+    }
+
+    /// Changes the behaviour for the following requests.
+    pub fn set(&self, f: impl FnOnce(&mut Behaviour)) {
+        f(&mut self.state.behaviour.lock().unwrap());
+    }
+
+    /// Every request seen so far.
+    pub fn seen(&self) -> Vec<Seen> {
+        self.state.seen.lock().unwrap().clone()
+    }
+
+    /// How many requests were seen.
+    pub fn count(&self) -> usize {
+        self.state.seen.lock().unwrap().len()
+    }
+
+    /// How many requests to a path were seen.
+    pub fn count_path(&self, path: &str) -> usize {
+        self.state
+            .seen
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|s| s.path == path)
+            .count()
+    }
+
+    /// How many TCP connections were accepted.
+    pub fn connections(&self) -> u64 {
+        self.state.connections.load(Ordering::SeqCst)
+    }
+
+    /// Stops listening and closes every open connection, as a crashed Ackee would.
+    pub fn stop(&mut self) {
+        if !self.state.running.swap(false, Ordering::SeqCst) {
+            return;
+        }
+        // Wake the accept loop.
+        let _ = TcpStream::connect(self.addr);
+        if let Some(t) = self.accept_thread.take() {
+            let _ = t.join();
+        }
+        for s in self.state.open.lock().unwrap().drain(..) {
+            let _ = s.shutdown(Shutdown::Both);
+        }
+    }
+
+    /// Starts again on the same port.
+    pub fn restart(&mut self) {
+        self.stop();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let listener = loop {
+            match TcpListener::bind(self.addr) {
+                Ok(l) => break l,
+                Err(e) if std::time::Instant::now() < deadline => {
+                    let _ = e;
+                    thread::sleep(Duration::from_millis(20));
+                }
+                Err(e) => panic!("fake Ackee could not bind {} again: {e}", self.addr),
+            }
+        };
+        self.state.running.store(true, Ordering::SeqCst);
+        self.accept_thread = Some(spawn_accept(listener, self.state.clone()));
+    }
+}
+
+impl Drop for FakeAckee {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn spawn_accept(listener: TcpListener, state: Arc<State>) -> thread::JoinHandle<()> {
+    thread::spawn(move || {
+        for stream in listener.incoming() {
+            if !state.running.load(Ordering::SeqCst) {
+                break;
+            }
+            let Ok(stream) = stream else { continue };
+            let n = state.connections.fetch_add(1, Ordering::SeqCst) + 1;
+            if let Ok(clone) = stream.try_clone() {
+                state.open.lock().unwrap().push(clone);
+            }
+            let st = state.clone();
+            thread::spawn(move || serve(stream, st, n));
+        }
+    })
+}
+
+struct Request {
+    method: String,
+    path: String,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+fn read_request(reader: &mut BufReader<TcpStream>) -> Option<Request> {
+    let mut line = String::new();
+    if reader.read_line(&mut line).ok()? == 0 {
+        return None;
+    }
+    let mut parts = line.trim_end().splitn(3, ' ');
+    let method = parts.next()?.to_owned();
+    let path = parts.next()?.to_owned();
+    let mut headers = Vec::new();
+    loop {
+        let mut h = String::new();
+        if reader.read_line(&mut h).ok()? == 0 {
+            return None;
+        }
+        let h = h.trim_end();
+        if h.is_empty() {
+            break;
+        }
+        let (k, v) = h.split_once(':')?;
+        headers.push((k.trim().to_ascii_lowercase(), v.trim().to_owned()));
+    }
+    let get = |name: &str| {
+        headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    };
+    let mut body = Vec::new();
+    if let Some(len) = get("content-length") {
+        let len: usize = len.parse().ok()?;
+        body.resize(len, 0);
+        reader.read_exact(&mut body).ok()?;
+    } else if get("transfer-encoding").is_some_and(|t| t.eq_ignore_ascii_case("chunked")) {
+        loop {
+            let mut size = String::new();
+            reader.read_line(&mut size).ok()?;
+            let size = usize::from_str_radix(size.trim().split(';').next()?, 16).ok()?;
+            let mut chunk = vec![0; size + 2];
+            reader.read_exact(&mut chunk).ok()?;
+            if size == 0 {
+                break;
+            }
+            body.extend_from_slice(&chunk[..size]);
+        }
+    }
+    Some(Request {
+        method,
+        path,
+        headers,
+        body,
+    })
+}
+
+fn serve(stream: TcpStream, state: Arc<State>, connection: u64) {
+    let Ok(write_half) = stream.try_clone() else {
+        return;
+    };
+    let mut writer = write_half;
+    let mut reader = BufReader::new(stream);
+    while let Some(req) = read_request(&mut reader) {
+        state.seen.lock().unwrap().push(Seen {
+            method: req.method.clone(),
+            path: req.path.clone(),
+            headers: req.headers.clone(),
+            body: req.body.clone(),
+            connection,
+        });
+        let behaviour = state.behaviour.lock().unwrap().clone();
+        if req.method == "POST" && req.path.starts_with("/api") {
+            if let Some(d) = behaviour.delay {
+                thread::sleep(d);
+            }
+        }
+        let (status, content_type, body) = answer(&req, &behaviour, &state);
+        let origin = req
+            .headers
+            .iter()
+            .find(|(k, _)| k == "origin")
+            .map(|(_, v)| v.as_str());
+        let mut head = format!(
+            "HTTP/1.1 {status} {}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nX-Replica: {}\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5\r\n",
+            reason(status),
+            body.len(),
+            state.name,
+        );
+        if let Some(allowed) = &behaviour.ackee_allow_origin {
+            // Ackee's own CORS code: a substring test that returns the configured entry.
+            let list: Vec<&str> = allowed.split(',').collect();
+            let matched = match origin {
+                _ if allowed == "*" => Some("*".to_owned()),
+                Some(o) => list.iter().find(|e| e.contains(o)).map(|e| e.to_string()),
+                None => list.first().map(|e| e.to_string()),
+            };
+            if let Some(m) = matched {
+                head.push_str(&format!("Access-Control-Allow-Origin: {m}\r\n"));
+            }
+            head.push_str("Access-Control-Allow-Methods: GET, POST, PATCH, OPTIONS\r\n");
+            head.push_str(
+                "Access-Control-Allow-Headers: Content-Type, Authorization, Time-Zone\r\n",
+            );
+            head.push_str("Access-Control-Allow-Credentials: true\r\n");
+            head.push_str("Access-Control-Max-Age: 3600\r\n");
+        }
+        if let Some(v) = &behaviour.vary {
+            head.push_str(&format!("Vary: {v}\r\n"));
+        }
+        head.push_str("\r\n");
+        let mut out = head.into_bytes();
+        if req.method != "HEAD" {
+            out.extend_from_slice(&body);
+        }
+        if writer.write_all(&out).is_err() {
+            return;
+        }
+        if !state.running.load(Ordering::SeqCst) {
+            return;
+        }
+    }
+}
+
+fn reason(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        204 => "No Content",
+        404 => "Not Found",
+        500 => "Internal Server Error",
+        503 => "Service Unavailable",
+        _ => "Status",
+    }
+}
+
+fn answer(req: &Request, b: &Behaviour, state: &State) -> (u16, &'static str, Vec<u8>) {
+    if let Some(status) = b.status {
+        return (
+            status,
+            "text/plain",
+            format!("forced status {status}\n").into_bytes(),
+        );
+    }
+    match (req.method.as_str(), req.path.as_str()) {
+        ("OPTIONS", _) => (204, "text/plain", Vec::new()),
+        ("GET", "/.well-known/apollo/server-health") => {
+            let status = b.health_status.unwrap_or(200);
+            let body = if status == 200 {
+                r#"{"status":"pass"}"#
+            } else {
+                r#"{"status":"fail"}"#
+            };
+            (status, "application/health+json", body.as_bytes().to_vec())
+        }
+        ("GET", "/tracker.js") => (
+            200,
+            "text/javascript; charset=utf-8",
+            b"/* ackee-tracker stand-in */\n".to_vec(),
+        ),
+        ("POST", p) if p.starts_with("/api") => {
+            let body = String::from_utf8_lossy(&req.body);
+            let id = state.ids.fetch_add(1, Ordering::SeqCst) + 1;
+            let id = format!("00000000-0000-4000-8000-{id:012}");
+            let data = if body.contains("createRecord") {
+                format!(r#"{{"data":{{"createRecord":{{"payload":{{"id":"{id}"}}}}}}}}"#)
+            } else if body.contains("updateRecord") {
+                r#"{"data":{"updateRecord":{"success":true}}}"#.to_owned()
+            } else if body.contains("createAction") {
+                format!(r#"{{"data":{{"createAction":{{"payload":{{"id":"{id}"}}}}}}}}"#)
+            } else if body.contains("updateAction") {
+                r#"{"data":{"updateAction":{"success":true}}}"#.to_owned()
+            } else {
+                r#"{"errors":[{"message":"Unknown operation"}]}"#.to_owned()
+            };
+            (200, "application/json; charset=utf-8", data.into_bytes())
+        }
+        _ => (404, "text/plain", b"Not Found\n".to_vec()),
+    }
+}
+
+/// Builds the JSON body the tracker sends for a mutation.
+pub fn mutation_body(name: &str) -> String {
+    format!(
+        r#"{{"query":"mutation {name}($domainId: ID!, $input: CreateRecordInput!) {{ {name}(domainId: $domainId, input: $input) {{ payload {{ id }} }} }}","variables":{{"domainId":"d0000000-0000-4000-8000-000000000001","input":{{"siteLocation":"https://example.com/"}}}}}}"#
+    )
+}

@@ -1,0 +1,355 @@
+//! Starting the real `ackee-gateway` binary on loopback with ephemeral ports, and scraping it.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fs;
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use super::client;
+
+/// The binary under test.
+pub fn binary() -> &'static str {
+    env!("CARGO_BIN_EXE_ackee-gateway")
+}
+
+/// A free loopback port, found by binding port 0, never the same twice in one test binary.
+pub fn free_port() -> u16 {
+    static GIVEN: Mutex<Vec<u16>> = Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap();
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
+}
+
+/// The TCP ports a process is listening on, read from /proc, so a test knows the socket is
+/// really this process's and not some other test's that took the same port.
+pub fn listening_ports(pid: u32) -> HashSet<u16> {
+    let mut inodes = HashSet::new();
+    if let Ok(fds) = fs::read_dir(format!("/proc/{pid}/fd")) {
+        for fd in fds.flatten() {
+            if let Ok(target) = fs::read_link(fd.path()) {
+                let t = target.to_string_lossy();
+                if let Some(inode) = t.strip_prefix("socket:[").and_then(|r| r.strip_suffix(']')) {
+                    inodes.insert(inode.to_owned());
+                }
+            }
+        }
+    }
+    let mut ports = HashSet::new();
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let Ok(text) = fs::read_to_string(table) else {
+            continue;
+        };
+        for line in text.lines().skip(1) {
+            let cols: Vec<&str> = line.split_whitespace().collect();
+            if cols.len() < 10 || cols[3] != "0A" || !inodes.contains(cols[9]) {
+                continue;
+            }
+            if let Some(port) = cols[1]
+                .rsplit(':')
+                .next()
+                .and_then(|p| u16::from_str_radix(p, 16).ok())
+            {
+                ports.insert(port);
+            }
+        }
+    }
+    ports
+}
+
+/// Polls `check` until it returns `Some`, or panics with `what` after `limit`.
+pub fn eventually<T>(limit: Duration, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(v) = check() {
+            return v;
+        }
+        if Instant::now() > deadline {
+            panic!("timed out after {limit:?} waiting for {what}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// What to put in the gateway's config.
+#[derive(Clone, Debug)]
+pub struct Spec {
+    /// Replica addresses, named `ackee-0`, `ackee-1`, ...
+    pub replicas: Vec<SocketAddr>,
+    /// Lines under `cors:`, without indentation.
+    pub cors: String,
+    /// Extra lines under `upstream:`, without indentation.
+    pub upstream: String,
+    /// Extra lines under the listener entry, without indentation.
+    pub listener: String,
+    /// Extra top-level lines.
+    pub top: String,
+    /// Environment variables for the process.
+    pub env: Vec<(String, String)>,
+}
+
+impl Spec {
+    /// One replica, origins `https://example.com` and `https://*.example.org`.
+    pub fn new(ackee: SocketAddr) -> Spec {
+        Spec {
+            replicas: vec![ackee],
+            cors: "allowed_origins: [\"https://example.com\", \"https://*.example.org\"]"
+                .to_owned(),
+            upstream: String::new(),
+            listener: String::new(),
+            top: String::new(),
+            env: Vec::new(),
+        }
+    }
+
+    pub fn cors(mut self, lines: &str) -> Spec {
+        self.cors = lines.to_owned();
+        self
+    }
+
+    pub fn upstream(mut self, lines: &str) -> Spec {
+        self.upstream = lines.to_owned();
+        self
+    }
+
+    pub fn listener(mut self, lines: &str) -> Spec {
+        self.listener = lines.to_owned();
+        self
+    }
+
+    pub fn top(mut self, lines: &str) -> Spec {
+        self.top = lines.to_owned();
+        self
+    }
+
+    pub fn env(mut self, k: &str, v: &str) -> Spec {
+        self.env.push((k.to_owned(), v.to_owned()));
+        self
+    }
+
+    /// Renders the YAML.
+    pub fn yaml(&self, dir: &Path, http: u16, metrics: u16) -> String {
+        let indent = |text: &str, n: usize| {
+            text.lines()
+                .filter(|l| !l.trim().is_empty())
+                .map(|l| format!("{}{l}\n", " ".repeat(n)))
+                .collect::<String>()
+        };
+        let mut y = format!(
+            "threads: 1\npid_file: \"{d}/gw.pid\"\nupgrade_sock: \"{d}/upgrade.sock\"\ngrace_period_seconds: 0\ngraceful_shutdown_timeout_seconds: 1\n",
+            d = dir.display()
+        );
+        y.push_str(&format!(
+            "listeners:\n  - name: public\n    address: \"127.0.0.1:{http}\"\n"
+        ));
+        y.push_str(&indent(&self.listener, 4));
+        y.push_str(&format!("metrics:\n  address: \"127.0.0.1:{metrics}\"\n"));
+        y.push_str("upstream:\n  replicas:\n");
+        for (i, r) in self.replicas.iter().enumerate() {
+            y.push_str(&format!("    - name: ackee-{i}\n      address: \"{r}\"\n"));
+        }
+        y.push_str(&indent(&self.upstream, 2));
+        y.push_str("cors:\n");
+        y.push_str(&indent(&self.cors, 2));
+        y.push_str(&indent(&self.top, 0));
+        y
+    }
+}
+
+/// A running gateway. Dropping it kills the process.
+pub struct Gateway {
+    pub child: Child,
+    pub http: SocketAddr,
+    pub metrics: SocketAddr,
+    pub dir: tempfile::TempDir,
+    pub config: PathBuf,
+    stderr: PathBuf,
+}
+
+impl Gateway {
+    /// Starts the binary with the spec and waits until both ports accept connections.
+    pub fn start(spec: &Spec) -> Gateway {
+        let mut last = String::new();
+        for _attempt in 0..3 {
+            match Self::try_start(spec) {
+                Ok(g) => return g,
+                // Another process took a port between our probe and the bind: try new ports.
+                Err(log) if log.contains("Address already in use") => last = log,
+                Err(log) => panic!("the gateway did not start:\n{log}"),
+            }
+        }
+        panic!("the gateway did not start after 3 attempts:\n{last}");
+    }
+
+    fn try_start(spec: &Spec) -> Result<Gateway, String> {
+        let dir = tempfile::tempdir().unwrap();
+        let (http, metrics) = (free_port(), free_port());
+        let config = dir.path().join("gateway.yaml");
+        fs::write(&config, spec.yaml(dir.path(), http, metrics)).unwrap();
+        let stderr = dir.path().join("stderr.log");
+        let mut cmd = Command::new(binary());
+        cmd.arg("-c")
+            .arg(&config)
+            .env_remove("ACKEE_ALLOW_ORIGIN")
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(fs::File::create(&stderr).unwrap());
+        for (k, v) in &spec.env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().expect("spawn ackee-gateway");
+        let mut g = Gateway {
+            child,
+            http: SocketAddr::from(([127, 0, 0, 1], http)),
+            metrics: SocketAddr::from(([127, 0, 0, 1], metrics)),
+            dir,
+            config,
+            stderr,
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok(Some(status)) = g.child.try_wait() {
+                return Err(format!("exited with {status}:\n{}", g.stderr()));
+            }
+            if g.stderr().contains("is in use") {
+                // Another test took a port between our probe and the bind.
+                return Err(format!("Address already in use:\n{}", g.stderr()));
+            }
+            let ports = listening_ports(g.child.id());
+            if ports.contains(&http) && ports.contains(&metrics) {
+                return Ok(g);
+            }
+            if Instant::now() > deadline {
+                return Err(format!("not listening after 60 s:\n{}", g.stderr()));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Everything the process wrote to stderr so far.
+    pub fn stderr(&self) -> String {
+        fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+
+    /// Scrapes `/metrics`.
+    pub fn scrape(&self) -> Scrape {
+        let r = client::request(self.metrics, "GET", "/metrics", &[], b"");
+        assert_eq!(r.status, 200, "GET /metrics");
+        Scrape::parse(&r.text())
+    }
+
+    /// Scrapes until `settled` holds, for counters that move just after the response is sent.
+    pub fn scrape_until(&self, what: &str, settled: impl Fn(&Scrape) -> bool) -> Scrape {
+        eventually(Duration::from_secs(10), what, || {
+            let s = self.scrape();
+            settled(&s).then_some(s)
+        })
+    }
+
+    /// Sends a signal by name (`TERM`, `QUIT`, `HUP`).
+    pub fn signal(&self, name: &str) {
+        let ok = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "kill -{name} failed");
+    }
+
+    /// Waits for the process to exit, up to `limit`.
+    pub fn wait_exit(&mut self, limit: Duration) -> ExitStatus {
+        eventually(limit, "the gateway to exit", || {
+            self.child.try_wait().ok().flatten()
+        })
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A parsed `/metrics` page: series (name plus sorted labels) to value.
+#[derive(Clone, Debug, Default)]
+pub struct Scrape {
+    pub series: BTreeMap<String, f64>,
+    pub text: String,
+}
+
+impl Scrape {
+    pub fn parse(text: &str) -> Scrape {
+        let mut series = BTreeMap::new();
+        for line in text.lines() {
+            if line.starts_with('#') || line.trim().is_empty() {
+                continue;
+            }
+            if let Some((key, value)) = line.rsplit_once(' ') {
+                if let Ok(v) = value.parse::<f64>() {
+                    series.insert(key.to_owned(), v);
+                }
+            }
+        }
+        Scrape {
+            series,
+            text: text.to_owned(),
+        }
+    }
+
+    /// The value of a series; labels in any order; 0 if absent.
+    pub fn get(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        let mut labels = labels.to_vec();
+        labels.sort();
+        let key = if labels.is_empty() {
+            name.to_owned()
+        } else {
+            let inner: Vec<String> = labels.iter().map(|(k, v)| format!("{k}=\"{v}\"")).collect();
+            format!("{name}{{{}}}", inner.join(","))
+        };
+        self.series.get(&key).copied().unwrap_or(0.0)
+    }
+
+    /// The sum of every series of a metric, whatever its labels.
+    pub fn total(&self, name: &str) -> f64 {
+        let prefix = format!("{name}{{");
+        self.series
+            .iter()
+            .filter(|(k, _)| *k == name || k.starts_with(&prefix))
+            .map(|(_, v)| v)
+            .sum()
+    }
+
+    /// Whether any series of this name exists.
+    pub fn has(&self, name: &str) -> bool {
+        self.series
+            .keys()
+            .any(|k| k == name || k.starts_with(&format!("{name}{{")))
+    }
+}
+
+/// Runs `ackee-gateway` with arguments and an environment, returning (exit code, stderr).
+pub fn run(args: &[&str], env: &[(&str, &str)]) -> (i32, String) {
+    let mut cmd = Command::new(binary());
+    cmd.args(args).env_remove("ACKEE_ALLOW_ORIGIN");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("run ackee-gateway");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}

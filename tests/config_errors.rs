@@ -1,0 +1,146 @@
+//! The binary's answer to bad configuration: every problem in one run, each with the file, the
+//! key path, what was found and what to write, and exit code 2. `-t` validates and exits.
+
+mod common;
+
+use std::fs;
+
+use common::run;
+
+fn write(dir: &tempfile::TempDir, text: &str) -> String {
+    let path = dir.path().join("gw.yaml");
+    fs::write(&path, text).unwrap();
+    path.to_string_lossy().into_owned()
+}
+
+#[test]
+fn dash_t_accepts_the_shipped_config_with_exit_0() {
+    let conf = concat!(env!("CARGO_MANIFEST_DIR"), "/conf/ackee-gateway.yaml");
+    let (code, stderr) = run(&["-t", "-c", conf], &[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(stderr, format!("ackee-gateway: {conf} is valid\n"));
+}
+
+#[test]
+fn every_problem_is_printed_exactly_with_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(
+        &dir,
+        r#"threads: 0
+listeners:
+  - address: "127.0.0.1:8080"
+    nmae: public
+cors:
+  allowed_origins:
+    - "https://example.com"
+    - "https://*.example.org"
+    - "https://stats.example.com/"
+    - "null"
+  allow_credential: true
+  max_age_seconds: soon
+upstream:
+  replicas:
+    - address: "127.0.0.1"
+metrcs:
+  address: "127.0.0.1:9464"
+"#,
+    );
+    let (code, stderr) = run(&["-t", "-c", &path], &[]);
+    assert_eq!(code, 2);
+    let want = format!(
+        r#"error: {p}: metrcs: unknown key; did you mean "metrics"?
+error: {p}: listeners[0].nmae: unknown key; did you mean "name"?
+error: {p}: cors.allow_credential: unknown key; did you mean "allow_credentials"?
+error: {p}: cors.max_age_seconds: found "soon"; write a whole number of seconds such as 3600
+error: {p}: threads: found 0; write a whole number from 1 to 1024
+error: {p}: cors.allowed_origins[2]: "https://stats.example.com/" has a path; write "https://stats.example.com"
+error: {p}: cors.allowed_origins[3]: "null" is what sandboxed frames, file: pages and redirects send, and it never identifies a site; remove it
+error: {p}: upstream.replicas[0].address: found "127.0.0.1" without a port; write "127.0.0.1:3000" if Ackee listens on its default port
+ackee-gateway: 8 problems in the configuration; nothing was started
+"#,
+        p = path
+    );
+    assert_eq!(stderr, want);
+}
+
+#[test]
+fn starting_with_a_bad_config_also_exits_2_without_listening() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(&dir, "listeners: []\n");
+    let (code, stderr) = run(&["-c", &path], &[]);
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains(&format!("error: {path}: listeners: is empty;")),
+        "{stderr}"
+    );
+    assert!(stderr.ends_with("nothing was started\n"), "{stderr}");
+}
+
+#[test]
+fn a_bad_ackee_allow_origin_entry_is_reported_like_a_config_error() {
+    let conf = concat!(env!("CARGO_MANIFEST_DIR"), "/conf/ackee-gateway.yaml");
+    let (code, stderr) = run(
+        &["-t", "-c", conf],
+        &[(
+            "ACKEE_ALLOW_ORIGIN",
+            "https://a.example, https://b.example/",
+        )],
+    );
+    assert_eq!(code, 2);
+    assert_eq!(
+        stderr,
+        format!(
+            "warning: {conf}: cors.allowed_origins: is replaced by the environment variable ACKEE_ALLOW_ORIGIN\n\
+             error: environment variable ACKEE_ALLOW_ORIGIN: [1]: \"https://b.example/\" has a path; write \"https://b.example\"\n\
+             ackee-gateway: 1 problem in the configuration; nothing was started\n"
+        )
+    );
+}
+
+#[test]
+fn star_with_credentials_names_both_settings() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(
+        &dir,
+        r#"listeners: [{address: "127.0.0.1:8080"}]
+cors: {allowed_origins: ["*"], allow_credentials: true}
+upstream: {replicas: [{address: "127.0.0.1:3000"}]}
+"#,
+    );
+    let (code, stderr) = run(&["-t", "-c", &path], &[]);
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains(r#"cors.allow_credentials: is true, but cors.allowed_origins[0] is "*"; browsers refuse credentials together with "*""#),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_missing_file_and_bad_arguments_exit_2() {
+    let (code, stderr) = run(&["-t", "-c", "/nonexistent/gw.yaml"], &[]);
+    assert_eq!(code, 2);
+    assert!(
+        stderr
+            .starts_with("error: /nonexistent/gw.yaml: cannot be read (No such file or directory"),
+        "{stderr}"
+    );
+    let (code, stderr) = run(&["--frobnicate"], &[]);
+    assert_eq!(code, 2);
+    assert!(
+        stderr.starts_with("ackee-gateway: unknown argument \"--frobnicate\""),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn invalid_yaml_is_reported_with_its_position() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(&dir, "listeners: [\n  {address: \"127.0.0.1:8080\"\n");
+    let (code, stderr) = run(&["-t", "-c", &path], &[]);
+    assert_eq!(code, 2);
+    assert!(
+        stderr.starts_with(&format!("error: {path}: is not valid YAML: ")),
+        "{stderr}"
+    );
+    assert!(stderr.contains("line "), "{stderr}");
+}

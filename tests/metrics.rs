@@ -1,0 +1,205 @@
+//! /metrics: every count moves by exactly what the requests did, and no label carries
+//! anything the client controls.
+
+mod common;
+
+use common::*;
+
+#[test]
+fn counters_move_by_exactly_the_expected_amounts() {
+    let mut ackee = FakeAckee::start();
+    let gw = Gateway::start(
+        &Spec::new(ackee.addr)
+            .cors("allowed_origins: [\"https://example.com\"]\ndisallowed_origin: reject"),
+    );
+    let before = gw.scrape();
+
+    // 2 allowed preflights, 3 refused (origin, method, header).
+    for _ in 0..2 {
+        assert_eq!(preflight(gw.http, "https://example.com").status, 204);
+    }
+    assert_eq!(
+        preflight(gw.http, "https://evil-origin-label.test").status,
+        403
+    );
+    let method = request(
+        gw.http,
+        "OPTIONS",
+        "/api",
+        &[
+            ("Origin", "https://example.com"),
+            ("Access-Control-Request-Method", "DELETE"),
+        ],
+        b"",
+    );
+    assert_eq!(method.status, 403);
+    let header = request(
+        gw.http,
+        "OPTIONS",
+        "/api",
+        &[
+            ("Origin", "https://example.com"),
+            ("Access-Control-Request-Method", "POST"),
+            ("Access-Control-Request-Headers", "x-evil"),
+        ],
+        b"",
+    );
+    assert_eq!(header.status, 403);
+    // 3 proxied POSTs: 2 allowed, 1 refused at the edge (reject mode).
+    let body = mutation_body("createRecord");
+    for _ in 0..2 {
+        let r = request(
+            gw.http,
+            "POST",
+            "/api",
+            &[("Origin", "https://example.com")],
+            body.as_bytes(),
+        );
+        assert_eq!(r.status, 200);
+    }
+    let r = request(
+        gw.http,
+        "POST",
+        "/api",
+        &[("Origin", "https://evil-origin-label.test")],
+        body.as_bytes(),
+    );
+    assert_eq!(r.status, 403);
+    // 1 GET without origin, then Ackee down: 1 POST gets 502.
+    assert_eq!(request(gw.http, "GET", "/tracker.js", &[], b"").status, 200);
+    ackee.stop();
+    assert_eq!(
+        request(gw.http, "POST", "/api", &[], body.as_bytes()).status,
+        502
+    );
+    // 1 oversized header.
+    let long = "x".repeat(20_000);
+    assert_eq!(
+        request(gw.http, "GET", "/", &[("X-Long", &long)], b"").status,
+        431
+    );
+
+    // Requests are counted as they finish, just after the answer is sent: wait for all 11.
+    let req = "ackee_gateway_requests_total";
+    let after = gw.scrape_until("11 requests to be counted", |s| {
+        s.total(req) - before.total(req) == 11.0
+    });
+    let delta =
+        |name: &str, labels: &[(&str, &str)]| after.get(name, labels) - before.get(name, labels);
+
+    assert_eq!(
+        delta("ackee_gateway_preflights_total", &[("result", "allowed")]),
+        2.0
+    );
+    assert_eq!(
+        delta("ackee_gateway_preflights_total", &[("result", "refused")]),
+        3.0
+    );
+    let rej = "ackee_gateway_cors_rejections_total";
+    assert_eq!(
+        delta(rej, &[("reason", "origin"), ("request", "preflight")]),
+        1.0
+    );
+    assert_eq!(
+        delta(rej, &[("reason", "method"), ("request", "preflight")]),
+        1.0
+    );
+    assert_eq!(
+        delta(rej, &[("reason", "header"), ("request", "preflight")]),
+        1.0
+    );
+    assert_eq!(
+        delta(rej, &[("reason", "origin"), ("request", "actual")]),
+        1.0
+    );
+    assert_eq!(delta(req, &[("method", "OPTIONS"), ("status", "2xx")]), 2.0);
+    assert_eq!(delta(req, &[("method", "OPTIONS"), ("status", "4xx")]), 3.0);
+    assert_eq!(delta(req, &[("method", "POST"), ("status", "2xx")]), 2.0);
+    assert_eq!(delta(req, &[("method", "POST"), ("status", "4xx")]), 1.0);
+    assert_eq!(delta(req, &[("method", "POST"), ("status", "5xx")]), 1.0);
+    assert_eq!(delta(req, &[("method", "GET"), ("status", "2xx")]), 1.0);
+    assert_eq!(delta(req, &[("method", "GET"), ("status", "4xx")]), 1.0);
+    assert_eq!(
+        delta(
+            "ackee_gateway_upstream_response_seconds_count",
+            &[("replica", "ackee-0")]
+        ),
+        3.0,
+        "two POSTs and one GET reached Ackee"
+    );
+    assert!(
+        delta(
+            "ackee_gateway_upstream_response_seconds_sum",
+            &[("replica", "ackee-0")]
+        ) > 0.0
+    );
+    assert_eq!(
+        delta(
+            "ackee_gateway_upstream_errors_total",
+            &[("replica", "ackee-0"), ("kind", "connect_refused")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        delta(
+            "ackee_gateway_limit_rejections_total",
+            &[("limit", "header")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        after.get(
+            "ackee_gateway_build_info",
+            &[("version", env!("CARGO_PKG_VERSION"))]
+        ),
+        1.0
+    );
+    assert!(
+        !after.text.contains("evil-origin-label"),
+        "a raw Origin must never become a label"
+    );
+}
+
+#[test]
+fn every_metric_in_the_readme_table_is_exported_and_vice_versa() {
+    let ackee = FakeAckee::start();
+    let gw = Gateway::start(&Spec::new(ackee.addr));
+    let scrape = gw.scrape();
+    let exported: std::collections::BTreeSet<String> = scrape
+        .text
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split(' ').next())
+        .map(str::to_owned)
+        .collect();
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let documented: std::collections::BTreeSet<String> = readme
+        .lines()
+        .filter_map(|l| l.strip_prefix("| `ackee_gateway_"))
+        .filter_map(|l| l.split('`').next())
+        .map(|n| format!("ackee_gateway_{n}"))
+        .collect();
+    assert_eq!(
+        exported, documented,
+        "the README's metrics table must list exactly the exported metrics"
+    );
+    for name in &exported {
+        assert!(name.starts_with("ackee_gateway_"), "{name}");
+    }
+}
+
+#[test]
+fn the_metrics_listener_serves_only_slash_metrics() {
+    let ackee = FakeAckee::start();
+    let gw = Gateway::start(&Spec::new(ackee.addr));
+    let r = request(gw.metrics, "GET", "/", &[], b"");
+    assert_eq!(r.status, 404);
+    let r = request(gw.metrics, "GET", "/metrics", &[], b"");
+    assert_eq!(r.status, 200);
+    assert!(
+        r.header("content-type")
+            .unwrap()
+            .starts_with("text/plain; version=0.0.4")
+    );
+}
