@@ -3,7 +3,7 @@
 
 use serde_yaml::Value;
 
-use super::reader::{Keyed, Reader, Section};
+use super::reader::{Keyed, KeyedPairs, Reader, Section};
 
 /// Pingora's own server keys that the gateway accepts at the top level.
 pub const PINGORA_KEYS: &[&str] = &[
@@ -33,7 +33,24 @@ pub const GATEWAY_KEYS: &[&str] = &[
 ];
 
 /// Keys of one entry of `listeners`.
-pub const LISTENER_KEYS: &[&str] = &["name", "address"];
+pub const LISTENER_KEYS: &[&str] = &[
+    "name",
+    "address",
+    "tls",
+    "redirect_to_https",
+    "https_port",
+    "acme_webroot",
+    "response_headers",
+];
+/// Keys of `listeners[].tls`.
+pub const TLS_KEYS: &[&str] = &[
+    "certificates",
+    "default_certificate",
+    "watch",
+    "watch_interval_seconds",
+];
+/// Keys of one entry of `listeners[].tls.certificates`.
+pub const CERTIFICATE_KEYS: &[&str] = &["name", "cert", "key", "server_names"];
 /// Keys of `cors`.
 pub const CORS_KEYS: &[&str] = &[
     "allowed_origins",
@@ -98,6 +115,46 @@ pub struct FileListener {
     pub name: Option<Keyed<String>>,
     /// `address`, `IP:PORT`.
     pub address: Option<Keyed<String>>,
+    /// `tls`, making this an HTTPS listener.
+    pub tls: Option<FileTls>,
+    /// `redirect_to_https`: answer 301 to the HTTPS URL.
+    pub redirect_to_https: Option<Keyed<bool>>,
+    /// `https_port`: the port in redirect URLs.
+    pub https_port: Option<Keyed<u64>>,
+    /// `acme_webroot`: certbot's webroot, served under `/.well-known/acme-challenge/`.
+    pub acme_webroot: Option<Keyed<String>>,
+    /// `response_headers`: added to every response.
+    pub response_headers: Option<KeyedPairs>,
+}
+
+/// `listeners[].tls` as written.
+#[derive(Debug)]
+pub struct FileTls {
+    /// The section's path, such as `listeners[0].tls`.
+    pub key: String,
+    /// `certificates`.
+    pub certificates: Option<Keyed<Vec<FileCertificate>>>,
+    /// `default_certificate`: a certificate name.
+    pub default_certificate: Option<Keyed<String>>,
+    /// `watch`: reload when the files change.
+    pub watch: Option<Keyed<bool>>,
+    /// `watch_interval_seconds`: how often to look.
+    pub watch_interval_seconds: Option<Keyed<f64>>,
+}
+
+/// One certificate as written.
+#[derive(Debug)]
+pub struct FileCertificate {
+    /// The entry's path, such as `listeners[0].tls.certificates[0]`.
+    pub key: String,
+    /// `name`, used in metrics and logs.
+    pub name: Option<Keyed<String>>,
+    /// `cert`: the PEM chain.
+    pub cert: Option<Keyed<String>>,
+    /// `key`: the PEM private key.
+    pub key_file: Option<Keyed<String>>,
+    /// `server_names`: the SNI names to serve it for.
+    pub server_names: Option<Keyed<Vec<Keyed<String>>>>,
 }
 
 /// `cors` as written.
@@ -187,6 +244,36 @@ pub struct FileConfig {
 const WHOLE: &str = "a whole number";
 const ADDR_EXAMPLE: &str = "an address in quotes, such as \"127.0.0.1:8080\"";
 
+fn read_tls(r: &mut Reader<'_>, t: &Section<'_>) -> FileTls {
+    FileTls {
+        key: t.path().to_owned(),
+        certificates: t
+            .sections(
+                r,
+                "certificates",
+                CERTIFICATE_KEYS,
+                "[{cert: \"/etc/letsencrypt/live/NAME/fullchain.pem\", key: \"/etc/letsencrypt/live/NAME/privkey.pem\"}]",
+            )
+            .map(|list| Keyed {
+                key: list.key,
+                value: list
+                    .value
+                    .into_iter()
+                    .map(|c| FileCertificate {
+                        key: c.path().to_owned(),
+                        name: c.text(r, "name", "a name in quotes, such as \"stats\""),
+                        cert: c.text(r, "cert", "a file path in quotes, such as \"/etc/letsencrypt/live/NAME/fullchain.pem\""),
+                        key_file: c.text(r, "key", "a file path in quotes, such as \"/etc/letsencrypt/live/NAME/privkey.pem\""),
+                        server_names: c.texts(r, "server_names", "[\"stats.example.com\"]"),
+                    })
+                    .collect(),
+            }),
+        default_certificate: t.text(r, "default_certificate", "the name of one of the certificates"),
+        watch: t.flag(r, "watch"),
+        watch_interval_seconds: t.seconds(r, "watch_interval_seconds", "a number of seconds greater than 0, such as 5"),
+    }
+}
+
 /// Reads the document, reporting every shape problem.
 pub fn read(r: &mut Reader<'_>, doc: &Value) -> FileConfig {
     let mut known: Vec<&'static str> = GATEWAY_KEYS.to_vec();
@@ -249,6 +336,21 @@ pub fn read(r: &mut Reader<'_>, doc: &Value) -> FileConfig {
                     key: s.path().to_owned(),
                     name: s.text(r, "name", "a name in quotes, such as \"public\""),
                     address: s.text(r, "address", ADDR_EXAMPLE),
+                    tls: s
+                        .section(r, "tls", TLS_KEYS, "a mapping with certificates")
+                        .map(|t| read_tls(r, &t)),
+                    redirect_to_https: s.flag(r, "redirect_to_https"),
+                    https_port: s.whole(r, "https_port", "a port number such as 443"),
+                    acme_webroot: s.text(
+                        r,
+                        "acme_webroot",
+                        "a directory path in quotes, such as \"/var/www/letsencrypt\"",
+                    ),
+                    response_headers: s.text_map(
+                        r,
+                        "response_headers",
+                        "{Strict-Transport-Security: \"max-age=31536000\", X-Frame-Options: deny}",
+                    ),
                 })
                 .collect(),
         });

@@ -11,6 +11,7 @@
 
 pub mod diag;
 pub mod file;
+pub mod listener;
 pub mod reader;
 pub mod types;
 pub mod validate;

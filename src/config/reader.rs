@@ -14,6 +14,9 @@ pub struct Keyed<T> {
     pub value: T,
 }
 
+/// A mapping of text to text as written, each pair with its key path.
+pub type KeyedPairs = Keyed<Vec<Keyed<(String, String)>>>;
+
 /// The problem sink and the place problems are attributed to.
 pub struct Reader<'d> {
     /// Where the values come from.
@@ -196,6 +199,40 @@ impl<'v> Section<'v> {
         for (i, item) in items.iter().enumerate() {
             if let Some(t) = text(r, format!("{path}[{i}]"), item, "text in quotes") {
                 out.push(t);
+            }
+        }
+        Some(Keyed {
+            key: path,
+            value: out,
+        })
+    }
+
+    /// A mapping of text to text, such as response header names to values.
+    pub fn text_map(&self, r: &mut Reader<'_>, key: &str, example: &str) -> Option<KeyedPairs> {
+        let (path, v) = self.get(key)?;
+        let Value::Mapping(map) = v else {
+            r.wrong_type(&path, v, &format!("a mapping, such as {example}"));
+            return None;
+        };
+        let mut out = Vec::with_capacity(map.len());
+        for (k, val) in map {
+            let Value::String(name) = k else {
+                r.error(
+                    &path,
+                    format!(
+                        "found the key {}; write a name such as X-Frame-Options",
+                        describe(k)
+                    ),
+                );
+                continue;
+            };
+            let item = join(&path, name);
+            match val {
+                Value::String(s) => out.push(Keyed {
+                    key: item,
+                    value: (name.clone(), s.clone()),
+                }),
+                other => r.wrong_type(&item, other, "text in quotes, such as \"max-age=31536000\""),
             }
         }
         Some(Keyed {

@@ -2,6 +2,7 @@
 //! checked by [`super::validate`], and defaults are filled in.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::cors::CorsSettings;
@@ -65,12 +66,46 @@ impl Default for ServerSettings {
 }
 
 /// One listening socket for visitors.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Listener {
     /// Name for logs; defaults to the address.
     pub name: String,
     /// Where to listen.
     pub address: SocketAddr,
+    /// TLS, for an HTTPS listener.
+    pub tls: Option<ListenerTls>,
+    /// Answer every request (but ACME challenges) with a 301 to HTTPS on this port.
+    pub redirect_to_https: Option<u16>,
+    /// certbot's webroot, served under `/.well-known/acme-challenge/`.
+    pub acme_webroot: Option<PathBuf>,
+    /// Headers added to every response, as written.
+    pub response_headers: Vec<(String, String)>,
+}
+
+/// The TLS side of an HTTPS listener.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ListenerTls {
+    /// The certificates, in config order.
+    pub certificates: Vec<CertificateSettings>,
+    /// Index of the certificate for clients without SNI or with an unknown name.
+    pub default_certificate: usize,
+    /// Poll the files this often and reload on change; `None` reloads on SIGHUP only.
+    pub watch_interval: Option<Duration>,
+}
+
+/// One certificate of a TLS listener.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CertificateSettings {
+    /// Name for metrics and logs.
+    pub name: String,
+    /// PEM certificate chain.
+    pub cert: PathBuf,
+    /// PEM private key.
+    pub key: PathBuf,
+    /// SNI names to serve it for; `None` means the certificate's own DNS names.
+    pub server_names: Option<Vec<String>>,
+    /// notAfter of the leaf certificate at load, in Unix seconds.
+    pub not_after: i64,
 }
 
 /// One Ackee process.
@@ -99,6 +134,11 @@ pub struct UpstreamSettings {
     pub write_timeout: Duration,
     /// How long a pooled connection may idle; below Node's 5 s keep-alive.
     pub idle_timeout: Duration,
+}
+
+impl ListenerTls {
+    /// Default interval for watching certificate files.
+    pub const WATCH_INTERVAL: Duration = Duration::from_secs(5);
 }
 
 impl UpstreamSettings {

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use super::diag::{Diagnostics, Origin};
 use super::file::{FileConfig, FileCors, FileLimits, FileServer, FileUpstream};
+use super::listener;
 use super::reader::{Keyed, Reader};
 use super::types::{
     Config, Limits, Listener, MetricsSettings, NODE_KEEP_ALIVE_SECONDS, Replica, ServerSettings,
@@ -179,8 +180,13 @@ fn listeners(
     }
     let mut out = Vec::new();
     let mut seen: HashMap<SocketAddr, String> = HashMap::new();
+    let mut cert_names = listener::CertNames::new();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
     let mut ok = true;
-    for l in list.value {
+    for mut l in list.value {
+        let extras = listener::extras(r, &mut l, &mut cert_names, now);
         let Some(addr) = l.address else {
             r.error(
                 &format!("{}.address", l.key),
@@ -203,7 +209,18 @@ fn listeners(
         }
         seen.insert(address, l.key.clone());
         let name = non_empty(r, l.name, "a name").unwrap_or_else(|| address.to_string());
-        out.push(Listener { name, address });
+        let Some(extras) = extras else {
+            ok = false;
+            continue;
+        };
+        out.push(Listener {
+            name,
+            address,
+            tls: extras.tls,
+            redirect_to_https: extras.redirect_to_https,
+            acme_webroot: extras.acme_webroot,
+            response_headers: extras.response_headers,
+        });
     }
     ok.then_some(out)
 }
