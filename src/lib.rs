@@ -12,6 +12,9 @@
 //! | [`cors`] | preflight and actual-request decisions, every CORS header value, `Vary` merging |
 //! | [`forwarded`] | trusted proxies and the client-IP headers Ackee believes |
 //! | [`limits`] | request head and body size checks |
+//! | [`redirect`] | the plain-HTTP to HTTPS redirect |
+//! | [`acme`] | serving certbot's HTTP-01 challenge files from a webroot, safely |
+//! | [`tls`] | loading certificates, choosing one by SNI, reloading them |
 //! | [`config`] | reading the YAML file, validating it, reporting every problem at once |
 //!
 //! Then the thin pingora layer:
@@ -19,18 +22,23 @@
 //! | module | owns |
 //! |---|---|
 //! | [`metrics`] | every Prometheus metric, registered once |
+//! | [`logging`] | stderr logging with levels; pingora's handshake failures counted |
 //! | [`proxy`] | the `ProxyHttp` implementation: each phase calls into the modules above |
 //! | [`server`] | turning a [`config::Config`] into a running pingora `Server` |
 //! | [`upstream`] | choosing an Ackee replica on pingora's load balancer; the peer and its timeouts |
 //!
 //! The binary (`src/main.rs`) parses the command line, loads the config and calls [`server`].
 
+pub mod acme;
 pub mod config;
 pub mod cors;
 pub mod forwarded;
 pub mod limits;
+pub mod logging;
 pub mod metrics;
 pub mod origin;
 pub mod proxy;
+pub mod redirect;
 pub mod server;
+pub mod tls;
 pub mod upstream;

@@ -76,9 +76,12 @@ fn main() -> ExitCode {
         }
     };
 
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
-        .format_target(false)
-        .init();
+    ackee_gateway::logging::init();
+    // A SIGHUP must never kill the gateway: ignore it until the certificate reloader takes it.
+    // SAFETY: setting a signal disposition to SIG_IGN has no preconditions.
+    unsafe {
+        libc::signal(libc::SIGHUP, libc::SIG_IGN);
+    }
 
     let env_origins = std::env::var(ENV_ALLOW_ORIGIN).ok();
     let loaded = match config::load(&args.conf, env_origins.as_deref()) {

@@ -124,6 +124,10 @@ pub struct Metrics {
     requests: Vec<IntCounter>,
     limits: [IntCounter; 2],
     replicas: Vec<ReplicaMetrics>,
+    handshakes: [IntCounter; 2],
+    reloads: IntCounterVec,
+    expiry: IntGaugeVec,
+    acme: [IntCounter; 2],
     /// Kept so the family is registered.
     _build_info: IntGaugeVec,
 }
@@ -137,8 +141,9 @@ fn counter_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> 
 }
 
 impl Metrics {
-    /// Registers every metric in a new registry. `replicas` are the configured replica names.
-    pub fn new(replicas: &[String]) -> Metrics {
+    /// Registers every metric in a new registry. `replicas` and `certificates` are the
+    /// configured names, whose series are created up front.
+    pub fn new(replicas: &[String], certificates: &[String]) -> Metrics {
         let registry = Registry::new();
 
         let build_info = IntGaugeVec::new(
@@ -198,6 +203,41 @@ impl Metrics {
             &["replica", "kind"],
         );
 
+        let handshakes = counter_vec(
+            &registry,
+            "ackee_gateway_tls_handshakes_total",
+            "TLS handshakes on the HTTPS listeners, by result.",
+            &["result"],
+        );
+        let reloads = counter_vec(
+            &registry,
+            "ackee_gateway_tls_certificate_reloads_total",
+            "Certificate reloads (SIGHUP or file change), by certificate and result.",
+            &["certificate", "result"],
+        );
+        let expiry = IntGaugeVec::new(
+            Opts::new(
+                "ackee_gateway_tls_certificate_expiry_timestamp_seconds",
+                "When the certificate in use expires (its notAfter), as a Unix timestamp.",
+            ),
+            &["certificate"],
+        )
+        .expect("metric definition is valid");
+        registry
+            .register(Box::new(expiry.clone()))
+            .expect("metric names are unique");
+        let acme = counter_vec(
+            &registry,
+            "ackee_gateway_acme_challenges_total",
+            "Requests for ACME HTTP-01 challenge files, by result.",
+            &["result"],
+        );
+        for c in certificates {
+            for result in ["ok", "failed"] {
+                reloads.with_label_values(&[c.as_str(), result]);
+            }
+        }
+
         let mut rejection_children = Vec::new();
         for reason in Refusal::ALL {
             for kind in [RequestKind::Preflight, RequestKind::Actual] {
@@ -234,6 +274,16 @@ impl Metrics {
                 limits.with_label_values(&["body"]),
             ],
             replicas,
+            handshakes: [
+                handshakes.with_label_values(&["ok"]),
+                handshakes.with_label_values(&["failed"]),
+            ],
+            reloads,
+            expiry,
+            acme: [
+                acme.with_label_values(&["served"]),
+                acme.with_label_values(&["not_found"]),
+            ],
             registry,
             _build_info: build_info,
         }
@@ -280,6 +330,28 @@ impl Metrics {
         }
     }
 
+    /// Counts a TLS handshake.
+    pub fn tls_handshake(&self, ok: bool) {
+        self.handshakes[usize::from(!ok)].inc();
+    }
+
+    /// Counts a certificate reload (rare: not on the request path).
+    pub fn tls_reload(&self, certificate: &str, ok: bool) {
+        self.reloads
+            .with_label_values(&[certificate, if ok { "ok" } else { "failed" }])
+            .inc();
+    }
+
+    /// Sets a certificate's expiry (rare: not on the request path).
+    pub fn tls_expiry(&self, certificate: &str, not_after: i64) {
+        self.expiry.with_label_values(&[certificate]).set(not_after);
+    }
+
+    /// Counts an ACME challenge request.
+    pub fn acme_challenge(&self, served: bool) {
+        self.acme[usize::from(!served)].inc();
+    }
+
     /// The registry, for serving and for further metric families.
     pub fn registry(&self) -> &Registry {
         &self.registry
@@ -302,7 +374,7 @@ mod tests {
 
     #[test]
     fn counts_land_on_the_right_labels() {
-        let m = Metrics::new(&["ackee-1".to_owned()]);
+        let m = Metrics::new(&["ackee-1".to_owned()], &["stats".to_owned()]);
         m.preflight(true);
         m.preflight(false);
         m.preflight(false);
@@ -314,9 +386,16 @@ mod tests {
         m.limit(Exceeded::Body);
         m.upstream_latency(0, 0.003);
         m.upstream_error(0, UpstreamErrorKind::ConnectRefused);
+        m.tls_handshake(true);
+        m.tls_reload("stats", false);
+        m.tls_expiry("stats", 1_800_000_000);
+        m.acme_challenge(false);
         let text = String::from_utf8(m.render()).unwrap();
         for line in [
-            "ackee_gateway_build_info{version=\"0.1.0\"} 1",
+            &format!(
+                "ackee_gateway_build_info{{version=\"{}\"}} 1",
+                env!("CARGO_PKG_VERSION")
+            ),
             "ackee_gateway_preflights_total{result=\"allowed\"} 1",
             "ackee_gateway_preflights_total{result=\"refused\"} 2",
             "ackee_gateway_cors_rejections_total{reason=\"header\",request=\"preflight\"} 1",
@@ -328,6 +407,11 @@ mod tests {
             "ackee_gateway_limit_rejections_total{limit=\"body\"} 1",
             "ackee_gateway_upstream_response_seconds_count{replica=\"ackee-1\"} 1",
             "ackee_gateway_upstream_errors_total{kind=\"connect_refused\",replica=\"ackee-1\"} 1",
+            "ackee_gateway_tls_handshakes_total{result=\"ok\"} 1",
+            "ackee_gateway_tls_certificate_reloads_total{certificate=\"stats\",result=\"failed\"} 1",
+            "ackee_gateway_tls_certificate_reloads_total{certificate=\"stats\",result=\"ok\"} 0",
+            "ackee_gateway_tls_certificate_expiry_timestamp_seconds{certificate=\"stats\"} 1800000000",
+            "ackee_gateway_acme_challenges_total{result=\"not_found\"} 1",
         ] {
             assert!(
                 text.lines().any(|l| l == line),

@@ -3,7 +3,7 @@
 //!
 //! | phase | does |
 //! |---|---|
-//! | `request_filter` | size limits; preflights answered at the edge; the origin decision |
+//! | `request_filter` | size limits; ACME challenges and the HTTPS redirect; preflights answered at the edge; the origin decision |
 //! | `request_body_filter` | the body limit for streamed bodies |
 //! | `upstream_peer` | picks a replica not yet tried for this request |
 //! | `upstream_request_filter` | client-IP headers, `X-Forwarded-*` |
@@ -18,7 +18,7 @@ use std::time::Instant;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use http::{HeaderValue, header};
+use http::{HeaderName, HeaderValue, header};
 use log::{debug, warn};
 use pingora_core::upstreams::peer::HttpPeer;
 use pingora_core::{Error, ErrorSource, ErrorType, Result};
@@ -26,6 +26,7 @@ use pingora_proxy::{FailToProxy, ProxyHttp, Session};
 
 use pingora::http::{RequestHeader, ResponseHeader};
 
+use crate::acme::{Challenge, Webroot};
 use crate::config::Limits;
 use crate::cors::allow_origin::is_same_origin;
 use crate::cors::{
@@ -34,6 +35,7 @@ use crate::cors::{
 use crate::forwarded::{self, TrustedProxies};
 use crate::limits::Exceeded;
 use crate::metrics::{Metrics, RequestKind, UpstreamErrorKind};
+use crate::redirect;
 use crate::upstream::{MAX_REPLICAS, Upstream};
 
 /// Everything the gateway's listeners share, built once at start-up.
@@ -50,19 +52,34 @@ pub struct Shared {
     pub metrics: Arc<Metrics>,
 }
 
+/// What one listener does besides CORS and proxying.
+#[derive(Clone, Debug, Default)]
+pub struct ListenerPolicy {
+    /// Whether the listener terminates TLS.
+    pub tls: bool,
+    /// Redirect everything (but ACME challenges) to HTTPS on this port.
+    pub redirect_to_https: Option<u16>,
+    /// Serve ACME HTTP-01 challenges from this webroot.
+    pub acme: Option<Webroot>,
+    /// Headers added to every response, built at start-up.
+    pub response_headers: Vec<(HeaderName, HeaderValue)>,
+}
+
 /// The proxy for one listener.
 pub struct Gateway {
     shared: Arc<Shared>,
+    policy: ListenerPolicy,
     scheme: &'static str,
     proto: HeaderValue,
 }
 
 impl Gateway {
-    /// A proxy for a plain-HTTP (`tls == false`) or TLS listener.
-    pub fn new(shared: Arc<Shared>, tls: bool) -> Gateway {
-        let scheme = if tls { "https" } else { "http" };
+    /// A proxy for one listener.
+    pub fn new(shared: Arc<Shared>, policy: ListenerPolicy) -> Gateway {
+        let scheme = if policy.tls { "https" } else { "http" };
         Gateway {
             shared,
+            policy,
             scheme,
             proto: HeaderValue::from_static(scheme),
         }
@@ -112,7 +129,96 @@ impl Gateway {
             vary::VaryMerge::Insert => resp.insert_header(names::VARY, vary::ORIGIN.clone())?,
             vary::VaryMerge::Replace(v) => resp.insert_header(names::VARY, v)?,
         }
+        self.add_listener_headers(resp)
+    }
+
+    /// Adds the listener's configured response headers, replacing any of the same name.
+    fn add_listener_headers(&self, resp: &mut ResponseHeader) -> Result<()> {
+        for (name, value) in &self.policy.response_headers {
+            resp.insert_header(name.clone(), value.clone())?;
+        }
         Ok(())
+    }
+
+    /// Answers at the edge with a status, extra headers and a body.
+    async fn respond(
+        &self,
+        session: &mut Session,
+        status: u16,
+        headers: &[(&'static str, HeaderValue)],
+        body: Bytes,
+    ) -> Result<()> {
+        let mut resp = ResponseHeader::build(status, Some(4 + headers.len()))?;
+        for (name, value) in headers {
+            resp.insert_header(*name, value.clone())?;
+        }
+        resp.insert_header("Content-Length", body.len())?;
+        self.decorate(&mut resp, &CorsState::NotApplicable)?;
+        let head_only = session.req_header().method == http::Method::HEAD;
+        if head_only || body.is_empty() {
+            session.write_response_header(Box::new(resp), true).await
+        } else {
+            session.write_response_header(Box::new(resp), false).await?;
+            session.write_response_body(Some(body), true).await
+        }
+    }
+
+    /// ACME challenges and the HTTPS redirect. Returns true if it answered.
+    async fn listener_answers(&self, session: &mut Session) -> Result<bool> {
+        let s = &*self.shared;
+        let path = session.req_header().uri.path();
+        if let Some(webroot) = &self.policy.acme {
+            if Webroot::claims(path) {
+                let answer = webroot.serve(path);
+                s.metrics
+                    .acme_challenge(matches!(answer, Challenge::Found(_)));
+                match answer {
+                    Challenge::Found(bytes) => {
+                        self.respond(
+                            session,
+                            200,
+                            &[("Content-Type", TEXT_PLAIN)],
+                            Bytes::from(bytes),
+                        )
+                        .await?
+                    }
+                    Challenge::NotFound => {
+                        self.respond(
+                            session,
+                            404,
+                            &[("Content-Type", TEXT_PLAIN)],
+                            Bytes::from_static(b"Not Found\n"),
+                        )
+                        .await?
+                    }
+                }
+                return Ok(true);
+            }
+        }
+        if let Some(port) = self.policy.redirect_to_https {
+            let req = session.req_header();
+            let host = std::str::from_utf8(Self::request_host(req)).unwrap_or("");
+            let target = req.uri.path_and_query().map_or("/", |p| p.as_str());
+            match redirect::https_location(host, target, port)
+                .and_then(|l| HeaderValue::from_str(&l).ok())
+            {
+                Some(location) => {
+                    self.respond(session, 301, &[("Location", location)], Bytes::new())
+                        .await?;
+                }
+                None => {
+                    self.respond(
+                        session,
+                        400,
+                        &[("Content-Type", TEXT_PLAIN)],
+                        Bytes::from_static(b"Bad Request: no usable Host to redirect to\n"),
+                    )
+                    .await?;
+                }
+            }
+            return Ok(true);
+        }
+        Ok(false)
     }
 
     /// Answers at the edge with a short text body.
@@ -223,6 +329,11 @@ impl ProxyHttp for Gateway {
             return Ok(true);
         }
 
+        if self.listener_answers(session).await? {
+            return Ok(true);
+        }
+        let req = session.req_header();
+
         if CorsPolicy::is_preflight(&req.method, &req.headers) {
             match s.cors.preflight(&req.headers) {
                 Preflight::Allowed(allow_origin) => {
@@ -231,6 +342,7 @@ impl ProxyHttp for Gateway {
                     for (name, value) in s.cors.preflight_headers(allow_origin) {
                         resp.append_header(name, value)?;
                     }
+                    self.add_listener_headers(&mut resp)?;
                     session.write_response_header(Box::new(resp), true).await?;
                 }
                 Preflight::Refused(reason) => {

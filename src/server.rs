@@ -1,20 +1,33 @@
 //! Turning a validated [`Config`] into a running pingora `Server`: one proxy service per
-//! listener, one metrics service, pingora's own settings mapped from [`ServerSettings`].
+//! listener (TLS listeners with the SNI resolver, HTTP/2 and the handshake counter), the
+//! certificate reloader, the metrics service, and pingora's own settings mapped from
+//! [`ServerSettings`].
 
+use std::any::Any;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
-use http::Response;
+use http::{HeaderName, HeaderValue, Response};
+use log::{error, info};
 use pingora_core::apps::http_app::{HttpServer, ServeHttp};
+use pingora_core::listeners::TlsAccept;
+use pingora_core::listeners::tls::TlsSettings;
 use pingora_core::protocols::http::ServerSession;
-use pingora_core::server::Server;
+use pingora_core::protocols::tls::TlsRef;
 use pingora_core::server::configuration::{Opt, ServerConf};
+use pingora_core::server::{Server, ShutdownWatch};
+use pingora_core::services::ServiceReadyNotifier;
+use pingora_core::services::background::{BackgroundService, background_service};
 use pingora_core::services::listening::Service;
 
-use crate::config::{Config, ServerSettings};
+use crate::acme::Webroot;
+use crate::config::types::ListenerTls;
+use crate::config::{Config, Listener, ServerSettings};
 use crate::cors::CorsPolicy;
 use crate::metrics::Metrics;
-use crate::proxy::{Gateway, Shared};
+use crate::proxy::{Gateway, ListenerPolicy, Shared};
+use crate::tls::Reloader;
 use crate::upstream::Upstream;
 
 /// Maps the gateway's view of pingora's settings onto pingora's `ServerConf`.
@@ -67,13 +80,109 @@ impl ServeHttp for MetricsApp {
     }
 }
 
+/// Counts completed TLS handshakes. Failed ones are counted from pingora's log record, see
+/// [`crate::logging`].
+struct HandshakeCounter {
+    metrics: Arc<Metrics>,
+}
+
+#[async_trait]
+impl TlsAccept for HandshakeCounter {
+    async fn handshake_complete_callback(
+        &self,
+        _tls: &TlsRef,
+    ) -> Option<Arc<dyn Any + Send + Sync>> {
+        self.metrics.tls_handshake(true);
+        None
+    }
+}
+
+/// Reloads certificates on SIGHUP, and when their files change if a listener watches them.
+struct CertReloadService {
+    reloader: Reloader,
+}
+
+#[async_trait]
+impl BackgroundService for CertReloadService {
+    async fn start_with_ready_notifier(
+        &self,
+        mut shutdown: ShutdownWatch,
+        ready: ServiceReadyNotifier,
+    ) {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut hup = match signal(SignalKind::hangup()) {
+            Ok(s) => s,
+            Err(e) => {
+                error!("cannot listen for SIGHUP, certificates will not be reloaded: {e}");
+                ready.notify_ready();
+                return;
+            }
+        };
+        // The listeners wait for this, so a SIGHUP never meets a gateway without its handler.
+        ready.notify_ready();
+        let watch = self.reloader.watch_interval();
+        let mut tick = tokio::time::interval(watch.unwrap_or(Duration::from_secs(3600)));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let mut stamps = self.reloader.stamps();
+        loop {
+            tokio::select! {
+                _ = shutdown.changed() => return,
+                _ = hup.recv() => {
+                    info!("SIGHUP: reloading certificates");
+                    self.reloader.reload();
+                    stamps = self.reloader.stamps();
+                }
+                _ = tick.tick(), if watch.is_some() => {
+                    let now = self.reloader.stamps();
+                    if now != stamps {
+                        info!("certificate files changed: reloading certificates");
+                        self.reloader.reload();
+                        stamps = self.reloader.stamps();
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn policy(listener: &Listener) -> ListenerPolicy {
+    ListenerPolicy {
+        tls: listener.tls.is_some(),
+        redirect_to_https: listener.redirect_to_https,
+        acme: listener.acme_webroot.clone().map(Webroot::new),
+        // Validated at load, so nothing is dropped here.
+        response_headers: listener
+            .response_headers
+            .iter()
+            .filter_map(|(n, v)| {
+                Some((
+                    HeaderName::from_bytes(n.as_bytes()).ok()?,
+                    HeaderValue::from_str(v).ok()?,
+                ))
+            })
+            .collect(),
+    }
+}
+
 /// Builds the server with every service, ready to run. `opt` carries `-u` and `-d`.
 pub fn build(config: &Config, opt: Opt) -> Result<Server, String> {
     let mut server = Server::new_with_opt_and_conf(opt, server_conf(&config.server));
     server.bootstrap();
 
     let upstream = Upstream::new(&config.upstream);
-    let metrics = Arc::new(Metrics::new(upstream.names()));
+    let tls: Vec<ListenerTls> = config
+        .listeners
+        .iter()
+        .filter_map(|l| l.tls.clone())
+        .collect();
+    let certificate_names: Vec<String> = tls
+        .iter()
+        .flat_map(|t| t.certificates.iter().map(|c| c.name.clone()))
+        .collect();
+    let metrics = Arc::new(Metrics::new(upstream.names(), &certificate_names));
+    crate::logging::count_handshake_failures_in(metrics.clone());
+    let (reloader, resolvers) = Reloader::new(&tls, metrics.clone())?;
+    let mut resolvers = resolvers.into_iter();
     let shared = Arc::new(Shared {
         cors: CorsPolicy::new(config.cors.clone())?,
         limits: config.limits,
@@ -82,14 +191,38 @@ pub fn build(config: &Config, opt: Opt) -> Result<Server, String> {
         metrics: metrics.clone(),
     });
 
+    let reload_handle = (!reloader.is_empty()).then(|| {
+        server.add_service(background_service(
+            "certificate reloader",
+            CertReloadService { reloader },
+        ))
+    });
+
     for listener in &config.listeners {
         let mut service = pingora_proxy::http_proxy_service_with_name(
             &server.configuration,
-            Gateway::new(shared.clone(), false),
+            Gateway::new(shared.clone(), policy(listener)),
             &format!("listener {}", listener.name),
         );
-        service.add_tcp(&listener.address.to_string());
-        server.add_service(service);
+        let address = listener.address.to_string();
+        if listener.tls.is_some() {
+            let resolver = resolvers
+                .next()
+                .ok_or_else(|| "internal error: a TLS listener without certificates".to_owned())?;
+            let mut settings = TlsSettings::with_callbacks(Box::new(HandshakeCounter {
+                metrics: metrics.clone(),
+            }))
+            .map_err(|e| format!("TLS settings for {}: {e}", listener.name))?;
+            settings.set_cert_resolver(resolver);
+            settings.enable_h2();
+            service.add_tls_with_settings(&address, None, settings);
+        } else {
+            service.add_tcp(&address);
+        }
+        let handle = server.add_service(service);
+        if let Some(r) = &reload_handle {
+            handle.add_dependency(r);
+        }
     }
 
     if let Some(m) = &config.metrics {
