@@ -162,8 +162,17 @@ fn counters_move_by_exactly_the_expected_amounts() {
 
 #[test]
 fn every_metric_in_the_readme_table_is_exported_and_vice_versa() {
+    // A TLS listener with a certificate, so the per-certificate families have series too.
+    let ca = common::tls::TestCa::new();
+    let certs = tempfile::tempdir().unwrap();
+    let (cert, key) = ca.leaf(&["stats.example.com"]).write(certs.path(), "stats");
     let ackee = FakeAckee::start();
-    let gw = Gateway::start(&Spec::new(ackee.addr));
+    let spec = Spec::new(ackee.addr).tls_listener(&format!(
+        "tls: {{certificates: [{{name: stats, cert: \"{}\", key: \"{}\"}}]}}",
+        cert.display(),
+        key.display()
+    ));
+    let gw = Gateway::start(&spec);
     let scrape = gw.scrape();
     let exported: std::collections::BTreeSet<String> = scrape
         .text

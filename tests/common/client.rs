@@ -48,10 +48,9 @@ impl Response {
     }
 }
 
-/// One keep-alive connection.
+/// One keep-alive connection, over TCP or TLS.
 pub struct Conn {
-    reader: BufReader<TcpStream>,
-    writer: TcpStream,
+    reader: BufReader<Box<dyn super::tls::ReadWrite>>,
 }
 
 impl Conn {
@@ -61,16 +60,21 @@ impl Conn {
         stream
             .set_read_timeout(Some(Duration::from_secs(30)))
             .unwrap();
-        let writer = stream.try_clone().unwrap();
+        Conn::over(Box::new(stream))
+    }
+
+    /// A connection over an established stream, such as a TLS session.
+    pub fn over(stream: Box<dyn super::tls::ReadWrite>) -> Conn {
         Conn {
             reader: BufReader::new(stream),
-            writer,
         }
     }
 
     /// Sends raw bytes.
     pub fn send_raw(&mut self, bytes: &[u8]) {
-        self.writer.write_all(bytes).expect("write request");
+        let w = self.reader.get_mut();
+        w.write_all(bytes).expect("write request");
+        w.flush().expect("flush request");
     }
 
     /// Sends a request and reads the response. `Host` is added unless given.

@@ -95,6 +95,8 @@ pub struct Spec {
     pub listener: String,
     /// Extra top-level lines.
     pub top: String,
+    /// Lines of a second, TLS listener entry (its `tls:` block and more), if any.
+    pub tls_listener: Option<String>,
     /// Environment variables for the process.
     pub env: Vec<(String, String)>,
 }
@@ -109,8 +111,14 @@ impl Spec {
             upstream: String::new(),
             listener: String::new(),
             top: String::new(),
+            tls_listener: None,
             env: Vec::new(),
         }
+    }
+
+    pub fn tls_listener(mut self, lines: &str) -> Spec {
+        self.tls_listener = Some(lines.to_owned());
+        self
     }
 
     pub fn cors(mut self, lines: &str) -> Spec {
@@ -139,7 +147,7 @@ impl Spec {
     }
 
     /// Renders the YAML.
-    pub fn yaml(&self, dir: &Path, http: u16, metrics: u16) -> String {
+    pub fn yaml(&self, dir: &Path, http: u16, metrics: u16, https: u16) -> String {
         let indent = |text: &str, n: usize| {
             text.lines()
                 .filter(|l| !l.trim().is_empty())
@@ -154,6 +162,12 @@ impl Spec {
             "listeners:\n  - name: public\n    address: \"127.0.0.1:{http}\"\n"
         ));
         y.push_str(&indent(&self.listener, 4));
+        if let Some(tls) = &self.tls_listener {
+            y.push_str(&format!(
+                "  - name: secure\n    address: \"127.0.0.1:{https}\"\n"
+            ));
+            y.push_str(&indent(tls, 4));
+        }
         y.push_str(&format!("metrics:\n  address: \"127.0.0.1:{metrics}\"\n"));
         y.push_str("upstream:\n  replicas:\n");
         for (i, r) in self.replicas.iter().enumerate() {
@@ -171,6 +185,8 @@ impl Spec {
 pub struct Gateway {
     pub child: Child,
     pub http: SocketAddr,
+    /// The TLS listener, if the spec has one.
+    pub https: SocketAddr,
     pub metrics: SocketAddr,
     pub dir: tempfile::TempDir,
     pub config: PathBuf,
@@ -194,9 +210,9 @@ impl Gateway {
 
     fn try_start(spec: &Spec) -> Result<Gateway, String> {
         let dir = tempfile::tempdir().unwrap();
-        let (http, metrics) = (free_port(), free_port());
+        let (http, metrics, https) = (free_port(), free_port(), free_port());
         let config = dir.path().join("gateway.yaml");
-        fs::write(&config, spec.yaml(dir.path(), http, metrics)).unwrap();
+        fs::write(&config, spec.yaml(dir.path(), http, metrics, https)).unwrap();
         let stderr = dir.path().join("stderr.log");
         let mut cmd = Command::new(binary());
         cmd.arg("-c")
@@ -213,6 +229,7 @@ impl Gateway {
         let mut g = Gateway {
             child,
             http: SocketAddr::from(([127, 0, 0, 1], http)),
+            https: SocketAddr::from(([127, 0, 0, 1], https)),
             metrics: SocketAddr::from(([127, 0, 0, 1], metrics)),
             dir,
             config,
@@ -228,7 +245,8 @@ impl Gateway {
                 return Err(format!("Address already in use:\n{}", g.stderr()));
             }
             let ports = listening_ports(g.child.id());
-            if ports.contains(&http) && ports.contains(&metrics) {
+            let tls_ready = spec.tls_listener.is_none() || ports.contains(&https);
+            if ports.contains(&http) && ports.contains(&metrics) && tls_ready {
                 return Ok(g);
             }
             if Instant::now() > deadline {

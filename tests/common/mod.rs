@@ -5,6 +5,7 @@
 pub mod client;
 pub mod fake_ackee;
 pub mod gateway;
+pub mod tls;
 
 pub use client::{Conn, Response, preflight, request};
 pub use fake_ackee::{FakeAckee, mutation_body};
