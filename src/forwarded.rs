@@ -183,6 +183,40 @@ pub fn forwarded_for<'a>(
     HeaderValue::from_str(&out).unwrap_or_else(|_| HeaderValue::from_static("unknown"))
 }
 
+/// The visitor's address: the peer's, or, from a trusted proxy, the one it reports in
+/// `X-Real-IP` or first in `X-Forwarded-For`. Used for consistent hashing.
+pub fn client_ip(peer: IpAddr, trusted: bool, headers: &http::HeaderMap) -> IpAddr {
+    if trusted {
+        let reported = headers
+            .get(&X_REAL_IP)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|s| s.trim().parse::<IpAddr>().ok())
+            .or_else(|| {
+                headers
+                    .get(&X_FORWARDED_FOR)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|s| s.split(',').next())
+                    .and_then(|s| s.trim().parse::<IpAddr>().ok())
+            });
+        if let Some(ip) = reported {
+            return canonical(ip);
+        }
+    }
+    canonical(peer)
+}
+
+/// The bytes of an address, for hashing, without allocating.
+pub fn ip_bytes(ip: IpAddr) -> ([u8; 16], usize) {
+    let mut out = [0u8; 16];
+    match ip {
+        IpAddr::V4(v4) => {
+            out[..4].copy_from_slice(&v4.octets());
+            (out, 4)
+        }
+        IpAddr::V6(v6) => (v6.octets(), 16),
+    }
+}
+
 /// The peer address as a header value, for `X-Real-IP`.
 pub fn real_ip(peer: IpAddr) -> HeaderValue {
     HeaderValue::from_str(&canonical(peer).to_string())
@@ -259,6 +293,33 @@ mod tests {
         for (input, want) in cases {
             assert_eq!(Cidr::parse(input).unwrap_err().to_string(), *want);
         }
+    }
+
+    #[test]
+    fn the_client_address_comes_from_headers_only_behind_a_trusted_proxy() {
+        let peer: IpAddr = "10.0.0.2".parse().unwrap();
+        let mut h = http::HeaderMap::new();
+        h.insert(
+            "x-forwarded-for",
+            HeaderValue::from_static("203.0.113.9, 10.0.0.1"),
+        );
+        assert_eq!(client_ip(peer, false, &h), peer);
+        assert_eq!(
+            client_ip(peer, true, &h),
+            "203.0.113.9".parse::<IpAddr>().unwrap()
+        );
+        h.insert("x-real-ip", HeaderValue::from_static("198.51.100.4"));
+        assert_eq!(
+            client_ip(peer, true, &h),
+            "198.51.100.4".parse::<IpAddr>().unwrap()
+        );
+        h.insert("x-real-ip", HeaderValue::from_static("not an ip"));
+        assert_eq!(
+            client_ip(peer, true, &h),
+            "203.0.113.9".parse::<IpAddr>().unwrap()
+        );
+        let (b, n) = ip_bytes("192.0.2.1".parse().unwrap());
+        assert_eq!(&b[..n], &[192, 0, 2, 1]);
     }
 
     #[test]

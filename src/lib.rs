@@ -11,6 +11,7 @@
 //! | [`origin`] | normalising allow-list entries, compiling and matching origins |
 //! | [`cors`] | preflight and actual-request decisions, every CORS header value, `Vary` merging |
 //! | [`forwarded`] | trusted proxies and the client-IP headers Ackee believes |
+//! | [`health`] | each replica's health from active checks: thresholds, first-pass rule |
 //! | [`limits`] | request head and body size checks |
 //! | [`redirect`] | the plain-HTTP to HTTPS redirect |
 //! | [`acme`] | serving certbot's HTTP-01 challenge files from a webroot, safely |
@@ -25,7 +26,7 @@
 //! | [`logging`] | stderr logging with levels; pingora's handshake failures counted |
 //! | [`proxy`] | the `ProxyHttp` implementation: each phase calls into the modules above |
 //! | [`server`] | turning a [`config::Config`] into a running pingora `Server` |
-//! | [`upstream`] | choosing an Ackee replica on pingora's load balancer; the peer and its timeouts |
+//! | [`upstream`] | choosing an Ackee replica on pingora's load balancer; peers; health checks |
 //!
 //! The binary (`src/main.rs`) parses the command line, loads the config and calls [`server`].
 
@@ -33,6 +34,7 @@ pub mod acme;
 pub mod config;
 pub mod cors;
 pub mod forwarded;
+pub mod health;
 pub mod limits;
 pub mod logging;
 pub mod metrics;

@@ -114,6 +114,33 @@ pub const LATENCY_BUCKETS: [f64; 12] = [
 struct ReplicaMetrics {
     latency: Histogram,
     errors: Vec<IntCounter>,
+    healthy: IntGauge,
+    outcomes: Vec<IntCounter>,
+    retries: IntCounter,
+}
+
+/// Outcomes of a request sent to a replica: its status class, or how it failed.
+pub const OUTCOMES: [&str; 7] = ["1xx", "2xx", "3xx", "4xx", "5xx", "connect_error", "error"];
+
+/// What happened to one attempt at a replica.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// The replica answered with this status.
+    Status(u16),
+    /// The connection could not be made; nothing was sent.
+    ConnectError,
+    /// The request failed after it was sent.
+    Error,
+}
+
+impl Outcome {
+    fn index(self) -> usize {
+        match self {
+            Outcome::Status(s @ 100..=599) => usize::from(s / 100) - 1,
+            Outcome::Status(_) | Outcome::Error => 6,
+            Outcome::ConnectError => 5,
+        }
+    }
 }
 
 /// All metrics, with their children resolved.
@@ -128,6 +155,7 @@ pub struct Metrics {
     reloads: IntCounterVec,
     expiry: IntGaugeVec,
     acme: [IntCounter; 2],
+    unavailable: IntCounter,
     /// Kept so the family is registered.
     _build_info: IntGaugeVec,
 }
@@ -251,6 +279,37 @@ impl Metrics {
                 request_children.push(requests.with_label_values(&[m, s]));
             }
         }
+        let healthy = IntGaugeVec::new(
+            Opts::new(
+                "ackee_gateway_upstream_healthy",
+                "1 if the replica passes its health checks and gets traffic, else 0.",
+            ),
+            &["replica"],
+        )
+        .expect("metric definition is valid");
+        registry
+            .register(Box::new(healthy.clone()))
+            .expect("metric names are unique");
+        let outcomes = counter_vec(
+            &registry,
+            "ackee_gateway_upstream_requests_total",
+            "Requests sent to each replica, by outcome: the status class of its answer, connect_error or error.",
+            &["replica", "outcome"],
+        );
+        let retries = counter_vec(
+            &registry,
+            "ackee_gateway_upstream_retries_total",
+            "Connection failures on a replica that were retried on another one.",
+            &["replica"],
+        );
+        let unavailable = IntCounter::with_opts(Opts::new(
+            "ackee_gateway_upstream_unavailable_total",
+            "Requests answered 503 because no replica was up.",
+        ))
+        .expect("metric definition is valid");
+        registry
+            .register(Box::new(unavailable.clone()))
+            .expect("metric names are unique");
         let replicas = replicas
             .iter()
             .map(|name| ReplicaMetrics {
@@ -259,6 +318,12 @@ impl Metrics {
                     .iter()
                     .map(|k| upstream_errors.with_label_values(&[name.as_str(), k.as_str()]))
                     .collect(),
+                healthy: healthy.with_label_values(&[name.as_str()]),
+                outcomes: OUTCOMES
+                    .iter()
+                    .map(|o| outcomes.with_label_values(&[name.as_str(), o]))
+                    .collect(),
+                retries: retries.with_label_values(&[name.as_str()]),
             })
             .collect();
 
@@ -280,6 +345,7 @@ impl Metrics {
             ],
             reloads,
             expiry,
+            unavailable,
             acme: [
                 acme.with_label_values(&["served"]),
                 acme.with_label_values(&["not_found"]),
@@ -317,6 +383,32 @@ impl Metrics {
         if let Some(r) = self.replicas.get(replica) {
             r.latency.observe(seconds);
         }
+    }
+
+    /// Sets a replica's health gauge.
+    pub fn replica_health(&self, replica: usize, healthy: bool) {
+        if let Some(r) = self.replicas.get(replica) {
+            r.healthy.set(i64::from(healthy));
+        }
+    }
+
+    /// Counts one attempt at a replica by its outcome.
+    pub fn replica_outcome(&self, replica: usize, outcome: Outcome) {
+        if let Some(r) = self.replicas.get(replica) {
+            r.outcomes[outcome.index()].inc();
+        }
+    }
+
+    /// Counts a connection failure on a replica that is retried elsewhere.
+    pub fn retry(&self, replica: usize) {
+        if let Some(r) = self.replicas.get(replica) {
+            r.retries.inc();
+        }
+    }
+
+    /// Counts a 503 because no replica was up.
+    pub fn unavailable(&self) {
+        self.unavailable.inc();
     }
 
     /// Counts a failure talking to a replica (by config index).

@@ -1,35 +1,71 @@
-//! Choosing an Ackee replica and describing the connection to it, on pingora's load balancer.
+//! The Ackee replicas: choosing one for a request on pingora's load balancer, the peer and its
+//! timeouts, and the active health checks that decide which replicas get traffic.
 //!
-//! Each replica's [`HttpPeer`] is built once with the configured timeouts; a request gets a
-//! clone. Pooled connections idle for less than Node's 5 s keep-alive timeout, so a request
-//! never races Ackee closing the connection under it.
+//! - Selection is pingora-load-balancing's weighted round robin, weighted random, or Ketama
+//!   consistent hashing on the client address. A request remembers the replicas it tried, so a
+//!   retry after a connection failure goes to one it has not tried.
+//! - Health comes from [`crate::health`]: a replica gets traffic only after its first passing
+//!   check. The probes are pingora-load-balancing's HTTP and TCP checks, run by
+//!   [`HealthChecker`] for every replica at once, each bounded by the timeout.
+//! - Each replica's [`HttpPeer`] is built once; pooled connections idle for less than Node's
+//!   5 s keep-alive timeout, so a request never races Ackee closing the connection under it.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use pingora_core::upstreams::peer::HttpPeer;
-use pingora_load_balancing::selection::RoundRobin;
+use async_trait::async_trait;
+use log::{info, warn};
+use pingora_core::server::ShutdownWatch;
+use pingora_core::services::ServiceReadyNotifier;
+use pingora_core::services::background::BackgroundService;
+use pingora_core::upstreams::peer::{BasicPeer, HttpPeer};
+use pingora_load_balancing::health_check::{HealthCheck, HttpHealthCheck, TcpHealthCheck};
+use pingora_load_balancing::selection::{
+    BackendIter, BackendSelection, Consistent, Random, RoundRobin,
+};
 use pingora_load_balancing::{Backend, Backends, LoadBalancer, discovery};
 
 use crate::config::UpstreamSettings;
+use crate::config::types::{HealthCheckSettings, HealthProbe, Selection};
+use crate::health::{ReplicaHealth, Thresholds};
+use crate::metrics::Metrics;
 
 /// The most replicas a request can remember having tried (the width of the bit mask).
 pub const MAX_REPLICAS: usize = 64;
 
+enum Balancer {
+    RoundRobin(LoadBalancer<RoundRobin>),
+    Random(LoadBalancer<Random>),
+    Consistent(LoadBalancer<Consistent>),
+}
+
+fn balancer<S>(backends: BTreeSet<Backend>) -> LoadBalancer<S>
+where
+    S: BackendSelection + 'static,
+    S::Iter: BackendIter,
+{
+    let lb = LoadBalancer::from_backends(Backends::new(discovery::Static::new(backends)));
+    // Static discovery never blocks or fails.
+    let _ = now(lb.update());
+    lb
+}
+
 /// The replicas and how to reach them.
 pub struct Upstream {
-    lb: Arc<LoadBalancer<RoundRobin>>,
+    balancer: Balancer,
     names: Vec<String>,
     peers: Vec<HttpPeer>,
     by_addr: HashMap<SocketAddr, usize>,
+    health: Vec<ReplicaHealth>,
     max_iterations: usize,
 }
 
 impl Upstream {
-    /// Builds the balancer and one peer template per replica.
+    /// Builds the balancer, one peer per replica, and the health state (all down until checked,
+    /// or all up when checks are off).
     pub fn new(settings: &UpstreamSettings) -> Upstream {
-        let mut backends = std::collections::BTreeSet::new();
+        let mut backends = BTreeSet::new();
         let mut by_addr = HashMap::new();
         let mut peers = Vec::new();
         let mut names = Vec::new();
@@ -49,34 +85,57 @@ impl Upstream {
             names.push(r.name.clone());
         }
         let total_weight: usize = settings.replicas.iter().map(|r| r.weight).sum();
-        let discovery = discovery::Static::new(backends);
-        let lb = LoadBalancer::from_backends(Backends::new(discovery));
-        // Static discovery never blocks or fails.
-        let _ = futures_now(lb.update());
+        let balancer = match settings.selection {
+            Selection::RoundRobin => Balancer::RoundRobin(balancer(backends)),
+            Selection::Random => Balancer::Random(balancer(backends)),
+            Selection::ConsistentHash => Balancer::Consistent(balancer(backends)),
+        };
+        let checked = settings.health_check.probe != HealthProbe::Off;
+        let health = settings
+            .replicas
+            .iter()
+            .map(|_| {
+                if checked {
+                    ReplicaHealth::unchecked()
+                } else {
+                    ReplicaHealth::always_up()
+                }
+            })
+            .collect();
         Upstream {
-            lb: Arc::new(lb),
+            balancer,
             names,
             peers,
             by_addr,
-            max_iterations: total_weight.max(1) * 2 + 16,
+            health,
+            max_iterations: total_weight.max(1) * 4 + 64,
         }
     }
 
-    /// Picks a replica not in `tried` (a bit mask of replica indexes), or `None` if none is left.
-    pub fn select(&self, tried: u64) -> Option<usize> {
-        let backend = self
-            .lb
-            .select_with(b"", self.max_iterations, |b, healthy| {
-                healthy
-                    && self
-                        .index_of(b)
-                        .is_some_and(|i| i >= MAX_REPLICAS || tried & (1 << i) == 0)
-            })?;
+    /// Picks a healthy replica not in `tried` (a bit mask of replica indexes), or `None` if none
+    /// is left. `key` is the client address, used by consistent hashing.
+    pub fn select(&self, key: &[u8], tried: u64) -> Option<usize> {
+        let accept = |b: &Backend, _: bool| {
+            self.index_of(b)
+                .is_some_and(|i| self.is_healthy(i) && (i >= MAX_REPLICAS || tried & (1 << i) == 0))
+        };
+        let backend = match &self.balancer {
+            Balancer::RoundRobin(lb) => lb.select_with(key, self.max_iterations, accept),
+            Balancer::Random(lb) => lb.select_with(key, self.max_iterations, accept),
+            Balancer::Consistent(lb) => lb.select_with(key, self.max_iterations, accept),
+        }?;
         self.index_of(&backend)
     }
 
     fn index_of(&self, b: &Backend) -> Option<usize> {
         b.addr.as_inet().and_then(|a| self.by_addr.get(a).copied())
+    }
+
+    /// Whether a replica currently gets traffic.
+    pub fn is_healthy(&self, replica: usize) -> bool {
+        self.health
+            .get(replica)
+            .is_some_and(ReplicaHealth::is_healthy)
     }
 
     /// A fresh peer for a replica, with the configured timeouts.
@@ -93,10 +152,135 @@ impl Upstream {
     pub fn names(&self) -> &[String] {
         &self.names
     }
+
+    /// How many replicas there are.
+    pub fn len(&self) -> usize {
+        self.names.len()
+    }
+
+    /// Whether there are no replicas (never, after validation).
+    pub fn is_empty(&self) -> bool {
+        self.names.is_empty()
+    }
+}
+
+/// Runs the active health checks for every replica, every interval, in the background.
+pub struct HealthChecker {
+    upstream: Arc<crate::proxy::Shared>,
+    probe: Box<dyn HealthCheck + Send + Sync>,
+    backends: Vec<Backend>,
+    settings: HealthCheckSettings,
+    metrics: Arc<Metrics>,
+}
+
+impl HealthChecker {
+    /// A checker for the shared state's replicas, or `None` when checks are off.
+    pub fn new(
+        shared: Arc<crate::proxy::Shared>,
+        settings: &UpstreamSettings,
+    ) -> Option<HealthChecker> {
+        let hc = &settings.health_check;
+        let probe: Box<dyn HealthCheck + Send + Sync> = match &hc.probe {
+            HealthProbe::Off => return None,
+            HealthProbe::Http { path } => {
+                let mut check = HttpHealthCheck::new("localhost", false);
+                check.req.set_uri(path.parse().ok()?);
+                check.peer_template.options.connection_timeout = Some(hc.timeout);
+                check.peer_template.options.read_timeout = Some(hc.timeout);
+                check.peer_template.options.write_timeout = Some(hc.timeout);
+                Box::new(check)
+            }
+            HealthProbe::Tcp => {
+                let mut check = TcpHealthCheck::new();
+                let mut peer = BasicPeer::new("0.0.0.0:1");
+                peer.options.connection_timeout = Some(hc.timeout);
+                check.peer_template = peer;
+                check
+            }
+        };
+        let backends = settings
+            .replicas
+            .iter()
+            .map(|r| Backend {
+                addr: pingora_core::protocols::l4::socket::SocketAddr::Inet(r.address),
+                weight: r.weight,
+                ext: http::Extensions::new(),
+            })
+            .collect();
+        let metrics = shared.metrics.clone();
+        Some(HealthChecker {
+            upstream: shared,
+            probe,
+            backends,
+            settings: hc.clone(),
+            metrics,
+        })
+    }
+
+    async fn check_all(&self) {
+        let thresholds = Thresholds {
+            unhealthy_after: self.settings.unhealthy_after,
+            healthy_after: self.settings.healthy_after,
+        };
+        let checks = self.backends.iter().enumerate().map(|(i, b)| async move {
+            let result = tokio::time::timeout(self.settings.timeout, self.probe.check(b)).await;
+            let passed = matches!(result, Ok(Ok(())));
+            (i, passed, result)
+        });
+        for (i, passed, result) in futures::future::join_all(checks).await {
+            let up = &self.upstream.upstream;
+            let Some(state) = up.health.get(i) else {
+                continue;
+            };
+            if let Some(now) = state.record(passed, thresholds) {
+                self.metrics.replica_health(i, now);
+                if now {
+                    info!(
+                        "replica \"{}\" is up: it passes its health check",
+                        up.name(i)
+                    );
+                } else {
+                    let why = match result {
+                        Ok(Err(e)) => e.to_string(),
+                        Ok(Ok(())) => "passed".to_owned(),
+                        Err(_) => format!("no answer within {:?}", self.settings.timeout),
+                    };
+                    warn!(
+                        "replica \"{}\" is down, it gets no traffic: {why}",
+                        up.name(i)
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl BackgroundService for HealthChecker {
+    async fn start_with_ready_notifier(
+        &self,
+        mut shutdown: ShutdownWatch,
+        ready: ServiceReadyNotifier,
+    ) {
+        // The listeners wait for the first round, so the gateway (and a new process taking
+        // over in a graceful upgrade) never turns visitors away only because it has not
+        // looked at the replicas yet.
+        self.check_all().await;
+        ready.notify_ready();
+        let mut tick = tokio::time::interval(self.settings.interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await;
+        loop {
+            tokio::select! {
+                _ = shutdown.changed() => return,
+                _ = tick.tick() => self.check_all().await,
+            }
+        }
+    }
 }
 
 /// Polls a future that is known to complete without waiting.
-fn futures_now<F: std::future::Future>(f: F) -> Option<F::Output> {
+fn now<F: std::future::Future>(f: F) -> Option<F::Output> {
     use std::task::{Context, Poll, Waker};
     let mut f = std::pin::pin!(f);
     match f.as_mut().poll(&mut Context::from_waker(Waker::noop())) {

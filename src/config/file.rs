@@ -63,10 +63,22 @@ pub const CORS_KEYS: &[&str] = &[
 /// Keys of `upstream`.
 pub const UPSTREAM_KEYS: &[&str] = &[
     "replicas",
+    "selection",
+    "health_check",
+    "retry_after_seconds",
     "connect_timeout_seconds",
     "read_timeout_seconds",
     "write_timeout_seconds",
     "idle_timeout_seconds",
+];
+/// Keys of `upstream.health_check`.
+pub const HEALTH_CHECK_KEYS: &[&str] = &[
+    "type",
+    "path",
+    "interval_seconds",
+    "timeout_seconds",
+    "unhealthy_after",
+    "healthy_after",
 ];
 /// Keys of one entry of `upstream.replicas`.
 pub const REPLICA_KEYS: &[&str] = &["address", "name", "weight"];
@@ -202,6 +214,31 @@ pub struct FileUpstream {
     pub write_timeout_seconds: Option<Keyed<f64>>,
     /// `idle_timeout_seconds`.
     pub idle_timeout_seconds: Option<Keyed<f64>>,
+    /// `selection`: `round_robin`, `random` or `consistent_hash`.
+    pub selection: Option<Keyed<String>>,
+    /// `health_check`.
+    pub health_check: Option<FileHealthCheck>,
+    /// `retry_after_seconds`: the `Retry-After` of a 503.
+    pub retry_after_seconds: Option<Keyed<u64>>,
+}
+
+/// `upstream.health_check` as written.
+#[derive(Debug, Default)]
+pub struct FileHealthCheck {
+    /// The section's path.
+    pub key: String,
+    /// `type`: `http`, `tcp` or `none`.
+    pub kind: Option<Keyed<String>>,
+    /// `path` of the HTTP check.
+    pub path: Option<Keyed<String>>,
+    /// `interval_seconds`.
+    pub interval_seconds: Option<Keyed<f64>>,
+    /// `timeout_seconds`.
+    pub timeout_seconds: Option<Keyed<f64>>,
+    /// `unhealthy_after`: consecutive failures.
+    pub unhealthy_after: Option<Keyed<u64>>,
+    /// `healthy_after`: consecutive passes.
+    pub healthy_after: Option<Keyed<u64>>,
 }
 
 /// `metrics` as written.
@@ -413,6 +450,40 @@ pub fn read(r: &mut Reader<'_>, doc: &Value) -> FileConfig {
                         })
                         .collect(),
                 }),
+            selection: s.text(r, "selection", "round_robin, random or consistent_hash"),
+            health_check: s
+                .section(
+                    r,
+                    "health_check",
+                    HEALTH_CHECK_KEYS,
+                    "a mapping with type, path, interval_seconds and the other health-check keys",
+                )
+                .map(|h| FileHealthCheck {
+                    key: h.path().to_owned(),
+                    kind: h.text(r, "type", "http, tcp or none"),
+                    path: h.text(
+                        r,
+                        "path",
+                        "a path in quotes, such as \"/.well-known/apollo/server-health\"",
+                    ),
+                    interval_seconds: h.seconds(
+                        r,
+                        "interval_seconds",
+                        "a number of seconds greater than 0, such as 2",
+                    ),
+                    timeout_seconds: h.seconds(
+                        r,
+                        "timeout_seconds",
+                        "a number of seconds greater than 0, such as 1",
+                    ),
+                    unhealthy_after: h.whole(r, "unhealthy_after", "a whole number such as 3"),
+                    healthy_after: h.whole(r, "healthy_after", "a whole number such as 2"),
+                }),
+            retry_after_seconds: s.whole(
+                r,
+                "retry_after_seconds",
+                "a whole number of seconds such as 5",
+            ),
             connect_timeout_seconds: s.seconds(
                 r,
                 "connect_timeout_seconds",

@@ -339,6 +339,40 @@ trusted_proxies: ["10.0.0.1/8"]
     }
 
     #[test]
+    fn selection_and_health_checks_default_sensibly_and_check_their_values() {
+        let c = parse("gw.yaml", MINIMAL, None).unwrap().config;
+        assert_eq!(c.upstream.selection, types::Selection::RoundRobin);
+        assert_eq!(
+            c.upstream.health_check,
+            types::HealthCheckSettings::default()
+        );
+        assert_eq!(c.upstream.retry_after_seconds, 5);
+        let text = MINIMAL.replace(
+            "upstream: {",
+            "upstream: {selection: consistent_hash, retry_after_seconds: 30, health_check: {type: tcp, interval_seconds: 0.5, unhealthy_after: 5}, ",
+        );
+        let c = parse("gw.yaml", &text, None).unwrap().config;
+        assert_eq!(c.upstream.selection, types::Selection::ConsistentHash);
+        assert_eq!(c.upstream.health_check.probe, types::HealthProbe::Tcp);
+        assert_eq!(c.upstream.health_check.unhealthy_after, 5);
+        assert_eq!(c.upstream.health_check.healthy_after, 2);
+        assert_eq!(c.upstream.retry_after_seconds, 30);
+        let text = MINIMAL.replace(
+            "upstream: {",
+            "upstream: {selection: least_conn, health_check: {type: grpc, healthy_after: 0, path: health}, ",
+        );
+        assert_eq!(
+            errors(&text, None),
+            [
+                r#"error: gw.yaml: upstream.selection: found "least_conn"; write round_robin, random or consistent_hash"#,
+                r#"error: gw.yaml: upstream.health_check.type: found "grpc"; write http, tcp or none"#,
+                r#"warning: gw.yaml: upstream.health_check.path: is used only by type: http"#,
+                r#"error: gw.yaml: upstream.health_check.healthy_after: found 0; write a whole number from 1 to 100"#,
+            ]
+        );
+    }
+
+    #[test]
     fn unresolvable_replicas_and_bad_weights_are_errors() {
         let text = MINIMAL.replace(
             r#"replicas: [{address: "127.0.0.1:3000"}]"#,

@@ -121,11 +121,71 @@ pub struct Replica {
     pub weight: usize,
 }
 
+/// How a replica is chosen for a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Selection {
+    /// Weighted round robin.
+    RoundRobin,
+    /// Weighted random.
+    Random,
+    /// Consistent (Ketama) hashing on the client address: a client stays on one replica.
+    ConsistentHash,
+}
+
+/// What an active health check does.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HealthProbe {
+    /// `GET path`, passing on 200.
+    Http {
+        /// The path, such as `/.well-known/apollo/server-health`.
+        path: String,
+    },
+    /// A TCP connect.
+    Tcp,
+    /// No checks: every replica is always up.
+    Off,
+}
+
+/// Active health checks.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HealthCheckSettings {
+    /// The probe.
+    pub probe: HealthProbe,
+    /// Time between checks of a replica.
+    pub interval: Duration,
+    /// How long one check may take.
+    pub timeout: Duration,
+    /// Consecutive failures that take a replica down.
+    pub unhealthy_after: u32,
+    /// Consecutive passes that bring it back.
+    pub healthy_after: u32,
+}
+
+impl Default for HealthCheckSettings {
+    fn default() -> Self {
+        HealthCheckSettings {
+            probe: HealthProbe::Http {
+                path: "/.well-known/apollo/server-health".to_owned(),
+            },
+            interval: Duration::from_secs(2),
+            timeout: Duration::from_secs(1),
+            unhealthy_after: 3,
+            healthy_after: 2,
+        }
+    }
+}
+
 /// How the gateway talks to Ackee.
 #[derive(Clone, Debug, PartialEq)]
 pub struct UpstreamSettings {
     /// The Ackee processes.
     pub replicas: Vec<Replica>,
+    /// How a replica is chosen.
+    pub selection: Selection,
+    /// Active health checks.
+    pub health_check: HealthCheckSettings,
+    /// `Retry-After` seconds on a 503 when no replica is up.
+    pub retry_after_seconds: u32,
     /// TCP connect timeout.
     pub connect_timeout: Duration,
     /// Timeout for each read from Ackee.

@@ -6,12 +6,12 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
 use super::diag::{Diagnostics, Origin};
-use super::file::{FileConfig, FileCors, FileLimits, FileServer, FileUpstream};
+use super::file::{FileConfig, FileCors, FileHealthCheck, FileLimits, FileServer, FileUpstream};
 use super::listener;
 use super::reader::{Keyed, Reader};
 use super::types::{
-    Config, Limits, Listener, MetricsSettings, NODE_KEEP_ALIVE_SECONDS, Replica, ServerSettings,
-    UpstreamSettings,
+    Config, HealthCheckSettings, HealthProbe, Limits, Listener, MetricsSettings,
+    NODE_KEEP_ALIVE_SECONDS, Replica, Selection, ServerSettings, UpstreamSettings,
 };
 use crate::cors::{
     ACKEE_HEADERS, ACKEE_MAX_AGE_SECONDS, ACKEE_METHODS, CorsSettings, DisallowedOrigin,
@@ -557,14 +557,136 @@ fn upstream(r: &mut Reader<'_>, f: Option<FileUpstream>) -> Option<UpstreamSetti
             );
         }
     }
+    if replicas.len() > crate::upstream::MAX_REPLICAS {
+        r.error(
+            &replicas_key,
+            format!(
+                "lists {} replicas; write at most {}",
+                replicas.len(),
+                crate::upstream::MAX_REPLICAS
+            ),
+        );
+        ok = false;
+    }
+    let selection = match &f.selection {
+        None => Selection::RoundRobin,
+        Some(s) => match s.value.trim() {
+            "round_robin" => Selection::RoundRobin,
+            "random" => Selection::Random,
+            "consistent_hash" => Selection::ConsistentHash,
+            other => {
+                r.error(
+                    &s.key,
+                    format!("found \"{other}\"; write round_robin, random or consistent_hash"),
+                );
+                ok = false;
+                Selection::RoundRobin
+            }
+        },
+    };
+    let health_check = match f.health_check {
+        None => HealthCheckSettings::default(),
+        Some(h) => match health_check(r, h) {
+            Some(h) => h,
+            None => {
+                ok = false;
+                HealthCheckSettings::default()
+            }
+        },
+    };
+    let retry_after_seconds = match &f.retry_after_seconds {
+        None => 5,
+        Some(k) => match u32::try_from(k.value) {
+            Ok(v) if v <= 3600 => v,
+            _ => {
+                r.error(
+                    &k.key,
+                    format!(
+                        "found {}; write a number of seconds from 0 to 3600, such as 5",
+                        k.value
+                    ),
+                );
+                ok = false;
+                5
+            }
+        },
+    };
     let settings = UpstreamSettings {
         replicas,
+        selection,
+        health_check,
+        retry_after_seconds,
         connect_timeout: seconds(f.connect_timeout_seconds, UpstreamSettings::CONNECT_TIMEOUT),
         read_timeout: seconds(f.read_timeout_seconds, UpstreamSettings::READ_TIMEOUT),
         write_timeout: seconds(f.write_timeout_seconds, UpstreamSettings::WRITE_TIMEOUT),
         idle_timeout: seconds(f.idle_timeout_seconds, UpstreamSettings::IDLE_TIMEOUT),
     };
     ok.then_some(settings)
+}
+
+fn health_check(r: &mut Reader<'_>, h: FileHealthCheck) -> Option<HealthCheckSettings> {
+    let mut ok = true;
+    let mut out = HealthCheckSettings::default();
+    let kind = h
+        .kind
+        .as_ref()
+        .map(|k| (k.key.clone(), k.value.trim().to_owned()));
+    out.probe = match kind.as_ref().map(|(k, v)| (k.as_str(), v.as_str())) {
+        None | Some((_, "http")) => {
+            let path = match &h.path {
+                None => "/.well-known/apollo/server-health".to_owned(),
+                Some(p) if p.value.starts_with('/') && !p.value.contains(char::is_whitespace) => {
+                    p.value.clone()
+                }
+                Some(p) => {
+                    r.error(
+                        &p.key,
+                        format!("found \"{}\"; write a path that starts with /, such as \"/.well-known/apollo/server-health\"", p.value),
+                    );
+                    ok = false;
+                    String::new()
+                }
+            };
+            HealthProbe::Http { path }
+        }
+        Some((_, "tcp")) => HealthProbe::Tcp,
+        Some((_, "none")) => HealthProbe::Off,
+        Some((key, other)) => {
+            r.error(key, format!("found \"{other}\"; write http, tcp or none"));
+            ok = false;
+            HealthProbe::Off
+        }
+    };
+    if let (Some(p), false) = (&h.path, matches!(out.probe, HealthProbe::Http { .. })) {
+        r.warning(&p.key, "is used only by type: http");
+    }
+    if let Some(i) = &h.interval_seconds {
+        out.interval = Duration::from_secs_f64(i.value);
+    }
+    if let Some(t) = &h.timeout_seconds {
+        out.timeout = Duration::from_secs_f64(t.value);
+        if out.timeout > out.interval {
+            r.warning(&t.key, "is longer than interval_seconds, so checks of a slow replica overlap less often than configured");
+        }
+    }
+    for (field, target) in [
+        (&h.unhealthy_after, &mut out.unhealthy_after),
+        (&h.healthy_after, &mut out.healthy_after),
+    ] {
+        if let Some(n) = field {
+            match u32::try_from(n.value) {
+                Ok(v) if (1..=100).contains(&v) => *target = v,
+                _ => {
+                    r.error(
+                        &n.key,
+                        format!("found {}; write a whole number from 1 to 100", n.value),
+                    );
+                    ok = false;
+                }
+            }
+        }
+    }
+    ok.then_some(out)
 }
 
 /// Resolves `HOST:PORT` once, at start-up. An IPv4 address is preferred when a name has both.
