@@ -34,7 +34,7 @@ use crate::cors::{
 };
 use crate::forwarded::{self, TrustedProxies};
 use crate::limits::Exceeded;
-use crate::metrics::{Metrics, RequestKind, UpstreamErrorKind};
+use crate::metrics::{Metrics, Outcome, RequestKind, UpstreamErrorKind};
 use crate::redirect;
 use crate::upstream::{MAX_REPLICAS, Upstream};
 
@@ -48,6 +48,8 @@ pub struct Shared {
     pub trusted: TrustedProxies,
     /// The Ackee replicas.
     pub upstream: Upstream,
+    /// `Retry-After` on a 503 when no replica is up.
+    pub retry_after_seconds: u32,
     /// Prometheus metrics.
     pub metrics: Arc<Metrics>,
 }
@@ -71,17 +73,20 @@ pub struct Gateway {
     policy: ListenerPolicy,
     scheme: &'static str,
     proto: HeaderValue,
+    retry_after: HeaderValue,
 }
 
 impl Gateway {
     /// A proxy for one listener.
     pub fn new(shared: Arc<Shared>, policy: ListenerPolicy) -> Gateway {
+        let shared_retry_after = shared.retry_after_seconds;
         let scheme = if policy.tls { "https" } else { "http" };
         Gateway {
             shared,
             policy,
             scheme,
             proto: HeaderValue::from_static(scheme),
+            retry_after: HeaderValue::from(shared_retry_after),
         }
     }
 }
@@ -111,6 +116,8 @@ pub struct Ctx {
     pub sent_at: Option<Instant>,
     /// Request body bytes seen so far.
     pub body_bytes: u64,
+    /// The client address as hashing bytes (consistent hashing), computed once.
+    pub client_key: Option<([u8; 16], usize)>,
 }
 
 const TEXT_PLAIN: HeaderValue = HeaderValue::from_static("text/plain; charset=utf-8");
@@ -233,6 +240,9 @@ impl Gateway {
         let mut resp = ResponseHeader::build(status, Some(6))?;
         resp.insert_header("Content-Type", TEXT_PLAIN)?;
         resp.insert_header("Content-Length", body.len())?;
+        if status == 503 {
+            resp.insert_header("Retry-After", self.retry_after.clone())?;
+        }
         self.decorate(&mut resp, cors)?;
         if !keepalive {
             session.set_keepalive(None);
@@ -241,6 +251,23 @@ impl Gateway {
         session
             .write_response_body(Some(Bytes::from_static(body)), true)
             .await
+    }
+
+    /// The client address as bytes for consistent hashing.
+    fn client_key(&self, session: &Session) -> ([u8; 16], usize) {
+        let Some(peer) = session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .map(|a| a.ip())
+        else {
+            return ([0; 16], 0);
+        };
+        let trusted = self.shared.trusted.trusts(peer);
+        forwarded::ip_bytes(forwarded::client_ip(
+            peer,
+            trusted,
+            &session.req_header().headers,
+        ))
     }
 
     /// The host the client addressed: `Host`, or the HTTP/2 `:authority`.
@@ -418,10 +445,14 @@ impl ProxyHttp for Gateway {
         Ok(())
     }
 
-    async fn upstream_peer(&self, _session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
+    async fn upstream_peer(&self, session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
         let up = &self.shared.upstream;
-        let Some(i) = up.select(ctx.tried) else {
-            return Error::e_explain(ErrorType::HTTPStatus(503), "no Ackee replica is available");
+        let (key, len) = *ctx
+            .client_key
+            .get_or_insert_with(|| self.client_key(session));
+        let Some(i) = up.select(&key[..len], ctx.tried) else {
+            self.shared.metrics.unavailable();
+            return Error::e_explain(ErrorType::HTTPStatus(503), "no Ackee replica is up");
         };
         if i < MAX_REPLICAS {
             ctx.tried |= 1 << i;
@@ -489,9 +520,9 @@ impl ProxyHttp for Gateway {
             return Ok(());
         }
         if let (Some(i), Some(sent)) = (ctx.replica, ctx.sent_at.take()) {
-            self.shared
-                .metrics
-                .upstream_latency(i, sent.elapsed().as_secs_f64());
+            let m = &self.shared.metrics;
+            m.upstream_latency(i, sent.elapsed().as_secs_f64());
+            m.replica_outcome(i, Outcome::Status(upstream_response.status.as_u16()));
         }
         Ok(())
     }
@@ -515,10 +546,24 @@ impl ProxyHttp for Gateway {
         ctx: &mut Ctx,
         e: Box<Error>,
     ) -> Box<Error> {
+        let mut e = e;
         if let Some(i) = ctx.replica {
-            self.shared
-                .metrics
-                .upstream_error(i, upstream_error_kind(&e));
+            let m = &self.shared.metrics;
+            m.upstream_error(i, upstream_error_kind(&e));
+            m.replica_outcome(i, Outcome::ConnectError);
+            // Nothing was sent, so any request may go to a replica it has not tried yet.
+            let (key, len) = ctx.client_key.unwrap_or(([0; 16], 0));
+            if self
+                .shared
+                .upstream
+                .select(&key[..len], ctx.tried)
+                .is_some()
+            {
+                m.retry(i);
+                e.set_retry(true);
+            } else {
+                e.set_retry(false);
+            }
         }
         e
     }
@@ -533,9 +578,11 @@ impl ProxyHttp for Gateway {
     ) -> Box<Error> {
         if e.esource() == &ErrorSource::Upstream {
             if let Some(i) = ctx.replica {
-                self.shared
-                    .metrics
-                    .upstream_error(i, upstream_error_kind(&e));
+                let m = &self.shared.metrics;
+                m.upstream_error(i, upstream_error_kind(&e));
+                if ctx.sent_at.is_some() {
+                    m.replica_outcome(i, Outcome::Error);
+                }
             }
         }
         // Pingora's default policy: never retry a non-idempotent request (POST, PATCH) once it

@@ -28,7 +28,7 @@ use crate::cors::CorsPolicy;
 use crate::metrics::Metrics;
 use crate::proxy::{Gateway, ListenerPolicy, Shared};
 use crate::tls::Reloader;
-use crate::upstream::Upstream;
+use crate::upstream::{HealthChecker, Upstream};
 
 /// Maps the gateway's view of pingora's settings onto pingora's `ServerConf`.
 pub fn server_conf(s: &ServerSettings) -> ServerConf {
@@ -188,8 +188,14 @@ pub fn build(config: &Config, opt: Opt) -> Result<Server, String> {
         limits: config.limits,
         trusted: config.trusted_proxies.clone(),
         upstream,
+        retry_after_seconds: config.upstream.retry_after_seconds,
         metrics: metrics.clone(),
     });
+    for i in 0..shared.upstream.len() {
+        metrics.replica_health(i, shared.upstream.is_healthy(i));
+    }
+    let health_handle = HealthChecker::new(shared.clone(), &config.upstream)
+        .map(|checker| server.add_service(background_service("health checks", checker)));
 
     let reload_handle = (!reloader.is_empty()).then(|| {
         server.add_service(background_service(
@@ -220,8 +226,8 @@ pub fn build(config: &Config, opt: Opt) -> Result<Server, String> {
             service.add_tcp(&address);
         }
         let handle = server.add_service(service);
-        if let Some(r) = &reload_handle {
-            handle.add_dependency(r);
+        for dependency in [&reload_handle, &health_handle].into_iter().flatten() {
+            handle.add_dependency(dependency);
         }
     }
 
