@@ -13,6 +13,9 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
+/// Ackee's health-check path, which the gateway probes.
+pub const HEALTH_PATH: &str = "/.well-known/apollo/server-health";
+
 /// One request as Ackee saw it.
 #[derive(Clone, Debug)]
 pub struct Seen {
@@ -121,14 +124,26 @@ impl FakeAckee {
         f(&mut self.state.behaviour.lock().unwrap());
     }
 
-    /// Every request seen so far.
+    /// Every request seen so far, except the gateway's health checks.
     pub fn seen(&self) -> Vec<Seen> {
-        self.state.seen.lock().unwrap().clone()
+        self.state
+            .seen
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|s| s.path != HEALTH_PATH)
+            .cloned()
+            .collect()
     }
 
-    /// How many requests were seen.
+    /// How many requests were seen, except the gateway's health checks.
     pub fn count(&self) -> usize {
-        self.state.seen.lock().unwrap().len()
+        self.seen().len()
+    }
+
+    /// How many health checks were seen.
+    pub fn health_checks(&self) -> usize {
+        self.count_path(HEALTH_PATH)
     }
 
     /// How many requests to a path were seen.

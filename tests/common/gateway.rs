@@ -87,6 +87,8 @@ pub fn eventually<T>(limit: Duration, what: &str, mut check: impl FnMut() -> Opt
 pub struct Spec {
     /// Replica addresses, named `ackee-0`, `ackee-1`, ...
     pub replicas: Vec<SocketAddr>,
+    /// Replica weights, in the same order; empty means the default weight.
+    pub weights: Vec<u32>,
     /// Lines under `cors:`, without indentation.
     pub cors: String,
     /// Extra lines under `upstream:`, without indentation.
@@ -106,6 +108,7 @@ impl Spec {
     pub fn new(ackee: SocketAddr) -> Spec {
         Spec {
             replicas: vec![ackee],
+            weights: Vec::new(),
             cors: "allowed_origins: [\"https://example.com\", \"https://*.example.org\"]"
                 .to_owned(),
             upstream: String::new(),
@@ -114,6 +117,18 @@ impl Spec {
             tls_listener: None,
             env: Vec::new(),
         }
+    }
+
+    /// Several replicas, named `ackee-0`, `ackee-1`, ... in this order.
+    pub fn replicas(mut self, replicas: &[SocketAddr]) -> Spec {
+        self.replicas = replicas.to_vec();
+        self
+    }
+
+    /// Weights for the replicas, in the same order.
+    pub fn weights(mut self, weights: &[u32]) -> Spec {
+        self.weights = weights.to_vec();
+        self
     }
 
     pub fn tls_listener(mut self, lines: &str) -> Spec {
@@ -172,6 +187,9 @@ impl Spec {
         y.push_str("upstream:\n  replicas:\n");
         for (i, r) in self.replicas.iter().enumerate() {
             y.push_str(&format!("    - name: ackee-{i}\n      address: \"{r}\"\n"));
+            if let Some(w) = self.weights.get(i) {
+                y.push_str(&format!("      weight: {w}\n"));
+            }
         }
         y.push_str(&indent(&self.upstream, 2));
         y.push_str("cors:\n");
