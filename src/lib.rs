@@ -17,6 +17,7 @@
 //! | [`acme`] | serving certbot's HTTP-01 challenge files from a webroot, safely |
 //! | [`tls`] | loading certificates, choosing one by SNI, reloading them |
 //! | [`config`] | reading the YAML file, validating it, reporting every problem at once |
+//! | [`access_log`] | one line per request, text or JSON, written off the request path |
 //!
 //! Then the thin pingora layer:
 //!
@@ -30,6 +31,7 @@
 //!
 //! The binary (`src/main.rs`) parses the command line, loads the config and calls [`server`].
 
+pub mod access_log;
 pub mod acme;
 pub mod config;
 pub mod cors;

@@ -156,6 +156,7 @@ pub struct Metrics {
     expiry: IntGaugeVec,
     acme: [IntCounter; 2],
     unavailable: IntCounter,
+    access_log_dropped: IntCounter,
     /// Kept so the family is registered.
     _build_info: IntGaugeVec,
 }
@@ -310,6 +311,14 @@ impl Metrics {
         registry
             .register(Box::new(unavailable.clone()))
             .expect("metric names are unique");
+        let access_log_dropped = IntCounter::with_opts(Opts::new(
+            "ackee_gateway_access_log_dropped_total",
+            "Access-log lines dropped because the writer fell behind.",
+        ))
+        .expect("metric definition is valid");
+        registry
+            .register(Box::new(access_log_dropped.clone()))
+            .expect("metric names are unique");
         let replicas = replicas
             .iter()
             .map(|name| ReplicaMetrics {
@@ -346,6 +355,7 @@ impl Metrics {
             reloads,
             expiry,
             unavailable,
+            access_log_dropped,
             acme: [
                 acme.with_label_values(&["served"]),
                 acme.with_label_values(&["not_found"]),
@@ -404,6 +414,11 @@ impl Metrics {
         if let Some(r) = self.replicas.get(replica) {
             r.retries.inc();
         }
+    }
+
+    /// The counter of dropped access-log lines, for the access log to increment.
+    pub fn access_log_dropped(&self) -> prometheus::IntCounter {
+        self.access_log_dropped.clone()
     }
 
     /// Counts a 503 because no replica was up.

@@ -26,6 +26,7 @@ use pingora_proxy::{FailToProxy, ProxyHttp, Session};
 
 use pingora::http::{RequestHeader, ResponseHeader};
 
+use crate::access_log::{self, AccessLog, CorsDecision};
 use crate::acme::{Challenge, Webroot};
 use crate::config::Limits;
 use crate::cors::allow_origin::is_same_origin;
@@ -50,6 +51,8 @@ pub struct Shared {
     pub upstream: Upstream,
     /// `Retry-After` on a 503 when no replica is up.
     pub retry_after_seconds: u32,
+    /// The access log, if enabled.
+    pub access_log: Option<AccessLog>,
     /// Prometheus metrics.
     pub metrics: Arc<Metrics>,
 }
@@ -118,6 +121,10 @@ pub struct Ctx {
     pub body_bytes: u64,
     /// The client address as hashing bytes (consistent hashing), computed once.
     pub client_key: Option<([u8; 16], usize)>,
+    /// The CORS decision, for the access log.
+    pub decision: CorsDecision,
+    /// When the request started, if the access log needs it.
+    pub started: Option<Instant>,
 }
 
 const TEXT_PLAIN: HeaderValue = HeaderValue::from_static("text/plain; charset=utf-8");
@@ -333,7 +340,10 @@ impl ProxyHttp for Gateway {
     type CTX = Ctx;
 
     fn new_ctx(&self) -> Ctx {
-        Ctx::default()
+        Ctx {
+            started: self.shared.access_log.as_ref().map(|_| Instant::now()),
+            ..Ctx::default()
+        }
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
@@ -365,6 +375,7 @@ impl ProxyHttp for Gateway {
             match s.cors.preflight(&req.headers) {
                 Preflight::Allowed(allow_origin) => {
                     s.metrics.preflight(true);
+                    ctx.decision = CorsDecision::PreflightAllowed;
                     let mut resp = ResponseHeader::build(204, Some(8))?;
                     for (name, value) in s.cors.preflight_headers(allow_origin) {
                         resp.append_header(name, value)?;
@@ -374,6 +385,7 @@ impl ProxyHttp for Gateway {
                 }
                 Preflight::Refused(reason) => {
                     s.metrics.preflight(false);
+                    ctx.decision = CorsDecision::PreflightRefused;
                     s.metrics.rejection(reason, RequestKind::Preflight);
                     self.respond_text(session, &CorsState::NotApplicable, 403, reason.body(), true)
                         .await?;
@@ -384,7 +396,10 @@ impl ProxyHttp for Gateway {
 
         ctx.cors = match s.cors.actual(&req.headers) {
             OriginVerdict::Absent => CorsState::NotApplicable,
-            OriginVerdict::Allowed(v) => CorsState::Allowed(v),
+            OriginVerdict::Allowed(v) => {
+                ctx.decision = CorsDecision::Allowed;
+                CorsState::Allowed(v)
+            }
             OriginVerdict::Refused => {
                 let same_origin = req
                     .headers
@@ -394,6 +409,7 @@ impl ProxyHttp for Gateway {
                     CorsState::NotApplicable
                 } else {
                     s.metrics.rejection(Refusal::Origin, RequestKind::Actual);
+                    ctx.decision = CorsDecision::Refused;
                     if s.cors.disallowed_origin() == DisallowedOrigin::Reject {
                         self.respond_text(
                             session,
@@ -613,11 +629,25 @@ impl ProxyHttp for Gateway {
         }
     }
 
-    async fn logging(&self, session: &mut Session, e: Option<&Error>, _ctx: &mut Ctx) {
+    async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut Ctx) {
         let status = session.response_written().map(|r| r.status.as_u16());
-        self.shared
-            .metrics
-            .request(&session.req_header().method, status);
+        let req = session.req_header();
+        self.shared.metrics.request(&req.method, status);
+        if let (Some(log), Some(started)) = (&self.shared.access_log, ctx.started) {
+            log.log(&access_log::Entry {
+                time: std::time::SystemTime::now(),
+                client: session
+                    .client_addr()
+                    .and_then(|a| a.as_inet())
+                    .map(|a| forwarded::canonical(a.ip())),
+                method: req.method.as_str(),
+                path: req.uri.path(),
+                status,
+                cors: ctx.decision,
+                replica: ctx.replica.map(|i| self.shared.upstream.name(i)),
+                duration: started.elapsed(),
+            });
+        }
         if let Some(e) = e {
             if status.is_none() {
                 warn!("request failed before a response was sent: {e}");

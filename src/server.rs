@@ -21,6 +21,7 @@ use pingora_core::services::ServiceReadyNotifier;
 use pingora_core::services::background::{BackgroundService, background_service};
 use pingora_core::services::listening::Service;
 
+use crate::access_log::AccessLog;
 use crate::acme::Webroot;
 use crate::config::types::ListenerTls;
 use crate::config::{Config, Listener, ServerSettings};
@@ -189,6 +190,13 @@ pub fn build(config: &Config, opt: Opt) -> Result<Server, String> {
         trusted: config.trusted_proxies.clone(),
         upstream,
         retry_after_seconds: config.upstream.retry_after_seconds,
+        access_log: config.access_log.as_ref().map(|a| {
+            AccessLog::new(
+                a.format,
+                a.target.clone(),
+                Some(metrics.access_log_dropped()),
+            )
+        }),
         metrics: metrics.clone(),
     });
     for i in 0..shared.upstream.len() {

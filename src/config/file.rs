@@ -30,6 +30,7 @@ pub const GATEWAY_KEYS: &[&str] = &[
     "metrics",
     "limits",
     "trusted_proxies",
+    "access_log",
 ];
 
 /// Keys of one entry of `listeners`.
@@ -84,6 +85,8 @@ pub const HEALTH_CHECK_KEYS: &[&str] = &[
 pub const REPLICA_KEYS: &[&str] = &["address", "name", "weight"];
 /// Keys of `metrics`.
 pub const METRICS_KEYS: &[&str] = &["address"];
+/// Keys of `access_log`.
+pub const ACCESS_LOG_KEYS: &[&str] = &["format", "path"];
 /// Keys of `limits`.
 pub const LIMITS_KEYS: &[&str] = &["max_body_bytes", "max_header_bytes"];
 
@@ -250,6 +253,17 @@ pub struct FileMetrics {
     pub address: Option<Keyed<String>>,
 }
 
+/// `access_log` as written.
+#[derive(Debug, Default)]
+pub struct FileAccessLog {
+    /// The section's path.
+    pub key: String,
+    /// `format`: `text` or `json`.
+    pub format: Option<Keyed<String>>,
+    /// `path`: a file; standard output when absent.
+    pub path: Option<Keyed<String>>,
+}
+
 /// `limits` as written.
 #[derive(Debug, Default)]
 pub struct FileLimits {
@@ -276,6 +290,8 @@ pub struct FileConfig {
     pub limits: FileLimits,
     /// `trusted_proxies`.
     pub trusted_proxies: Option<Keyed<Vec<Keyed<String>>>>,
+    /// `access_log`, if written.
+    pub access_log: Option<FileAccessLog>,
 }
 
 const WHOLE: &str = "a whole number";
@@ -536,6 +552,23 @@ pub fn read(r: &mut Reader<'_>, doc: &Value) -> FileConfig {
 
     let trusted_proxies = root.texts(r, "trusted_proxies", "[\"10.0.0.0/8\"]");
 
+    let access_log = root
+        .section(
+            r,
+            "access_log",
+            ACCESS_LOG_KEYS,
+            "a mapping with format and path",
+        )
+        .map(|s| FileAccessLog {
+            key: s.path().to_owned(),
+            format: s.text(r, "format", "text or json"),
+            path: s.text(
+                r,
+                "path",
+                "a file path in quotes, such as \"/var/log/ackee-gateway/access.log\"",
+            ),
+        });
+
     FileConfig {
         server,
         listeners,
@@ -544,5 +577,6 @@ pub fn read(r: &mut Reader<'_>, doc: &Value) -> FileConfig {
         metrics,
         limits,
         trusted_proxies,
+        access_log,
     }
 }

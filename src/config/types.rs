@@ -237,6 +237,15 @@ impl Default for Limits {
     }
 }
 
+/// The access log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AccessLogSettings {
+    /// Text or JSON lines.
+    pub format: crate::access_log::Format,
+    /// Standard output or a file.
+    pub target: crate::access_log::Target,
+}
+
 /// The validated configuration.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -256,4 +265,6 @@ pub struct Config {
     pub limits: Limits,
     /// Peers whose client-IP headers are believed.
     pub trusted_proxies: TrustedProxies,
+    /// The access log, if enabled.
+    pub access_log: Option<AccessLogSettings>,
 }

@@ -6,11 +6,13 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
 use super::diag::{Diagnostics, Origin};
-use super::file::{FileConfig, FileCors, FileHealthCheck, FileLimits, FileServer, FileUpstream};
+use super::file::{
+    FileAccessLog, FileConfig, FileCors, FileHealthCheck, FileLimits, FileServer, FileUpstream,
+};
 use super::listener;
 use super::reader::{Keyed, Reader};
 use super::types::{
-    Config, HealthCheckSettings, HealthProbe, Limits, Listener, MetricsSettings,
+    AccessLogSettings, Config, HealthCheckSettings, HealthProbe, Limits, Listener, MetricsSettings,
     NODE_KEEP_ALIVE_SECONDS, Replica, Selection, ServerSettings, UpstreamSettings,
 };
 use crate::cors::{
@@ -64,6 +66,7 @@ pub fn validate(
     }
     let limits = limits(&mut r, file.limits);
     let trusted_proxies = trusted_proxies(&mut r, file.trusted_proxies);
+    let access_log = file.access_log.and_then(|a| access_log(&mut r, a));
 
     if r.diags.has_errors() {
         return None;
@@ -77,7 +80,42 @@ pub fn validate(
         metrics,
         limits,
         trusted_proxies,
+        access_log,
     })
+}
+
+fn access_log(r: &mut Reader<'_>, a: FileAccessLog) -> Option<AccessLogSettings> {
+    use crate::access_log::{Format, Target};
+    let format = match a.format.as_ref().map(|f| (f.key.as_str(), f.value.trim())) {
+        None | Some((_, "text")) => Format::Text,
+        Some((_, "json")) => Format::Json,
+        Some((key, other)) => {
+            r.error(key, format!("found \"{other}\"; write text or json"));
+            return None;
+        }
+    };
+    let target = match a.path {
+        None => Target::Stdout,
+        Some(p) => {
+            let path = std::path::PathBuf::from(p.value.trim());
+            let dir = path
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+                .unwrap_or(std::path::Path::new("."));
+            if p.value.trim().is_empty() || !dir.is_dir() {
+                r.error(
+                    &p.key,
+                    format!(
+                        "found \"{}\", whose directory does not exist; create it, or leave path out to log to standard output (journald)",
+                        p.value
+                    ),
+                );
+                return None;
+            }
+            Target::File(path)
+        }
+    };
+    Some(AccessLogSettings { format, target })
 }
 
 fn server(r: &mut Reader<'_>, f: FileServer) -> ServerSettings {
