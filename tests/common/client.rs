@@ -63,6 +63,39 @@ impl Conn {
         Conn::over(Box::new(stream))
     }
 
+    /// Connects, returning the error instead of panicking.
+    pub fn try_open(addr: SocketAddr) -> std::io::Result<Conn> {
+        let stream = TcpStream::connect(addr)?;
+        stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+        Ok(Conn::over(Box::new(stream)))
+    }
+
+    /// Sends a request and reads the response; `Err` if the connection failed before a
+    /// complete response arrived.
+    pub fn try_request(
+        &mut self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Result<Response, String> {
+        let mut req = format!("{method} {path} HTTP/1.1\r\nHost: gateway.test\r\n");
+        for (k, v) in headers {
+            req.push_str(&format!("{k}: {v}\r\n"));
+        }
+        if !body.is_empty() {
+            req.push_str(&format!("Content-Length: {}\r\n", body.len()));
+        }
+        req.push_str("\r\n");
+        let mut bytes = req.into_bytes();
+        bytes.extend_from_slice(body);
+        let w = self.reader.get_mut();
+        w.write_all(&bytes).map_err(|e| format!("write: {e}"))?;
+        w.flush().map_err(|e| format!("flush: {e}"))?;
+        self.try_read_response(method == "HEAD")
+            .ok_or_else(|| "no response".to_owned())
+    }
+
     /// A connection over an established stream, such as a TLS session.
     pub fn over(stream: Box<dyn super::tls::ReadWrite>) -> Conn {
         Conn {

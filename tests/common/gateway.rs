@@ -101,6 +101,8 @@ pub struct Spec {
     pub tls_listener: Option<String>,
     /// Environment variables for the process.
     pub env: Vec<(String, String)>,
+    /// `grace_period_seconds` and `graceful_shutdown_timeout_seconds`.
+    pub grace: (u64, u64),
 }
 
 impl Spec {
@@ -116,7 +118,14 @@ impl Spec {
             top: String::new(),
             tls_listener: None,
             env: Vec::new(),
+            grace: (0, 1),
         }
+    }
+
+    /// Sets `grace_period_seconds` and `graceful_shutdown_timeout_seconds`.
+    pub fn grace(mut self, period: u64, timeout: u64) -> Spec {
+        self.grace = (period, timeout);
+        self
     }
 
     /// Several replicas, named `ackee-0`, `ackee-1`, ... in this order.
@@ -170,8 +179,10 @@ impl Spec {
                 .collect::<String>()
         };
         let mut y = format!(
-            "threads: 1\npid_file: \"{d}/gw.pid\"\nupgrade_sock: \"{d}/upgrade.sock\"\ngrace_period_seconds: 0\ngraceful_shutdown_timeout_seconds: 1\n",
-            d = dir.display()
+            "threads: 1\npid_file: \"{d}/gw.pid\"\nupgrade_sock: \"{d}/upgrade.sock\"\ngrace_period_seconds: {g}\ngraceful_shutdown_timeout_seconds: {t}\n",
+            d = dir.display(),
+            g = self.grace.0,
+            t = self.grace.1,
         );
         y.push_str(&format!(
             "listeners:\n  - name: public\n    address: \"127.0.0.1:{http}\"\n"
@@ -209,6 +220,7 @@ pub struct Gateway {
     pub dir: tempfile::TempDir,
     pub config: PathBuf,
     stderr: PathBuf,
+    stdout: PathBuf,
 }
 
 impl Gateway {
@@ -232,13 +244,14 @@ impl Gateway {
         let config = dir.path().join("gateway.yaml");
         fs::write(&config, spec.yaml(dir.path(), http, metrics, https)).unwrap();
         let stderr = dir.path().join("stderr.log");
+        let stdout = dir.path().join("stdout.log");
         let mut cmd = Command::new(binary());
         cmd.arg("-c")
             .arg(&config)
             .env_remove("ACKEE_ALLOW_ORIGIN")
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(fs::File::create(&stdout).unwrap())
             .stderr(fs::File::create(&stderr).unwrap());
         for (k, v) in &spec.env {
             cmd.env(k, v);
@@ -252,6 +265,7 @@ impl Gateway {
             dir,
             config,
             stderr,
+            stdout,
         };
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
@@ -272,6 +286,33 @@ impl Gateway {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// Everything the process wrote to stdout so far (the access log goes there by default).
+    pub fn stdout(&self) -> String {
+        fs::read_to_string(&self.stdout).unwrap_or_default()
+    }
+
+    /// Starts a second process with `-u` on the same config, to take over this one's sockets
+    /// in a graceful upgrade. It waits for the sockets, so it is not ready until this one
+    /// gets SIGQUIT.
+    pub fn spawn_upgrade(&self) -> Child {
+        Command::new(binary())
+            .arg("-u")
+            .arg("-c")
+            .arg(&self.config)
+            .env_remove("ACKEE_ALLOW_ORIGIN")
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(fs::File::create(self.dir.path().join("upgrade-stderr.log")).unwrap())
+            .spawn()
+            .expect("spawn ackee-gateway -u")
+    }
+
+    /// What the upgrading process wrote to stderr.
+    pub fn upgrade_stderr(&self) -> String {
+        fs::read_to_string(self.dir.path().join("upgrade-stderr.log")).unwrap_or_default()
     }
 
     /// Everything the process wrote to stderr so far.

@@ -1,0 +1,248 @@
+//! Zero-downtime reload: a graceful upgrade (`-u`, then SIGQUIT to the old process) under a
+//! steady stream of preflights and POSTs loses no request and refuses no connection; a reload
+//! with a broken config leaves the old process serving.
+
+mod common;
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::*;
+
+#[derive(Default)]
+struct Tally {
+    ok: AtomicUsize,
+    /// Requests resent because the server closed an idle keep-alive connection before reading
+    /// them, as browsers do. Not failures: the request was never processed.
+    resent: AtomicUsize,
+    failures: Mutex<Vec<String>>,
+}
+
+impl Tally {
+    fn fail(&self, what: String) {
+        self.failures.lock().unwrap().push(what);
+    }
+}
+
+fn requests() -> Vec<(
+    &'static str,
+    Vec<(&'static str, &'static str)>,
+    Vec<u8>,
+    u16,
+)> {
+    vec![
+        (
+            "OPTIONS",
+            vec![
+                ("Origin", "https://example.com"),
+                ("Access-Control-Request-Method", "POST"),
+                ("Access-Control-Request-Headers", "content-type"),
+            ],
+            Vec::new(),
+            204,
+        ),
+        (
+            "POST",
+            vec![
+                ("Origin", "https://example.com"),
+                ("Content-Type", "application/json"),
+            ],
+            mutation_body("createRecord").into_bytes(),
+            200,
+        ),
+    ]
+}
+
+/// Sends preflight + POST pairs over one keep-alive connection until told to stop.
+fn keepalive_worker(addr: std::net::SocketAddr, stop: Arc<AtomicBool>, tally: Arc<Tally>) {
+    let mut conn: Option<Conn> = None;
+    let mut reused = false;
+    while !stop.load(Ordering::SeqCst) {
+        for (method, headers, body, want) in requests() {
+            loop {
+                if conn.is_none() {
+                    match Conn::try_open(addr) {
+                        Ok(c) => conn = Some(c),
+                        Err(e) => {
+                            tally.fail(format!("keep-alive connect: {e}"));
+                            return;
+                        }
+                    }
+                    reused = false;
+                }
+                let c = conn.as_mut().expect("connected above");
+                match c.try_request(method, "/api", &headers, &body) {
+                    Ok(r) => {
+                        if r.status != want {
+                            tally.fail(format!(
+                                "keep-alive {method}: status {} {}",
+                                r.status,
+                                r.text()
+                            ));
+                        } else {
+                            tally.ok.fetch_add(1, Ordering::SeqCst);
+                        }
+                        reused = true;
+                        if r.header("connection") == Some("close") {
+                            conn = None;
+                        }
+                        break;
+                    }
+                    Err(_) if reused => {
+                        // The server closed the idle connection as it shut down: resend on a
+                        // new connection, as HTTP clients do for a reused connection.
+                        tally.resent.fetch_add(1, Ordering::SeqCst);
+                        conn = None;
+                    }
+                    Err(e) => {
+                        tally.fail(format!("keep-alive {method} on a fresh connection: {e}"));
+                        conn = None;
+                        break;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Sends each request on a new connection until told to stop.
+fn fresh_worker(addr: std::net::SocketAddr, stop: Arc<AtomicBool>, tally: Arc<Tally>) {
+    while !stop.load(Ordering::SeqCst) {
+        for (method, headers, body, want) in requests() {
+            match Conn::try_open(addr) {
+                Err(e) => tally.fail(format!("fresh connect refused: {e}")),
+                Ok(mut c) => match c.try_request(method, "/api", &headers, &body) {
+                    Ok(r) if r.status == want => {
+                        tally.ok.fetch_add(1, Ordering::SeqCst);
+                    }
+                    Ok(r) => {
+                        tally.fail(format!("fresh {method}: status {} {}", r.status, r.text()))
+                    }
+                    Err(e) => tally.fail(format!("fresh {method}: {e}")),
+                },
+            }
+        }
+    }
+}
+
+#[test]
+fn a_graceful_upgrade_under_load_loses_no_request() {
+    let ackee = FakeAckee::start();
+    let mut old = Gateway::start(&Spec::new(ackee.addr).grace(1, 1));
+    let upgrade_sock = old.dir.path().join("upgrade.sock");
+    assert!(!upgrade_sock.exists());
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let tally = Arc::new(Tally::default());
+    let workers: Vec<_> = (0..2)
+        .map(|i| {
+            let (stop, tally, addr) = (stop.clone(), tally.clone(), old.http);
+            std::thread::spawn(move || {
+                if i == 0 {
+                    keepalive_worker(addr, stop, tally)
+                } else {
+                    fresh_worker(addr, stop, tally)
+                }
+            })
+        })
+        .collect();
+    let served = |n: usize| {
+        let start = tally.ok.load(Ordering::SeqCst);
+        eventually(
+            Duration::from_secs(60),
+            &format!("{n} more answers"),
+            || (tally.ok.load(Ordering::SeqCst) >= start + n).then_some(()),
+        );
+    };
+    served(40);
+
+    // The new process waits on the upgrade socket for the listeners...
+    let mut new = old.spawn_upgrade();
+    eventually(
+        Duration::from_secs(30),
+        "the new process to listen on the upgrade socket",
+        || upgrade_sock.exists().then_some(()),
+    );
+    // ...which the old one hands over on SIGQUIT, then keeps serving what it has and exits.
+    old.signal("QUIT");
+    served(40);
+    // CLOSE_TIMEOUT (5 s, pingora's window for the new process to start accepting) +
+    // grace_period_seconds (1) + graceful_shutdown_timeout_seconds (1), plus slack for a busy CI.
+    let status = old.wait_exit(Duration::from_secs(25));
+    assert!(
+        status.success(),
+        "the old process exited with {status}\n{}",
+        old.stderr()
+    );
+    served(40);
+
+    stop.store(true, Ordering::SeqCst);
+    for w in workers {
+        w.join().unwrap();
+    }
+    let failures = tally.failures.lock().unwrap().clone();
+    assert!(
+        failures.is_empty(),
+        "{} of {} requests failed during the upgrade: {failures:?}\nold:\n{}\nnew:\n{}",
+        failures.len(),
+        tally.ok.load(Ordering::SeqCst),
+        old.stderr(),
+        old.upgrade_stderr()
+    );
+    assert!(
+        new.try_wait().unwrap().is_none(),
+        "the new process is serving"
+    );
+    let m = old.scrape();
+    assert!(
+        m.get(
+            "ackee_gateway_build_info",
+            &[("version", env!("CARGO_PKG_VERSION"))]
+        ) == 1.0
+    );
+    eprintln!(
+        "upgrade: {} answers, {} resent after an idle keep-alive close",
+        tally.ok.load(Ordering::SeqCst),
+        tally.resent.load(Ordering::SeqCst)
+    );
+    let _ = new.kill();
+    let _ = new.wait();
+}
+
+#[test]
+fn a_reload_with_a_broken_config_leaves_the_old_process_serving() {
+    let ackee = FakeAckee::start();
+    let mut old = Gateway::start(&Spec::new(ackee.addr));
+    let good = std::fs::read_to_string(&old.config).unwrap();
+    std::fs::write(&old.config, good.replace("listeners:", "listenrs:")).unwrap();
+
+    // What the reload does first: validate. It fails, so nothing else runs.
+    let (code, stderr) = run(&["-t", "-c", &old.config.display().to_string()], &[]);
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains("listenrs: unknown key; did you mean \"listeners\"?"),
+        "{stderr}"
+    );
+
+    // Even started by hand, a new process with the broken config exits 2 before it touches the
+    // upgrade socket, and the old process is never told to go.
+    let mut new = old.spawn_upgrade();
+    let status = eventually(
+        Duration::from_secs(30),
+        "the broken upgrade to exit",
+        || new.try_wait().unwrap(),
+    );
+    assert_eq!(status.code(), Some(2), "{}", old.upgrade_stderr());
+    assert!(!old.dir.path().join("upgrade.sock").exists());
+
+    assert_eq!(preflight(old.http, "https://example.com").status, 204);
+    assert_eq!(
+        request(old.http, "GET", "/tracker.js", &[], b"").status,
+        200
+    );
+    assert!(
+        old.child.try_wait().unwrap().is_none(),
+        "the old process still runs"
+    );
+}
