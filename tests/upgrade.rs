@@ -25,12 +25,15 @@ impl Tally {
     }
 }
 
-fn requests() -> Vec<(
+/// Method, headers, body and the expected status of one request of the stream.
+type Step = (
     &'static str,
     Vec<(&'static str, &'static str)>,
     Vec<u8>,
     u16,
-)> {
+);
+
+fn requests() -> Vec<Step> {
     vec![
         (
             "OPTIONS",
