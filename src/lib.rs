@@ -31,6 +31,8 @@
 //!
 //! The binary (`src/main.rs`) parses the command line, loads the config and calls [`server`].
 
+#![deny(missing_docs)]
+
 pub mod access_log;
 pub mod acme;
 pub mod config;

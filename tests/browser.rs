@@ -1,0 +1,539 @@
+//! Proof in a real browser: Debian's headless Chromium runs the real ackee-tracker (npm, pinned
+//! in tests/browser/package-lock.json) against the real gateway binary, in front of the fake
+//! Ackee 3.4.2. CORS is enforced by browsers, so this is the test that says the gateway works.
+//!
+//! Test pages are served from two loopback origins, `http://127.0.0.1:PORT` and
+//! `http://localhost:OTHERPORT`, by small in-process web sites on ephemeral ports; the Node
+//! driver (tests/browser/drive.mjs, playwright-core with /usr/bin/chromium) reports what the
+//! page, the console and DevTools' Network domain saw.
+//!
+//! Needs: `apt-get install chromium libnss3-tools` and `npm ci --prefix tests/browser`. Without
+//! them every test here fails and says what to install.
+//!
+//! Steps, one test each (one Chromium launch each, one at a time):
+//! 1. an allowed origin with credentials (the tracker's default): record and action reach
+//!    Ackee, the tracker gets their ids, no CORS error;
+//! 2. a refused origin, `disallowed_origin: reject`: nothing reaches Ackee, the browser reports
+//!    the CORS failure;
+//! 3. `allowed_origins: ["*"]`: the tracker works with `ignoreOwnVisits: false` only; with
+//!    credentials it fails cleanly;
+//! 4. step 1 over HTTPS and HTTP/2 through the TLS listener, the test CA trusted by Chromium;
+//! 5. the preflight and rejection counters move exactly as the browser's requests did (checked
+//!    in every step, and on its own over a mixed run).
+
+mod common;
+#[path = "browser/harness.rs"]
+mod harness;
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use common::fake_ackee::Seen;
+use common::tls::TestCa;
+use common::*;
+use harness::*;
+
+/// One Chromium at a time: CI has 2 cores.
+fn one_browser_at_a_time() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn origin_of(host: &str, site: &Site) -> String {
+    format!("http://{host}:{}", site.port())
+}
+
+/// What Ackee received for one visit: its createRecord (by domain id), its createAction (by
+/// event id) and the updateAction for the action id the tracker got back.
+fn received_for(ackee: &FakeAckee, plan: &VisitPlan, visit: &Visit) -> Vec<Seen> {
+    ackee
+        .seen()
+        .into_iter()
+        .filter(|s| {
+            let body = String::from_utf8_lossy(&s.body);
+            body.contains(&plan.domain_id)
+                || body.contains(&plan.event_id)
+                || visit.action_id.as_deref().is_some_and(|a| body.contains(a))
+        })
+        .collect()
+}
+
+fn describe_seen(seen: &[Seen]) -> String {
+    seen.iter()
+        .map(|s| {
+            format!(
+                "    {} {} {:?} origin {:?}\n",
+                s.method,
+                s.path,
+                s.mutation(),
+                s.header("origin")
+            )
+        })
+        .collect()
+}
+
+/// The tracker worked: record, action and the action's update reached Ackee from `origin`,
+/// the tracker got the ids back, and the browser reported no error of any kind.
+fn assert_tracker_worked(
+    step: &str,
+    ackee: &FakeAckee,
+    plan: &VisitPlan,
+    visit: &Visit,
+    origin: &str,
+    credentials: bool,
+) {
+    let seen = received_for(ackee, plan, visit);
+    let context = format!(
+        "{}  Ackee received for this visit:\n{}",
+        visit.describe(),
+        describe_seen(&seen)
+    );
+    let fail = |what: &str| -> ! { panic!("{step}: {what}\n{context}") };
+
+    if visit.thrown.is_some() || !visit.page_errors.is_empty() {
+        fail("the page threw");
+    }
+    let ops: Vec<&str> = visit.xhrs.iter().map(|x| x.op.as_str()).collect();
+    if ops != ["createRecord", "createAction", "updateAction"] {
+        fail("the tracker did not send createRecord, createAction, then updateAction");
+    }
+    if visit
+        .xhrs
+        .iter()
+        .any(|x| x.outcome != "load" || x.status != 200)
+    {
+        fail("a tracker request did not load with status 200");
+    }
+    if visit.xhrs.iter().any(|x| x.with_credentials != credentials) {
+        fail(&format!(
+            "the tracker's requests were expected with withCredentials = {credentials}"
+        ));
+    }
+    let (Some(record_id), Some(action_id)) = (&visit.record_id, &visit.action_id) else {
+        fail("the tracker did not get the record id and the action id back");
+    };
+    // The fake Ackee hands out ids of this form.
+    for id in [record_id, action_id] {
+        if !id.starts_with("00000000-0000-4000-8000-") {
+            fail(&format!("{id:?} is not an id Ackee handed out"));
+        }
+    }
+    if record_id == action_id {
+        fail("the record and the action got the same id");
+    }
+
+    let count = |m: &str| seen.iter().filter(|s| s.mutation() == Some(m)).count();
+    // The updateAction counts only if it carries the action id the tracker got back.
+    if seen.len() != 3
+        || count("createRecord") != 1
+        || count("createAction") != 1
+        || count("updateAction") != 1
+    {
+        fail(
+            "Ackee did not receive exactly one createRecord, one createAction, and one \
+             updateAction for the action id the tracker got back",
+        );
+    }
+    if seen.iter().any(|s| s.header("origin") != Some(origin)) {
+        fail(&format!(
+            "Ackee should have seen Origin {origin} on each request"
+        ));
+    }
+    if ackee.seen().iter().any(|s| s.method == "OPTIONS") {
+        fail("a preflight reached Ackee; the gateway answers them at the edge");
+    }
+
+    if !visit.cors_console_errors().is_empty() {
+        fail("the browser reported a CORS error");
+    }
+    if visit.console.iter().any(|(t, _)| t == "error") {
+        fail("the browser's console has an error");
+    }
+    if !visit.failed_requests.is_empty()
+        || visit
+            .network
+            .iter()
+            .any(|r| r.failed.is_some() || r.cors_error.is_some())
+    {
+        fail("a request failed in the browser");
+    }
+    let posts = visit.api("POST");
+    if posts.len() != 3 || posts.iter().any(|r| r.status != Some(200)) {
+        fail("DevTools should show three POST /api answered with 200");
+    }
+}
+
+/// The browser refused the tracker's requests for CORS: nothing of this visit reached Ackee,
+/// nothing was thrown uncaught, no ids, and each request has a console error about CORS that
+/// contains `message`, and the DevTools CORS error `cors_error`.
+fn assert_tracker_blocked(
+    step: &str,
+    ackee: &FakeAckee,
+    plan: &VisitPlan,
+    visit: &Visit,
+    message: &str,
+    cors_error: &str,
+) {
+    let seen = received_for(ackee, plan, visit);
+    let context = format!(
+        "{}  Ackee received for this visit:\n{}",
+        visit.describe(),
+        describe_seen(&seen)
+    );
+    let fail = |what: &str| -> ! { panic!("{step}: {what}\n{context}") };
+
+    if !seen.is_empty() {
+        fail("a request of this visit reached Ackee");
+    }
+    if visit.thrown.is_some() || !visit.page_errors.is_empty() {
+        fail("something was thrown (the tracker should fail without an uncaught exception)");
+    }
+    let ops: Vec<&str> = visit.xhrs.iter().map(|x| x.op.as_str()).collect();
+    if ops != ["createRecord", "createAction"] {
+        fail("the tracker should have tried createRecord and createAction, and nothing more");
+    }
+    if visit
+        .xhrs
+        .iter()
+        .any(|x| x.outcome != "error" || x.status != 0)
+    {
+        fail("each tracker request should end in a network error (status 0) in the page");
+    }
+    if visit.record_id.is_some() || visit.action_id.is_some() {
+        fail("the tracker got ids although its requests were refused");
+    }
+    let cors = visit.cors_console_errors();
+    if cors.len() != visit.xhrs.len() || cors.iter().any(|t| !t.contains(message)) {
+        fail(&format!(
+            "the console should have one CORS error per request, each containing {message:?}"
+        ));
+    }
+    let posts = visit.api("POST");
+    if posts.len() != visit.xhrs.len()
+        || posts
+            .iter()
+            .any(|r| r.status.is_some() || r.cors_error.as_deref() != Some(cors_error))
+    {
+        fail(&format!(
+            "DevTools should show each POST /api failed with CORS error {cors_error}"
+        ));
+    }
+    if visit.failed_requests.len() != visit.xhrs.len() {
+        fail("Playwright should report each tracker request as failed");
+    }
+}
+
+/// Step 5: the counters moved exactly as the browser's requests did: one preflight counted as
+/// allowed for each OPTIONS the gateway answered 204, one refused (and one origin rejection)
+/// for each it answered 403, no rejected actual request, and the POSTs counted.
+fn assert_counters_match_the_browser(step: &str, gw: &Gateway, before: &Scrape, visits: &[Visit]) {
+    let preflights: Vec<&harness::NetRequest> =
+        visits.iter().flat_map(|v| v.preflights()).collect();
+    let browser_log: String = preflights
+        .iter()
+        .map(|r| format!("    OPTIONS {} -> {:?}\n", r.url, r.status))
+        .collect();
+    assert!(
+        preflights
+            .iter()
+            .all(|r| matches!(r.status, Some(204) | Some(403))),
+        "{step} (counters): every preflight should have been answered 204 or 403:\n{browser_log}"
+    );
+    assert!(
+        !preflights.is_empty(),
+        "{step} (counters): Chromium sent no preflight"
+    );
+    let allowed = preflights.iter().filter(|r| r.status == Some(204)).count() as f64;
+    let refused = preflights.iter().filter(|r| r.status == Some(403)).count() as f64;
+    let posts = visits
+        .iter()
+        .flat_map(|v| v.api("POST"))
+        .filter(|r| r.status == Some(200))
+        .count() as f64;
+
+    const PRE: &str = "ackee_gateway_preflights_total";
+    const REJ: &str = "ackee_gateway_cors_rejections_total";
+    const REQ: &str = "ackee_gateway_requests_total";
+    // (metric, labels, how far it should have moved)
+    type Expected = (&'static str, Vec<(&'static str, &'static str)>, f64);
+    let mut expected: Vec<Expected> = vec![
+        (PRE, vec![("result", "allowed")], allowed),
+        (PRE, vec![("result", "refused")], refused),
+        (REQ, vec![("method", "OPTIONS"), ("status", "2xx")], allowed),
+        (REQ, vec![("method", "OPTIONS"), ("status", "4xx")], refused),
+        (REQ, vec![("method", "POST"), ("status", "2xx")], posts),
+    ];
+    for reason in ["origin", "method", "header"] {
+        for request in ["preflight", "actual"] {
+            let n = if (reason, request) == ("origin", "preflight") {
+                refused
+            } else {
+                0.0
+            };
+            expected.push((REJ, vec![("reason", reason), ("request", request)], n));
+        }
+    }
+    let moved = |s: &Scrape, name: &str, labels: &[(&str, &str)]| {
+        s.get(name, labels) - before.get(name, labels)
+    };
+    let matches = |s: &Scrape| {
+        expected
+            .iter()
+            .all(|(name, labels, n)| moved(s, name, labels) == *n)
+    };
+    // Counters move just after each response is sent: poll, with a deadline.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut last = gw.scrape();
+    while !matches(&last) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+        last = gw.scrape();
+    }
+    if !matches(&last) {
+        let table: String = expected
+            .iter()
+            .map(|(name, labels, n)| {
+                format!(
+                    "    {name}{labels:?}: moved by {}, the browser's requests say {n}\n",
+                    moved(&last, name, labels)
+                )
+            })
+            .collect();
+        panic!(
+            "{step} (counters): /metrics did not move as the browser's requests did\n{table}  preflights Chromium sent:\n{browser_log}"
+        );
+    }
+}
+
+/// cors lines for a gateway that allows exactly `origin`.
+fn allow_only(origin: &str, disallowed: &str) -> String {
+    format!("allowed_origins: [\"{origin}\"]\ndisallowed_origin: {disallowed}")
+}
+
+#[test]
+fn step1_allowed_origin_with_credentials_gets_record_and_action_ids_back() {
+    const STEP: &str = "step 1 (allowed origin, credentials on)";
+    require_tools(false);
+    let _one = one_browser_at_a_time();
+    let site = Site::start();
+    let origin = origin_of("127.0.0.1", &site);
+    let ackee = FakeAckee::start();
+    let gw = Gateway::start(&Spec::new(ackee.addr).cors(&allow_only(&origin, "reject")));
+    let before = gw.scrape();
+    let server = format!("http://127.0.0.1:{}", gw.http.port());
+
+    let plan = plan("allowed origin", 1, &origin, &server, None);
+    let visits = run_browser(STEP, None, std::slice::from_ref(&plan));
+    assert_tracker_worked(STEP, &ackee, &plan, &visits[0], &origin, true);
+    assert_counters_match_the_browser(STEP, &gw, &before, &visits);
+}
+
+#[test]
+fn step2_refused_origin_in_reject_mode_reaches_nothing_and_the_browser_reports_cors() {
+    const STEP: &str = "step 2 (refused origin, disallowed_origin: reject)";
+    require_tools(false);
+    let _one = one_browser_at_a_time();
+    let allowed_site = Site::start();
+    let refused_site = Site::start();
+    let allowed = origin_of("127.0.0.1", &allowed_site);
+    let refused = origin_of("localhost", &refused_site);
+    let ackee = FakeAckee::start();
+    let gw = Gateway::start(&Spec::new(ackee.addr).cors(&allow_only(&allowed, "reject")));
+    let before = gw.scrape();
+    let server = format!("http://127.0.0.1:{}", gw.http.port());
+
+    let plan = plan("refused origin", 2, &refused, &server, None);
+    let visits = run_browser(STEP, None, std::slice::from_ref(&plan));
+    let v = &visits[0];
+    assert_eq!(
+        ackee.count(),
+        0,
+        "{STEP}: nothing may reach Ackee:\n{}",
+        describe_seen(&ackee.seen())
+    );
+    assert!(
+        !v.preflights().is_empty() && v.preflights().iter().all(|r| r.status == Some(403)),
+        "{STEP}: the gateway should have refused each preflight with 403\n{}",
+        v.describe()
+    );
+    assert_tracker_blocked(
+        STEP,
+        &ackee,
+        &plan,
+        v,
+        &format!("from origin '{refused}' has been blocked by CORS policy"),
+        "PreflightMissingAllowOriginHeader",
+    );
+    assert_counters_match_the_browser(STEP, &gw, &before, &visits);
+}
+
+#[test]
+fn step3_wildcard_works_without_credentials_and_fails_cleanly_with_them() {
+    const STEP: &str = "step 3 (allowed_origins: [\"*\"])";
+    require_tools(false);
+    let _one = one_browser_at_a_time();
+    let site = Site::start();
+    let origin = origin_of("127.0.0.1", &site);
+    let ackee = FakeAckee::start();
+    let gw = Gateway::start(&Spec::new(ackee.addr).cors("allowed_origins: [\"*\"]"));
+    let before = gw.scrape();
+    let server = format!("http://127.0.0.1:{}", gw.http.port());
+
+    let plans = [
+        plan(
+            "'*', ignoreOwnVisits: false",
+            3,
+            &origin,
+            &server,
+            Some(false),
+        ),
+        plan(
+            "'*', tracker defaults (credentials)",
+            4,
+            &origin,
+            &server,
+            None,
+        ),
+    ];
+    let visits = run_browser(STEP, None, &plans);
+    let (without, with) = (&plans[0], &plans[1]);
+    assert_tracker_worked(
+        &format!("{STEP}, ignoreOwnVisits: false"),
+        &ackee,
+        without,
+        &visits[0],
+        &origin,
+        false,
+    );
+    assert_tracker_blocked(
+        &format!("{STEP}, default ignoreOwnVisits (credentials)"),
+        &ackee,
+        with,
+        &visits[1],
+        "wildcard '*'",
+        "PreflightWildcardOriginNotAllowed",
+    );
+    assert_eq!(
+        ackee.count(),
+        3,
+        "{STEP}: only the visit without credentials should have reached Ackee:\n{}",
+        describe_seen(&ackee.seen())
+    );
+    assert_counters_match_the_browser(STEP, &gw, &before, &visits);
+}
+
+/// Adds the test CA to a private NSS database in `home`, where Chromium on Linux looks
+/// ($HOME/.pki/nssdb).
+fn trust_in_nss(home: &Path, ca: &TestCa) {
+    let db = home.join(".pki/nssdb");
+    std::fs::create_dir_all(&db).unwrap();
+    let ca_file = home.join("test-ca.pem");
+    std::fs::write(&ca_file, &ca.pem).unwrap();
+    let db_arg = format!("sql:{}", db.display());
+    let run = |args: &[&str]| {
+        let out = Command::new("certutil")
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| {
+                panic!("step 4: certutil could not run ({e}): apt-get install libnss3-tools")
+            });
+        assert!(
+            out.status.success(),
+            "step 4: certutil {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    run(&["-N", "-d", &db_arg, "--empty-password"]);
+    run(&[
+        "-A",
+        "-d",
+        &db_arg,
+        "-n",
+        "ackee-gateway test CA",
+        "-t",
+        "C,,",
+        "-i",
+        &ca_file.to_string_lossy(),
+    ]);
+}
+
+#[test]
+fn step4_allowed_origin_over_https_and_http2() {
+    const STEP: &str = "step 4 (allowed origin over HTTPS and HTTP/2)";
+    require_tools(true);
+    let _one = one_browser_at_a_time();
+    let site = Site::start();
+    let origin = origin_of("127.0.0.1", &site);
+    let ackee = FakeAckee::start();
+    let ca = TestCa::new();
+    let certs = tempfile::tempdir().unwrap();
+    let (cert, key) = ca.leaf(&["localhost"]).write(certs.path(), "localhost");
+    let tls = format!(
+        "tls:\n  certificates:\n    - name: localhost\n      cert: \"{}\"\n      key: \"{}\"",
+        cert.display(),
+        key.display()
+    );
+    let gw = Gateway::start(
+        &Spec::new(ackee.addr)
+            .cors(&allow_only(&origin, "reject"))
+            .tls_listener(&tls),
+    );
+    let before = gw.scrape();
+    let server = format!("https://localhost:{}", gw.https.port());
+
+    let plan = plan("allowed origin over HTTPS", 5, &origin, &server, None);
+    let trust = |home: &Path| trust_in_nss(home, &ca);
+    let visits = run_browser(STEP, Some(&trust), std::slice::from_ref(&plan));
+    let v = &visits[0];
+    assert_tracker_worked(STEP, &ackee, &plan, v, &origin, true);
+    let api: Vec<_> = v.api("OPTIONS").into_iter().chain(v.api("POST")).collect();
+    assert!(
+        api.iter().all(|r| r.url.starts_with("https://localhost:")
+            && r.protocol.as_deref() == Some("h2")),
+        "{STEP}: every preflight and POST should have gone over HTTPS with HTTP/2 (h2)\n{}",
+        v.describe()
+    );
+    assert!(
+        received_for(&ackee, &plan, v)
+            .iter()
+            .all(|s| s.header("x-forwarded-proto") == Some("https")),
+        "{STEP}: Ackee should see X-Forwarded-Proto: https"
+    );
+    assert_counters_match_the_browser(STEP, &gw, &before, &visits);
+}
+
+#[test]
+fn step5_preflight_counters_move_exactly_as_the_browsers_preflights() {
+    const STEP: &str = "step 5 (counters over a mixed run, disallowed_origin: forward)";
+    require_tools(false);
+    let _one = one_browser_at_a_time();
+    let allowed_site = Site::start();
+    let refused_site = Site::start();
+    let allowed = origin_of("127.0.0.1", &allowed_site);
+    let refused = origin_of("localhost", &refused_site);
+    let ackee = FakeAckee::start();
+    // The default mode: the browser still sends nothing after a refused preflight.
+    let gw = Gateway::start(&Spec::new(ackee.addr).cors(&allow_only(&allowed, "forward")));
+    let before = gw.scrape();
+    let server = format!("http://127.0.0.1:{}", gw.http.port());
+
+    let plans = [
+        plan("allowed origin", 6, &allowed, &server, None),
+        plan("refused origin", 7, &refused, &server, None),
+        // Chromium may answer this one's preflights from its preflight cache.
+        plan("allowed origin again", 8, &allowed, &server, None),
+    ];
+    let visits = run_browser(STEP, None, &plans);
+    assert_tracker_worked(STEP, &ackee, &plans[0], &visits[0], &allowed, true);
+    assert_tracker_blocked(
+        STEP,
+        &ackee,
+        &plans[1],
+        &visits[1],
+        &format!("from origin '{refused}' has been blocked by CORS policy"),
+        "PreflightMissingAllowOriginHeader",
+    );
+    assert_tracker_worked(STEP, &ackee, &plans[2], &visits[2], &allowed, true);
+    assert_counters_match_the_browser(STEP, &gw, &before, &visits);
+}
