@@ -26,6 +26,15 @@ pub fn is_handshake_failure(target: &str, level: Level, message: &str) -> bool {
         && message.starts_with("Downstream handshake")
 }
 
+/// Whether a log record is pingora's note, while a new process waits for the old one's sockets
+/// during a graceful upgrade, that they have not arrived yet. It is expected for the first
+/// second or so of every reload, so it is logged at info level, not as an error.
+pub fn is_upgrade_wait(target: &str, level: Level, message: &str) -> bool {
+    level == Level::Error
+        && target.starts_with("pingora_core::server::transfer_fd")
+        && message.starts_with("No incoming socket transfer")
+}
+
 /// The gateway's logger: env_logger, plus the handshake-failure hook.
 pub struct GatewayLogger {
     inner: env_logger::Logger,
@@ -37,25 +46,21 @@ impl Log for GatewayLogger {
     }
 
     fn log(&self, record: &Record<'_>) {
+        let target = record.target();
         if record.level() == Level::Error
-            && record
-                .target()
-                .starts_with("pingora_core::services::listening")
+            && (target.starts_with("pingora_core::services::listening")
+                || target.starts_with("pingora_core::server::transfer_fd"))
         {
             let message = record.args().to_string();
-            if is_handshake_failure(record.target(), record.level(), &message) {
+            if is_handshake_failure(target, record.level(), &message) {
                 if let Some(m) = HANDSHAKE_METRICS.get() {
                     m.tls_handshake(false);
                 }
-                let args = format_args!("{message}");
-                let demoted = Record::builder()
-                    .level(Level::Debug)
-                    .target(record.target())
-                    .args(args)
-                    .build();
-                if self.inner.enabled(demoted.metadata()) {
-                    self.inner.log(&demoted);
-                }
+                self.relog(record, Level::Debug, &message);
+                return;
+            }
+            if is_upgrade_wait(target, record.level(), &message) {
+                self.relog(record, Level::Info, &message);
                 return;
             }
         }
@@ -66,6 +71,21 @@ impl Log for GatewayLogger {
 
     fn flush(&self) {
         self.inner.flush();
+    }
+}
+
+impl GatewayLogger {
+    /// Logs a record's message again at another level.
+    fn relog(&self, record: &Record<'_>, level: Level, message: &str) {
+        let args = format_args!("{message}");
+        let demoted = Record::builder()
+            .level(level)
+            .target(record.target())
+            .args(args)
+            .build();
+        if self.inner.enabled(demoted.metadata()) {
+            self.inner.log(&demoted);
+        }
     }
 }
 
@@ -83,6 +103,26 @@ pub fn init() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_the_upgrade_wait_note_is_recognised() {
+        let t = "pingora_core::server::transfer_fd";
+        assert!(is_upgrade_wait(
+            t,
+            Level::Error,
+            "No incoming socket transfer, sleep 1s and try again"
+        ));
+        assert!(!is_upgrade_wait(
+            t,
+            Level::Error,
+            "Unable to send listener sockets"
+        ));
+        assert!(!is_upgrade_wait(
+            "other",
+            Level::Error,
+            "No incoming socket transfer"
+        ));
+    }
 
     #[test]
     fn only_pingoras_downstream_handshake_errors_are_recognised() {

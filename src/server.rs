@@ -168,7 +168,11 @@ fn policy(listener: &Listener) -> ListenerPolicy {
 /// Builds the server with every service, ready to run. `opt` carries `-u` and `-d`.
 pub fn build(config: &Config, opt: Opt) -> Result<Server, String> {
     let mut server = Server::new_with_opt_and_conf(opt, server_conf(&config.server));
-    server.bootstrap();
+    // Bootstrap (taking over the old process's sockets with -u) runs as a service after any
+    // daemonising fork. With daemon_wait_for_ready the parent returns as soon as the child waits
+    // for the sockets, which is what lets a reload start the new process first and only then
+    // send SIGQUIT to the old one. Every listening service waits for it.
+    let bootstrap = server.bootstrap_as_a_service();
 
     let upstream = Upstream::new(&config.upstream);
     let tls: Vec<ListenerTls> = config
@@ -234,6 +238,7 @@ pub fn build(config: &Config, opt: Opt) -> Result<Server, String> {
             service.add_tcp(&address);
         }
         let handle = server.add_service(service);
+        handle.add_dependency(&bootstrap);
         for dependency in [&reload_handle, &health_handle].into_iter().flatten() {
             handle.add_dependency(dependency);
         }
@@ -245,7 +250,7 @@ pub fn build(config: &Config, opt: Opt) -> Result<Server, String> {
             HttpServer::new_app(MetricsApp { metrics }),
         );
         service.add_tcp(&m.address.to_string());
-        server.add_service(service);
+        server.add_service(service).add_dependency(&bootstrap);
     }
     Ok(server)
 }
