@@ -1,6 +1,7 @@
 //! The `ackee-gateway` binary: parse the command line, load and validate the config, run.
 //!
-//! Exit codes: 0 on a clean stop or a valid `-t`, 2 on a config problem or bad arguments.
+//! Exit codes: 0 on a clean stop or a valid `-t`, 2 on a config problem or bad arguments, 1 when
+//! an address cannot be listened on.
 
 use std::process::ExitCode;
 
@@ -66,6 +67,36 @@ fn parse_args() -> Result<Option<Args>, String> {
     Ok(Some(args))
 }
 
+/// Tries to bind every listening address once, and says why any cannot be used.
+fn unbindable(conf: &str, config: &ackee_gateway::config::Config) -> Vec<String> {
+    let listeners = config
+        .listeners
+        .iter()
+        .enumerate()
+        .map(|(i, l)| (format!("listeners[{i}].address"), l.address));
+    let metrics = config
+        .metrics
+        .iter()
+        .map(|m| ("metrics.address".to_owned(), m.address));
+    listeners
+        .chain(metrics)
+        .filter_map(|(key, addr)| {
+            let e = std::net::TcpListener::bind(addr).err()?;
+            let hint = match e.kind() {
+                std::io::ErrorKind::PermissionDenied if addr.port() < 1024 => {
+                    "ports below 1024 need root or CAP_NET_BIND_SERVICE, which systemd/ackee-gateway.service grants"
+                }
+                std::io::ErrorKind::AddrInUse => {
+                    "another process listens there (nginx, or a gateway already running: use -u to take over its sockets)"
+                }
+                std::io::ErrorKind::AddrNotAvailable => "no interface of this host has that address",
+                _ => "check the address",
+            };
+            Some(format!("error: {conf}: {key}: cannot listen on {addr} ({e}); {hint}"))
+        })
+        .collect()
+}
+
 fn main() -> ExitCode {
     let args = match parse_args() {
         Ok(Some(a)) => a,
@@ -104,6 +135,20 @@ fn main() -> ExitCode {
     if args.test {
         eprintln!("ackee-gateway: {} is valid", args.conf);
         return ExitCode::SUCCESS;
+    }
+
+    // A listener that cannot bind would otherwise leave a running gateway with a dead port
+    // (pingora retries, then gives up on that one service). Check first, unless taking over
+    // a running gateway's sockets with -u.
+    if !args.upgrade {
+        let problems = unbindable(&args.conf, &loaded.config);
+        if !problems.is_empty() {
+            for p in &problems {
+                eprintln!("{p}");
+            }
+            eprintln!("ackee-gateway: cannot listen; nothing was started");
+            return ExitCode::from(1);
+        }
     }
 
     let opt = Opt {

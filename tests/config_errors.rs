@@ -133,6 +133,34 @@ fn a_missing_file_and_bad_arguments_exit_2() {
 }
 
 #[test]
+fn an_address_already_in_use_is_reported_before_anything_starts() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(
+        &dir,
+        &format!(
+            r#"listeners: [{{address: "{addr}"}}]
+cors: {{allowed_origins: ["https://example.com"]}}
+upstream: {{replicas: [{{address: "127.0.0.1:3000"}}], health_check: {{type: none}}}}
+"#
+        ),
+    );
+    let (code, stderr) = run(&["-c", &path], &[]);
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains(&format!(
+            "error: {path}: listeners[0].address: cannot listen on {addr} (Address already in use (os error 98)); another process listens there"
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stderr.ends_with("ackee-gateway: cannot listen; nothing was started\n"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn invalid_yaml_is_reported_with_its_position() {
     let dir = tempfile::tempdir().unwrap();
     let path = write(&dir, "listeners: [\n  {address: \"127.0.0.1:8080\"\n");

@@ -231,7 +231,9 @@ impl Gateway {
             match Self::try_start(spec) {
                 Ok(g) => return g,
                 // Another process took a port between our probe and the bind: try new ports.
-                Err(log) if log.contains("Address already in use") => last = log,
+                Err(log) if log.contains("Address already in use") || log.contains("is in use") => {
+                    last = log
+                }
                 Err(log) => panic!("the gateway did not start:\n{log}"),
             }
         }
