@@ -154,20 +154,27 @@ impl Gateway {
         Ok(())
     }
 
-    /// Answers at the edge with a status, extra headers and a body.
+    /// Answers at the edge: status, extra headers, body, the CORS headers `cors` calls for,
+    /// `Vary: Origin` and the listener's headers. `keepalive: false` closes the connection
+    /// afterwards (when a request body may be left unread).
     async fn respond(
         &self,
         session: &mut Session,
+        cors: &CorsState,
         status: u16,
         headers: &[(&'static str, HeaderValue)],
         body: Bytes,
+        keepalive: bool,
     ) -> Result<()> {
         let mut resp = ResponseHeader::build(status, Some(4 + headers.len()))?;
         for (name, value) in headers {
             resp.insert_header(*name, value.clone())?;
         }
         resp.insert_header("Content-Length", body.len())?;
-        self.decorate(&mut resp, &CorsState::NotApplicable)?;
+        self.decorate(&mut resp, cors)?;
+        if !keepalive {
+            session.set_keepalive(None);
+        }
         let head_only = session.req_header().method == http::Method::HEAD;
         if head_only || body.is_empty() {
             session.write_response_header(Box::new(resp), true).await
@@ -179,33 +186,18 @@ impl Gateway {
 
     /// ACME challenges and the HTTPS redirect. Returns true if it answered.
     async fn listener_answers(&self, session: &mut Session) -> Result<bool> {
-        let s = &*self.shared;
+        let none = &CorsState::NotApplicable;
         let path = session.req_header().uri.path();
         if let Some(webroot) = &self.policy.acme {
             if Webroot::claims(path) {
-                let answer = webroot.serve(path);
-                s.metrics
-                    .acme_challenge(matches!(answer, Challenge::Found(_)));
-                match answer {
-                    Challenge::Found(bytes) => {
-                        self.respond(
-                            session,
-                            200,
-                            &[("Content-Type", TEXT_PLAIN)],
-                            Bytes::from(bytes),
-                        )
-                        .await?
-                    }
-                    Challenge::NotFound => {
-                        self.respond(
-                            session,
-                            404,
-                            &[("Content-Type", TEXT_PLAIN)],
-                            Bytes::from_static(b"Not Found\n"),
-                        )
-                        .await?
-                    }
-                }
+                let (status, body) = match webroot.serve(path) {
+                    Challenge::Found(bytes) => (200, Bytes::from(bytes)),
+                    Challenge::NotFound => (404, Bytes::from_static(b"Not Found\n")),
+                };
+                self.shared.metrics.acme_challenge(status == 200);
+                let headers = [("Content-Type", TEXT_PLAIN)];
+                self.respond(session, none, status, &headers, body, true)
+                    .await?;
                 return Ok(true);
             }
         }
@@ -217,15 +209,17 @@ impl Gateway {
                 .and_then(|l| HeaderValue::from_str(&l).ok())
             {
                 Some(location) => {
-                    self.respond(session, 301, &[("Location", location)], Bytes::new())
+                    let headers = [("Location", location)];
+                    self.respond(session, none, 301, &headers, Bytes::new(), true)
                         .await?;
                 }
                 None => {
-                    self.respond(
+                    self.respond_text(
                         session,
+                        none,
                         400,
-                        &[("Content-Type", TEXT_PLAIN)],
-                        Bytes::from_static(b"Bad Request: no usable Host to redirect to\n"),
+                        b"Bad Request: no usable Host to redirect to\n",
+                        true,
                     )
                     .await?;
                 }
@@ -235,7 +229,7 @@ impl Gateway {
         Ok(false)
     }
 
-    /// Answers at the edge with a short text body.
+    /// Answers at the edge with a short text body (and `Retry-After` on a 503).
     async fn respond_text(
         &self,
         session: &mut Session,
@@ -244,20 +238,37 @@ impl Gateway {
         body: &'static [u8],
         keepalive: bool,
     ) -> Result<()> {
-        let mut resp = ResponseHeader::build(status, Some(6))?;
-        resp.insert_header("Content-Type", TEXT_PLAIN)?;
-        resp.insert_header("Content-Length", body.len())?;
-        if status == 503 {
-            resp.insert_header("Retry-After", self.retry_after.clone())?;
-        }
-        self.decorate(&mut resp, cors)?;
-        if !keepalive {
-            session.set_keepalive(None);
-        }
-        session.write_response_header(Box::new(resp), false).await?;
-        session
-            .write_response_body(Some(Bytes::from_static(body)), true)
-            .await
+        let headers = [
+            ("Content-Type", TEXT_PLAIN),
+            ("Retry-After", self.retry_after.clone()),
+        ];
+        let headers = if status == 503 {
+            &headers[..]
+        } else {
+            &headers[..1]
+        };
+        self.respond(
+            session,
+            cors,
+            status,
+            headers,
+            Bytes::from_static(body),
+            keepalive,
+        )
+        .await
+    }
+
+    /// Answers 431 or 413, counts it, and closes the connection (a body may be left unread).
+    async fn refuse_size(
+        &self,
+        session: &mut Session,
+        cors: &CorsState,
+        exceeded: Exceeded,
+    ) -> Result<bool> {
+        self.shared.metrics.limit(exceeded);
+        self.respond_text(session, cors, exceeded.status(), exceeded.body(), false)
+            .await?;
+        Ok(true)
     }
 
     /// The client address as bytes for consistent hashing.
@@ -351,19 +362,10 @@ impl ProxyHttp for Gateway {
         let req = session.req_header();
 
         if let Err(exceeded) = s.limits.check_head(&req.method, &req.uri, &req.headers) {
-            s.metrics.limit(exceeded);
             if let OriginVerdict::Allowed(v) = s.cors.actual(&req.headers) {
                 ctx.cors = CorsState::Allowed(v);
             }
-            self.respond_text(
-                session,
-                &ctx.cors,
-                exceeded.status(),
-                exceeded.body(),
-                false,
-            )
-            .await?;
-            return Ok(true);
+            return self.refuse_size(session, &ctx.cors, exceeded).await;
         }
 
         if self.listener_answers(session).await? {
@@ -427,16 +429,7 @@ impl ProxyHttp for Gateway {
         };
 
         if let Err(exceeded) = s.limits.check_declared_body(&req.headers) {
-            s.metrics.limit(exceeded);
-            self.respond_text(
-                session,
-                &ctx.cors,
-                exceeded.status(),
-                exceeded.body(),
-                false,
-            )
-            .await?;
-            return Ok(true);
+            return self.refuse_size(session, &ctx.cors, exceeded).await;
         }
         Ok(false)
     }

@@ -5,6 +5,16 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
+/// The values of every header called `name` (any case) in a list of lowercased pairs.
+pub fn headers_named<'a>(headers: &'a [(String, String)], name: &str) -> Vec<&'a str> {
+    let name = name.to_ascii_lowercase();
+    headers
+        .iter()
+        .filter(|(k, _)| *k == name)
+        .map(|(_, v)| v.as_str())
+        .collect()
+}
+
 /// A parsed response.
 #[derive(Clone, Debug)]
 pub struct Response {
@@ -17,21 +27,12 @@ pub struct Response {
 impl Response {
     /// The first header with this name.
     pub fn header(&self, name: &str) -> Option<&str> {
-        let name = name.to_ascii_lowercase();
-        self.headers
-            .iter()
-            .find(|(k, _)| *k == name)
-            .map(|(_, v)| v.as_str())
+        headers_named(&self.headers, name).into_iter().next()
     }
 
     /// Every header with this name.
     pub fn headers_named(&self, name: &str) -> Vec<&str> {
-        let name = name.to_ascii_lowercase();
-        self.headers
-            .iter()
-            .filter(|(k, _)| *k == name)
-            .map(|(_, v)| v.as_str())
-            .collect()
+        headers_named(&self.headers, name)
     }
 
     /// Header names that start with `access-control-`.

@@ -13,6 +13,8 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
+use super::client::headers_named;
+
 /// Ackee's health-check path, which the gateway probes.
 pub const HEALTH_PATH: &str = "/.well-known/apollo/server-health";
 
@@ -30,20 +32,11 @@ pub struct Seen {
 
 impl Seen {
     pub fn header(&self, name: &str) -> Option<&str> {
-        let name = name.to_ascii_lowercase();
-        self.headers
-            .iter()
-            .find(|(k, _)| *k == name)
-            .map(|(_, v)| v.as_str())
+        headers_named(&self.headers, name).into_iter().next()
     }
 
     pub fn headers_named(&self, name: &str) -> Vec<&str> {
-        let name = name.to_ascii_lowercase();
-        self.headers
-            .iter()
-            .filter(|(k, _)| *k == name)
-            .map(|(_, v)| v.as_str())
-            .collect()
+        headers_named(&self.headers, name)
     }
 
     /// The GraphQL operation in a tracker mutation, if any.
