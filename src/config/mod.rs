@@ -55,6 +55,16 @@ pub fn parse(
     text: &str,
     env_allow_origin: Option<&str>,
 ) -> Result<Loaded, Diagnostics> {
+    parse_with(name, text, env_allow_origin, &validate::system_resolver)
+}
+
+/// [`parse`] with another resolver for replica host names.
+pub fn parse_with(
+    name: &str,
+    text: &str,
+    env_allow_origin: Option<&str>,
+    resolver: validate::Resolver<'_>,
+) -> Result<Loaded, Diagnostics> {
     let origin = Origin::File(name.to_owned());
     let mut diags = Diagnostics::new();
     let doc: serde_yaml::Value = match serde_yaml::from_str(text) {
@@ -75,7 +85,7 @@ pub fn parse(
         // Nothing else can be checked in a document that is not a mapping of keys.
         return Err(diags);
     }
-    match validate::validate(&origin, &mut diags, file, env_allow_origin) {
+    match validate::validate(&origin, &mut diags, file, env_allow_origin, resolver) {
         Some(config) if !diags.has_errors() => Ok(Loaded {
             config,
             warnings: diags,
@@ -368,6 +378,49 @@ trusted_proxies: ["10.0.0.1/8"]
                 r#"error: gw.yaml: upstream.health_check.type: found "grpc"; write http, tcp or none"#,
                 r#"warning: gw.yaml: upstream.health_check.path: is used only by type: http"#,
                 r#"error: gw.yaml: upstream.health_check.healthy_after: found 0; write a whole number from 1 to 100"#,
+            ]
+        );
+    }
+
+    #[test]
+    fn host_names_are_resolved_once_and_failures_are_config_errors() {
+        let resolver = |host: &str, port: u16| -> std::io::Result<Vec<std::net::SocketAddr>> {
+            match host {
+                "ackee-1.internal" => Ok(vec![
+                    std::net::SocketAddr::from(([0, 0, 0, 0, 0, 0, 0, 1], port)),
+                    std::net::SocketAddr::from(([10, 0, 0, 11], port)),
+                ]),
+                "empty.internal" => Ok(vec![]),
+                _ => Err(std::io::Error::other("Name or service not known")),
+            }
+        };
+        let text = MINIMAL.replace(
+            r#"replicas: [{address: "127.0.0.1:3000"}]"#,
+            r#"replicas: [{address: "ackee-1.internal:3000"}]"#,
+        );
+        let c = parse_with("gw.yaml", &text, None, &resolver)
+            .unwrap()
+            .config;
+        assert_eq!(
+            c.upstream.replicas[0].address.to_string(),
+            "10.0.0.11:3000",
+            "IPv4 first"
+        );
+        assert_eq!(c.upstream.replicas[0].name, "ackee-1.internal:3000");
+        let text = MINIMAL.replace(
+            r#"replicas: [{address: "127.0.0.1:3000"}]"#,
+            r#"replicas: [{address: "ackee-9.internal:3000"}, {address: "empty.internal:3000"}]"#,
+        );
+        let got: Vec<String> = parse_with("gw.yaml", &text, None, &resolver)
+            .unwrap_err()
+            .iter()
+            .map(|d| d.to_string())
+            .collect();
+        assert_eq!(
+            got,
+            [
+                r#"error: gw.yaml: upstream.replicas[0].address: "ackee-9.internal:3000" could not be resolved (Name or service not known); write an IP address and port, or a host name this machine resolves"#,
+                r#"error: gw.yaml: upstream.replicas[1].address: "empty.internal:3000" resolves to no address; write an IP address and port"#,
             ]
         );
     }

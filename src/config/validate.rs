@@ -26,6 +26,14 @@ pub const ENV_ALLOW_ORIGIN: &str = "ACKEE_ALLOW_ORIGIN";
 
 const LISTEN_EXAMPLE: &str = "an IP address and port, such as \"127.0.0.1:8080\" or \"[::]:443\"";
 
+/// Resolves a host name and port to addresses: the system's resolver, or a stand-in in tests.
+pub type Resolver<'a> = &'a dyn Fn(&str, u16) -> std::io::Result<Vec<SocketAddr>>;
+
+/// The system's resolver (`/etc/hosts`, then DNS).
+pub fn system_resolver(host: &str, port: u16) -> std::io::Result<Vec<SocketAddr>> {
+    (host, port).to_socket_addrs().map(Iterator::collect)
+}
+
 /// Validates the file (and `ACKEE_ALLOW_ORIGIN`, if set). Returns `None` if any error was found;
 /// every problem is in `diags` either way.
 pub fn validate(
@@ -33,6 +41,7 @@ pub fn validate(
     diags: &mut Diagnostics,
     file: FileConfig,
     env_allow_origin: Option<&str>,
+    resolver: Resolver<'_>,
 ) -> Option<Config> {
     let mut r = Reader {
         origin: file_origin.clone(),
@@ -42,7 +51,7 @@ pub fn validate(
     let server = server(&mut r, file.server);
     let listeners = listeners(&mut r, file.listeners);
     let (cors, origins_from_env) = cors(&mut r, file.cors, env_allow_origin);
-    let upstream = upstream(&mut r, file.upstream);
+    let upstream = upstream(&mut r, file.upstream, resolver);
     let metrics = file.metrics.and_then(|m| match m.address {
         None => {
             r.error(
@@ -500,7 +509,11 @@ fn seconds(v: Option<Keyed<f64>>, default: Duration) -> Duration {
         .unwrap_or(default)
 }
 
-fn upstream(r: &mut Reader<'_>, f: Option<FileUpstream>) -> Option<UpstreamSettings> {
+fn upstream(
+    r: &mut Reader<'_>,
+    f: Option<FileUpstream>,
+    resolver: Resolver<'_>,
+) -> Option<UpstreamSettings> {
     let Some(f) = f else {
         r.error(
             "upstream",
@@ -539,7 +552,7 @@ fn upstream(r: &mut Reader<'_>, f: Option<FileUpstream>) -> Option<UpstreamSetti
             ok = false;
             continue;
         };
-        let Some(address) = resolve(r, &a) else {
+        let Some(address) = resolve(r, &a, resolver) else {
             ok = false;
             continue;
         };
@@ -728,7 +741,7 @@ fn health_check(r: &mut Reader<'_>, h: FileHealthCheck) -> Option<HealthCheckSet
 }
 
 /// Resolves `HOST:PORT` once, at start-up. An IPv4 address is preferred when a name has both.
-fn resolve(r: &mut Reader<'_>, a: &Keyed<String>) -> Option<SocketAddr> {
+fn resolve(r: &mut Reader<'_>, a: &Keyed<String>, resolver: Resolver<'_>) -> Option<SocketAddr> {
     let text = a.value.trim();
     if let Ok(addr) = text.parse::<SocketAddr>() {
         if addr.port() == 0 {
@@ -759,20 +772,17 @@ fn resolve(r: &mut Reader<'_>, a: &Keyed<String>) -> Option<SocketAddr> {
             return None;
         }
     };
-    match (host, port).to_socket_addrs() {
-        Ok(addrs) => {
-            let addrs: Vec<SocketAddr> = addrs.collect();
-            match addrs.iter().find(|a| a.is_ipv4()).or(addrs.first()) {
-                Some(addr) => Some(*addr),
-                None => {
-                    r.error(
-                        &a.key,
-                        format!("\"{text}\" resolves to no address; write an IP address and port"),
-                    );
-                    None
-                }
+    match resolver(host, port) {
+        Ok(addrs) => match addrs.iter().find(|a| a.is_ipv4()).or(addrs.first()) {
+            Some(addr) => Some(*addr),
+            None => {
+                r.error(
+                    &a.key,
+                    format!("\"{text}\" resolves to no address; write an IP address and port"),
+                );
+                None
             }
-        }
+        },
         Err(e) => {
             r.error(
                 &a.key,
