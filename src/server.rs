@@ -98,6 +98,40 @@ impl TlsAccept for HandshakeCounter {
     }
 }
 
+/// Holds the bootstrap back until the daemonising parent listens for SIGUSR1.
+///
+/// With `daemon_wait_for_ready`, pingora's bootstrap sends SIGUSR1 to the parent as soon as it
+/// starts, but the parent installs its SIGUSR1 handler only after the fork, so a fast child can
+/// signal first and kill the parent (SIGUSR1's default action), failing the start or reload.
+/// This gate waits, briefly, until the parent's signal mask shows it catches SIGUSR1.
+struct ParentReadyGate {
+    parent: u32,
+}
+
+/// Whether a process catches SIGUSR1, from `/proc/PID/status`; `None` if it cannot be read
+/// (gone, or not Linux).
+fn catches_sigusr1(pid: u32) -> Option<bool> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let mask = status.lines().find_map(|l| l.strip_prefix("SigCgt:"))?;
+    let mask = u64::from_str_radix(mask.trim(), 16).ok()?;
+    Some(mask & (1 << (libc::SIGUSR1 - 1)) != 0)
+}
+
+#[async_trait]
+impl BackgroundService for ParentReadyGate {
+    async fn start_with_ready_notifier(
+        &self,
+        _shutdown: ShutdownWatch,
+        ready: ServiceReadyNotifier,
+    ) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::time::Instant::now() < deadline && catches_sigusr1(self.parent) == Some(false) {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        ready.notify_ready();
+    }
+}
+
 /// Reloads certificates on SIGHUP, and when their files change if a listener watches them.
 struct CertReloadService {
     reloader: Reloader,
@@ -167,12 +201,23 @@ fn policy(listener: &Listener) -> ListenerPolicy {
 
 /// Builds the server with every service, ready to run. `opt` carries `-u` and `-d`.
 pub fn build(config: &Config, opt: Opt) -> Result<Server, String> {
+    let daemon = opt.daemon || config.server.daemon;
     let mut server = Server::new_with_opt_and_conf(opt, server_conf(&config.server));
     // Bootstrap (taking over the old process's sockets with -u) runs as a service after any
     // daemonising fork. With daemon_wait_for_ready the parent returns as soon as the child waits
     // for the sockets, which is what lets a reload start the new process first and only then
     // send SIGQUIT to the old one. Every listening service waits for it.
     let bootstrap = server.bootstrap_as_a_service();
+    if daemon && config.server.daemon_wait_for_ready {
+        // The process running now becomes the waiting parent after the fork.
+        let gate = server.add_service(background_service(
+            "parent ready gate",
+            ParentReadyGate {
+                parent: std::process::id(),
+            },
+        ));
+        bootstrap.add_dependency(&gate);
+    }
 
     let upstream = Upstream::new(&config.upstream);
     let tls: Vec<ListenerTls> = config
@@ -270,6 +315,13 @@ mod tests {
                 "pingora's ServerConf has no key {key}"
             );
         }
+    }
+
+    #[test]
+    fn the_sigusr1_mask_is_read_from_proc() {
+        // This test process does not catch SIGUSR1; a process that does not exist is unknown.
+        assert_eq!(catches_sigusr1(std::process::id()), Some(false));
+        assert_eq!(catches_sigusr1(u32::MAX), None);
     }
 
     #[test]
