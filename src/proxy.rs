@@ -121,6 +121,8 @@ pub struct Ctx {
     pub body_bytes: u64,
     /// The client address as hashing bytes (consistent hashing), computed once.
     pub client_key: Option<([u8; 16], usize)>,
+    /// The replica a failed connect chose for the retry, so it is not chosen twice.
+    pub next_replica: Option<usize>,
     /// The CORS decision, for the access log.
     pub decision: CorsDecision,
     /// When the request started, if the access log needs it.
@@ -271,13 +273,17 @@ impl Gateway {
         Ok(true)
     }
 
-    /// The client address as bytes for consistent hashing.
-    fn client_key(&self, session: &Session) -> ([u8; 16], usize) {
-        let Some(peer) = session
+    /// The peer's address, IPv4-mapped IPv6 as IPv4.
+    fn peer_ip(session: &Session) -> Option<std::net::IpAddr> {
+        session
             .client_addr()
             .and_then(|a| a.as_inet())
-            .map(|a| a.ip())
-        else {
+            .map(|a| forwarded::canonical(a.ip()))
+    }
+
+    /// The client address as bytes for consistent hashing.
+    fn client_key(&self, session: &Session) -> ([u8; 16], usize) {
+        let Some(peer) = Self::peer_ip(session) else {
             return ([0; 16], 0);
         };
         let trusted = self.shared.trusted.trusts(peer);
@@ -459,7 +465,11 @@ impl ProxyHttp for Gateway {
         let (key, len) = *ctx
             .client_key
             .get_or_insert_with(|| self.client_key(session));
-        let Some(i) = up.select(&key[..len], ctx.tried) else {
+        let Some(i) = ctx
+            .next_replica
+            .take()
+            .or_else(|| up.select(&key[..len], ctx.tried))
+        else {
             self.shared.metrics.unavailable();
             return Error::e_explain(ErrorType::HTTPStatus(503), "no Ackee replica is up");
         };
@@ -479,10 +489,7 @@ impl ProxyHttp for Gateway {
         upstream_request: &mut RequestHeader,
         ctx: &mut Ctx,
     ) -> Result<()> {
-        let peer = session
-            .client_addr()
-            .and_then(|a| a.as_inet())
-            .map(|a| forwarded::canonical(a.ip()));
+        let peer = Self::peer_ip(session);
         let trusted = peer.is_some_and(|ip| self.shared.trusted.trusts(ip));
         if !trusted {
             for name in &forwarded::SPOOFABLE {
@@ -553,25 +560,19 @@ impl ProxyHttp for Gateway {
         _session: &mut Session,
         _peer: &HttpPeer,
         ctx: &mut Ctx,
-        e: Box<Error>,
+        mut e: Box<Error>,
     ) -> Box<Error> {
-        let mut e = e;
         if let Some(i) = ctx.replica {
             let m = &self.shared.metrics;
             m.upstream_error(i, upstream_error_kind(&e));
             m.replica_outcome(i, Outcome::ConnectError);
-            // Nothing was sent, so any request may go to a replica it has not tried yet.
+            // Nothing was sent, so any request may go to a replica it has not tried yet. The
+            // choice is kept for upstream_peer, so the balancer is not asked twice.
             let (key, len) = ctx.client_key.unwrap_or(([0; 16], 0));
-            if self
-                .shared
-                .upstream
-                .select(&key[..len], ctx.tried)
-                .is_some()
-            {
+            ctx.next_replica = self.shared.upstream.select(&key[..len], ctx.tried);
+            e.set_retry(ctx.next_replica.is_some());
+            if ctx.next_replica.is_some() {
                 m.retry(i);
-                e.set_retry(true);
-            } else {
-                e.set_retry(false);
             }
         }
         e
@@ -629,10 +630,7 @@ impl ProxyHttp for Gateway {
         if let (Some(log), Some(started)) = (&self.shared.access_log, ctx.started) {
             log.log(&access_log::Entry {
                 time: std::time::SystemTime::now(),
-                client: session
-                    .client_addr()
-                    .and_then(|a| a.as_inet())
-                    .map(|a| forwarded::canonical(a.ip())),
+                client: Self::peer_ip(session),
                 method: req.method.as_str(),
                 path: req.uri.path(),
                 status,

@@ -26,10 +26,9 @@ use pingora_load_balancing::selection::{
 };
 use pingora_load_balancing::{Backend, Backends, LoadBalancer, discovery};
 
-use crate::config::UpstreamSettings;
 use crate::config::types::{HealthCheckSettings, HealthProbe, Selection};
+use crate::config::{Replica, UpstreamSettings};
 use crate::health::{ReplicaHealth, Thresholds};
-use crate::metrics::Metrics;
 
 /// The most replicas a request can remember having tried (the width of the bit mask).
 pub const MAX_REPLICAS: usize = 64;
@@ -51,6 +50,15 @@ where
     lb
 }
 
+/// A replica as pingora's load balancer and health checks see it.
+fn backend(r: &Replica) -> Backend {
+    Backend {
+        addr: pingora_core::protocols::l4::socket::SocketAddr::Inet(r.address),
+        weight: r.weight,
+        ext: http::Extensions::new(),
+    }
+}
+
 /// The replicas and how to reach them.
 pub struct Upstream {
     balancer: Balancer,
@@ -70,11 +78,7 @@ impl Upstream {
         let mut peers = Vec::new();
         let mut names = Vec::new();
         for (i, r) in settings.replicas.iter().enumerate() {
-            backends.insert(Backend {
-                addr: pingora_core::protocols::l4::socket::SocketAddr::Inet(r.address),
-                weight: r.weight,
-                ext: http::Extensions::new(),
-            });
+            backends.insert(backend(r));
             by_addr.insert(r.address, i);
             let mut peer = HttpPeer::new(r.address, false, String::new());
             peer.options.connection_timeout = Some(settings.connect_timeout);
@@ -166,11 +170,10 @@ impl Upstream {
 
 /// Runs the active health checks for every replica, every interval, in the background.
 pub struct HealthChecker {
-    upstream: Arc<crate::proxy::Shared>,
+    shared: Arc<crate::proxy::Shared>,
     probe: Box<dyn HealthCheck + Send + Sync>,
     backends: Vec<Backend>,
     settings: HealthCheckSettings,
-    metrics: Arc<Metrics>,
 }
 
 impl HealthChecker {
@@ -198,22 +201,11 @@ impl HealthChecker {
                 check
             }
         };
-        let backends = settings
-            .replicas
-            .iter()
-            .map(|r| Backend {
-                addr: pingora_core::protocols::l4::socket::SocketAddr::Inet(r.address),
-                weight: r.weight,
-                ext: http::Extensions::new(),
-            })
-            .collect();
-        let metrics = shared.metrics.clone();
         Some(HealthChecker {
-            upstream: shared,
+            shared,
             probe,
-            backends,
+            backends: settings.replicas.iter().map(backend).collect(),
             settings: hc.clone(),
-            metrics,
         })
     }
 
@@ -222,18 +214,22 @@ impl HealthChecker {
             unhealthy_after: self.settings.unhealthy_after,
             healthy_after: self.settings.healthy_after,
         };
-        let checks = self.backends.iter().enumerate().map(|(i, b)| async move {
-            let result = tokio::time::timeout(self.settings.timeout, self.probe.check(b)).await;
+        let checks = self
+            .backends
+            .iter()
+            .map(|b| tokio::time::timeout(self.settings.timeout, self.probe.check(b)));
+        for (i, result) in futures::future::join_all(checks)
+            .await
+            .into_iter()
+            .enumerate()
+        {
             let passed = matches!(result, Ok(Ok(())));
-            (i, passed, result)
-        });
-        for (i, passed, result) in futures::future::join_all(checks).await {
-            let up = &self.upstream.upstream;
+            let up = &self.shared.upstream;
             let Some(state) = up.health.get(i) else {
                 continue;
             };
             if let Some(now) = state.record(passed, thresholds) {
-                self.metrics.replica_health(i, now);
+                self.shared.metrics.replica_health(i, now);
                 if now {
                     info!(
                         "replica \"{}\" is up: it passes its health check",
