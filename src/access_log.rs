@@ -254,17 +254,14 @@ impl AccessLog {
         let spawned = std::thread::Builder::new()
             .name("access-log".into())
             .spawn(move || {
-                while let Ok(line) = rx.recv() {
-                    if out.write_all(line.as_bytes()).is_err() {
-                        break;
-                    }
-                    // Flush when nothing else is waiting, so lines appear promptly.
-                    let mut more = rx.try_recv().ok();
-                    while let Some(l) = more {
-                        if out.write_all(l.as_bytes()).is_err() {
+                while let Ok(first) = rx.recv() {
+                    // Write what is waiting, then flush, so lines appear promptly.
+                    let mut next = Some(first);
+                    while let Some(line) = next {
+                        if out.write_all(line.as_bytes()).is_err() {
                             return;
                         }
-                        more = rx.try_recv().ok();
+                        next = rx.try_recv().ok();
                     }
                     let _ = out.flush();
                 }

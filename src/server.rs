@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use http::{HeaderName, HeaderValue, Response};
+use http::Response;
 use log::{error, info};
 use pingora_core::apps::http_app::{HttpServer, ServeHttp};
 use pingora_core::listeners::TlsAccept;
@@ -185,17 +185,7 @@ fn policy(listener: &Listener) -> ListenerPolicy {
         tls: listener.tls.is_some(),
         redirect_to_https: listener.redirect_to_https,
         acme: listener.acme_webroot.clone().map(Webroot::new),
-        // Validated at load, so nothing is dropped here.
-        response_headers: listener
-            .response_headers
-            .iter()
-            .filter_map(|(n, v)| {
-                Some((
-                    HeaderName::from_bytes(n.as_bytes()).ok()?,
-                    HeaderValue::from_str(v).ok()?,
-                ))
-            })
-            .collect(),
+        response_headers: listener.response_headers.clone(),
     }
 }
 

@@ -20,7 +20,7 @@ pub struct Extras {
     /// The ACME webroot, canonicalised.
     pub acme_webroot: Option<PathBuf>,
     /// Response headers to add.
-    pub response_headers: Vec<(String, String)>,
+    pub response_headers: Vec<(http::HeaderName, http::HeaderValue)>,
 }
 
 /// Certificate names seen so far across all listeners: name to key path.
@@ -111,15 +111,15 @@ pub fn extras(
         .unwrap_or_default()
     {
         let (name, value) = h.value;
-        if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+        let Ok(header_name) = http::HeaderName::from_bytes(name.as_bytes()) else {
             r.error(
                 &h.key,
                 format!("\"{name}\" is not a header name; write a name such as X-Frame-Options"),
             );
             ok = false;
             continue;
-        }
-        if http::HeaderValue::from_str(&value).is_err() {
+        };
+        let Ok(header_value) = http::HeaderValue::from_str(&value) else {
             r.error(
                 &h.key,
                 format!(
@@ -128,11 +128,11 @@ pub fn extras(
             );
             ok = false;
             continue;
-        }
-        if !has_tls && name.eq_ignore_ascii_case("strict-transport-security") {
+        };
+        if !has_tls && header_name == http::header::STRICT_TRANSPORT_SECURITY {
             r.warning(&h.key, "browsers ignore Strict-Transport-Security on plain HTTP; set it on the TLS listener");
         }
-        response_headers.push((name, value));
+        response_headers.push((header_name, header_value));
     }
 
     ok.then_some(Extras {

@@ -78,8 +78,8 @@ pub struct Listener {
     pub redirect_to_https: Option<u16>,
     /// certbot's webroot, served under `/.well-known/acme-challenge/`.
     pub acme_webroot: Option<PathBuf>,
-    /// Headers added to every response, as written.
-    pub response_headers: Vec<(String, String)>,
+    /// Headers added to every response.
+    pub response_headers: Vec<(http::HeaderName, http::HeaderValue)>,
 }
 
 /// The TLS side of an HTTPS listener.
