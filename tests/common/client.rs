@@ -15,6 +15,70 @@ pub fn headers_named<'a>(headers: &'a [(String, String)], name: &str) -> Vec<&'a
         .collect()
 }
 
+/// Reads header fields up to the blank line, names lowercased; `None` at EOF or on a line
+/// without a colon.
+pub fn read_fields(r: &mut impl BufRead) -> Option<Vec<(String, String)>> {
+    let mut headers = Vec::new();
+    loop {
+        let mut h = String::new();
+        if r.read_line(&mut h).ok()? == 0 {
+            return None;
+        }
+        let h = h.trim_end();
+        if h.is_empty() {
+            return Some(headers);
+        }
+        let (k, v) = h.split_once(':')?;
+        headers.push((k.trim().to_ascii_lowercase(), v.trim().to_owned()));
+    }
+}
+
+/// How a message's body is delimited.
+pub enum Framing {
+    /// `Content-Length` bytes.
+    Length(usize),
+    /// `Transfer-Encoding: chunked`.
+    Chunked,
+    /// Neither: no body for a request, the rest of the connection for a response.
+    Unframed,
+}
+
+/// The framing the headers declare; `None` for an unreadable `Content-Length`.
+pub fn framing(headers: &[(String, String)]) -> Option<Framing> {
+    let field = |name| headers_named(headers, name).into_iter().next();
+    if let Some(len) = field("content-length") {
+        return len.parse().ok().map(Framing::Length);
+    }
+    if field("transfer-encoding").is_some_and(|t| t.eq_ignore_ascii_case("chunked")) {
+        return Some(Framing::Chunked);
+    }
+    Some(Framing::Unframed)
+}
+
+/// Reads a body with a length or in chunks; an unframed body is empty here.
+pub fn read_body(r: &mut impl BufRead, framing: Framing) -> Option<Vec<u8>> {
+    let mut body = Vec::new();
+    match framing {
+        Framing::Unframed => {}
+        Framing::Length(len) => {
+            body.resize(len, 0);
+            r.read_exact(&mut body).ok()?;
+        }
+        Framing::Chunked => loop {
+            let mut size = String::new();
+            r.read_line(&mut size).ok()?;
+            let size = usize::from_str_radix(size.trim().split(';').next()?, 16).ok()?;
+            let mut chunk = vec![0; size + 2];
+            r.read_exact(&mut chunk).ok()?;
+            if size == 0 {
+                break;
+            }
+            body.extend_from_slice(&chunk[..size]);
+        },
+    }
+    Some(body)
+}
+
 /// A parsed response.
 #[derive(Clone, Debug)]
 pub struct Response {
@@ -71,8 +135,8 @@ impl Conn {
         Ok(Conn::over(Box::new(stream)))
     }
 
-    /// Sends a request and reads the response; `Err` if the connection failed before a
-    /// complete response arrived.
+    /// Sends a request (`Host` and `Content-Length` added unless given) and reads the response;
+    /// `Err` if the connection failed before a complete response arrived.
     pub fn try_request(
         &mut self,
         method: &str,
@@ -80,11 +144,18 @@ impl Conn {
         headers: &[(&str, &str)],
         body: &[u8],
     ) -> Result<Response, String> {
-        let mut req = format!("{method} {path} HTTP/1.1\r\nHost: gateway.test\r\n");
+        let mut req = format!("{method} {path} HTTP/1.1\r\n");
+        if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
+            req.push_str("Host: gateway.test\r\n");
+        }
         for (k, v) in headers {
             req.push_str(&format!("{k}: {v}\r\n"));
         }
-        if !body.is_empty() {
+        if !body.is_empty()
+            && !headers
+                .iter()
+                .any(|(k, _)| k.eq_ignore_ascii_case("transfer-encoding"))
+        {
             req.push_str(&format!("Content-Length: {}\r\n", body.len()));
         }
         req.push_str("\r\n");
@@ -119,25 +190,8 @@ impl Conn {
         headers: &[(&str, &str)],
         body: &[u8],
     ) -> Response {
-        let mut req = format!("{method} {path} HTTP/1.1\r\n");
-        if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
-            req.push_str("Host: gateway.test\r\n");
-        }
-        for (k, v) in headers {
-            req.push_str(&format!("{k}: {v}\r\n"));
-        }
-        if !body.is_empty()
-            && !headers
-                .iter()
-                .any(|(k, _)| k.eq_ignore_ascii_case("transfer-encoding"))
-        {
-            req.push_str(&format!("Content-Length: {}\r\n", body.len()));
-        }
-        req.push_str("\r\n");
-        let mut bytes = req.into_bytes();
-        bytes.extend_from_slice(body);
-        self.send_raw(&bytes);
-        self.read_response(method == "HEAD")
+        self.try_request(method, path, headers, body)
+            .unwrap_or_else(|e| panic!("{method} {path}: {e}"))
     }
 
     /// Reads one response.
@@ -152,43 +206,20 @@ impl Conn {
             return None;
         }
         let status: u16 = line.split(' ').nth(1)?.parse().ok()?;
-        let mut headers = Vec::new();
-        loop {
-            let mut h = String::new();
-            self.reader.read_line(&mut h).ok()?;
-            let h = h.trim_end();
-            if h.is_empty() {
-                break;
-            }
-            let (k, v) = h.split_once(':')?;
-            headers.push((k.trim().to_ascii_lowercase(), v.trim().to_owned()));
-        }
-        let get = |name: &str| {
-            headers
-                .iter()
-                .find(|(k, _)| k == name)
-                .map(|(_, v): &(String, String)| v.clone())
-        };
-        let mut body = Vec::new();
-        if head_only || status == 204 || status == 304 || (100..200).contains(&status) {
-        } else if let Some(len) = get("content-length") {
-            body.resize(len.parse().ok()?, 0);
-            self.reader.read_exact(&mut body).ok()?;
-        } else if get("transfer-encoding").is_some_and(|t| t.eq_ignore_ascii_case("chunked")) {
-            loop {
-                let mut size = String::new();
-                self.reader.read_line(&mut size).ok()?;
-                let size = usize::from_str_radix(size.trim().split(';').next()?, 16).ok()?;
-                let mut chunk = vec![0; size + 2];
-                self.reader.read_exact(&mut chunk).ok()?;
-                if size == 0 {
-                    break;
-                }
-                body.extend_from_slice(&chunk[..size]);
-            }
+        let headers = read_fields(&mut self.reader)?;
+        let body = if head_only || status == 204 || status == 304 || (100..200).contains(&status) {
+            Vec::new()
         } else {
-            self.reader.read_to_end(&mut body).ok()?;
-        }
+            match framing(&headers)? {
+                // Neither Content-Length nor chunked: the body runs to the end of the connection.
+                Framing::Unframed => {
+                    let mut body = Vec::new();
+                    self.reader.read_to_end(&mut body).ok()?;
+                    body
+                }
+                framed => read_body(&mut self.reader, framed)?,
+            }
+        };
         Some(Response {
             status,
             headers,

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
-use super::client::headers_named;
+use super::client::{framing, headers_named, read_body, read_fields};
 
 /// Ackee's health-check path, which the gateway probes.
 pub const HEALTH_PATH: &str = "/.well-known/apollo/server-health";
@@ -227,43 +227,8 @@ fn read_request(reader: &mut BufReader<TcpStream>) -> Option<Request> {
     let mut parts = line.trim_end().splitn(3, ' ');
     let method = parts.next()?.to_owned();
     let path = parts.next()?.to_owned();
-    let mut headers = Vec::new();
-    loop {
-        let mut h = String::new();
-        if reader.read_line(&mut h).ok()? == 0 {
-            return None;
-        }
-        let h = h.trim_end();
-        if h.is_empty() {
-            break;
-        }
-        let (k, v) = h.split_once(':')?;
-        headers.push((k.trim().to_ascii_lowercase(), v.trim().to_owned()));
-    }
-    let get = |name: &str| {
-        headers
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.clone())
-    };
-    let mut body = Vec::new();
-    if let Some(len) = get("content-length") {
-        let len: usize = len.parse().ok()?;
-        body.resize(len, 0);
-        reader.read_exact(&mut body).ok()?;
-    } else if get("transfer-encoding").is_some_and(|t| t.eq_ignore_ascii_case("chunked")) {
-        loop {
-            let mut size = String::new();
-            reader.read_line(&mut size).ok()?;
-            let size = usize::from_str_radix(size.trim().split(';').next()?, 16).ok()?;
-            let mut chunk = vec![0; size + 2];
-            reader.read_exact(&mut chunk).ok()?;
-            if size == 0 {
-                break;
-            }
-            body.extend_from_slice(&chunk[..size]);
-        }
-    }
+    let headers = read_fields(reader)?;
+    let body = read_body(reader, framing(&headers)?)?;
     Some(Request {
         method,
         path,
