@@ -1,4 +1,5 @@
-//! Request size limits: the request head (431) and the body (413), checked without allocating.
+//! Request limits: the request head (431), the body's size (413) and its pauses (408), checked
+//! without allocating.
 //!
 //! Tracker requests are small: a GraphQL mutation of a few hundred bytes. The limits keep a
 //! misbehaving or hostile client from tying up Ackee with large uploads.
@@ -14,6 +15,8 @@ pub enum Exceeded {
     Header,
     /// The body was larger than `max_body_bytes`: 413.
     Body,
+    /// The body stopped arriving for `body_timeout_seconds`: 408.
+    BodyTimeout,
 }
 
 impl Exceeded {
@@ -22,6 +25,7 @@ impl Exceeded {
         match self {
             Exceeded::Header => "header",
             Exceeded::Body => "body",
+            Exceeded::BodyTimeout => "body_timeout",
         }
     }
 
@@ -30,6 +34,7 @@ impl Exceeded {
         match self {
             Exceeded::Header => 431,
             Exceeded::Body => 413,
+            Exceeded::BodyTimeout => 408,
         }
     }
 
@@ -38,6 +43,7 @@ impl Exceeded {
         match self {
             Exceeded::Header => b"Request Header Fields Too Large\n",
             Exceeded::Body => b"Content Too Large\n",
+            Exceeded::BodyTimeout => b"Request Timeout: the request body stopped arriving\n",
         }
     }
 }
@@ -94,6 +100,13 @@ impl Limits {
     }
 }
 
+/// Whether the client waits for `100 Continue` before it sends the body.
+pub fn expects_continue(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::EXPECT)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -113,6 +126,7 @@ mod tests {
         let l = Limits {
             max_body_bytes: 10,
             max_header_bytes: 1024,
+            ..Limits::default()
         };
         let mut h = HeaderMap::new();
         h.insert(header::CONTENT_LENGTH, HeaderValue::from_static("10"));
@@ -126,5 +140,33 @@ mod tests {
         assert_eq!(l.check_head(&Method::GET, &uri, &h), Err(Exceeded::Header));
         h.remove("x-big");
         assert_eq!(l.check_head(&Method::GET, &uri, &h), Ok(()));
+    }
+
+    #[test]
+    fn only_100_continue_makes_the_gateway_answer_before_the_body() {
+        for (value, expects) in [
+            (Some("100-continue"), true),
+            (Some("100-Continue"), true),
+            (Some("200-ok"), false),
+            (None, false),
+        ] {
+            let mut h = HeaderMap::new();
+            if let Some(v) = value {
+                h.insert(header::EXPECT, HeaderValue::from_static(v));
+            }
+            assert_eq!(expects_continue(&h), expects, "{value:?}");
+        }
+    }
+
+    #[test]
+    fn each_limit_has_its_own_status_and_label() {
+        let table = [
+            (Exceeded::Header, 431, "header"),
+            (Exceeded::Body, 413, "body"),
+            (Exceeded::BodyTimeout, 408, "body_timeout"),
+        ];
+        for (e, status, label) in table {
+            assert_eq!((e.status(), e.as_str()), (status, label));
+        }
     }
 }

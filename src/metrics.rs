@@ -149,7 +149,7 @@ pub struct Metrics {
     preflights: [IntCounter; 2],
     rejections: Vec<IntCounter>,
     requests: Vec<IntCounter>,
-    limits: [IntCounter; 2],
+    limits: [IntCounter; 3],
     replicas: Vec<ReplicaMetrics>,
     handshakes: [IntCounter; 2],
     reloads: IntCounterVec,
@@ -346,6 +346,7 @@ impl Metrics {
             limits: [
                 limits.with_label_values(&["header"]),
                 limits.with_label_values(&["body"]),
+                limits.with_label_values(&["body_timeout"]),
             ],
             replicas,
             handshakes: [
@@ -385,7 +386,12 @@ impl Metrics {
 
     /// Counts a request refused for its size.
     pub fn limit(&self, which: Exceeded) {
-        self.limits[usize::from(which == Exceeded::Body)].inc();
+        self.limits[match which {
+            Exceeded::Header => 0,
+            Exceeded::Body => 1,
+            Exceeded::BodyTimeout => 2,
+        }]
+        .inc();
     }
 
     /// Records Ackee's response time for a replica (by config index).

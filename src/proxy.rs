@@ -4,7 +4,8 @@
 //! | phase | does |
 //! |---|---|
 //! | `request_filter` | size limits; ACME challenges and the HTTPS redirect; preflights answered at the edge; the origin decision |
-//! | `request_body_filter` | the body limit for streamed bodies |
+//! | `request_filter` (body) | the whole body read before a replica is chosen: 413, 408 |
+//! | `request_body_filter` | nothing for buffered bodies (counted as they were read) |
 //! | `upstream_peer` | picks a replica not yet tried for this request |
 //! | `upstream_request_filter` | client-IP headers, `X-Forwarded-*` |
 //! | `upstream_response_filter` | upstream latency |
@@ -119,6 +120,9 @@ pub struct Ctx {
     pub sent_at: Option<Instant>,
     /// Request body bytes seen so far.
     pub body_bytes: u64,
+    /// Whether the whole body was read in `request_filter` (pingora sends it from its retry
+    /// buffer, through `request_body_filter` once more).
+    pub body_buffered: bool,
     /// The client address as hashing bytes (consistent hashing), computed once.
     pub client_key: Option<([u8; 16], usize)>,
     /// The replica a failed connect chose for the retry, so it is not chosen twice.
@@ -271,6 +275,38 @@ impl Gateway {
         self.respond_text(session, cors, exceeded.status(), exceeded.body(), false)
             .await?;
         Ok(true)
+    }
+
+    /// Reads the whole request body before a replica is chosen, so that a client that trickles
+    /// its body never holds an Ackee connection. Pingora keeps what was read in its retry buffer
+    /// and sends it right after the request head. Returns the limit the body broke, if any.
+    async fn buffer_body(&self, session: &mut Session, ctx: &mut Ctx) -> Result<Option<Exceeded>> {
+        let limits = &self.shared.limits;
+        let expects_continue = crate::limits::expects_continue(&session.req_header().headers);
+        let downstream = session.as_mut();
+        if expects_continue {
+            // The client waits for this before it sends the body; Ackee will not be asked. An
+            // answer before the body normally closes the connection afterwards; not this one.
+            downstream.set_close_on_response_before_downstream_finish(false);
+            downstream.write_continue_response().await?;
+            downstream.set_close_on_response_before_downstream_finish(true);
+        }
+        downstream.enable_retry_buffering();
+        ctx.body_buffered = true;
+        loop {
+            let read = downstream.read_request_body();
+            match tokio::time::timeout(limits.body_timeout, read).await {
+                Err(_) => return Ok(Some(Exceeded::BodyTimeout)),
+                Ok(Err(e)) => return Err(e),
+                Ok(Ok(None)) => return Ok(None),
+                Ok(Ok(Some(chunk))) => {
+                    ctx.body_bytes += chunk.len() as u64;
+                    if let Err(exceeded) = limits.check_body_so_far(ctx.body_bytes) {
+                        return Ok(Some(exceeded));
+                    }
+                }
+            }
+        }
     }
 
     /// The peer's address, IPv4-mapped IPv6 as IPv4.
@@ -437,6 +473,11 @@ impl ProxyHttp for Gateway {
         if let Err(exceeded) = s.limits.check_declared_body(&req.headers) {
             return self.refuse_size(session, &ctx.cors, exceeded).await;
         }
+        if !session.as_mut().is_body_empty() {
+            if let Some(exceeded) = self.buffer_body(session, ctx).await? {
+                return self.refuse_size(session, &ctx.cors, exceeded).await;
+            }
+        }
         Ok(false)
     }
 
@@ -447,6 +488,10 @@ impl ProxyHttp for Gateway {
         _end_of_stream: bool,
         ctx: &mut Ctx,
     ) -> Result<()> {
+        if ctx.body_buffered {
+            // Counted and checked as it was read in request_filter.
+            return Ok(());
+        }
         if let Some(chunk) = body {
             ctx.body_bytes += chunk.len() as u64;
             if let Err(exceeded) = self.shared.limits.check_body_so_far(ctx.body_bytes) {
@@ -521,6 +566,13 @@ impl ProxyHttp for Gateway {
         {
             upstream_request
                 .insert_header(forwarded::X_FORWARDED_PROTO.clone(), self.proto.clone())?;
+        }
+        if ctx.body_buffered {
+            // The whole body is known: send it with a length, never chunked, and answer for
+            // Expect ourselves (pingora issue #935 double-terminates some chunked bodies).
+            upstream_request.remove_header(&header::TRANSFER_ENCODING);
+            upstream_request.remove_header(&header::EXPECT);
+            upstream_request.insert_header(header::CONTENT_LENGTH, ctx.body_bytes)?;
         }
         ctx.sent_at = Some(Instant::now());
         Ok(())

@@ -172,3 +172,31 @@ fn invalid_yaml_is_reported_with_its_position() {
     );
     assert!(stderr.contains("line "), "{stderr}");
 }
+
+#[test]
+fn body_limits_beyond_what_is_buffered_and_unbounded_body_timeouts_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(
+        &dir,
+        r#"listeners:
+  - address: "127.0.0.1:8080"
+cors:
+  allowed_origins: ["https://example.com"]
+upstream:
+  replicas:
+    - address: "127.0.0.1:3000"
+limits:
+  max_body_bytes: 1000000
+  body_timeout_seconds: 1e20
+"#,
+    );
+    let (code, stderr) = run(&["-t", "-c", &path], &[]);
+    assert_eq!(code, 2);
+    let want = format!(
+        "error: {path}: limits.max_body_bytes: found 1000000; write a number of bytes from 1 to 65536: bodies are read whole before a replica is chosen, and at most 64 KiB is buffered (tracker bodies are a few hundred bytes)
+error: {path}: limits.body_timeout_seconds: found 100000000000000000000; write a number of seconds from 0.001 to 3600, such as 15
+ackee-gateway: 2 problems in the configuration; nothing was started
+"
+    );
+    assert_eq!(stderr, want);
+}

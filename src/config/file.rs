@@ -88,7 +88,7 @@ pub const METRICS_KEYS: &[&str] = &["address"];
 /// Keys of `access_log`.
 pub const ACCESS_LOG_KEYS: &[&str] = &["format", "path"];
 /// Keys of `limits`.
-pub const LIMITS_KEYS: &[&str] = &["max_body_bytes", "max_header_bytes"];
+pub const LIMITS_KEYS: &[&str] = &["max_body_bytes", "max_header_bytes", "body_timeout_seconds"];
 
 /// Pingora's server keys as written.
 #[derive(Debug, Default)]
@@ -271,6 +271,8 @@ pub struct FileLimits {
     pub max_body_bytes: Option<Keyed<u64>>,
     /// `max_header_bytes`.
     pub max_header_bytes: Option<Keyed<u64>>,
+    /// `body_timeout_seconds`.
+    pub body_timeout_seconds: Option<Keyed<f64>>,
 }
 
 /// The whole file as written.
@@ -537,7 +539,7 @@ pub fn read(r: &mut Reader<'_>, doc: &Value) -> FileConfig {
         r,
         "limits",
         LIMITS_KEYS,
-        "a mapping with max_body_bytes and max_header_bytes",
+        "a mapping with max_body_bytes, max_header_bytes and body_timeout_seconds",
     ) {
         None => FileLimits::default(),
         Some(s) => FileLimits {
@@ -546,6 +548,11 @@ pub fn read(r: &mut Reader<'_>, doc: &Value) -> FileConfig {
                 r,
                 "max_header_bytes",
                 "a whole number of bytes such as 16384",
+            ),
+            body_timeout_seconds: s.seconds(
+                r,
+                "body_timeout_seconds",
+                "a number of seconds greater than 0, such as 15",
             ),
         },
     };

@@ -226,6 +226,8 @@ pub struct Limits {
     pub max_body_bytes: u64,
     /// Largest request head (request line plus headers); more gets 431.
     pub max_header_bytes: usize,
+    /// How long a request body may pause before the request gets 408.
+    pub body_timeout: std::time::Duration,
 }
 
 impl Default for Limits {
@@ -233,6 +235,7 @@ impl Default for Limits {
         Limits {
             max_body_bytes: 64 * 1024,
             max_header_bytes: 16 * 1024,
+            body_timeout: std::time::Duration::from_secs(15),
         }
     }
 }

@@ -504,6 +504,16 @@ fn is_token(s: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
+/// The largest body the gateway buffers: pingora's retry buffer holds 64 KiB.
+pub const MAX_BUFFERED_BODY: u64 = 64 * 1024;
+
+/// `s` seconds as a duration, if it is at least a millisecond and at most `max`.
+fn bounded_seconds(s: f64, max: f64) -> Option<Duration> {
+    (0.001..=max)
+        .contains(&s)
+        .then(|| Duration::from_secs_f64(s))
+}
+
 fn seconds(v: Option<Keyed<f64>>, default: Duration) -> Duration {
     v.map(|k| Duration::from_secs_f64(k.value))
         .unwrap_or(default)
@@ -798,8 +808,28 @@ fn limits(r: &mut Reader<'_>, f: FileLimits) -> Limits {
     if let Some(b) = f.max_body_bytes {
         if b.value == 0 {
             r.error(&b.key, "found 0, which would refuse every tracker request; write a number of bytes such as 65536");
+        } else if b.value > MAX_BUFFERED_BODY {
+            r.error(
+                &b.key,
+                format!(
+                    "found {}; write a number of bytes from 1 to {MAX_BUFFERED_BODY}: bodies are read whole before a replica is chosen, and at most 64 KiB is buffered (tracker bodies are a few hundred bytes)",
+                    b.value
+                ),
+            );
         } else {
             l.max_body_bytes = b.value;
+        }
+    }
+    if let Some(t) = f.body_timeout_seconds {
+        match bounded_seconds(t.value, 3600.0) {
+            Some(d) => l.body_timeout = d,
+            None => r.error(
+                &t.key,
+                format!(
+                    "found {}; write a number of seconds from 0.001 to 3600, such as 15",
+                    t.value
+                ),
+            ),
         }
     }
     if let Some(h) = f.max_header_bytes {

@@ -72,6 +72,7 @@ struct State {
     seen: Mutex<Vec<Seen>>,
     behaviour: Mutex<Behaviour>,
     connections: AtomicU64,
+    heads: AtomicU64,
     ids: AtomicU64,
     open: Mutex<Vec<TcpStream>>,
     running: AtomicBool,
@@ -99,6 +100,7 @@ impl FakeAckee {
             seen: Mutex::new(Vec::new()),
             behaviour: Mutex::new(Behaviour::default()),
             connections: AtomicU64::new(0),
+            heads: AtomicU64::new(0),
             ids: AtomicU64::new(0),
             open: Mutex::new(Vec::new()),
             running: AtomicBool::new(true),
@@ -153,6 +155,12 @@ impl FakeAckee {
     /// How many TCP connections were accepted.
     pub fn connections(&self) -> u64 {
         self.state.connections.load(Ordering::SeqCst)
+    }
+
+    /// How many request heads arrived, health checks included, whether or not their body
+    /// arrived too.
+    pub fn heads(&self) -> u64 {
+        self.state.heads.load(Ordering::SeqCst)
     }
 
     /// Stops listening and closes every open connection, as a crashed Ackee would.
@@ -219,7 +227,7 @@ struct Request {
     body: Vec<u8>,
 }
 
-fn read_request(reader: &mut BufReader<TcpStream>) -> Option<Request> {
+fn read_request(reader: &mut BufReader<TcpStream>, heads: &AtomicU64) -> Option<Request> {
     let mut line = String::new();
     if reader.read_line(&mut line).ok()? == 0 {
         return None;
@@ -228,6 +236,7 @@ fn read_request(reader: &mut BufReader<TcpStream>) -> Option<Request> {
     let method = parts.next()?.to_owned();
     let path = parts.next()?.to_owned();
     let headers = read_fields(reader)?;
+    heads.fetch_add(1, Ordering::SeqCst);
     let body = read_body(reader, framing(&headers)?)?;
     Some(Request {
         method,
@@ -243,7 +252,7 @@ fn serve(stream: TcpStream, state: Arc<State>, connection: u64) {
     };
     let mut writer = write_half;
     let mut reader = BufReader::new(stream);
-    while let Some(req) = read_request(&mut reader) {
+    while let Some(req) = read_request(&mut reader, &state.heads) {
         state.seen.lock().unwrap().push(Seen {
             method: req.method.clone(),
             path: req.path.clone(),
