@@ -8,6 +8,22 @@ use std::process::ExitCode;
 use ackee_gateway::config::{self, ENV_ALLOW_ORIGIN, Severity};
 use pingora_core::server::configuration::Opt;
 
+/// mimalloc instead of glibc's malloc: less CPU per request, and the memory of closed
+/// connections goes back to the system (README, Benchmarks).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// mimalloc's `mi_option_purge_delay` (its enum value in mimalloc 3's `mimalloc.h`).
+const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+
+/// Makes mimalloc give freed pages back at once. With its default 10 ms delay the purge waits
+/// for the next allocation on the same thread, which after a wave of closed connections may
+/// never come, so the memory of 10,000 closed connections stayed resident.
+fn return_freed_memory_at_once() {
+    // SAFETY: setting an allocator option has no preconditions; it is read on each purge.
+    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0) };
+}
+
 const USAGE: &str = "\
 usage: ackee-gateway [-c FILE] [-t] [-u] [-d]
 
@@ -107,6 +123,7 @@ fn main() -> ExitCode {
         }
     };
 
+    return_freed_memory_at_once();
     ackee_gateway::logging::init();
     // A SIGHUP must never kill the gateway: ignore it until the certificate reloader takes it.
     // SAFETY: setting a signal disposition to SIG_IGN has no preconditions.
