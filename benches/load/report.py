@@ -5,11 +5,14 @@
     report.py --markdown OUT_DIR  the same as Markdown, for the README's Benchmarks section
 
 OUT_DIR/throughput.tsv: round workload system requests errors seconds rps cpu_ticks cpu_us
+                        busy_pct
 OUT_DIR/memory.tsv:     system wave conns ok rss_before_kb rss_open_kb rss_closed_kb kb_per_conn
                         open_s close_s
 
 For each workload and system: req/s and CPU µs per request, median and range over the rounds.
-The gateway's ratio is its median CPU µs per request over the best peer's (the lower of nginx's
+"core busy" is the median share of its core the proxy used: well below 100% it was waiting
+(on the load generator, the upstream or itself), not saturated. The gateway's ratio is its
+median CPU µs per request over the best peer's (the lower of nginx's
 and HAProxy's medians): below 1.00 the gateway does the work with less CPU. Its req/s ratio is
 shown too, but the load generator shares a core with the canned upstream, so req/s says less.
 """
@@ -57,7 +60,8 @@ def throughput_rows(rows):
             rps_med, rps_txt = spread([float(r["rps"]) for r in mine], "{:,.0f}")
             cpu_med, cpu_txt = spread([float(r["cpu_us"]) for r in mine], "{:.1f}")
             errors = sum(int(r["errors"]) for r in mine)
-            per.append((system, rps_txt, cpu_txt, cpu_med, rps_med, errors))
+            busy = statistics.median(float(r["busy_pct"]) for r in mine)
+            per.append((system, rps_txt, cpu_txt, cpu_med, rps_med, errors, busy))
         if not per:
             continue
         by = {p[0]: p for p in per}
@@ -100,10 +104,10 @@ def text(out_dir):
               "CPU is the proxy's utime+stime per 2xx answer.")
     for key, title, per, ratios in throughput_rows(rows):
         print(f"\n== {key}: {title}")
-        print(f"   {'system':<9} {'req/s':>28} {'CPU µs/req':>22} {'errors':>7}")
-        for system, rps_txt, cpu_txt, _, _, errors in per:
+        print(f"   {'system':<9} {'req/s':>28} {'CPU µs/req':>22} {'core busy':>10} {'errors':>7}")
+        for system, rps_txt, cpu_txt, _, _, errors, busy in per:
             flag = "  <-- non-2xx or socket errors" if errors else ""
-            print(f"   {system:<9} {rps_txt:>28} {cpu_txt:>22} {errors:>7}{flag}")
+            print(f"   {system:<9} {rps_txt:>28} {cpu_txt:>22} {busy:>9.0f}% {errors:>7}{flag}")
         if ratios:
             print(f"   gateway CPU/req ÷ best peer ({ratios[1]}): {ratios[0]:.2f}    "
                   f"gateway req/s ÷ best peer ({ratios[3]}): {ratios[2]:.2f}")
