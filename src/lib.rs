@@ -13,6 +13,7 @@
 //! | [`forwarded`] | trusted proxies and the client-IP headers Ackee believes |
 //! | [`health`] | each replica's health from active checks: thresholds, first-pass rule |
 //! | [`limits`] | request head and body size checks |
+//! | [`retry`] | whether a failed attempt at Ackee is tried again, and where |
 //! | [`redirect`] | the plain-HTTP to HTTPS redirect |
 //! | [`acme`] | serving certbot's HTTP-01 challenge files from a webroot, safely |
 //! | [`tls`] | loading certificates, choosing one by SNI, reloading them |
@@ -45,6 +46,7 @@ pub mod metrics;
 pub mod origin;
 pub mod proxy;
 pub mod redirect;
+pub mod retry;
 pub mod server;
 pub mod tls;
 pub mod upstream;

@@ -116,7 +116,7 @@ struct ReplicaMetrics {
     errors: Vec<IntCounter>,
     healthy: IntGauge,
     outcomes: Vec<IntCounter>,
-    retries: IntCounter,
+    retries: Vec<IntCounter>,
 }
 
 /// Outcomes of a request sent to a replica: its status class, or how it failed.
@@ -300,8 +300,8 @@ impl Metrics {
         let retries = counter_vec(
             &registry,
             "ackee_gateway_upstream_retries_total",
-            "Connection failures on a replica that were retried on another one.",
-            &["replica"],
+            "Failed attempts at a replica that were tried again, by reason.",
+            &["replica", "reason"],
         );
         let unavailable = IntCounter::with_opts(Opts::new(
             "ackee_gateway_upstream_unavailable_total",
@@ -332,7 +332,10 @@ impl Metrics {
                     .iter()
                     .map(|o| outcomes.with_label_values(&[name.as_str(), o]))
                     .collect(),
-                retries: retries.with_label_values(&[name.as_str()]),
+                retries: crate::retry::Reason::ALL
+                    .iter()
+                    .map(|r| retries.with_label_values(&[name.as_str(), r.as_str()]))
+                    .collect(),
             })
             .collect();
 
@@ -415,10 +418,14 @@ impl Metrics {
         }
     }
 
-    /// Counts a connection failure on a replica that is retried elsewhere.
-    pub fn retry(&self, replica: usize) {
-        if let Some(r) = self.replicas.get(replica) {
-            r.retries.inc();
+    /// Counts a failed attempt at a replica that is tried again, and why.
+    pub fn retry(&self, replica: usize, reason: crate::retry::Reason) {
+        let i = crate::retry::Reason::ALL
+            .iter()
+            .position(|r| *r == reason)
+            .unwrap_or(0);
+        if let Some(c) = self.replicas.get(replica).and_then(|r| r.retries.get(i)) {
+            c.inc();
         }
     }
 

@@ -10,7 +10,7 @@
 //! | `upstream_request_filter` | client-IP headers, `X-Forwarded-*` |
 //! | `upstream_response_filter` | upstream latency |
 //! | `response_filter` | Ackee's CORS headers out, the gateway's in, `Vary: Origin` merged |
-//! | `fail_to_connect`, `error_while_proxy` | upstream errors counted |
+//! | `fail_to_connect`, `error_while_proxy` | upstream errors counted; the retry decided by [`crate::retry`] |
 //! | `fail_to_proxy` | a short 502, 504 or 4xx body, with CORS headers for allowed origins |
 //! | `logging` | requests by method and status class |
 
@@ -38,6 +38,7 @@ use crate::forwarded::{self, TrustedProxies};
 use crate::limits::Exceeded;
 use crate::metrics::{Metrics, Outcome, RequestKind, UpstreamErrorKind};
 use crate::redirect;
+use crate::retry;
 use crate::upstream::{MAX_REPLICAS, Upstream};
 
 /// Everything the gateway's listeners share, built once at start-up.
@@ -125,8 +126,10 @@ pub struct Ctx {
     pub body_buffered: bool,
     /// The client address as hashing bytes (consistent hashing), computed once.
     pub client_key: Option<([u8; 16], usize)>,
-    /// The replica a failed connect chose for the retry, so it is not chosen twice.
+    /// The replica a failed attempt chose for the retry, so it is not chosen twice.
     pub next_replica: Option<usize>,
+    /// Whether the retry must use a new connection rather than a pooled one.
+    pub new_connection: bool,
     /// The CORS decision, for the access log.
     pub decision: CorsDecision,
     /// When the request started, if the access log needs it.
@@ -305,6 +308,27 @@ impl Gateway {
                         return Ok(Some(exceeded));
                     }
                 }
+            }
+        }
+    }
+
+    /// Carries out a retry decision for a failed attempt at replica `i`: where the next attempt
+    /// goes, and the count. Returns whether there is a next attempt.
+    fn follow(&self, i: usize, next: retry::Next, ctx: &mut Ctx) -> bool {
+        match next {
+            retry::Next::Another(reason) => {
+                self.shared.metrics.retry(i, reason);
+                ctx.next_replica.is_some()
+            }
+            retry::Next::SameOnNewConnection(reason) => {
+                self.shared.metrics.retry(i, reason);
+                ctx.next_replica = Some(i);
+                ctx.new_connection = true;
+                true
+            }
+            retry::Next::GiveUp => {
+                ctx.next_replica = None;
+                false
             }
         }
     }
@@ -523,7 +547,14 @@ impl ProxyHttp for Gateway {
         }
         ctx.replica = Some(i);
         match up.peer(i) {
-            Some(peer) => Ok(peer),
+            Some(mut peer) => {
+                if std::mem::take(&mut ctx.new_connection) {
+                    // A group key of its own: no pooled connection matches, so pingora
+                    // connects anew.
+                    peer.group_key = crate::upstream::fresh_group_key();
+                }
+                Ok(peer)
+            }
             None => Error::e_explain(ErrorType::InternalError, "replica index out of range"),
         }
     }
@@ -622,10 +653,8 @@ impl ProxyHttp for Gateway {
             // choice is kept for upstream_peer, so the balancer is not asked twice.
             let (key, len) = ctx.client_key.unwrap_or(([0; 16], 0));
             ctx.next_replica = self.shared.upstream.select(&key[..len], ctx.tried);
-            e.set_retry(ctx.next_replica.is_some());
-            if ctx.next_replica.is_some() {
-                m.retry(i);
-            }
+            let next = retry::after_connect_failure(ctx.next_replica.is_some());
+            e.set_retry(self.follow(i, next, ctx));
         }
         e
     }
@@ -647,15 +676,28 @@ impl ProxyHttp for Gateway {
                 }
             }
         }
-        // Pingora's default policy: never retry a non-idempotent request (POST, PATCH) once it
-        // was sent; retry others only when the failure was on a reused connection.
         let mut e = e.more_context(format!("Peer: {peer}"));
-        if !session.req_header().method.is_idempotent() || session.as_ref().retry_buffer_truncated()
-        {
-            e.set_retry(false);
-        } else {
-            e.retry.decide_reuse(client_reused);
+        // Pingora's verdict on the error itself, for this kind of connection.
+        let mut verdict = e.retry;
+        verdict.decide_reuse(client_reused);
+        let mut failure = retry::SendFailure {
+            retryable: verdict.retry(),
+            reused: client_reused,
+            idempotent: session.req_header().method.is_idempotent(),
+            body_replayable: !session.as_ref().retry_buffer_truncated(),
+            another_left: false,
+        };
+        if retry::after_send_failure(failure) != retry::Next::GiveUp {
+            let (key, len) = ctx.client_key.unwrap_or(([0; 16], 0));
+            ctx.next_replica = self.shared.upstream.select(&key[..len], ctx.tried);
+            failure.another_left = ctx.next_replica.is_some();
         }
+        let next = retry::after_send_failure(failure);
+        let again = match ctx.replica {
+            Some(i) => self.follow(i, next, ctx),
+            None => false,
+        };
+        e.set_retry(again);
         e
     }
 

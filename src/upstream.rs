@@ -275,6 +275,14 @@ impl BackgroundService for HealthChecker {
     }
 }
 
+/// A pool key that no other peer has, so that a connection is made anew instead of taken from
+/// the pool (a retry after a pooled connection failed).
+pub fn fresh_group_key() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
 /// Polls a future that is known to complete without waiting.
 fn now<F: std::future::Future>(f: F) -> Option<F::Output> {
     use std::task::{Context, Poll, Waker};
