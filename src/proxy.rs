@@ -651,10 +651,27 @@ impl ProxyHttp for Gateway {
             m.replica_outcome(i, Outcome::ConnectError);
             // Nothing was sent, so any request may go to a replica it has not tried yet. The
             // choice is kept for upstream_peer, so the balancer is not asked twice.
+            let up = &self.shared.upstream;
+            if e.etype() == &ErrorType::ConnectRefused && up.refused(i) {
+                m.replica_health(i, false);
+                warn!(
+                    "replica \"{}\" is down, it gets no traffic: it refused a connection",
+                    up.name(i)
+                );
+            }
             let (key, len) = ctx.client_key.unwrap_or(([0; 16], 0));
-            ctx.next_replica = self.shared.upstream.select(&key[..len], ctx.tried);
+            ctx.next_replica = up.select(&key[..len], ctx.tried);
             let next = retry::after_connect_failure(ctx.next_replica.is_some());
-            e.set_retry(self.follow(i, next, ctx));
+            let again = self.follow(i, next, ctx);
+            e.set_retry(again);
+            if !again && !up.any_healthy() {
+                // Every replica is down and the last connect failed too: 503 and Retry-After.
+                m.unavailable();
+                let mut unavailable =
+                    Error::explain(ErrorType::HTTPStatus(503), "no Ackee replica is up");
+                unavailable.set_retry(false);
+                return unavailable.more_context(e.to_string());
+            }
         }
         e
     }

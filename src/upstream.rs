@@ -66,6 +66,7 @@ pub struct Upstream {
     peers: Vec<HttpPeer>,
     by_addr: HashMap<SocketAddr, usize>,
     health: Vec<ReplicaHealth>,
+    thresholds: Option<Thresholds>,
     max_iterations: usize,
 }
 
@@ -106,22 +107,31 @@ impl Upstream {
                 }
             })
             .collect();
+        let thresholds = checked.then_some(Thresholds {
+            unhealthy_after: settings.health_check.unhealthy_after,
+            healthy_after: settings.health_check.healthy_after,
+        });
         Upstream {
             balancer,
             names,
             peers,
             by_addr,
             health,
+            thresholds,
             max_iterations: total_weight.max(1) * 4 + 64,
         }
     }
 
     /// Picks a healthy replica not in `tried` (a bit mask of replica indexes), or `None` if none
-    /// is left. `key` is the client address, used by consistent hashing.
+    /// is left. When no replica is healthy, every one may be picked ([`crate::health::routable`]).
+    /// `key` is the client address, used by consistent hashing.
     pub fn select(&self, key: &[u8], tried: u64) -> Option<usize> {
+        let any_healthy = self.any_healthy();
         let accept = |b: &Backend, _: bool| {
-            self.index_of(b)
-                .is_some_and(|i| self.is_healthy(i) && (i >= MAX_REPLICAS || tried & (1 << i) == 0))
+            self.index_of(b).is_some_and(|i| {
+                crate::health::routable(self.is_healthy(i), any_healthy)
+                    && (i >= MAX_REPLICAS || tried & (1 << i) == 0)
+            })
         };
         let backend = match &self.balancer {
             Balancer::RoundRobin(lb) => lb.select_with(key, self.max_iterations, accept),
@@ -140,6 +150,20 @@ impl Upstream {
         self.health
             .get(replica)
             .is_some_and(ReplicaHealth::is_healthy)
+    }
+
+    /// Whether any replica is healthy; when none is, every replica gets traffic (panic mode).
+    pub fn any_healthy(&self) -> bool {
+        self.health.iter().any(ReplicaHealth::is_healthy)
+    }
+
+    /// Takes a replica that refused a connection down at once (when health checks are on).
+    /// Returns true when this changed its health.
+    pub fn refused(&self, replica: usize) -> bool {
+        match (self.health.get(replica), self.thresholds) {
+            (Some(h), Some(t)) => h.refused(t).is_some(),
+            _ => false,
+        }
     }
 
     /// A fresh peer for a replica, with the configured timeouts.
