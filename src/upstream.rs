@@ -201,17 +201,22 @@ pub struct HealthChecker {
 }
 
 impl HealthChecker {
-    /// A checker for the shared state's replicas, or `None` when checks are off.
+    /// A checker for the shared state's replicas, or `None` when checks are off. An error (a
+    /// path the HTTP check cannot send) must stop the start: without a checker no replica
+    /// would ever be marked up.
     pub fn new(
         shared: Arc<crate::proxy::Shared>,
         settings: &UpstreamSettings,
-    ) -> Option<HealthChecker> {
+    ) -> Result<Option<HealthChecker>, String> {
         let hc = &settings.health_check;
         let probe: Box<dyn HealthCheck + Send + Sync> = match &hc.probe {
-            HealthProbe::Off => return None,
+            HealthProbe::Off => return Ok(None),
             HealthProbe::Http { path } => {
                 let mut check = HttpHealthCheck::new("localhost", false);
-                check.req.set_uri(path.parse().ok()?);
+                let uri = path.parse::<http::Uri>().map_err(|e| {
+                    format!("upstream.health_check.path: \"{}\" cannot be sent as a request target ({e}); write a path such as \"/.well-known/apollo/server-health\"", path.escape_debug())
+                })?;
+                check.req.set_uri(uri);
                 check.peer_template.options.connection_timeout = Some(hc.timeout);
                 check.peer_template.options.read_timeout = Some(hc.timeout);
                 check.peer_template.options.write_timeout = Some(hc.timeout);
@@ -225,12 +230,12 @@ impl HealthChecker {
                 check
             }
         };
-        Some(HealthChecker {
+        Ok(Some(HealthChecker {
             shared,
             probe,
             backends: settings.replicas.iter().map(backend).collect(),
             settings: hc.clone(),
-        })
+        }))
     }
 
     async fn check_all(&self) {

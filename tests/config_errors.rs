@@ -200,3 +200,28 @@ ackee-gateway: 2 problems in the configuration; nothing was started
     );
     assert_eq!(stderr, want);
 }
+
+#[test]
+fn a_health_check_path_that_is_no_request_target_fails_dash_t() {
+    let dir = tempfile::tempdir().unwrap();
+    let long = format!("/{}", "a".repeat(64 * 1024));
+    let cases = [
+        ("/health<x>", "write \"/health%3Cx%3E\""),
+        ("/gesundheit-ü", "write \"/gesundheit-%C3%BC\""),
+        ("/he\\x01alth", "write \"/he%01alth\""),
+        (long.as_str(), "write a path of at most 2048 bytes"),
+    ];
+    for (path, fix) in cases {
+        let conf = write(
+            &dir,
+            &format!(
+                "listeners: [{{address: \"127.0.0.1:8080\"}}]\ncors: {{allowed_origins: [\"https://example.com\"]}}\nupstream:\n  replicas: [{{address: \"127.0.0.1:3000\"}}]\n  health_check: {{path: \"{path}\"}}\n"
+            ),
+        );
+        let (code, stderr) = run(&["-t", "-c", &conf], &[]);
+        assert_eq!(code, 2, "{path:.40}: {stderr}");
+        let prefix = format!("error: {conf}: upstream.health_check.path: found ");
+        assert!(stderr.starts_with(&prefix), "{stderr}");
+        assert!(stderr.contains(fix), "{path:.40}: {stderr}");
+    }
+}
