@@ -514,9 +514,32 @@ fn bounded_seconds(s: f64, max: f64) -> Option<Duration> {
         .then(|| Duration::from_secs_f64(s))
 }
 
-fn seconds(v: Option<Keyed<f64>>, default: Duration) -> Duration {
-    v.map(|k| Duration::from_secs_f64(k.value))
-        .unwrap_or(default)
+/// The longest duration any `*_seconds` key accepts, but `watch_interval_seconds`: an hour.
+pub const MAX_SECONDS: f64 = 3600.0;
+
+/// A bounded number of seconds, or `default` when the key is absent. Out of bounds is an error
+/// (a duration of 1e20 seconds cannot even be represented) and gives `None`.
+pub fn seconds(
+    r: &mut Reader<'_>,
+    v: Option<Keyed<f64>>,
+    default: Duration,
+    max: f64,
+) -> Option<Duration> {
+    let Some(k) = v else {
+        return Some(default);
+    };
+    let d = bounded_seconds(k.value, max);
+    if d.is_none() {
+        r.error(
+            &k.key,
+            format!(
+                "found {}; write a number of seconds from 0.001 to {max}, such as {}",
+                k.value,
+                default.as_secs_f64()
+            ),
+        );
+    }
+    d
 }
 
 fn upstream(
@@ -608,7 +631,7 @@ fn upstream(
         });
     }
     if let Some(idle) = &f.idle_timeout_seconds {
-        if idle.value >= NODE_KEEP_ALIVE_SECONDS {
+        if (NODE_KEEP_ALIVE_SECONDS..=MAX_SECONDS).contains(&idle.value) {
             r.warning(
                 &idle.key,
                 format!(
@@ -672,15 +695,39 @@ fn upstream(
             }
         },
     };
+    let connect_timeout = seconds(
+        r,
+        f.connect_timeout_seconds,
+        UpstreamSettings::CONNECT_TIMEOUT,
+        MAX_SECONDS,
+    );
+    let read_timeout = seconds(
+        r,
+        f.read_timeout_seconds,
+        UpstreamSettings::READ_TIMEOUT,
+        MAX_SECONDS,
+    );
+    let write_timeout = seconds(
+        r,
+        f.write_timeout_seconds,
+        UpstreamSettings::WRITE_TIMEOUT,
+        MAX_SECONDS,
+    );
+    let idle_timeout = seconds(
+        r,
+        f.idle_timeout_seconds,
+        UpstreamSettings::IDLE_TIMEOUT,
+        MAX_SECONDS,
+    );
     let settings = UpstreamSettings {
         replicas,
         selection,
         health_check,
         retry_after_seconds,
-        connect_timeout: seconds(f.connect_timeout_seconds, UpstreamSettings::CONNECT_TIMEOUT),
-        read_timeout: seconds(f.read_timeout_seconds, UpstreamSettings::READ_TIMEOUT),
-        write_timeout: seconds(f.write_timeout_seconds, UpstreamSettings::WRITE_TIMEOUT),
-        idle_timeout: seconds(f.idle_timeout_seconds, UpstreamSettings::IDLE_TIMEOUT),
+        connect_timeout: connect_timeout?,
+        read_timeout: read_timeout?,
+        write_timeout: write_timeout?,
+        idle_timeout: idle_timeout?,
     };
     ok.then_some(settings)
 }
@@ -718,14 +765,18 @@ fn health_check(r: &mut Reader<'_>, h: FileHealthCheck) -> Option<HealthCheckSet
     if let (Some(p), false) = (&h.path, matches!(out.probe, HealthProbe::Http { .. })) {
         r.warning(&p.key, "is used only by type: http");
     }
-    if let Some(i) = &h.interval_seconds {
-        out.interval = Duration::from_secs_f64(i.value);
+    let defaults = HealthCheckSettings::default();
+    let timeout_key = h.timeout_seconds.as_ref().map(|t| t.key.clone());
+    match seconds(r, h.interval_seconds, defaults.interval, MAX_SECONDS) {
+        Some(d) => out.interval = d,
+        None => ok = false,
     }
-    if let Some(t) = &h.timeout_seconds {
-        out.timeout = Duration::from_secs_f64(t.value);
-        if out.timeout > out.interval {
-            r.warning(&t.key, "is longer than interval_seconds, so checks of a slow replica overlap less often than configured");
-        }
+    match seconds(r, h.timeout_seconds, defaults.timeout, MAX_SECONDS) {
+        Some(d) => out.timeout = d,
+        None => ok = false,
+    }
+    if let Some(key) = timeout_key.filter(|_| ok && out.timeout > out.interval) {
+        r.warning(&key, "is longer than interval_seconds, so checks of a slow replica overlap less often than configured");
     }
     for (field, target) in [
         (&h.unhealthy_after, &mut out.unhealthy_after),
