@@ -18,6 +18,7 @@
 //! | [`acme`] | serving certbot's HTTP-01 challenge files from a webroot, safely |
 //! | [`tls`] | loading certificates, choosing one by SNI, reloading them |
 //! | [`config`] | reading the YAML file, validating it, reporting every problem at once |
+//! | [`procnet`] | the TCP addresses a process listens on, from `/proc` (graceful upgrade checks) |
 //! | [`access_log`] | one line per request, text or JSON, written off the request path |
 //!
 //! Then the thin pingora layer:
@@ -44,6 +45,7 @@ pub mod limits;
 pub mod logging;
 pub mod metrics;
 pub mod origin;
+pub mod procnet;
 pub mod proxy;
 pub mod redirect;
 pub mod retry;
