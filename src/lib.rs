@@ -12,6 +12,7 @@
 //! | [`cors`] | preflight and actual-request decisions, every CORS header value, `Vary` merging |
 //! | [`forwarded`] | trusted proxies and the client-IP headers Ackee believes |
 //! | [`health`] | each replica's health from active checks: thresholds, first-pass rule |
+//! | [`framing`] | request framing checks (`Host`, ambiguous lengths), hop-by-hop response headers |
 //! | [`limits`] | request head and body size checks |
 //! | [`retry`] | whether a failed attempt at Ackee is tried again, and where |
 //! | [`redirect`] | the plain-HTTP to HTTPS redirect |
@@ -40,6 +41,7 @@ pub mod acme;
 pub mod config;
 pub mod cors;
 pub mod forwarded;
+pub mod framing;
 pub mod health;
 pub mod limits;
 pub mod logging;

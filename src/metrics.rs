@@ -156,6 +156,7 @@ pub struct Metrics {
     expiry: IntGaugeVec,
     acme: [IntCounter; 2],
     unavailable: IntCounter,
+    malformed: Vec<IntCounter>,
     access_log_dropped: IntCounter,
     /// Kept so the family is registered.
     _build_info: IntGaugeVec,
@@ -311,6 +312,12 @@ impl Metrics {
         registry
             .register(Box::new(unavailable.clone()))
             .expect("metric names are unique");
+        let malformed = counter_vec(
+            &registry,
+            "ackee_gateway_request_rejections_total",
+            "Requests refused with 400 for their framing, by reason.",
+            &["reason"],
+        );
         let access_log_dropped = IntCounter::with_opts(Opts::new(
             "ackee_gateway_access_log_dropped_total",
             "Access-log lines dropped because the writer fell behind.",
@@ -359,6 +366,10 @@ impl Metrics {
             reloads,
             expiry,
             unavailable,
+            malformed: crate::framing::Malformed::ALL
+                .iter()
+                .map(|m| malformed.with_label_values(&[m.as_str()]))
+                .collect(),
             access_log_dropped,
             acme: [
                 acme.with_label_values(&["served"]),
@@ -432,6 +443,17 @@ impl Metrics {
     /// The counter of dropped access-log lines, for the access log to increment.
     pub fn access_log_dropped(&self) -> prometheus::IntCounter {
         self.access_log_dropped.clone()
+    }
+
+    /// Counts a request refused with 400 for its framing.
+    pub fn malformed(&self, why: crate::framing::Malformed) {
+        let i = crate::framing::Malformed::ALL
+            .iter()
+            .position(|m| *m == why)
+            .unwrap_or(0);
+        if let Some(c) = self.malformed.get(i) {
+            c.inc();
+        }
     }
 
     /// Counts a 503 because no replica was up.

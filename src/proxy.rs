@@ -3,13 +3,13 @@
 //!
 //! | phase | does |
 //! |---|---|
-//! | `request_filter` | size limits; ACME challenges and the HTTPS redirect; preflights answered at the edge; the origin decision |
+//! | `request_filter` | framing (`Host`, ambiguous lengths); size limits; ACME challenges and the HTTPS redirect; preflights answered at the edge; the origin decision |
 //! | `request_filter` (body) | the whole body read before a replica is chosen: 413, 408 |
 //! | `request_body_filter` | nothing for buffered bodies (counted as they were read) |
 //! | `upstream_peer` | picks a replica not yet tried for this request |
 //! | `upstream_request_filter` | client-IP headers, `X-Forwarded-*` |
 //! | `upstream_response_filter` | upstream latency |
-//! | `response_filter` | Ackee's CORS headers out, the gateway's in, `Vary: Origin` merged |
+//! | `response_filter` | hop-by-hop headers and Ackee's CORS headers out, the gateway's in, `Vary: Origin` merged |
 //! | `fail_to_connect`, `error_while_proxy` | upstream errors counted; the retry decided by [`crate::retry`] |
 //! | `fail_to_proxy` | a short 502, 504 or 4xx body, with CORS headers for allowed origins |
 //! | `logging` | requests by method and status class |
@@ -35,6 +35,7 @@ use crate::cors::{
     CorsPolicy, DisallowedOrigin, OriginVerdict, Preflight, Refusal, names, strip, vary,
 };
 use crate::forwarded::{self, TrustedProxies};
+use crate::framing;
 use crate::limits::Exceeded;
 use crate::metrics::{Metrics, Outcome, RequestKind, UpstreamErrorKind};
 use crate::redirect;
@@ -434,6 +435,21 @@ impl ProxyHttp for Gateway {
             return self.refuse_size(session, &ctx.cors, exceeded).await;
         }
 
+        let head = framing::Head {
+            http11: req.version == http::Version::HTTP_11,
+            host: req.headers.contains_key(header::HOST),
+            transfer_encoding: req.headers.contains_key(header::TRANSFER_ENCODING),
+            keepalive_off: session.as_ref().get_keepalive().is_none(),
+            asks_close: framing::asks_close(&req.headers),
+        };
+        if let Err(why) = framing::check(head) {
+            s.metrics.malformed(why);
+            let none = &CorsState::NotApplicable;
+            self.respond_text(session, none, 400, why.body(), false)
+                .await?;
+            return Ok(true);
+        }
+
         if self.listener_answers(session).await? {
             return Ok(true);
         }
@@ -633,6 +649,9 @@ impl ProxyHttp for Gateway {
         ctx: &mut Ctx,
     ) -> Result<()> {
         while let Some(name) = strip::first_access_control(&upstream_response.headers) {
+            upstream_response.remove_header(&name);
+        }
+        for name in framing::hop_by_hop(&upstream_response.headers) {
             upstream_response.remove_header(&name);
         }
         self.decorate(upstream_response, &ctx.cors)
