@@ -183,9 +183,15 @@ mod tests {
         m
     }
 
+    /// Response headers, and the hop-by-hop names expected from them.
+    type Case = (
+        &'static [(&'static str, &'static str)],
+        &'static [&'static str],
+    );
+
     #[test]
     fn hop_by_hop_response_headers() {
-        let cases: [(&[(&str, &str)], &[&str]); 5] = [
+        let cases: [Case; 5] = [
             (&[("content-type", "text/plain")], &[]),
             (
                 &[("connection", "keep-alive"), ("keep-alive", "timeout=5")],
