@@ -5,6 +5,12 @@
 //! - An up replica goes down after `unhealthy_after` consecutive failures.
 //! - A down replica that has been up before comes back after `healthy_after` consecutive
 //!   passes.
+//! - A replica that refuses a connection is down at once, as if it had failed `unhealthy_after`
+//!   checks: a closed port is not a slow replica.
+//! - When every replica is down, each gets traffic anyway ([`routable`], Envoy's panic mode):
+//!   health state is a few seconds old, and a lone Ackee that listens again must not be
+//!   refused visitors until its checks catch up. The client gets 503 only when the connect
+//!   itself fails.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -82,6 +88,25 @@ impl ReplicaHealth {
         self.healthy.store(now, Ordering::Release);
         (now != was).then_some(now)
     }
+
+    /// Records a refused connection: down at once, and back only after `healthy_after` passes.
+    /// Returns `Some(false)` when this took the replica down.
+    pub fn refused(&self, t: Thresholds) -> Option<bool> {
+        let mut s = match self.streak.lock() {
+            Ok(s) => s,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        s.passes = 0;
+        s.failures = s.failures.max(t.unhealthy_after);
+        let was = self.healthy.swap(false, Ordering::AcqRel);
+        was.then_some(false)
+    }
+}
+
+/// Whether a replica may be chosen: a healthy one always; an unhealthy one only while no replica
+/// at all is healthy (panic mode).
+pub fn routable(healthy: bool, any_healthy: bool) -> bool {
+    healthy || !any_healthy
 }
 
 #[cfg(test)]
@@ -126,6 +151,29 @@ mod tests {
         assert_eq!(h.record(false, T), Some(false));
         assert_eq!(h.record(true, T), None);
         assert_eq!(h.record(true, T), Some(true));
+    }
+
+    #[test]
+    fn a_refused_connection_takes_a_replica_down_at_once() {
+        let h = ReplicaHealth::unchecked();
+        assert_eq!(run(&h, "+"), "U");
+        assert_eq!(h.refused(T), Some(false));
+        assert!(!h.is_healthy());
+        assert_eq!(h.refused(T), None, "reported once");
+        // Back after healthy_after passes, not at the first one.
+        assert_eq!(run(&h, "+-++"), "dddU");
+    }
+
+    #[test]
+    fn every_replica_gets_traffic_when_none_is_healthy() {
+        // (healthy, any_healthy) -> routable
+        for (healthy, any, want) in [
+            (true, true, true),
+            (false, true, false),
+            (false, false, true),
+        ] {
+            assert_eq!(routable(healthy, any), want, "{healthy} {any}");
+        }
     }
 
     #[test]

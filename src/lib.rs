@@ -12,11 +12,14 @@
 //! | [`cors`] | preflight and actual-request decisions, every CORS header value, `Vary` merging |
 //! | [`forwarded`] | trusted proxies and the client-IP headers Ackee believes |
 //! | [`health`] | each replica's health from active checks: thresholds, first-pass rule |
+//! | [`framing`] | request framing checks (`Host`, ambiguous lengths), hop-by-hop response headers |
 //! | [`limits`] | request head and body size checks |
+//! | [`retry`] | whether a failed attempt at Ackee is tried again, and where |
 //! | [`redirect`] | the plain-HTTP to HTTPS redirect |
 //! | [`acme`] | serving certbot's HTTP-01 challenge files from a webroot, safely |
 //! | [`tls`] | loading certificates, choosing one by SNI, reloading them |
 //! | [`config`] | reading the YAML file, validating it, reporting every problem at once |
+//! | [`procnet`] | the TCP addresses a process listens on, from `/proc` (graceful upgrade checks) |
 //! | [`access_log`] | one line per request, text or JSON, written off the request path |
 //!
 //! Then the thin pingora layer:
@@ -38,13 +41,16 @@ pub mod acme;
 pub mod config;
 pub mod cors;
 pub mod forwarded;
+pub mod framing;
 pub mod health;
 pub mod limits;
 pub mod logging;
 pub mod metrics;
 pub mod origin;
+pub mod procnet;
 pub mod proxy;
 pub mod redirect;
+pub mod retry;
 pub mod server;
 pub mod tls;
 pub mod upstream;

@@ -83,8 +83,13 @@ fn parse_args() -> Result<Option<Args>, String> {
     Ok(Some(args))
 }
 
-/// Tries to bind every listening address once, and says why any cannot be used.
-fn unbindable(conf: &str, config: &ackee_gateway::config::Config) -> Vec<String> {
+/// Tries to bind every listening address once, and says why any cannot be used. Addresses in
+/// `inherited` (the sockets a running gateway hands over in a graceful upgrade) are not tried.
+fn unbindable(
+    conf: &str,
+    config: &ackee_gateway::config::Config,
+    inherited: &[std::net::SocketAddr],
+) -> Vec<String> {
     let listeners = config
         .listeners
         .iter()
@@ -96,6 +101,7 @@ fn unbindable(conf: &str, config: &ackee_gateway::config::Config) -> Vec<String>
         .map(|m| ("metrics.address".to_owned(), m.address));
     listeners
         .chain(metrics)
+        .filter(|(_, addr)| !inherited.contains(addr))
         .filter_map(|(key, addr)| {
             let e = std::net::TcpListener::bind(addr).err()?;
             let hint = match e.kind() {
@@ -155,15 +161,36 @@ fn main() -> ExitCode {
     }
 
     // A listener that cannot bind would otherwise leave a running gateway with a dead port
-    // (pingora retries, then gives up on that one service). Check first, unless taking over
-    // a running gateway's sockets with -u.
-    if !args.upgrade {
-        let problems = unbindable(&args.conf, &loaded.config);
+    // (pingora retries for 30 s, then gives up on that one service). Check first. With -u the
+    // addresses the running gateway holds are handed over; every other one must bind now,
+    // before the old process is told to hand over, so a failed reload leaves it serving.
+    {
+        let inherited = if args.upgrade {
+            // The running gateway: the PID file's (a daemon writes one), else any process of
+            // this name (one in the foreground writes none).
+            use ackee_gateway::procnet;
+            match procnet::running_pid(&loaded.config.server.pid_file) {
+                Some(pid) => procnet::listening(pid),
+                None => procnet::processes_named("ackee-gateway")
+                    .into_iter()
+                    .flat_map(procnet::listening)
+                    .collect(),
+            }
+        } else {
+            Vec::new()
+        };
+        let problems = unbindable(&args.conf, &loaded.config, &inherited);
         if !problems.is_empty() {
             for p in &problems {
                 eprintln!("{p}");
             }
-            eprintln!("ackee-gateway: cannot listen; nothing was started");
+            if args.upgrade {
+                eprintln!(
+                    "ackee-gateway: cannot listen; nothing was started, and the running gateway keeps its sockets"
+                );
+            } else {
+                eprintln!("ackee-gateway: cannot listen; nothing was started");
+            }
             return ExitCode::from(1);
         }
     }

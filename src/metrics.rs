@@ -116,7 +116,7 @@ struct ReplicaMetrics {
     errors: Vec<IntCounter>,
     healthy: IntGauge,
     outcomes: Vec<IntCounter>,
-    retries: IntCounter,
+    retries: Vec<IntCounter>,
 }
 
 /// Outcomes of a request sent to a replica: its status class, or how it failed.
@@ -156,6 +156,7 @@ pub struct Metrics {
     expiry: IntGaugeVec,
     acme: [IntCounter; 2],
     unavailable: IntCounter,
+    malformed: Vec<IntCounter>,
     access_log_dropped: IntCounter,
     /// Kept so the family is registered.
     _build_info: IntGaugeVec,
@@ -300,8 +301,8 @@ impl Metrics {
         let retries = counter_vec(
             &registry,
             "ackee_gateway_upstream_retries_total",
-            "Connection failures on a replica that were retried on another one.",
-            &["replica"],
+            "Failed attempts at a replica that were tried again, by reason.",
+            &["replica", "reason"],
         );
         let unavailable = IntCounter::with_opts(Opts::new(
             "ackee_gateway_upstream_unavailable_total",
@@ -311,6 +312,12 @@ impl Metrics {
         registry
             .register(Box::new(unavailable.clone()))
             .expect("metric names are unique");
+        let malformed = counter_vec(
+            &registry,
+            "ackee_gateway_request_rejections_total",
+            "Requests refused with 400 for their framing, by reason.",
+            &["reason"],
+        );
         let access_log_dropped = IntCounter::with_opts(Opts::new(
             "ackee_gateway_access_log_dropped_total",
             "Access-log lines dropped because the writer fell behind.",
@@ -332,7 +339,10 @@ impl Metrics {
                     .iter()
                     .map(|o| outcomes.with_label_values(&[name.as_str(), o]))
                     .collect(),
-                retries: retries.with_label_values(&[name.as_str()]),
+                retries: crate::retry::Reason::ALL
+                    .iter()
+                    .map(|r| retries.with_label_values(&[name.as_str(), r.as_str()]))
+                    .collect(),
             })
             .collect();
 
@@ -356,6 +366,10 @@ impl Metrics {
             reloads,
             expiry,
             unavailable,
+            malformed: crate::framing::Malformed::ALL
+                .iter()
+                .map(|m| malformed.with_label_values(&[m.as_str()]))
+                .collect(),
             access_log_dropped,
             acme: [
                 acme.with_label_values(&["served"]),
@@ -415,16 +429,31 @@ impl Metrics {
         }
     }
 
-    /// Counts a connection failure on a replica that is retried elsewhere.
-    pub fn retry(&self, replica: usize) {
-        if let Some(r) = self.replicas.get(replica) {
-            r.retries.inc();
+    /// Counts a failed attempt at a replica that is tried again, and why.
+    pub fn retry(&self, replica: usize, reason: crate::retry::Reason) {
+        let i = crate::retry::Reason::ALL
+            .iter()
+            .position(|r| *r == reason)
+            .unwrap_or(0);
+        if let Some(c) = self.replicas.get(replica).and_then(|r| r.retries.get(i)) {
+            c.inc();
         }
     }
 
     /// The counter of dropped access-log lines, for the access log to increment.
     pub fn access_log_dropped(&self) -> prometheus::IntCounter {
         self.access_log_dropped.clone()
+    }
+
+    /// Counts a request refused with 400 for its framing.
+    pub fn malformed(&self, why: crate::framing::Malformed) {
+        let i = crate::framing::Malformed::ALL
+            .iter()
+            .position(|m| *m == why)
+            .unwrap_or(0);
+        if let Some(c) = self.malformed.get(i) {
+            c.inc();
+        }
     }
 
     /// Counts a 503 because no replica was up.

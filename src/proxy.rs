@@ -3,14 +3,14 @@
 //!
 //! | phase | does |
 //! |---|---|
-//! | `request_filter` | size limits; ACME challenges and the HTTPS redirect; preflights answered at the edge; the origin decision |
+//! | `request_filter` | framing (`Host`, ambiguous lengths); size limits; ACME challenges and the HTTPS redirect; preflights answered at the edge; the origin decision |
 //! | `request_filter` (body) | the whole body read before a replica is chosen: 413, 408 |
 //! | `request_body_filter` | nothing for buffered bodies (counted as they were read) |
 //! | `upstream_peer` | picks a replica not yet tried for this request |
 //! | `upstream_request_filter` | client-IP headers, `X-Forwarded-*` |
 //! | `upstream_response_filter` | upstream latency |
-//! | `response_filter` | Ackee's CORS headers out, the gateway's in, `Vary: Origin` merged |
-//! | `fail_to_connect`, `error_while_proxy` | upstream errors counted |
+//! | `response_filter` | hop-by-hop headers and Ackee's CORS headers out, the gateway's in, `Vary: Origin` merged |
+//! | `fail_to_connect`, `error_while_proxy` | upstream errors counted; the retry decided by [`crate::retry`] |
 //! | `fail_to_proxy` | a short 502, 504 or 4xx body, with CORS headers for allowed origins |
 //! | `logging` | requests by method and status class |
 
@@ -35,9 +35,11 @@ use crate::cors::{
     CorsPolicy, DisallowedOrigin, OriginVerdict, Preflight, Refusal, names, strip, vary,
 };
 use crate::forwarded::{self, TrustedProxies};
+use crate::framing;
 use crate::limits::Exceeded;
 use crate::metrics::{Metrics, Outcome, RequestKind, UpstreamErrorKind};
 use crate::redirect;
+use crate::retry;
 use crate::upstream::{MAX_REPLICAS, Upstream};
 
 /// Everything the gateway's listeners share, built once at start-up.
@@ -125,8 +127,10 @@ pub struct Ctx {
     pub body_buffered: bool,
     /// The client address as hashing bytes (consistent hashing), computed once.
     pub client_key: Option<([u8; 16], usize)>,
-    /// The replica a failed connect chose for the retry, so it is not chosen twice.
+    /// The replica a failed attempt chose for the retry, so it is not chosen twice.
     pub next_replica: Option<usize>,
+    /// Whether the retry must use a new connection rather than a pooled one.
+    pub new_connection: bool,
     /// The CORS decision, for the access log.
     pub decision: CorsDecision,
     /// When the request started, if the access log needs it.
@@ -309,6 +313,27 @@ impl Gateway {
         }
     }
 
+    /// Carries out a retry decision for a failed attempt at replica `i`: where the next attempt
+    /// goes, and the count. Returns whether there is a next attempt.
+    fn follow(&self, i: usize, next: retry::Next, ctx: &mut Ctx) -> bool {
+        match next {
+            retry::Next::Another(reason) => {
+                self.shared.metrics.retry(i, reason);
+                ctx.next_replica.is_some()
+            }
+            retry::Next::SameOnNewConnection(reason) => {
+                self.shared.metrics.retry(i, reason);
+                ctx.next_replica = Some(i);
+                ctx.new_connection = true;
+                true
+            }
+            retry::Next::GiveUp => {
+                ctx.next_replica = None;
+                false
+            }
+        }
+    }
+
     /// The peer's address, IPv4-mapped IPv6 as IPv4.
     fn peer_ip(session: &Session) -> Option<std::net::IpAddr> {
         session
@@ -408,6 +433,21 @@ impl ProxyHttp for Gateway {
                 ctx.cors = CorsState::Allowed(v);
             }
             return self.refuse_size(session, &ctx.cors, exceeded).await;
+        }
+
+        let head = framing::Head {
+            http11: req.version == http::Version::HTTP_11,
+            host: req.headers.contains_key(header::HOST),
+            transfer_encoding: req.headers.contains_key(header::TRANSFER_ENCODING),
+            keepalive_off: session.as_ref().get_keepalive().is_none(),
+            asks_close: framing::asks_close(&req.headers),
+        };
+        if let Err(why) = framing::check(head) {
+            s.metrics.malformed(why);
+            let none = &CorsState::NotApplicable;
+            self.respond_text(session, none, 400, why.body(), false)
+                .await?;
+            return Ok(true);
         }
 
         if self.listener_answers(session).await? {
@@ -523,7 +563,14 @@ impl ProxyHttp for Gateway {
         }
         ctx.replica = Some(i);
         match up.peer(i) {
-            Some(peer) => Ok(peer),
+            Some(mut peer) => {
+                if std::mem::take(&mut ctx.new_connection) {
+                    // A group key of its own: no pooled connection matches, so pingora
+                    // connects anew.
+                    peer.group_key = crate::upstream::fresh_group_key();
+                }
+                Ok(peer)
+            }
             None => Error::e_explain(ErrorType::InternalError, "replica index out of range"),
         }
     }
@@ -604,6 +651,9 @@ impl ProxyHttp for Gateway {
         while let Some(name) = strip::first_access_control(&upstream_response.headers) {
             upstream_response.remove_header(&name);
         }
+        for name in framing::hop_by_hop(&upstream_response.headers) {
+            upstream_response.remove_header(&name);
+        }
         self.decorate(upstream_response, &ctx.cors)
     }
 
@@ -620,11 +670,26 @@ impl ProxyHttp for Gateway {
             m.replica_outcome(i, Outcome::ConnectError);
             // Nothing was sent, so any request may go to a replica it has not tried yet. The
             // choice is kept for upstream_peer, so the balancer is not asked twice.
+            let up = &self.shared.upstream;
+            if e.etype() == &ErrorType::ConnectRefused && up.refused(i) {
+                m.replica_health(i, false);
+                warn!(
+                    "replica \"{}\" is down, it gets no traffic: it refused a connection",
+                    up.name(i)
+                );
+            }
             let (key, len) = ctx.client_key.unwrap_or(([0; 16], 0));
-            ctx.next_replica = self.shared.upstream.select(&key[..len], ctx.tried);
-            e.set_retry(ctx.next_replica.is_some());
-            if ctx.next_replica.is_some() {
-                m.retry(i);
+            ctx.next_replica = up.select(&key[..len], ctx.tried);
+            let next = retry::after_connect_failure(ctx.next_replica.is_some());
+            let again = self.follow(i, next, ctx);
+            e.set_retry(again);
+            if !again && !up.any_healthy() {
+                // Every replica is down and the last connect failed too: 503 and Retry-After.
+                m.unavailable();
+                let mut unavailable =
+                    Error::explain(ErrorType::HTTPStatus(503), "no Ackee replica is up");
+                unavailable.set_retry(false);
+                return unavailable.more_context(e.to_string());
             }
         }
         e
@@ -647,15 +712,28 @@ impl ProxyHttp for Gateway {
                 }
             }
         }
-        // Pingora's default policy: never retry a non-idempotent request (POST, PATCH) once it
-        // was sent; retry others only when the failure was on a reused connection.
         let mut e = e.more_context(format!("Peer: {peer}"));
-        if !session.req_header().method.is_idempotent() || session.as_ref().retry_buffer_truncated()
-        {
-            e.set_retry(false);
-        } else {
-            e.retry.decide_reuse(client_reused);
+        // Pingora's verdict on the error itself, for this kind of connection.
+        let mut verdict = e.retry;
+        verdict.decide_reuse(client_reused);
+        let mut failure = retry::SendFailure {
+            retryable: verdict.retry(),
+            reused: client_reused,
+            idempotent: session.req_header().method.is_idempotent(),
+            body_replayable: !session.as_ref().retry_buffer_truncated(),
+            another_left: false,
+        };
+        if retry::after_send_failure(failure) != retry::Next::GiveUp {
+            let (key, len) = ctx.client_key.unwrap_or(([0; 16], 0));
+            ctx.next_replica = self.shared.upstream.select(&key[..len], ctx.tried);
+            failure.another_left = ctx.next_replica.is_some();
         }
+        let next = retry::after_send_failure(failure);
+        let again = match ctx.replica {
+            Some(i) => self.follow(i, next, ctx),
+            None => false,
+        };
+        e.set_retry(again);
         e
     }
 

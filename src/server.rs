@@ -251,7 +251,7 @@ pub fn build(config: &Config, opt: Opt) -> Result<Server, String> {
     for i in 0..shared.upstream.len() {
         metrics.replica_health(i, shared.upstream.is_healthy(i));
     }
-    let health_handle = HealthChecker::new(shared.clone(), &config.upstream)
+    let health_handle = HealthChecker::new(shared.clone(), &config.upstream)?
         .map(|checker| server.add_service(background_service("health checks", checker)));
 
     let reload_handle = (!reloader.is_empty()).then(|| {

@@ -66,6 +66,7 @@ pub struct Upstream {
     peers: Vec<HttpPeer>,
     by_addr: HashMap<SocketAddr, usize>,
     health: Vec<ReplicaHealth>,
+    thresholds: Option<Thresholds>,
     max_iterations: usize,
 }
 
@@ -106,22 +107,31 @@ impl Upstream {
                 }
             })
             .collect();
+        let thresholds = checked.then_some(Thresholds {
+            unhealthy_after: settings.health_check.unhealthy_after,
+            healthy_after: settings.health_check.healthy_after,
+        });
         Upstream {
             balancer,
             names,
             peers,
             by_addr,
             health,
+            thresholds,
             max_iterations: total_weight.max(1) * 4 + 64,
         }
     }
 
     /// Picks a healthy replica not in `tried` (a bit mask of replica indexes), or `None` if none
-    /// is left. `key` is the client address, used by consistent hashing.
+    /// is left. When no replica is healthy, every one may be picked ([`crate::health::routable`]).
+    /// `key` is the client address, used by consistent hashing.
     pub fn select(&self, key: &[u8], tried: u64) -> Option<usize> {
+        let any_healthy = self.any_healthy();
         let accept = |b: &Backend, _: bool| {
-            self.index_of(b)
-                .is_some_and(|i| self.is_healthy(i) && (i >= MAX_REPLICAS || tried & (1 << i) == 0))
+            self.index_of(b).is_some_and(|i| {
+                crate::health::routable(self.is_healthy(i), any_healthy)
+                    && (i >= MAX_REPLICAS || tried & (1 << i) == 0)
+            })
         };
         let backend = match &self.balancer {
             Balancer::RoundRobin(lb) => lb.select_with(key, self.max_iterations, accept),
@@ -140,6 +150,20 @@ impl Upstream {
         self.health
             .get(replica)
             .is_some_and(ReplicaHealth::is_healthy)
+    }
+
+    /// Whether any replica is healthy; when none is, every replica gets traffic (panic mode).
+    pub fn any_healthy(&self) -> bool {
+        self.health.iter().any(ReplicaHealth::is_healthy)
+    }
+
+    /// Takes a replica that refused a connection down at once (when health checks are on).
+    /// Returns true when this changed its health.
+    pub fn refused(&self, replica: usize) -> bool {
+        match (self.health.get(replica), self.thresholds) {
+            (Some(h), Some(t)) => h.refused(t).is_some(),
+            _ => false,
+        }
     }
 
     /// A fresh peer for a replica, with the configured timeouts.
@@ -177,17 +201,22 @@ pub struct HealthChecker {
 }
 
 impl HealthChecker {
-    /// A checker for the shared state's replicas, or `None` when checks are off.
+    /// A checker for the shared state's replicas, or `None` when checks are off. An error (a
+    /// path the HTTP check cannot send) must stop the start: without a checker no replica
+    /// would ever be marked up.
     pub fn new(
         shared: Arc<crate::proxy::Shared>,
         settings: &UpstreamSettings,
-    ) -> Option<HealthChecker> {
+    ) -> Result<Option<HealthChecker>, String> {
         let hc = &settings.health_check;
         let probe: Box<dyn HealthCheck + Send + Sync> = match &hc.probe {
-            HealthProbe::Off => return None,
+            HealthProbe::Off => return Ok(None),
             HealthProbe::Http { path } => {
                 let mut check = HttpHealthCheck::new("localhost", false);
-                check.req.set_uri(path.parse().ok()?);
+                let uri = path.parse::<http::Uri>().map_err(|e| {
+                    format!("upstream.health_check.path: \"{}\" cannot be sent as a request target ({e}); write a path such as \"/.well-known/apollo/server-health\"", path.escape_debug())
+                })?;
+                check.req.set_uri(uri);
                 check.peer_template.options.connection_timeout = Some(hc.timeout);
                 check.peer_template.options.read_timeout = Some(hc.timeout);
                 check.peer_template.options.write_timeout = Some(hc.timeout);
@@ -201,12 +230,12 @@ impl HealthChecker {
                 check
             }
         };
-        Some(HealthChecker {
+        Ok(Some(HealthChecker {
             shared,
             probe,
             backends: settings.replicas.iter().map(backend).collect(),
             settings: hc.clone(),
-        })
+        }))
     }
 
     async fn check_all(&self) {
@@ -273,6 +302,14 @@ impl BackgroundService for HealthChecker {
             }
         }
     }
+}
+
+/// A pool key that no other peer has, so that a connection is made anew instead of taken from
+/// the pool (a retry after a pooled connection failed).
+pub fn fresh_group_key() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
 /// Polls a future that is known to complete without waiting.

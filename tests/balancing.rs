@@ -160,10 +160,10 @@ fn a_replica_stopped_mid_stream_costs_no_request_and_comes_back_after_its_checks
     assert!(
         m.get(
             "ackee_gateway_upstream_retries_total",
-            &[("replica", "ackee-1")]
+            &[("replica", "ackee-1"), ("reason", "connect_error")]
         ) - before.get(
             "ackee_gateway_upstream_retries_total",
-            &[("replica", "ackee-1")]
+            &[("replica", "ackee-1"), ("reason", "connect_error")]
         ) >= 1.0,
         "the first request after the stop was retried on another replica"
     );

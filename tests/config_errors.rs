@@ -200,3 +200,132 @@ ackee-gateway: 2 problems in the configuration; nothing was started
     );
     assert_eq!(stderr, want);
 }
+
+#[test]
+fn a_health_check_path_that_is_no_request_target_fails_dash_t() {
+    let dir = tempfile::tempdir().unwrap();
+    let long = format!("/{}", "a".repeat(64 * 1024));
+    let cases = [
+        ("/health<x>", "write \"/health%3Cx%3E\""),
+        ("/gesundheit-ü", "write \"/gesundheit-%C3%BC\""),
+        ("/he\\x01alth", "write \"/he%01alth\""),
+        (long.as_str(), "write a path of at most 2048 bytes"),
+    ];
+    for (path, fix) in cases {
+        let conf = write(
+            &dir,
+            &format!(
+                "listeners: [{{address: \"127.0.0.1:8080\"}}]\ncors: {{allowed_origins: [\"https://example.com\"]}}\nupstream:\n  replicas: [{{address: \"127.0.0.1:3000\"}}]\n  health_check: {{path: \"{path}\"}}\n"
+            ),
+        );
+        let (code, stderr) = run(&["-t", "-c", &conf], &[]);
+        assert_eq!(code, 2, "{path:.40}: {stderr}");
+        let prefix = format!("error: {conf}: upstream.health_check.path: found ");
+        assert!(stderr.starts_with(&prefix), "{stderr}");
+        assert!(stderr.contains(fix), "{path:.40}: {stderr}");
+    }
+}
+
+#[test]
+fn every_duration_is_bounded_instead_of_panicking() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(
+        &dir,
+        r#"listeners:
+  - address: "127.0.0.1:8080"
+cors:
+  allowed_origins: ["https://example.com"]
+upstream:
+  replicas:
+    - address: "127.0.0.1:3000"
+  connect_timeout_seconds: 1e20
+  read_timeout_seconds: 1e20
+  write_timeout_seconds: 1e20
+  idle_timeout_seconds: 1e20
+  health_check:
+    interval_seconds: 1e20
+    timeout_seconds: 1e20
+"#,
+    );
+    let (code, stderr) = run(&["-t", "-c", &path], &[]);
+    assert_eq!(code, 2, "{stderr}");
+    let big = "100000000000000000000";
+    let want = format!(
+        "error: {path}: upstream.health_check.interval_seconds: found {big}; write a number of seconds from 0.001 to 3600, such as 2
+error: {path}: upstream.health_check.timeout_seconds: found {big}; write a number of seconds from 0.001 to 3600, such as 1
+error: {path}: upstream.connect_timeout_seconds: found {big}; write a number of seconds from 0.001 to 3600, such as 2
+error: {path}: upstream.read_timeout_seconds: found {big}; write a number of seconds from 0.001 to 3600, such as 60
+error: {path}: upstream.write_timeout_seconds: found {big}; write a number of seconds from 0.001 to 3600, such as 30
+error: {path}: upstream.idle_timeout_seconds: found {big}; write a number of seconds from 0.001 to 3600, such as 4
+ackee-gateway: 6 problems in the configuration; nothing was started
+"
+    );
+    assert_eq!(stderr, want);
+}
+
+/// Runs the binary, failing the test (instead of hanging it) if it does not exit in 20 s.
+fn run_bounded(args: &[&str]) -> (i32, String) {
+    let mut child = std::process::Command::new(common::gateway::binary())
+        .args(args)
+        .env_remove("ACKEE_ALLOW_ORIGIN")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut stderr = String::new();
+            std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+            return (status.code().unwrap_or(-1), stderr);
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("ackee-gateway {args:?} did not exit within 20 s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_certificate_key_or_config_that_is_a_fifo_is_an_error_not_a_hang() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("fifo.pem");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let fifo = fifo.to_string_lossy().into_owned();
+    let path = write(
+        &dir,
+        &format!(
+            r#"listeners:
+  - address: "127.0.0.1:8443"
+    tls:
+      certificates:
+        - {{cert: "{fifo}", key: "{fifo}"}}
+cors:
+  allowed_origins: ["https://example.com"]
+upstream:
+  replicas:
+    - address: "127.0.0.1:3000"
+"#
+        ),
+    );
+    let (code, stderr) = run_bounded(&["-t", "-c", &path]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "cert: cannot read \"{fifo}\" (it is a FIFO, not a regular file); write the path of a PEM certificate chain"
+        )),
+        "{stderr}"
+    );
+    let (code, stderr) = run_bounded(&["-t", "-c", &fifo]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("(it is a FIFO, not a regular file)"),
+        "{stderr}"
+    );
+}

@@ -65,12 +65,13 @@ fn counters_move_by_exactly_the_expected_amounts() {
         body.as_bytes(),
     );
     assert_eq!(r.status, 403);
-    // 1 GET without origin, then Ackee down: 1 POST gets 502.
+    // 1 GET without origin, then Ackee down: the refused connect takes the only replica
+    // down, so the POST gets 503 with Retry-After.
     assert_eq!(request(gw.http, "GET", "/tracker.js", &[], b"").status, 200);
     ackee.stop();
     assert_eq!(
         request(gw.http, "POST", "/api", &[], body.as_bytes()).status,
-        502
+        503
     );
     // 1 oversized header.
     let long = "x".repeat(20_000);

@@ -206,22 +206,25 @@ fn trusted_proxies_keep_their_client_ip_headers_and_get_appended_to() {
 }
 
 #[test]
-fn ackee_down_gives_502_and_the_gateway_keeps_serving() {
+fn ackee_down_gives_503_and_the_gateway_keeps_serving() {
     let mut ackee = FakeAckee::start();
     let gw = Gateway::start(&Spec::new(ackee.addr));
     assert_eq!(post(&gw, Some("https://example.com")).status, 200);
     ackee.stop();
 
+    // The refused connect takes the only replica down at once; with every replica down the
+    // gateway still tried it, and the failed connect is answered 503 with Retry-After.
     let r = post(&gw, Some("https://example.com"));
-    assert_eq!(r.status, 502);
-    assert_eq!(r.text(), "Bad Gateway: Ackee is not reachable\n");
+    assert_eq!(r.status, 503);
+    assert_eq!(r.text(), "Service Unavailable: no Ackee replica is up\n");
+    assert_eq!(r.header("retry-after"), Some("5"));
     assert_eq!(
         r.headers_named(ACAO),
         ["https://example.com"],
         "so the tracker can read the error"
     );
     assert_eq!(r.headers_named("vary"), ["Origin"]);
-    assert_eq!(post(&gw, None).status, 502);
+    assert_eq!(post(&gw, None).status, 503);
     // Preflights are still answered at the edge.
     assert_eq!(preflight(gw.http, "https://example.com").status, 204);
 

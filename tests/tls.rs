@@ -424,3 +424,48 @@ fn the_acme_webroot_serves_challenge_tokens_and_refuses_everything_else() {
         7.0
     );
 }
+
+#[test]
+fn an_h2_body_ending_with_an_empty_data_frame_reaches_ackee_once_and_well_framed() {
+    // pingora issue #935: such a body, sent on chunked, got its terminator twice, which
+    // poisoned the pooled connection to Ackee.
+    let s = setup(|spec| spec);
+    let bodies: Vec<String> = ["createRecord", "updateRecord", "createAction"]
+        .iter()
+        .map(|m| mutation_body(m))
+        .collect();
+    for body in &bodies {
+        let r = common::tls::h2_request_empty_end(
+            &s.ca,
+            s.gw.https,
+            STATS,
+            "POST",
+            "/api",
+            &[("content-type", "application/json")],
+            body.as_bytes(),
+        );
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+    // A plain request after them on the same pooled upstream connection.
+    let (r, _) = h2_request(&s.ca, s.gw.https, STATS, "GET", "/tracker.js", &[], b"");
+    assert_eq!(r.status, 200);
+    let seen = s.ackee.seen();
+    let posts: Vec<_> = seen.iter().filter(|r| r.method == "POST").collect();
+    assert_eq!(posts.len(), bodies.len(), "each body reached Ackee once");
+    for (seen, body) in posts.iter().zip(&bodies) {
+        assert_eq!(seen.body, body.as_bytes());
+        assert_eq!(
+            seen.headers_named("content-length"),
+            [body.len().to_string()]
+        );
+        assert!(seen.header("transfer-encoding").is_none());
+    }
+    assert_eq!(
+        seen.iter()
+            .map(|r| r.connection)
+            .collect::<std::collections::HashSet<_>>()
+            .len(),
+        1,
+        "one upstream connection carried them all, so none was poisoned"
+    );
+}

@@ -249,3 +249,38 @@ fn a_reload_with_a_broken_config_leaves_the_old_process_serving() {
         "the old process still runs"
     );
 }
+
+#[test]
+fn an_upgrade_that_cannot_bind_an_added_listener_fails_before_the_hand_over() {
+    let ackee = FakeAckee::start();
+    let gw = Gateway::start(&Spec::new(ackee.addr));
+    // Another process holds the port the new config adds.
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let busy_addr = busy.local_addr().unwrap();
+    let yaml = std::fs::read_to_string(&gw.config).unwrap();
+    let yaml = yaml.replacen(
+        "metrics:",
+        &format!("  - name: extra\n    address: \"{busy_addr}\"\nmetrics:"),
+        1,
+    );
+    std::fs::write(&gw.config, yaml).unwrap();
+    let mut upgrade = gw.spawn_upgrade();
+    let status = eventually(Duration::from_secs(20), "the -u process to give up", || {
+        upgrade.try_wait().ok().flatten()
+    });
+    assert!(!status.success(), "{}", gw.upgrade_stderr());
+    let stderr = gw.upgrade_stderr();
+    assert!(
+        stderr.contains(&format!(
+            "listeners[1].address: cannot listen on {busy_addr}"
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("the running gateway keeps its sockets"),
+        "{stderr}"
+    );
+    // The old process was never asked to hand over, and serves on.
+    assert_eq!(preflight(gw.http, "https://example.com").status, 204);
+    drop(busy);
+}

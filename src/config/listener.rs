@@ -4,7 +4,6 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::time::Duration;
 
 use super::file::{FileCertificate, FileListener, FileTls};
 use super::reader::{Keyed, Reader};
@@ -197,7 +196,11 @@ fn tls(
         },
     };
     let watch_interval = match (t.watch, t.watch_interval_seconds) {
-        (Some(w), Some(i)) if w.value => Some(Duration::from_secs_f64(i.value)),
+        (Some(w), Some(i)) if w.value => {
+            let d = super::validate::seconds(r, Some(i), ListenerTls::WATCH_INTERVAL, 86400.0);
+            ok &= d.is_some();
+            d
+        }
         (Some(w), None) if w.value => Some(ListenerTls::WATCH_INTERVAL),
         (_, Some(i)) => {
             r.warning(&i.key, "does nothing without watch: true");

@@ -514,9 +514,32 @@ fn bounded_seconds(s: f64, max: f64) -> Option<Duration> {
         .then(|| Duration::from_secs_f64(s))
 }
 
-fn seconds(v: Option<Keyed<f64>>, default: Duration) -> Duration {
-    v.map(|k| Duration::from_secs_f64(k.value))
-        .unwrap_or(default)
+/// The longest duration any `*_seconds` key accepts, but `watch_interval_seconds`: an hour.
+pub const MAX_SECONDS: f64 = 3600.0;
+
+/// A bounded number of seconds, or `default` when the key is absent. Out of bounds is an error
+/// (a duration of 1e20 seconds cannot even be represented) and gives `None`.
+pub fn seconds(
+    r: &mut Reader<'_>,
+    v: Option<Keyed<f64>>,
+    default: Duration,
+    max: f64,
+) -> Option<Duration> {
+    let Some(k) = v else {
+        return Some(default);
+    };
+    let d = bounded_seconds(k.value, max);
+    if d.is_none() {
+        r.error(
+            &k.key,
+            format!(
+                "found {}; write a number of seconds from 0.001 to {max}, such as {}",
+                k.value,
+                default.as_secs_f64()
+            ),
+        );
+    }
+    d
 }
 
 fn upstream(
@@ -608,7 +631,7 @@ fn upstream(
         });
     }
     if let Some(idle) = &f.idle_timeout_seconds {
-        if idle.value >= NODE_KEEP_ALIVE_SECONDS {
+        if (NODE_KEEP_ALIVE_SECONDS..=MAX_SECONDS).contains(&idle.value) {
             r.warning(
                 &idle.key,
                 format!(
@@ -672,15 +695,39 @@ fn upstream(
             }
         },
     };
+    let connect_timeout = seconds(
+        r,
+        f.connect_timeout_seconds,
+        UpstreamSettings::CONNECT_TIMEOUT,
+        MAX_SECONDS,
+    );
+    let read_timeout = seconds(
+        r,
+        f.read_timeout_seconds,
+        UpstreamSettings::READ_TIMEOUT,
+        MAX_SECONDS,
+    );
+    let write_timeout = seconds(
+        r,
+        f.write_timeout_seconds,
+        UpstreamSettings::WRITE_TIMEOUT,
+        MAX_SECONDS,
+    );
+    let idle_timeout = seconds(
+        r,
+        f.idle_timeout_seconds,
+        UpstreamSettings::IDLE_TIMEOUT,
+        MAX_SECONDS,
+    );
     let settings = UpstreamSettings {
         replicas,
         selection,
         health_check,
         retry_after_seconds,
-        connect_timeout: seconds(f.connect_timeout_seconds, UpstreamSettings::CONNECT_TIMEOUT),
-        read_timeout: seconds(f.read_timeout_seconds, UpstreamSettings::READ_TIMEOUT),
-        write_timeout: seconds(f.write_timeout_seconds, UpstreamSettings::WRITE_TIMEOUT),
-        idle_timeout: seconds(f.idle_timeout_seconds, UpstreamSettings::IDLE_TIMEOUT),
+        connect_timeout: connect_timeout?,
+        read_timeout: read_timeout?,
+        write_timeout: write_timeout?,
+        idle_timeout: idle_timeout?,
     };
     ok.then_some(settings)
 }
@@ -696,17 +743,14 @@ fn health_check(r: &mut Reader<'_>, h: FileHealthCheck) -> Option<HealthCheckSet
         None | Some((_, "http")) => {
             let path = match &h.path {
                 None => "/.well-known/apollo/server-health".to_owned(),
-                Some(p) if p.value.starts_with('/') && !p.value.contains(char::is_whitespace) => {
-                    p.value.clone()
-                }
-                Some(p) => {
-                    r.error(
-                        &p.key,
-                        format!("found \"{}\"; write a path that starts with /, such as \"/.well-known/apollo/server-health\"", p.value),
-                    );
-                    ok = false;
-                    String::new()
-                }
+                Some(p) => match check_request_target(&p.value) {
+                    Ok(()) => p.value.clone(),
+                    Err(problem) => {
+                        r.error(&p.key, problem);
+                        ok = false;
+                        String::new()
+                    }
+                },
             };
             HealthProbe::Http { path }
         }
@@ -721,14 +765,18 @@ fn health_check(r: &mut Reader<'_>, h: FileHealthCheck) -> Option<HealthCheckSet
     if let (Some(p), false) = (&h.path, matches!(out.probe, HealthProbe::Http { .. })) {
         r.warning(&p.key, "is used only by type: http");
     }
-    if let Some(i) = &h.interval_seconds {
-        out.interval = Duration::from_secs_f64(i.value);
+    let defaults = HealthCheckSettings::default();
+    let timeout_key = h.timeout_seconds.as_ref().map(|t| t.key.clone());
+    match seconds(r, h.interval_seconds, defaults.interval, MAX_SECONDS) {
+        Some(d) => out.interval = d,
+        None => ok = false,
     }
-    if let Some(t) = &h.timeout_seconds {
-        out.timeout = Duration::from_secs_f64(t.value);
-        if out.timeout > out.interval {
-            r.warning(&t.key, "is longer than interval_seconds, so checks of a slow replica overlap less often than configured");
-        }
+    match seconds(r, h.timeout_seconds, defaults.timeout, MAX_SECONDS) {
+        Some(d) => out.timeout = d,
+        None => ok = false,
+    }
+    if let Some(key) = timeout_key.filter(|_| ok && out.timeout > out.interval) {
+        r.warning(&key, "is longer than interval_seconds, so checks of a slow replica overlap less often than configured");
     }
     for (field, target) in [
         (&h.unhealthy_after, &mut out.unhealthy_after),
@@ -748,6 +796,70 @@ fn health_check(r: &mut Reader<'_>, h: FileHealthCheck) -> Option<HealthCheckSet
         }
     }
     ok.then_some(out)
+}
+
+/// The longest health-check path accepted, in bytes.
+pub const MAX_TARGET_BYTES: usize = 2048;
+
+/// Whether a byte may appear as is in an origin-form request target (RFC 9112 3.2.1: an
+/// absolute path of RFC 3986 `pchar`s and `/`, then optionally `?` and a query).
+fn is_target_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@/?".contains(&b)
+}
+
+/// Checks a health-check path as an HTTP request target, so the checker can always send it.
+/// The error says what was found and what to write; for characters that must be
+/// percent-encoded, it writes the encoded path.
+pub fn check_request_target(path: &str) -> Result<(), String> {
+    let shown = || {
+        let mut s: String = path
+            .chars()
+            .take(60)
+            .collect::<String>()
+            .escape_debug()
+            .to_string();
+        if path.chars().count() > 60 {
+            s.push_str("...");
+        }
+        s
+    };
+    if path.len() > MAX_TARGET_BYTES {
+        return Err(format!(
+            "found a path of {} bytes (\"{}\"); write a path of at most {MAX_TARGET_BYTES} bytes, such as \"/.well-known/apollo/server-health\"",
+            path.len(),
+            shown()
+        ));
+    }
+    if !path.starts_with('/') {
+        return Err(format!(
+            "found \"{}\"; write a path that starts with /, such as \"/.well-known/apollo/server-health\"",
+            shown()
+        ));
+    }
+    let bytes = path.as_bytes();
+    let mut bad = false;
+    let mut encoded = String::with_capacity(path.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        let escape_ok = b == b'%'
+            && bytes.get(i + 1).is_some_and(u8::is_ascii_hexdigit)
+            && bytes.get(i + 2).is_some_and(u8::is_ascii_hexdigit);
+        if is_target_byte(b) || escape_ok {
+            encoded.push(char::from(b));
+        } else {
+            bad = true;
+            encoded.push_str(&format!("%{b:02X}"));
+        }
+        i += 1;
+    }
+    if bad {
+        return Err(format!(
+            "found \"{}\", which is not a valid HTTP request target (spaces, control characters, non-ASCII letters and characters such as < > \" # must be percent-encoded); write \"{encoded}\"",
+            shown()
+        ));
+    }
+    Ok(())
 }
 
 /// Resolves `HOST:PORT` once, at start-up. An IPv4 address is preferred when a name has both.
@@ -857,4 +969,37 @@ fn trusted_proxies(r: &mut Reader<'_>, f: Option<Keyed<Vec<Keyed<String>>>>) -> 
         }
     }
     TrustedProxies::new(cidrs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn health_check_paths_are_checked_as_request_targets() {
+        // path -> None if valid, or the fix the message must quote.
+        let long = format!("/{}", "a".repeat(MAX_TARGET_BYTES));
+        let cases: [(&str, Option<&str>); 10] = [
+            ("/.well-known/apollo/server-health", None),
+            ("/health?probe=1&x=%20", None),
+            ("/a:b@c;d=e,f!$'()*+~", None),
+            ("/health<x>", Some("write \"/health%3Cx%3E\"")),
+            ("/gesundheit-ü", Some("write \"/gesundheit-%C3%BC\"")),
+            ("/he\u{1}alth", Some("write \"/he%01alth\"")),
+            ("/a b", Some("write \"/a%20b\"")),
+            ("/100%", Some("write \"/100%25\"")),
+            ("/x#frag", Some("write \"/x%23frag\"")),
+            ("health", Some("write a path that starts with /")),
+        ];
+        for (path, want) in cases {
+            match (check_request_target(path), want) {
+                (Ok(()), None) => {}
+                (Err(e), Some(fix)) => assert!(e.contains(fix), "{path:?}: {e}"),
+                (got, want) => panic!("{path:?}: got {got:?}, want {want:?}"),
+            }
+        }
+        let e = check_request_target(&long).unwrap_err();
+        assert!(e.contains("write a path of at most 2048 bytes"), "{e}");
+        assert!(e.len() < 300, "the message quotes only the start: {e}");
+    }
 }

@@ -63,7 +63,7 @@ fn err(which: Which, message: String) -> CertError {
 pub fn load(cert_path: &Path, key_path: &Path) -> Result<LoadedCert, CertError> {
     let c = cert_path.display();
     let k = key_path.display();
-    let cert_pem = std::fs::read(cert_path).map_err(|e| {
+    let cert_pem = crate::config::read_regular(cert_path).map_err(|e| {
         err(
             Which::Cert,
             format!("cannot read \"{c}\" ({e}); write the path of a PEM certificate chain, such as /etc/letsencrypt/live/NAME/fullchain.pem"),
@@ -83,7 +83,7 @@ pub fn load(cert_path: &Path, key_path: &Path) -> Result<LoadedCert, CertError> 
     let (dns_names, not_after) = leaf_facts(leaf.as_ref())
         .map_err(|detail| err(Which::Cert, format!("\"{c}\" holds a certificate that cannot be parsed ({detail}); write the path of a PEM certificate chain")))?;
 
-    let key_pem = std::fs::read(key_path).map_err(|e| {
+    let key_pem = crate::config::read_regular(key_path).map_err(|e| {
         err(
             Which::Key,
             format!("cannot read \"{k}\" ({e}); write the path of the PEM private key, such as /etc/letsencrypt/live/NAME/privkey.pem"),

@@ -66,6 +66,9 @@ pub struct Behaviour {
     pub health_status: Option<u16>,
     /// Answer every request with this status instead (the body says so).
     pub status: Option<u16>,
+    /// Close the connection without answering on every Nth request (health checks not
+    /// counted), as Node does when its keep-alive timeout fires just as a request arrives.
+    pub close_every: Option<u64>,
 }
 
 struct State {
@@ -74,6 +77,7 @@ struct State {
     connections: AtomicU64,
     heads: AtomicU64,
     ids: AtomicU64,
+    requests: AtomicU64,
     open: Mutex<Vec<TcpStream>>,
     running: AtomicBool,
     name: String,
@@ -102,6 +106,7 @@ impl FakeAckee {
             connections: AtomicU64::new(0),
             heads: AtomicU64::new(0),
             ids: AtomicU64::new(0),
+            requests: AtomicU64::new(0),
             open: Mutex::new(Vec::new()),
             running: AtomicBool::new(true),
             name: name.to_owned(),
@@ -261,6 +266,13 @@ fn serve(stream: TcpStream, state: Arc<State>, connection: u64) {
             connection,
         });
         let behaviour = state.behaviour.lock().unwrap().clone();
+        if req.path != HEALTH_PATH {
+            let n = state.requests.fetch_add(1, Ordering::SeqCst) + 1;
+            if behaviour.close_every.is_some_and(|every| n % every == 0) {
+                let _ = writer.shutdown(Shutdown::Both);
+                return;
+            }
+        }
         if req.method == "POST" && req.path.starts_with("/api") {
             if let Some(d) = behaviour.delay {
                 thread::sleep(d);

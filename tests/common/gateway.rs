@@ -10,9 +10,11 @@ use std::time::{Duration, Instant};
 
 use super::client;
 
-/// The binary under test.
-pub fn binary() -> &'static str {
-    env!("CARGO_BIN_EXE_ackee-gateway")
+/// The binary under test: this build's, or the one `ACKEE_GATEWAY_BIN` names (to show that a
+/// test fails against an older build).
+pub fn binary() -> String {
+    std::env::var("ACKEE_GATEWAY_BIN")
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_ackee-gateway").to_owned())
 }
 
 /// A free loopback port, found by binding port 0, never the same twice in one test binary.

@@ -221,6 +221,34 @@ pub fn h2_request(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> (Response, Option<Vec<u8>>) {
+    h2_exchange(ca, addr, authority, method, path, headers, body, false)
+}
+
+/// Like [`h2_request`], but the body ends with an empty DATA frame carrying END_STREAM, as
+/// `curl -T -` and CDNs relaying over HTTP/2 send it (pingora issue #935).
+pub fn h2_request_empty_end(
+    ca: &TestCa,
+    addr: SocketAddr,
+    authority: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Response {
+    h2_exchange(ca, addr, authority, method, path, headers, body, true).0
+}
+
+#[allow(clippy::too_many_arguments)]
+fn h2_exchange(
+    ca: &TestCa,
+    addr: SocketAddr,
+    authority: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+    empty_end: bool,
+) -> (Response, Option<Vec<u8>>) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -248,8 +276,11 @@ pub fn h2_request(
         let req = req.body(()).unwrap();
         let (resp, mut send) = client.send_request(req, body.is_empty()).unwrap();
         if !body.is_empty() {
-            send.send_data(bytes::Bytes::copy_from_slice(body), true)
+            send.send_data(bytes::Bytes::copy_from_slice(body), !empty_end)
                 .unwrap();
+            if empty_end {
+                send.send_data(bytes::Bytes::new(), true).unwrap();
+            }
         }
         let resp = tokio::time::timeout(Duration::from_secs(30), resp)
             .await

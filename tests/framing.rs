@@ -1,0 +1,111 @@
+//! Framing and hop-by-hop hygiene, compared with nginx: ambiguous lengths, a missing `Host`,
+//! hop-by-hop response headers, and pipelined requests.
+
+mod common;
+
+use common::*;
+
+fn raw(gw: &Gateway, bytes: &str) -> (Conn, Option<Response>) {
+    let mut c = Conn::open(gw.http);
+    c.send_raw(bytes.as_bytes());
+    let r = c.try_read_response(false);
+    (c, r)
+}
+
+#[test]
+fn two_identical_content_lengths_reach_ackee_as_one() {
+    let ackee = FakeAckee::start();
+    let gw = Gateway::start(&Spec::new(ackee.addr));
+    let (_c, r) = raw(
+        &gw,
+        "POST /api HTTP/1.1\r\nHost: a.test\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\nhello",
+    );
+    let r = r.expect("an answer");
+    if r.status == 200 {
+        let seen = ackee.seen();
+        assert_eq!(seen[0].headers_named("content-length"), ["5"]);
+        assert_eq!(seen[0].body, b"hello");
+    } else {
+        assert_eq!(r.status, 400);
+        assert_eq!(ackee.count(), 0);
+    }
+}
+
+#[test]
+fn ambiguous_lengths_are_refused_with_400() {
+    let ackee = FakeAckee::start();
+    let gw = Gateway::start(&Spec::new(ackee.addr));
+    for (what, req) in [
+        (
+            "different lengths",
+            "POST /api HTTP/1.1\r\nHost: a.test\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!",
+        ),
+        (
+            "length and chunked",
+            "POST /api HTTP/1.1\r\nHost: a.test\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+        ),
+    ] {
+        let (_c, r) = raw(&gw, req);
+        assert_eq!(r.map(|r| r.status), Some(400), "{what}");
+    }
+    assert_eq!(ackee.count(), 0, "nothing ambiguous reaches Ackee");
+    let m = gw.scrape();
+    assert!(
+        m.get(
+            "ackee_gateway_request_rejections_total",
+            &[("reason", "framing")]
+        ) >= 1.0,
+        "{}",
+        m.text
+    );
+}
+
+#[test]
+fn an_http_1_1_request_without_host_gets_400() {
+    let ackee = FakeAckee::start();
+    let gw = Gateway::start(&Spec::new(ackee.addr));
+    let (_c, r) = raw(&gw, "GET /tracker.js HTTP/1.1\r\n\r\n");
+    assert_eq!(r.map(|r| r.status), Some(400));
+    assert_eq!(ackee.count(), 0);
+    let (_c, r) = raw(&gw, "GET /tracker.js HTTP/1.0\r\n\r\n");
+    assert_eq!(r.map(|r| r.status), Some(200), "HTTP/1.0 needs no Host");
+    assert_eq!(
+        gw.scrape().get(
+            "ackee_gateway_request_rejections_total",
+            &[("reason", "missing_host")]
+        ),
+        1.0
+    );
+}
+
+#[test]
+fn hop_by_hop_response_headers_never_reach_the_client() {
+    let ackee = FakeAckee::start();
+    ackee.set(|b| b.vary = Some("Accept-Encoding".to_owned()));
+    let gw = Gateway::start(&Spec::new(ackee.addr));
+    let r = request(gw.http, "GET", "/tracker.js", &[], b"");
+    assert_eq!(r.status, 200);
+    // The fake sends "Connection: keep-alive" and "Keep-Alive: timeout=5", as Node does.
+    assert!(r.header("keep-alive").is_none(), "{:?}", r.headers);
+}
+
+#[test]
+fn a_preflight_and_a_post_in_one_write_are_both_answered_in_order() {
+    let ackee = FakeAckee::start();
+    let gw = Gateway::start(&Spec::new(ackee.addr));
+    let body = mutation_body("createRecord");
+    let both = format!(
+        "OPTIONS /api HTTP/1.1\r\nHost: a.test\r\nOrigin: https://example.com\r\nAccess-Control-Request-Method: POST\r\nAccess-Control-Request-Headers: content-type\r\n\r\nPOST /api HTTP/1.1\r\nHost: a.test\r\nOrigin: https://example.com\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let (mut c, first) = raw(&gw, &both);
+    assert_eq!(first.map(|r| r.status), Some(204));
+    match c.try_read_response(false) {
+        Some(second) => {
+            assert_eq!(second.status, 200);
+            assert_eq!(ackee.count(), 1);
+        }
+        // Not answered: then the connection must be closed, so the client knows to resend.
+        None => assert!(c.is_closed_by_peer(), "the POST was silently swallowed"),
+    }
+}
