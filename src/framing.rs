@@ -18,17 +18,24 @@ pub enum Malformed {
     MissingHost,
     /// `Content-Length` together with `Transfer-Encoding`.
     AmbiguousLength,
+    /// A head pingora's parser could not read (answered 400 by pingora itself).
+    Unparsable,
 }
 
 impl Malformed {
     /// Every reason, in label order.
-    pub const ALL: [Malformed; 2] = [Malformed::MissingHost, Malformed::AmbiguousLength];
+    pub const ALL: [Malformed; 3] = [
+        Malformed::MissingHost,
+        Malformed::AmbiguousLength,
+        Malformed::Unparsable,
+    ];
 
     /// The `reason` label of `ackee_gateway_request_rejections_total`.
     pub fn as_str(self) -> &'static str {
         match self {
             Malformed::MissingHost => "missing_host",
             Malformed::AmbiguousLength => "framing",
+            Malformed::Unparsable => "unparsable",
         }
     }
 
@@ -39,6 +46,7 @@ impl Malformed {
             Malformed::AmbiguousLength => {
                 b"Bad Request: Content-Length together with Transfer-Encoding\n"
             }
+            Malformed::Unparsable => b"Bad Request\n",
         }
     }
 }

@@ -1,5 +1,5 @@
-//! Request limits: the request head (431), the body's size (413) and its pauses (408), checked
-//! without allocating.
+//! Request limits: the request line (414), the request head (431), the body's size (413), and
+//! the time a head or a body may take (408), checked without allocating.
 //!
 //! Tracker requests are small: a GraphQL mutation of a few hundred bytes. The limits keep a
 //! misbehaving or hostile client from tying up Ackee with large uploads.
@@ -17,15 +17,30 @@ pub enum Exceeded {
     Body,
     /// The body stopped arriving for `body_timeout_seconds`: 408.
     BodyTimeout,
+    /// The request line alone was larger than `max_header_bytes`, or too long to parse: 414.
+    Uri,
+    /// The request head did not arrive within `header_timeout_seconds`: 408.
+    HeaderTimeout,
 }
 
 impl Exceeded {
+    /// Every limit, in label order.
+    pub const ALL: [Exceeded; 5] = [
+        Exceeded::Header,
+        Exceeded::Body,
+        Exceeded::BodyTimeout,
+        Exceeded::Uri,
+        Exceeded::HeaderTimeout,
+    ];
+
     /// The metric label value.
     pub fn as_str(self) -> &'static str {
         match self {
             Exceeded::Header => "header",
             Exceeded::Body => "body",
             Exceeded::BodyTimeout => "body_timeout",
+            Exceeded::Uri => "uri",
+            Exceeded::HeaderTimeout => "header_timeout",
         }
     }
 
@@ -34,7 +49,8 @@ impl Exceeded {
         match self {
             Exceeded::Header => 431,
             Exceeded::Body => 413,
-            Exceeded::BodyTimeout => 408,
+            Exceeded::BodyTimeout | Exceeded::HeaderTimeout => 408,
+            Exceeded::Uri => 414,
         }
     }
 
@@ -44,23 +60,28 @@ impl Exceeded {
             Exceeded::Header => b"Request Header Fields Too Large\n",
             Exceeded::Body => b"Content Too Large\n",
             Exceeded::BodyTimeout => b"Request Timeout: the request body stopped arriving\n",
+            Exceeded::Uri => b"URI Too Long\n",
+            Exceeded::HeaderTimeout => b"Request Timeout\n",
         }
     }
 }
 
-/// The size of a request head as it appears on an HTTP/1.1 wire: request line and header lines.
-pub fn head_size(method: &Method, uri: &Uri, headers: &HeaderMap) -> usize {
+/// The size of a request line on an HTTP/1.1 wire: "METHOD SP target SP HTTP/1.1 CRLF".
+pub fn line_size(method: &Method, uri: &Uri) -> usize {
     let target = uri.path_and_query().map_or(1, |p| p.as_str().len())
         + uri.authority().map_or(0, |a| a.as_str().len())
         + uri.scheme_str().map_or(0, |s| s.len() + 3);
-    // "METHOD SP target SP HTTP/1.1 CRLF"
-    let line = method.as_str().len() + 1 + target + 1 + 8 + 2;
+    method.as_str().len() + 1 + target + 1 + 8 + 2
+}
+
+/// The size of a request head as it appears on an HTTP/1.1 wire: request line and header lines.
+pub fn head_size(method: &Method, uri: &Uri, headers: &HeaderMap) -> usize {
     // "name: value CRLF" per field, then the final CRLF.
     let fields: usize = headers
         .iter()
         .map(|(n, v)| n.as_str().len() + 2 + v.len() + 2)
         .sum();
-    line + fields + 2
+    line_size(method, uri) + fields + 2
 }
 
 impl Limits {
@@ -71,7 +92,9 @@ impl Limits {
         uri: &Uri,
         headers: &HeaderMap,
     ) -> Result<(), Exceeded> {
-        if head_size(method, uri, headers) > self.max_header_bytes {
+        if line_size(method, uri) > self.max_header_bytes {
+            Err(Exceeded::Uri)
+        } else if head_size(method, uri, headers) > self.max_header_bytes {
             Err(Exceeded::Header)
         } else {
             Ok(())
@@ -140,6 +163,8 @@ mod tests {
         assert_eq!(l.check_head(&Method::GET, &uri, &h), Err(Exceeded::Header));
         h.remove("x-big");
         assert_eq!(l.check_head(&Method::GET, &uri, &h), Ok(()));
+        let long: Uri = format!("/{}", "u".repeat(1024)).parse().unwrap();
+        assert_eq!(l.check_head(&Method::GET, &long, &h), Err(Exceeded::Uri));
     }
 
     #[test]
@@ -164,7 +189,10 @@ mod tests {
             (Exceeded::Header, 431, "header"),
             (Exceeded::Body, 413, "body"),
             (Exceeded::BodyTimeout, 408, "body_timeout"),
+            (Exceeded::Uri, 414, "uri"),
+            (Exceeded::HeaderTimeout, 408, "header_timeout"),
         ];
+        assert_eq!(table.len(), Exceeded::ALL.len());
         for (e, status, label) in table {
             assert_eq!((e.status(), e.as_str()), (status, label));
         }

@@ -149,7 +149,7 @@ pub struct Metrics {
     preflights: [IntCounter; 2],
     rejections: Vec<IntCounter>,
     requests: Vec<IntCounter>,
-    limits: [IntCounter; 3],
+    limits: [IntCounter; Exceeded::ALL.len()],
     replicas: Vec<ReplicaMetrics>,
     handshakes: [IntCounter; 2],
     reloads: IntCounterVec,
@@ -353,11 +353,7 @@ impl Metrics {
             ],
             rejections: rejection_children,
             requests: request_children,
-            limits: [
-                limits.with_label_values(&["header"]),
-                limits.with_label_values(&["body"]),
-                limits.with_label_values(&["body_timeout"]),
-            ],
+            limits: Exceeded::ALL.map(|e| limits.with_label_values(&[e.as_str()])),
             replicas,
             handshakes: [
                 handshakes.with_label_values(&["ok"]),
@@ -400,12 +396,9 @@ impl Metrics {
 
     /// Counts a request refused for its size.
     pub fn limit(&self, which: Exceeded) {
-        self.limits[match which {
-            Exceeded::Header => 0,
-            Exceeded::Body => 1,
-            Exceeded::BodyTimeout => 2,
-        }]
-        .inc();
+        if let Some(i) = Exceeded::ALL.iter().position(|e| *e == which) {
+            self.limits[i].inc();
+        }
     }
 
     /// Records Ackee's response time for a replica (by config index).

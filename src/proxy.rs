@@ -417,6 +417,19 @@ fn failure_response(e: &Error) -> (u16, &'static [u8]) {
 impl ProxyHttp for Gateway {
     type CTX = Ctx;
 
+    fn request_header_deadline(&self) -> Option<std::time::Duration> {
+        Some(self.shared.limits.header_timeout)
+    }
+
+    fn request_header_refused(&self, status: u16) {
+        let m = &self.shared.metrics;
+        match status {
+            408 => m.limit(Exceeded::HeaderTimeout),
+            414 => m.limit(Exceeded::Uri),
+            _ => m.malformed(crate::framing::Malformed::Unparsable),
+        }
+    }
+
     fn new_ctx(&self) -> Ctx {
         Ctx {
             started: self.shared.access_log.as_ref().map(|_| Instant::now()),

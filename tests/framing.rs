@@ -109,3 +109,68 @@ fn a_preflight_and_a_post_in_one_write_are_both_answered_in_order() {
         None => assert!(c.is_closed_by_peer(), "the POST was silently swallowed"),
     }
 }
+
+#[test]
+fn a_uri_too_long_gets_414_whether_the_gateway_or_its_parser_sees_it() {
+    let ackee = FakeAckee::start();
+    let gw = Gateway::start(&Spec::new(ackee.addr));
+    // Over max_header_bytes (16384) but parseable: the gateway's own check.
+    let path = format!("/api?{}", "q".repeat(20 * 1024));
+    let r = request(gw.http, "GET", &path, &[], b"");
+    assert_eq!(r.status, 414);
+    assert_eq!(r.text(), "URI Too Long\n");
+    // 100 KB: too long for the parser itself (http::Uri stops at 64 KiB).
+    let path = format!("/api?{}", "q".repeat(100 * 1024));
+    let mut c = Conn::open(gw.http);
+    c.send_raw(format!("GET {path} HTTP/1.1\r\nHost: gateway.test\r\n\r\n").as_bytes());
+    assert_eq!(c.read_response(false).status, 414);
+    assert!(c.is_closed_by_peer());
+    assert_eq!(ackee.count(), 0);
+    let scrape = gw.scrape();
+    assert_eq!(
+        scrape.get("ackee_gateway_limit_rejections_total", &[("limit", "uri")]),
+        2.0
+    );
+    assert_eq!(preflight(gw.http, "https://example.com").status, 204);
+}
+
+#[test]
+fn a_head_that_trickles_in_is_cut_at_its_deadline_with_408() {
+    let ackee = FakeAckee::start();
+    let gw = Gateway::start(&Spec::new(ackee.addr).top("limits:\n  header_timeout_seconds: 0.5"));
+    let mut c = Conn::open(gw.http);
+    // One header line now, the rest never: the head can not complete.
+    c.send_raw(b"POST /api HTTP/1.1\r\nHost: gateway.test\r\n");
+    let r = c.read_response(false);
+    assert_eq!(r.status, 408);
+    assert!(c.is_closed_by_peer(), "the connection closes after a 408");
+    assert_eq!(ackee.count(), 0);
+    let scrape = gw.scrape();
+    assert_eq!(
+        scrape.get(
+            "ackee_gateway_limit_rejections_total",
+            &[("limit", "header_timeout")]
+        ),
+        1.0
+    );
+    // A head that arrives in time is served.
+    assert_eq!(preflight(gw.http, "https://example.com").status, 204);
+}
+
+#[test]
+fn a_head_the_parser_cannot_read_is_counted() {
+    let ackee = FakeAckee::start();
+    let gw = Gateway::start(&Spec::new(ackee.addr));
+    let mut c = Conn::open(gw.http);
+    c.send_raw(b"THIS IS NOT HTTP\r\n\r\n");
+    let r = c.try_read_response(false);
+    assert!(r.is_none_or(|r| r.status == 400));
+    let scrape = gw.scrape();
+    assert_eq!(
+        scrape.get(
+            "ackee_gateway_request_rejections_total",
+            &[("reason", "unparsable")]
+        ),
+        1.0
+    );
+}

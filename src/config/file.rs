@@ -88,7 +88,12 @@ pub const METRICS_KEYS: &[&str] = &["address"];
 /// Keys of `access_log`.
 pub const ACCESS_LOG_KEYS: &[&str] = &["format", "path"];
 /// Keys of `limits`.
-pub const LIMITS_KEYS: &[&str] = &["max_body_bytes", "max_header_bytes", "body_timeout_seconds"];
+pub const LIMITS_KEYS: &[&str] = &[
+    "max_body_bytes",
+    "max_header_bytes",
+    "body_timeout_seconds",
+    "header_timeout_seconds",
+];
 
 /// Pingora's server keys as written.
 #[derive(Debug, Default)]
@@ -273,6 +278,8 @@ pub struct FileLimits {
     pub max_header_bytes: Option<Keyed<u64>>,
     /// `body_timeout_seconds`.
     pub body_timeout_seconds: Option<Keyed<f64>>,
+    /// `header_timeout_seconds`.
+    pub header_timeout_seconds: Option<Keyed<f64>>,
 }
 
 /// The whole file as written.
@@ -539,7 +546,7 @@ pub fn read(r: &mut Reader<'_>, doc: &Value) -> FileConfig {
         r,
         "limits",
         LIMITS_KEYS,
-        "a mapping with max_body_bytes, max_header_bytes and body_timeout_seconds",
+        "a mapping with max_body_bytes, max_header_bytes, body_timeout_seconds and header_timeout_seconds",
     ) {
         None => FileLimits::default(),
         Some(s) => FileLimits {
@@ -553,6 +560,11 @@ pub fn read(r: &mut Reader<'_>, doc: &Value) -> FileConfig {
                 r,
                 "body_timeout_seconds",
                 "a number of seconds greater than 0, such as 15",
+            ),
+            header_timeout_seconds: s.seconds(
+                r,
+                "header_timeout_seconds",
+                "a number of seconds greater than 0, such as 60",
             ),
         },
     };

@@ -228,6 +228,8 @@ pub struct Limits {
     pub max_header_bytes: usize,
     /// How long a request body may pause before the request gets 408.
     pub body_timeout: std::time::Duration,
+    /// How long the gateway waits for a whole request head before it answers 408.
+    pub header_timeout: std::time::Duration,
 }
 
 impl Default for Limits {
@@ -236,6 +238,7 @@ impl Default for Limits {
             max_body_bytes: 64 * 1024,
             max_header_bytes: 16 * 1024,
             body_timeout: std::time::Duration::from_secs(15),
+            header_timeout: std::time::Duration::from_secs(60),
         }
     }
 }

@@ -932,17 +932,17 @@ fn limits(r: &mut Reader<'_>, f: FileLimits) -> Limits {
             l.max_body_bytes = b.value;
         }
     }
-    if let Some(t) = f.body_timeout_seconds {
-        match bounded_seconds(t.value, 3600.0) {
-            Some(d) => l.body_timeout = d,
-            None => r.error(
-                &t.key,
-                format!(
-                    "found {}; write a number of seconds from 0.001 to 3600, such as 15",
-                    t.value
-                ),
-            ),
-        }
+    let defaults = Limits::default();
+    if let Some(d) = seconds(
+        r,
+        f.body_timeout_seconds,
+        defaults.body_timeout,
+        MAX_SECONDS,
+    ) {
+        l.body_timeout = d;
+    }
+    if let Some(d) = seconds(r, f.header_timeout_seconds, defaults.header_timeout, 60.0) {
+        l.header_timeout = d;
     }
     if let Some(h) = f.max_header_bytes {
         if (1024..=1_048_575).contains(&h.value) {

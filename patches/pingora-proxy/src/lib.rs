@@ -52,6 +52,9 @@ use std::sync::{
 };
 use std::task::Poll;
 use std::time::Duration;
+
+/// ackee-gateway patch: the error context of a request head that missed its deadline.
+const HEAD_DEADLINE: &str = "the request head did not arrive in time";
 use tokio::sync::{mpsc, Notify};
 use tokio::time;
 
@@ -329,9 +332,19 @@ where
     {
         // phase 1 read request header
 
+        // ackee-gateway patch: an optional deadline for the whole request head (408).
+        let deadline = self.inner.request_header_deadline();
+        let read = async {
+            match deadline {
+                Some(d) => tokio::time::timeout(d, downstream_session.read_request())
+                    .await
+                    .unwrap_or_else(|_| Error::e_explain(ReadTimedout, HEAD_DEADLINE)),
+                None => downstream_session.read_request().await,
+            }
+        };
         let res = tokio::select! {
             biased; // biased select is cheaper, and we don't want to drop already buffered requests
-            res = downstream_session.read_request() => { res }
+            res = read => { res }
             _ = self.await_shutdown() => {
                 // service shutting down, dropping the connection to stop more req from coming in
                 return None;
@@ -347,7 +360,31 @@ where
             }
             Err(mut e) => {
                 e.as_down();
-                if matches!(e.etype, InvalidHTTPHeader) {
+                // ackee-gateway patch: 408 for a head that missed its deadline, 414 for a
+                // target too long to parse, and the refusal reported to the ProxyHttp.
+                let status = match e.etype {
+                    ReadTimedout if e.context.as_ref().is_some_and(|c| c.as_str() == HEAD_DEADLINE) => 408,
+                    // The http crate refuses a URI over 64 KiB; pingora-http reports it as
+                    // "invalid uri <target>" without the cause, so the length tells.
+                    InvalidHTTPHeader
+                        if e.context.as_ref().is_some_and(|c| {
+                            c.as_str().starts_with("invalid uri ") && c.as_str().len() > 65_534
+                        }) =>
+                    {
+                        414
+                    }
+                    InvalidHTTPHeader => 400,
+                    _ => 0,
+                };
+                if status != 0 {
+                    self.inner.request_header_refused(status);
+                }
+                if status == 408 || status == 414 {
+                    downstream_session
+                        .respond_error(status)
+                        .await
+                        .unwrap_or_else(|e| debug!("failed to send {status} to downstream: {e}"));
+                } else if matches!(e.etype, InvalidHTTPHeader) {
                     debug!(
                         "Fail to proxy: {e}, downstream session type: {}",
                         downstream_session.session_type()

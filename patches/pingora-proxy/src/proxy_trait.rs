@@ -527,6 +527,18 @@ pub trait ProxyHttp {
         None
     }
 
+    /// ackee-gateway patch: the deadline for reading a whole request head, from the moment
+    /// the proxy starts waiting for it (on a keep-alive connection, right after the previous
+    /// answer). A head that misses it is answered 408 and the connection closed. `None`, the
+    /// default, keeps pingora's behaviour: only per-read timeouts.
+    fn request_header_deadline(&self) -> Option<std::time::Duration> {
+        None
+    }
+
+    /// ackee-gateway patch: a request head was refused before any filter ran: 400 (malformed),
+    /// 408 (missed its deadline) or 414 (a target too long to parse). Called once per refusal.
+    fn request_header_refused(&self, _status: u16) {}
+
     /// Called at the start of a new request on a reused HTTP/1.x keepalive connection,
     /// before [`Self::early_request_filter`]. The `prev_ctx` argument is the value returned
     /// by [`Self::persist_connection_context`] from the previous request on this connection.
