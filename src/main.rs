@@ -13,15 +13,21 @@ use pingora_core::server::configuration::Opt;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// mimalloc's `mi_option_purge_delay` (its enum value in mimalloc 3's `mimalloc.h`).
+/// mimalloc's `mi_option_arena_eager_commit` (its enum value in mimalloc 3's `mimalloc.h`).
+const MI_OPTION_ARENA_EAGER_COMMIT: libmimalloc_sys::mi_option_t = 4;
+/// mimalloc's `mi_option_purge_delay` (likewise).
 const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 
-/// Makes mimalloc give freed pages back at once. With its default 10 ms delay the purge waits
-/// for the next allocation on the same thread, which after a wave of closed connections may
-/// never come, so the memory of 10,000 closed connections stayed resident.
+/// Makes mimalloc give freed pages back at once, and commit arena memory only when it is used.
+/// With its default 1 s delay the purge waits for the next allocation on the same thread,
+/// which after a wave of closed connections may never come, so the memory of 10,000 closed
+/// connections stayed resident; eager commit made a fresh gateway start at 22 MB instead of 12.
 fn return_freed_memory_at_once() {
-    // SAFETY: setting an allocator option has no preconditions; it is read on each purge.
-    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0) };
+    // SAFETY: setting allocator options has no preconditions; they are read when used.
+    unsafe {
+        libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0);
+        libmimalloc_sys::mi_option_set(MI_OPTION_ARENA_EAGER_COMMIT, 0);
+    }
 }
 
 const USAGE: &str = "\
@@ -222,4 +228,23 @@ fn main() -> ExitCode {
         },
     );
     server.run_forever()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_mimalloc_option_numbers_name_the_options_mimalloc_documents() {
+        // mimalloc's defaults (src/options.c) tell the options apart: purge_delay is 1000 (ms)
+        // and arena_eager_commit 2. A mimalloc update that renumbers them fails here.
+        // SAFETY: reading allocator options has no preconditions.
+        let (purge, eager) = unsafe {
+            (
+                libmimalloc_sys::mi_option_get(MI_OPTION_PURGE_DELAY),
+                libmimalloc_sys::mi_option_get(MI_OPTION_ARENA_EAGER_COMMIT),
+            )
+        };
+        assert_eq!((purge, eager), (1000, 2));
+    }
 }
