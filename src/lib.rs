@@ -18,6 +18,7 @@
 //! | [`tls`] | loading certificates, choosing one by SNI, reloading them |
 //! | [`config`] | reading the YAML file, validating it, reporting every problem at once |
 //! | [`access_log`] | one line per request, text or JSON, written off the request path |
+//! | [`outage`] | failed requests during an Ackee outage, tallied and summarised, not logged one by one |
 //!
 //! Then the thin pingora layer:
 //!
@@ -43,6 +44,7 @@ pub mod limits;
 pub mod logging;
 pub mod metrics;
 pub mod origin;
+pub mod outage;
 pub mod proxy;
 pub mod redirect;
 pub mod server;

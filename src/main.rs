@@ -6,7 +6,17 @@
 use std::process::ExitCode;
 
 use ackee_gateway::config::{self, ENV_ALLOW_ORIGIN, Severity};
+use ackee_gateway::logging::to_stderr;
+use log::Level;
 use pingora_core::server::configuration::Opt;
+
+/// The log level a config diagnostic is written at.
+fn level_of(severity: Severity) -> Level {
+    match severity {
+        Severity::Error => Level::Error,
+        Severity::Warning => Level::Warn,
+    }
+}
 
 const USAGE: &str = "\
 usage: ackee-gateway [-c FILE] [-t] [-u] [-d]
@@ -118,10 +128,15 @@ fn main() -> ExitCode {
     let loaded = match config::load(&args.conf, env_origins.as_deref()) {
         Ok(l) => l,
         Err(diags) => {
-            eprint!("{diags}");
+            for d in diags.iter() {
+                to_stderr(level_of(d.severity), &d.to_string());
+            }
             let n = diags.error_count();
             let s = if n == 1 { "" } else { "s" };
-            eprintln!("ackee-gateway: {n} problem{s} in the configuration; nothing was started");
+            to_stderr(
+                Level::Error,
+                &format!("ackee-gateway: {n} problem{s} in the configuration; nothing was started"),
+            );
             return ExitCode::from(2);
         }
     };
@@ -130,10 +145,13 @@ fn main() -> ExitCode {
         .iter()
         .filter(|d| d.severity == Severity::Warning)
     {
-        eprintln!("{w}");
+        to_stderr(Level::Warn, &w.to_string());
     }
     if args.test {
-        eprintln!("ackee-gateway: {} is valid", args.conf);
+        to_stderr(
+            Level::Info,
+            &format!("ackee-gateway: {} is valid", args.conf),
+        );
         return ExitCode::SUCCESS;
     }
 
@@ -144,9 +162,12 @@ fn main() -> ExitCode {
         let problems = unbindable(&args.conf, &loaded.config);
         if !problems.is_empty() {
             for p in &problems {
-                eprintln!("{p}");
+                to_stderr(Level::Error, p);
             }
-            eprintln!("ackee-gateway: cannot listen; nothing was started");
+            to_stderr(
+                Level::Error,
+                "ackee-gateway: cannot listen; nothing was started",
+            );
             return ExitCode::from(1);
         }
     }
@@ -161,7 +182,7 @@ fn main() -> ExitCode {
     let server = match ackee_gateway::server::build(&loaded.config, opt) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("ackee-gateway: {e}");
+            to_stderr(Level::Error, &format!("ackee-gateway: {e}"));
             return ExitCode::from(2);
         }
     };
