@@ -20,6 +20,7 @@ fn level_of(severity: Severity) -> Level {
 
 const USAGE: &str = "\
 usage: ackee-gateway [-c FILE] [-t] [-u] [-d]
+       ackee-gateway explain --origin ORIGIN [-c FILE | --url URL] [options]
 
   -c, --conf FILE   the config file (default /etc/ackee-gateway/ackee-gateway.yaml)
   -t, --test        check the config and exit: 0 if it is valid, 2 if not
@@ -27,6 +28,9 @@ usage: ackee-gateway [-c FILE] [-t] [-u] [-d]
   -d, --daemon      run in the background
   -V, --version     print the version
   -h, --help        print this help
+
+`ackee-gateway explain --help` describes explain: what a browser on a site gets from
+this gateway (offline) or any server (online), and why it fails.
 
 Environment: ACKEE_ALLOW_ORIGIN replaces cors.allowed_origins, as in Ackee
 (one origin, \"*\", or a comma-separated list). RUST_LOG sets the log level (default info).
@@ -108,6 +112,10 @@ fn unbindable(conf: &str, config: &ackee_gateway::config::Config) -> Vec<String>
 }
 
 fn main() -> ExitCode {
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    if argv.first().map(String::as_str) == Some("explain") {
+        return ExitCode::from(ackee_gateway::explain::cli::run(&argv[1..]));
+    }
     let args = match parse_args() {
         Ok(Some(a)) => a,
         Ok(None) => return ExitCode::SUCCESS,
