@@ -118,13 +118,22 @@ pub fn exchange(
     body: &[u8],
     timeout: Duration,
 ) -> Result<Answer, String> {
-    let addr = (target.host.as_str(), target.port)
+    let addrs: Vec<_> = (target.host.as_str(), target.port)
         .to_socket_addrs()
         .map_err(|e| format!("cannot resolve {}: {e}", target.host))?
-        .next()
-        .ok_or_else(|| format!("{} has no address", target.host))?;
-    let tcp = TcpStream::connect_timeout(&addr, timeout)
-        .map_err(|e| format!("cannot connect to {addr}: {e}"))?;
+        .collect();
+    let mut last = format!("{} has no address", target.host);
+    let mut connected = None;
+    for addr in addrs {
+        match TcpStream::connect_timeout(&addr, timeout) {
+            Ok(s) => {
+                connected = Some(s);
+                break;
+            }
+            Err(e) => last = format!("cannot connect to {addr}: {e}"),
+        }
+    }
+    let tcp = connected.ok_or(last)?;
     let _ = tcp.set_read_timeout(Some(timeout));
     let _ = tcp.set_write_timeout(Some(timeout));
     let mut head = format!(
