@@ -100,7 +100,8 @@ mod tests {
 
     #[test]
     fn summaries_read_as_counts_by_status() {
-        let cases: &[(&[(u16, u64)], Option<&str>)] = &[
+        type Case<'a> = (&'a [(u16, u64)], Option<&'a str>);
+        let cases: &[Case] = &[
             (&[(502, 0), (503, 0), (504, 0)], None),
             (
                 &[(502, 0), (503, 1), (504, 0)],

@@ -251,7 +251,8 @@ mod tests {
         let entries = |list: &[&str]| -> Vec<Entry> {
             list.iter().map(|e| parse_entry(e).unwrap()).collect()
         };
-        let cases: &[(&str, &[&str], Option<(&str, Difference)>)] = &[
+        type Case<'a> = (&'a str, &'a [&'a str], Option<(&'a str, Difference)>);
+        let cases: &[Case] = &[
             (
                 "https://example.com",
                 &["https://shop.test", "https://*.example.com"],

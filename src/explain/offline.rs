@@ -204,7 +204,7 @@ pub fn diagnose(
                 .any(|f| matches!(f, Finding::WildcardWithCredentials { .. }));
             (wildcard && credentials).then(|| Diagnosis {
                 reason: "the allow list is \"*\", which means no credentials, and the tracker sends them (its ignoreOwnVisits is on by default)".to_owned(),
-                nearest: entries.iter().any(|e| *e == Entry::Any).then(|| "\"*\" allows every origin, but only without credentials".to_owned()),
+                nearest: entries.contains(&Entry::Any).then(|| "\"*\" allows every origin, but only without credentials".to_owned()),
                 fix: format!(
                     "replace \"*\" with your sites' origins, such as \"{origin}\" ({}), or set ignoreOwnVisits: false in the tracker",
                     match source {

@@ -216,7 +216,8 @@ mod tests {
 
     #[test]
     fn urls_are_taken_apart() {
-        let cases: &[(&str, Option<(bool, &str, u16, &str, &str)>)] = &[
+        type Parts<'a> = (bool, &'a str, u16, &'a str, &'a str);
+        let cases: &[(&str, Option<Parts>)] = &[
             (
                 "https://stats.example.com/api",
                 Some((true, "stats.example.com", 443, "/api", "stats.example.com")),
