@@ -47,7 +47,12 @@ fn the_readme_says_how_to_get_a_symbolized_backtrace() {
         .expect("a Symbolized backtraces section");
     let section = &readme[start..];
     let section = &section[..section[4..].find("\n#").map_or(section.len(), |i| i + 4)];
-    for want in ["dbgsym", "RUST_BACKTRACE=1", "addr2line", "/usr/lib/debug/.build-id"] {
+    for want in [
+        "dbgsym",
+        "RUST_BACKTRACE=1",
+        "addr2line",
+        "/usr/lib/debug/.build-id",
+    ] {
         assert!(section.contains(want), "{want} missing from:\n{section}");
     }
 }
