@@ -21,6 +21,8 @@
 //! | [`config`] | reading the YAML file, validating it, reporting every problem at once |
 //! | [`procnet`] | the TCP addresses a process listens on, from `/proc` (graceful upgrade checks) |
 //! | [`access_log`] | one line per request, text or JSON, written off the request path |
+//! | [`explain`] | `ackee-gateway explain`: what a browser gets, and why it fails (no pingora; its online half speaks plain HTTP/1.1 and rustls) |
+//! | [`outage`] | failed requests during an Ackee outage, tallied and summarised, not logged one by one |
 //!
 //! Then the thin pingora layer:
 //!
@@ -32,7 +34,8 @@
 //! | [`server`] | turning a [`config::Config`] into a running pingora `Server` |
 //! | [`upstream`] | choosing an Ackee replica on pingora's load balancer; peers; health checks |
 //!
-//! The binary (`src/main.rs`) parses the command line, loads the config and calls [`server`].
+//! The binary (`src/main.rs`) parses the command line, loads the config and calls [`server`],
+//! or hands `explain` to [`explain::cli`].
 
 #![deny(missing_docs)]
 
@@ -40,6 +43,7 @@ pub mod access_log;
 pub mod acme;
 pub mod config;
 pub mod cors;
+pub mod explain;
 pub mod forwarded;
 pub mod framing;
 pub mod health;
@@ -47,6 +51,7 @@ pub mod limits;
 pub mod logging;
 pub mod metrics;
 pub mod origin;
+pub mod outage;
 pub mod procnet;
 pub mod proxy;
 pub mod redirect;

@@ -1,5 +1,12 @@
-//! Logging: levels to stderr (journald keeps them), and pingora's TLS handshake failures turned
-//! into a metric instead of an error line per internet scanner.
+//! Logging: levels to stderr, in a form journald understands, and pingora's TLS handshake
+//! failures turned into a metric instead of an error line per internet scanner.
+//!
+//! When stderr is the journal (systemd sets `JOURNAL_STREAM` to the `dev:ino` of the stream it
+//! connected, and fd 2 is that stream), every line starts with its syslog priority as
+//! sd-daemon(3) describes: `<3>` error, `<4>` warning, `<6>` info, `<7>` debug and trace, and no
+//! timestamp (journald adds its own). `journalctl -p warning -u ackee-gateway` then shows exactly
+//! the gateway's warnings and errors. Anywhere else the lines are env_logger's usual
+//! `[time LEVEL ] message`.
 //!
 //! Pingora logs a failed downstream TLS handshake as an error and offers no hook for it, so the
 //! logger recognises that one record, counts it in `ackee_gateway_tls_handshakes_total` and
@@ -89,11 +96,89 @@ impl GatewayLogger {
     }
 }
 
-/// Installs the logger: `RUST_LOG` sets the level, `info` by default.
+/// The sd-daemon(3) prefix that gives a line its syslog priority in the journal.
+pub fn syslog_prefix(level: Level) -> &'static str {
+    match level {
+        Level::Error => "<3>",
+        Level::Warn => "<4>",
+        Level::Info => "<6>",
+        Level::Debug | Level::Trace => "<7>",
+    }
+}
+
+/// Whether a `JOURNAL_STREAM` value (`"dev:ino"`, in decimal) names the file whose device and
+/// inode numbers are `dev` and `ino`. sd-daemon(3) says to compare it with `fstat` of the fd,
+/// since a service may redirect stderr while the variable stays in its environment.
+pub fn journal_stream_names(value: &str, dev: u64, ino: u64) -> bool {
+    let Some((d, i)) = value.trim().split_once(':') else {
+        return false;
+    };
+    d.parse::<u64>() == Ok(dev) && i.parse::<u64>() == Ok(ino)
+}
+
+/// Whether stderr is connected to the journal.
+pub fn stderr_is_journal() -> bool {
+    let Ok(value) = std::env::var("JOURNAL_STREAM") else {
+        return false;
+    };
+    // SAFETY: fstat only writes into the zeroed struct we pass; fd 2 may be closed, which it
+    // reports as an error.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    if unsafe { libc::fstat(2, &mut st) } != 0 {
+        return false;
+    }
+    #[allow(clippy::unnecessary_cast)]
+    journal_stream_names(&value, st.st_dev as u64, st.st_ino as u64)
+}
+
+/// Prefixes every line of a message with the level's syslog priority, for the journal.
+pub fn journal_lines(level: Level, message: &str) -> String {
+    let prefix = syslog_prefix(level);
+    let mut out = String::with_capacity(message.len() + 4);
+    for line in message.lines() {
+        out.push_str(prefix);
+        out.push_str(line);
+        out.push('\n');
+    }
+    if out.is_empty() {
+        out.push_str(prefix);
+        out.push('\n');
+    }
+    out
+}
+
+static JOURNAL: OnceCell<bool> = OnceCell::new();
+
+/// Writes a message that is not a log record (a config diagnostic, a start-up problem) to
+/// stderr, with its priority when stderr is the journal and as it is otherwise.
+pub fn to_stderr(level: Level, message: &str) {
+    use std::io::Write;
+    let journal = *JOURNAL.get_or_init(stderr_is_journal);
+    let text = if journal {
+        journal_lines(level, message)
+    } else if message.ends_with('\n') {
+        message.to_owned()
+    } else {
+        format!("{message}\n")
+    };
+    let _ = std::io::stderr().lock().write_all(text.as_bytes());
+}
+
+/// Installs the logger: `RUST_LOG` sets the level, `info` by default; lines carry their syslog
+/// priority when stderr is the journal.
 pub fn init() {
-    let inner = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
-        .format_target(false)
-        .build();
+    let journal = *JOURNAL.get_or_init(stderr_is_journal);
+    let mut builder =
+        env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"));
+    builder.format_target(false);
+    if journal {
+        builder.format(|buf, record| {
+            use std::io::Write;
+            let text = journal_lines(record.level(), &record.args().to_string());
+            buf.write_all(text.as_bytes())
+        });
+    }
+    let inner = builder.build();
     let max = inner.filter().max(log::LevelFilter::Error);
     if log::set_boxed_logger(Box::new(GatewayLogger { inner })).is_ok() {
         log::set_max_level(max);
@@ -103,6 +188,49 @@ pub fn init() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_level_gets_its_sd_daemon_priority() {
+        let cases = [
+            (Level::Error, "<3>"),
+            (Level::Warn, "<4>"),
+            (Level::Info, "<6>"),
+            (Level::Debug, "<7>"),
+            (Level::Trace, "<7>"),
+        ];
+        for (level, prefix) in cases {
+            assert_eq!(syslog_prefix(level), prefix, "{level}");
+        }
+    }
+
+    #[test]
+    fn journal_stream_must_name_this_very_file() {
+        let cases = [
+            ("8:1234", 8, 1234, true),
+            (" 8:1234\n", 8, 1234, true),
+            ("8:1235", 8, 1234, false),
+            ("9:1234", 8, 1234, false),
+            ("8", 8, 1234, false),
+            ("", 8, 1234, false),
+            ("x:y", 8, 1234, false),
+            ("8:1234:5", 8, 1234, false),
+        ];
+        for (value, dev, ino, want) in cases {
+            assert_eq!(journal_stream_names(value, dev, ino), want, "{value:?}");
+        }
+    }
+
+    #[test]
+    fn every_line_of_a_message_carries_the_priority() {
+        let cases = [
+            (Level::Warn, "one", "<4>one\n"),
+            (Level::Error, "a\nb\n", "<3>a\n<3>b\n"),
+            (Level::Info, "", "<6>\n"),
+        ];
+        for (level, message, want) in cases {
+            assert_eq!(journal_lines(level, message), want, "{message:?}");
+        }
+    }
 
     #[test]
     fn only_the_upgrade_wait_note_is_recognised() {

@@ -6,6 +6,8 @@
 use std::process::ExitCode;
 
 use ackee_gateway::config::{self, ENV_ALLOW_ORIGIN, Severity};
+use ackee_gateway::logging::to_stderr;
+use log::Level;
 use pingora_core::server::configuration::Opt;
 
 /// mimalloc instead of glibc's malloc: less CPU per request, and the memory of closed
@@ -30,8 +32,17 @@ fn return_freed_memory_at_once() {
     }
 }
 
+/// The log level a config diagnostic is written at.
+fn level_of(severity: Severity) -> Level {
+    match severity {
+        Severity::Error => Level::Error,
+        Severity::Warning => Level::Warn,
+    }
+}
+
 const USAGE: &str = "\
 usage: ackee-gateway [-c FILE] [-t] [-u] [-d]
+       ackee-gateway explain --origin ORIGIN [-c FILE | --url URL] [options]
 
   -c, --conf FILE   the config file (default /etc/ackee-gateway/ackee-gateway.yaml)
   -t, --test        check the config and exit: 0 if it is valid, 2 if not
@@ -39,6 +50,9 @@ usage: ackee-gateway [-c FILE] [-t] [-u] [-d]
   -d, --daemon      run in the background
   -V, --version     print the version
   -h, --help        print this help
+
+`ackee-gateway explain --help` describes explain: what a browser on a site gets from
+this gateway (offline) or any server (online), and why it fails.
 
 Environment: ACKEE_ALLOW_ORIGIN replaces cors.allowed_origins, as in Ackee
 (one origin, \"*\", or a comma-separated list). RUST_LOG sets the log level (default info).
@@ -126,6 +140,10 @@ fn unbindable(
 }
 
 fn main() -> ExitCode {
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    if argv.first().map(String::as_str) == Some("explain") {
+        return ExitCode::from(ackee_gateway::explain::cli::run(&argv[1..]));
+    }
     let args = match parse_args() {
         Ok(Some(a)) => a,
         Ok(None) => return ExitCode::SUCCESS,
@@ -147,10 +165,15 @@ fn main() -> ExitCode {
     let loaded = match config::load(&args.conf, env_origins.as_deref()) {
         Ok(l) => l,
         Err(diags) => {
-            eprint!("{diags}");
+            for d in diags.iter() {
+                to_stderr(level_of(d.severity), &d.to_string());
+            }
             let n = diags.error_count();
             let s = if n == 1 { "" } else { "s" };
-            eprintln!("ackee-gateway: {n} problem{s} in the configuration; nothing was started");
+            to_stderr(
+                Level::Error,
+                &format!("ackee-gateway: {n} problem{s} in the configuration; nothing was started"),
+            );
             return ExitCode::from(2);
         }
     };
@@ -159,10 +182,13 @@ fn main() -> ExitCode {
         .iter()
         .filter(|d| d.severity == Severity::Warning)
     {
-        eprintln!("{w}");
+        to_stderr(Level::Warn, &w.to_string());
     }
     if args.test {
-        eprintln!("ackee-gateway: {} is valid", args.conf);
+        to_stderr(
+            Level::Info,
+            &format!("ackee-gateway: {} is valid", args.conf),
+        );
         return ExitCode::SUCCESS;
     }
 
@@ -188,15 +214,16 @@ fn main() -> ExitCode {
         let problems = unbindable(&args.conf, &loaded.config, &inherited);
         if !problems.is_empty() {
             for p in &problems {
-                eprintln!("{p}");
+                to_stderr(Level::Error, p);
             }
-            if args.upgrade {
-                eprintln!(
+            to_stderr(
+                Level::Error,
+                if args.upgrade {
                     "ackee-gateway: cannot listen; nothing was started, and the running gateway keeps its sockets"
-                );
-            } else {
-                eprintln!("ackee-gateway: cannot listen; nothing was started");
-            }
+                } else {
+                    "ackee-gateway: cannot listen; nothing was started"
+                },
+            );
             return ExitCode::from(1);
         }
     }
@@ -211,7 +238,7 @@ fn main() -> ExitCode {
     let server = match ackee_gateway::server::build(&loaded.config, opt) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("ackee-gateway: {e}");
+            to_stderr(Level::Error, &format!("ackee-gateway: {e}"));
             return ExitCode::from(2);
         }
     };

@@ -12,6 +12,7 @@
 //! | `response_filter` | hop-by-hop headers and Ackee's CORS headers out, the gateway's in, `Vary: Origin` merged |
 //! | `fail_to_connect`, `error_while_proxy` | upstream errors counted; the retry decided by [`crate::retry`] |
 //! | `fail_to_proxy` | a short 502, 504 or 4xx body, with CORS headers for allowed origins |
+//! | `suppress_error_log` | a failing Ackee tallied in [`crate::outage`], not logged per request |
 //! | `logging` | requests by method and status class |
 
 use std::sync::Arc;
@@ -23,7 +24,7 @@ use http::{HeaderName, HeaderValue, header};
 use log::{debug, warn};
 use pingora_core::upstreams::peer::HttpPeer;
 use pingora_core::{Error, ErrorSource, ErrorType, Result};
-use pingora_proxy::{FailToProxy, ProxyHttp, Session};
+use pingora_proxy::{FailToProxy, ProxyHttp, ProxyWarnLogContext, Session};
 
 use pingora::http::{RequestHeader, ResponseHeader};
 
@@ -38,6 +39,7 @@ use crate::forwarded::{self, TrustedProxies};
 use crate::framing;
 use crate::limits::Exceeded;
 use crate::metrics::{Metrics, Outcome, RequestKind, UpstreamErrorKind};
+use crate::outage::OutageTally;
 use crate::redirect;
 use crate::retry;
 use crate::upstream::{MAX_REPLICAS, Upstream};
@@ -58,6 +60,8 @@ pub struct Shared {
     pub access_log: Option<AccessLog>,
     /// Prometheus metrics.
     pub metrics: Arc<Metrics>,
+    /// Requests answered 502, 503 or 504 for a failing Ackee, summarised instead of logged.
+    pub outages: OutageTally,
 }
 
 /// What one listener does besides CORS and proxying.
@@ -764,6 +768,30 @@ impl ProxyHttp for Gateway {
             error_code: code,
             can_reuse_downstream: false,
         }
+    }
+
+    fn suppress_error_log(&self, _session: &Session, _ctx: &Ctx, e: &Error) -> bool {
+        let (code, _) = failure_response(e);
+        if !OutageTally::counts(code) {
+            return false;
+        }
+        if let Some(line) = self.shared.outages.record(code) {
+            warn!("{line}");
+        }
+        true
+    }
+
+    fn suppress_proxy_warn_log(
+        &self,
+        _session: &Session,
+        _ctx: &Ctx,
+        e: &Error,
+        context: ProxyWarnLogContext,
+    ) -> bool {
+        // A connect failure that moves to another replica: ackee_gateway_retries_total counts it,
+        // and the health checks log the replica going down.
+        matches!(context, ProxyWarnLogContext::UpstreamRetry)
+            && e.esource() == &ErrorSource::Upstream
     }
 
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut Ctx) {

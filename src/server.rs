@@ -27,6 +27,7 @@ use crate::config::types::ListenerTls;
 use crate::config::{Config, Listener, ServerSettings};
 use crate::cors::CorsPolicy;
 use crate::metrics::Metrics;
+use crate::outage::{OutageTally, SUMMARY_PERIOD};
 use crate::proxy::{Gateway, ListenerPolicy, Shared};
 use crate::tls::Reloader;
 use crate::upstream::{HealthChecker, Upstream};
@@ -190,6 +191,30 @@ impl BackgroundService for CertReloadService {
     }
 }
 
+/// Writes the summary of requests that failed because Ackee did, once a period while they go on.
+struct OutageSummary {
+    shared: Arc<Shared>,
+}
+
+#[async_trait]
+impl BackgroundService for OutageSummary {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        let mut tick = tokio::time::interval(SUMMARY_PERIOD);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await;
+        loop {
+            tokio::select! {
+                _ = shutdown.changed() => return,
+                _ = tick.tick() => {
+                    if let Some(line) = self.shared.outages.summary(SUMMARY_PERIOD) {
+                        log::warn!("{line}");
+                    }
+                }
+            }
+        }
+    }
+}
+
 fn policy(listener: &Listener) -> ListenerPolicy {
     ListenerPolicy {
         tls: listener.tls.is_some(),
@@ -247,10 +272,17 @@ pub fn build(config: &Config, opt: Opt) -> Result<Server, String> {
             )
         }),
         metrics: metrics.clone(),
+        outages: OutageTally::default(),
     });
     for i in 0..shared.upstream.len() {
         metrics.replica_health(i, shared.upstream.is_healthy(i));
     }
+    server.add_service(background_service(
+        "outage summary",
+        OutageSummary {
+            shared: shared.clone(),
+        },
+    ));
     let health_handle = HealthChecker::new(shared.clone(), &config.upstream)?
         .map(|checker| server.add_service(background_service("health checks", checker)));
 

@@ -118,3 +118,113 @@ fn without_an_access_log_standard_output_stays_empty() {
     traffic(&gw);
     assert_eq!(gw.stdout(), "");
 }
+
+const FAST_CHECKS: &str = "health_check: {interval_seconds: 0.1, timeout_seconds: 0.5, unhealthy_after: 2, healthy_after: 2}";
+
+/// Waits until stderr contains `needle`, and returns it.
+fn stderr_with(gw: &Gateway, needle: &str) -> String {
+    eventually(Duration::from_secs(20), needle, || {
+        let t = gw.stderr();
+        t.contains(needle).then_some(t)
+    })
+}
+
+#[test]
+fn when_stderr_is_the_journal_every_line_carries_its_syslog_priority() {
+    let mut ackee = FakeAckee::start();
+    let gw = Gateway::start(&Spec::new(ackee.addr).upstream(FAST_CHECKS).journal());
+    stderr_with(&gw, "is up");
+    ackee.stop();
+    let err = stderr_with(&gw, "is down");
+    for line in err.lines() {
+        assert!(
+            ["<3>", "<4>", "<6>", "<7>"]
+                .iter()
+                .any(|p| line.starts_with(p)),
+            "a line without its priority: {line:?}\n{err}"
+        );
+    }
+    let line = |needle: &str| err.lines().find(|l| l.contains(needle)).unwrap();
+    assert!(line("ackee-gateway 0.").starts_with("<6>"), "{err}");
+    assert!(
+        line("replica \"ackee-0\" is up").starts_with("<6>"),
+        "{err}"
+    );
+    assert!(
+        line("replica \"ackee-0\" is down").starts_with("<4>"),
+        "{err}"
+    );
+    // What `journalctl -p warning` shows: priorities 0 to 4, here only the warning.
+    let shown: Vec<&str> = err
+        .lines()
+        .filter(|l| l.starts_with("<3>") || l.starts_with("<4>"))
+        .collect();
+    assert!(
+        shown
+            .iter()
+            .all(|l| l.contains("is down") || l.starts_with("<4>warning: ")),
+        "only warnings and errors are at priority 4 or less: {shown:?}"
+    );
+    // The config warning FAST_CHECKS provokes (timeout longer than interval) is one of them.
+    assert!(shown.iter().any(|l| l.contains("timeout_seconds")), "{err}");
+    assert!(
+        !err.contains(" INFO ]"),
+        "no timestamp or level word: {err}"
+    );
+}
+
+#[test]
+fn a_journal_stream_that_is_not_stderr_leaves_the_usual_format() {
+    // A service that inherited JOURNAL_STREAM but writes stderr to a file.
+    let ackee = FakeAckee::start();
+    let gw = Gateway::start(&Spec::new(ackee.addr).env("JOURNAL_STREAM", "1:1"));
+    let err = stderr_with(&gw, "is up");
+    assert!(err.contains(" INFO ] ackee-gateway "), "{err}");
+    assert!(!err.lines().any(|l| l.starts_with('<')), "{err}");
+}
+
+#[test]
+fn an_ackee_outage_logs_its_state_changes_not_every_failed_request() {
+    let mut ackee = FakeAckee::start();
+    let gw = Gateway::start(&Spec::new(ackee.addr).upstream(FAST_CHECKS));
+    stderr_with(&gw, "is up");
+    let before = gw.stderr().lines().count();
+    ackee.stop();
+    let body = mutation_body("createRecord");
+    let send = |n: usize| {
+        for _ in 0..n {
+            let r = request(
+                gw.http,
+                "POST",
+                "/api",
+                &[("Origin", "https://example.com")],
+                body.as_bytes(),
+            );
+            assert!(r.status == 502 || r.status == 503, "{}", r.status);
+        }
+    };
+    // Some of these may reach the replica before the checks mark it down (502), the rest get
+    // 503; after the down line, every one gets 503.
+    send(100);
+    stderr_with(&gw, "is down");
+    send(100);
+    let scrape = gw.scrape_until("200 failed requests counted", |s| {
+        s.get(
+            "ackee_gateway_requests_total",
+            &[("method", "POST"), ("status", "5xx")],
+        ) >= 200.0
+    });
+    assert!(scrape.get("ackee_gateway_upstream_unavailable_total", &[]) >= 100.0);
+    let err = gw.stderr();
+    assert!(!err.contains("Fail to proxy"), "{err}");
+    assert_eq!(
+        err.matches("requests are failing").count(),
+        1,
+        "the episode is announced once: {err}"
+    );
+    let added = err.lines().count() - before;
+    assert!(
+        added <= 5,
+        "200 failed requests added {added} lines, not a bounded few:\n{err}"
+    );
+}

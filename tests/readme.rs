@@ -40,7 +40,23 @@ fn the_quick_start_is_exactly_two_commands_that_run_and_test() {
     assert!(commands[1].contains("cargo test"));
     for c in &commands {
         assert!(c.contains("apt-get install") && c.contains("cmake"), "{c}");
+        // Root in a Debian container has no sudo: every sudo must be `$(command -v sudo)`,
+        // which is empty there.
+        assert_eq!(
+            c.matches("sudo").count(),
+            c.matches("$(command -v sudo)").count(),
+            "a bare sudo stops at once where sudo is not installed: {c}"
+        );
     }
+}
+
+#[test]
+fn ci_does_not_install_sudo_for_the_commands() {
+    let ci = fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/.ci/run")).unwrap();
+    assert!(
+        !ci.contains("install -y sudo"),
+        "the README's commands must work without sudo, so CI must not paper over it"
+    );
 }
 
 #[test]

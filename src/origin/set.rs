@@ -69,6 +69,30 @@ impl OriginSet {
         !self.any && self.len() == 0
     }
 
+    /// The entries, normalised: `*` first, then exact origins and patterns, each sorted.
+    pub fn entries(&self) -> Vec<Entry> {
+        let mut exact: Vec<&str> = self.exact.keys().map(|k| &**k).collect();
+        exact.sort_unstable();
+        let mut patterns: Vec<super::Pattern> = self
+            .patterns
+            .iter()
+            .flat_map(|(parent, tails)| {
+                tails.iter().map(|&(scheme, port)| super::Pattern {
+                    scheme,
+                    parent: parent.to_string(),
+                    port,
+                })
+            })
+            .collect();
+        patterns.sort_by_key(|p| p.to_string());
+        self.any
+            .then_some(Entry::Any)
+            .into_iter()
+            .chain(exact.into_iter().map(|e| Entry::Exact(e.to_owned())))
+            .chain(patterns.into_iter().map(Entry::Pattern))
+            .collect()
+    }
+
     /// Looks up a request's `Origin` value, exactly as the browser sent it.
     ///
     /// `null` and the empty string never match, not even with `*`.

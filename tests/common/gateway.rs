@@ -105,6 +105,9 @@ pub struct Spec {
     pub env: Vec<(String, String)>,
     /// `grace_period_seconds` and `graceful_shutdown_timeout_seconds`.
     pub grace: (u64, u64),
+    /// Set `JOURNAL_STREAM` to the `dev:ino` of the stderr file, as systemd does when stderr
+    /// is the journal.
+    pub journal: bool,
 }
 
 impl Spec {
@@ -121,7 +124,14 @@ impl Spec {
             tls_listener: None,
             env: Vec::new(),
             grace: (0, 1),
+            journal: false,
         }
+    }
+
+    /// Makes stderr look like the journal to the gateway.
+    pub fn journal(mut self) -> Spec {
+        self.journal = true;
+        self
     }
 
     /// Sets `grace_period_seconds` and `graceful_shutdown_timeout_seconds`.
@@ -259,6 +269,11 @@ impl Gateway {
             .stderr(fs::File::create(&stderr).unwrap());
         for (k, v) in &spec.env {
             cmd.env(k, v);
+        }
+        if spec.journal {
+            use std::os::unix::fs::MetadataExt;
+            let meta = fs::metadata(&stderr).unwrap();
+            cmd.env("JOURNAL_STREAM", format!("{}:{}", meta.dev(), meta.ino()));
         }
         let child = cmd.spawn().expect("spawn ackee-gateway");
         let mut g = Gateway {

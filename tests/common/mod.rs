@@ -4,6 +4,7 @@
 
 pub mod client;
 pub mod fake_ackee;
+pub mod fake_cors;
 pub mod gateway;
 pub mod tls;
 
