@@ -20,6 +20,7 @@
 //! | [`tls`] | loading certificates, choosing one by SNI, reloading them |
 //! | [`config`] | reading the YAML file, validating it, reporting every problem at once |
 //! | [`procnet`] | the TCP addresses a process listens on, from `/proc` (graceful upgrade checks) |
+//! | [`handover`] | the upgrade lock, the ready marker, and waiting for a gateway to serve |
 //! | [`access_log`] | one line per request, text or JSON, written off the request path |
 //!
 //! Then the thin pingora layer:
@@ -42,6 +43,7 @@ pub mod config;
 pub mod cors;
 pub mod forwarded;
 pub mod framing;
+pub mod handover;
 pub mod health;
 pub mod limits;
 pub mod logging;
