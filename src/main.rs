@@ -186,8 +186,16 @@ fn main() -> ExitCode {
     // One upgrade at a time: a second `-u` would unlink the upgrade socket the first one is
     // waiting on. Held until this process serves on every listener (see handover).
     let upgrade_lock = if args.upgrade {
-        let path = ackee_gateway::handover::lock_path(&loaded.config.server.upgrade_sock);
-        match ackee_gateway::handover::UpgradeLock::acquire(&path, HANDOVER_LIMIT) {
+        use ackee_gateway::handover::{UpgradeLock, lock_path};
+        let path = lock_path(&loaded.config.server.upgrade_sock);
+        let lock = UpgradeLock::acquire(&path, std::time::Duration::ZERO).or_else(|_| {
+            eprintln!(
+                "ackee-gateway: another upgrade holds {}; waiting for it to finish",
+                path.display()
+            );
+            UpgradeLock::acquire(&path, HANDOVER_LIMIT)
+        });
+        match lock {
             Ok(lock) => Some(lock),
             Err(e) => {
                 eprintln!("ackee-gateway: {e}; nothing was started");
