@@ -20,6 +20,7 @@
 //! | [`tls`] | loading certificates, choosing one by SNI, reloading them |
 //! | [`config`] | reading the YAML file, validating it, reporting every problem at once |
 //! | [`procnet`] | the TCP addresses a process listens on, from `/proc` (graceful upgrade checks) |
+//! | [`handover`] | the upgrade lock, the ready marker, and waiting for a gateway to serve |
 //! | [`access_log`] | one line per request, text or JSON, written off the request path |
 //! | [`explain`] | `ackee-gateway explain`: what a browser gets, and why it fails (no pingora; its online half speaks plain HTTP/1.1 and rustls) |
 //! | [`outage`] | failed requests during an Ackee outage, tallied and summarised, not logged one by one |
@@ -46,6 +47,7 @@ pub mod cors;
 pub mod explain;
 pub mod forwarded;
 pub mod framing;
+pub mod handover;
 pub mod health;
 pub mod limits;
 pub mod logging;

@@ -1,7 +1,8 @@
 //! The `ackee-gateway` binary: parse the command line, load and validate the config, run.
 //!
-//! Exit codes: 0 on a clean stop or a valid `-t`, 2 on a config problem or bad arguments, 1 when
-//! an address cannot be listened on.
+//! Exit codes: 0 on a clean stop, a valid `-t` or a gateway that serves (`--wait-ready`), 2 on
+//! a config problem or bad arguments, 1 when an address cannot be listened on, another upgrade
+//! does not finish, or the gateway does not come to serve.
 
 use std::process::ExitCode;
 
@@ -41,13 +42,16 @@ fn level_of(severity: Severity) -> Level {
 }
 
 const USAGE: &str = "\
-usage: ackee-gateway [-c FILE] [-t] [-u] [-d]
+usage: ackee-gateway [-c FILE] [-t] [-u] [-d] [--wait-ready]
        ackee-gateway explain --origin ORIGIN [-c FILE | --url URL] [options]
 
   -c, --conf FILE   the config file (default /etc/ackee-gateway/ackee-gateway.yaml)
   -t, --test        check the config and exit: 0 if it is valid, 2 if not
   -u, --upgrade     take over the listening sockets of a running gateway (graceful upgrade)
   -d, --daemon      run in the background
+      --wait-ready  wait until the daemon in the config's pid_file serves on every listener,
+                    then exit 0 (1 if it exits or does not within 60 s); the last step of the
+                    systemd unit's start and reload
   -V, --version     print the version
   -h, --help        print this help
 
@@ -60,11 +64,15 @@ Environment: ACKEE_ALLOW_ORIGIN replaces cors.allowed_origins, as in Ackee
 
 const DEFAULT_CONF: &str = "/etc/ackee-gateway/ackee-gateway.yaml";
 
+/// How long `--wait-ready` waits, and how long `-u` waits for another upgrade to finish.
+const HANDOVER_LIMIT: std::time::Duration = std::time::Duration::from_secs(60);
+
 struct Args {
     conf: String,
     test: bool,
     upgrade: bool,
     daemon: bool,
+    wait_ready: bool,
 }
 
 fn parse_args() -> Result<Option<Args>, String> {
@@ -73,6 +81,7 @@ fn parse_args() -> Result<Option<Args>, String> {
         test: false,
         upgrade: false,
         daemon: false,
+        wait_ready: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -83,6 +92,7 @@ fn parse_args() -> Result<Option<Args>, String> {
             "-t" | "--test" => args.test = true,
             "-u" | "--upgrade" => args.upgrade = true,
             "-d" | "--daemon" => args.daemon = true,
+            "--wait-ready" => args.wait_ready = true,
             "-h" | "--help" => {
                 print!("{USAGE}");
                 return Ok(None);
@@ -191,6 +201,54 @@ fn main() -> ExitCode {
         );
         return ExitCode::SUCCESS;
     }
+    if args.wait_ready {
+        let pid_file = &loaded.config.server.pid_file;
+        return match ackee_gateway::handover::wait_ready(pid_file, HANDOVER_LIMIT) {
+            Ok(pid) => {
+                to_stderr(
+                    Level::Info,
+                    &format!("ackee-gateway: the gateway (PID {pid}) serves on every listener"),
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                to_stderr(
+                    Level::Error,
+                    &format!("ackee-gateway: {e} (PID file {pid_file})"),
+                );
+                ExitCode::from(1)
+            }
+        };
+    }
+
+    // One upgrade at a time: a second `-u` would unlink the upgrade socket the first one is
+    // waiting on. Held until this process serves on every listener (see handover).
+    let upgrade_lock = if args.upgrade {
+        use ackee_gateway::handover::{UpgradeLock, lock_path};
+        let path = lock_path(&loaded.config.server.upgrade_sock);
+        let lock = UpgradeLock::acquire(&path, std::time::Duration::ZERO).or_else(|_| {
+            to_stderr(
+                Level::Warn,
+                &format!(
+                    "ackee-gateway: another upgrade holds {}; waiting for it to finish",
+                    path.display()
+                ),
+            );
+            UpgradeLock::acquire(&path, HANDOVER_LIMIT)
+        });
+        match lock {
+            Ok(lock) => Some(lock),
+            Err(e) => {
+                to_stderr(
+                    Level::Error,
+                    &format!("ackee-gateway: {e}; nothing was started"),
+                );
+                return ExitCode::from(1);
+            }
+        }
+    } else {
+        None
+    };
 
     // A listener that cannot bind would otherwise leave a running gateway with a dead port
     // (pingora retries for 30 s, then gives up on that one service). Check first. With -u the
@@ -235,7 +293,7 @@ fn main() -> ExitCode {
         test: false,
         conf: None,
     };
-    let server = match ackee_gateway::server::build(&loaded.config, opt) {
+    let server = match ackee_gateway::server::build(&loaded.config, opt, upgrade_lock) {
         Ok(s) => s,
         Err(e) => {
             to_stderr(Level::Error, &format!("ackee-gateway: {e}"));

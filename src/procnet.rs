@@ -1,6 +1,6 @@
 //! Which TCP addresses a process listens on, from Linux's `/proc`: its socket inodes from
-//! `/proc/PID/fd`, matched against the listening rows of `/proc/net/tcp` and `/proc/net/tcp6`.
-//! No pingora here.
+//! `/proc/PID/fd`, matched against the listening rows of `/proc/net/tcp` and `/proc/net/tcp6`;
+//! and which signals it handles, from `/proc/PID/status`. No pingora here.
 //!
 //! A graceful upgrade (`-u`) takes the listening sockets the old process holds; any other
 //! address in the new config is bound anew. Knowing what the old process holds lets the new
@@ -90,6 +90,16 @@ pub fn processes_named(name: &str) -> Vec<u32> {
         .collect()
 }
 
+/// Whether process `pid` catches `signal` (it has a handler installed), from the `SigCgt` mask
+/// of `/proc/PID/status`; `None` if that cannot be read (the process is gone, or not Linux).
+pub fn catches(pid: u32, signal: i32) -> Option<bool> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let mask = status.lines().find_map(|l| l.strip_prefix("SigCgt:"))?;
+    let mask = u64::from_str_radix(mask.trim(), 16).ok()?;
+    let bit = u32::try_from(signal).ok()?.checked_sub(1)?;
+    Some(mask.checked_shr(bit).is_some_and(|m| m & 1 == 1))
+}
+
 /// The PID written in a PID file, if it names a running process.
 pub fn running_pid(pid_file: &str) -> Option<u32> {
     let pid: u32 = std::fs::read_to_string(pid_file)
@@ -133,6 +143,14 @@ mod tests {
                 "{text}"
             );
         }
+    }
+
+    #[test]
+    fn the_signal_mask_is_read_from_proc() {
+        // This test process does not catch SIGUSR1; a process that does not exist is unknown.
+        assert_eq!(catches(std::process::id(), libc::SIGUSR1), Some(false));
+        assert_eq!(catches(u32::MAX, libc::SIGUSR1), None);
+        assert_eq!(catches(std::process::id(), 0), None);
     }
 
     #[test]

@@ -26,8 +26,10 @@ use crate::acme::Webroot;
 use crate::config::types::ListenerTls;
 use crate::config::{Config, Listener, ServerSettings};
 use crate::cors::CorsPolicy;
+use crate::handover::{self, UpgradeLock};
 use crate::metrics::Metrics;
 use crate::outage::{OutageTally, SUMMARY_PERIOD};
+use crate::procnet;
 use crate::proxy::{Gateway, ListenerPolicy, Shared};
 use crate::tls::Reloader;
 use crate::upstream::{HealthChecker, Upstream};
@@ -119,15 +121,6 @@ struct ParentReadyGate {
     parent: u32,
 }
 
-/// Whether a process catches SIGUSR1, from `/proc/PID/status`; `None` if it cannot be read
-/// (gone, or not Linux).
-fn catches_sigusr1(pid: u32) -> Option<bool> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let mask = status.lines().find_map(|l| l.strip_prefix("SigCgt:"))?;
-    let mask = u64::from_str_radix(mask.trim(), 16).ok()?;
-    Some(mask & (1 << (libc::SIGUSR1 - 1)) != 0)
-}
-
 #[async_trait]
 impl BackgroundService for ParentReadyGate {
     async fn start_with_ready_notifier(
@@ -136,10 +129,66 @@ impl BackgroundService for ParentReadyGate {
         ready: ServiceReadyNotifier,
     ) {
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while std::time::Instant::now() < deadline && catches_sigusr1(self.parent) == Some(false) {
+        while std::time::Instant::now() < deadline
+            && procnet::catches(self.parent, libc::SIGUSR1) == Some(false)
+        {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         ready.notify_ready();
+    }
+}
+
+/// Says when this process serves on every listener: it has the listening sockets (after the
+/// bootstrap, which in an upgrade receives them), and pingora's SIGQUIT and SIGTERM handlers
+/// are in place. Then it releases the upgrade lock, so the next upgrade may begin, and, as a
+/// daemon, writes its PID to the ready marker that `--wait-ready` (the last step of the unit's
+/// start and reload) waits for. See [`crate::handover`].
+struct ReadyReporter {
+    addresses: Vec<std::net::SocketAddr>,
+    marker: Option<std::path::PathBuf>,
+    lock: std::sync::Mutex<Option<UpgradeLock>>,
+}
+
+/// How long a process may take to serve on every listener before it says it never will.
+const READY_LIMIT: Duration = Duration::from_secs(60);
+
+#[async_trait]
+impl BackgroundService for ReadyReporter {
+    async fn start_with_ready_notifier(
+        &self,
+        _shutdown: ShutdownWatch,
+        ready: ServiceReadyNotifier,
+    ) {
+        ready.notify_ready();
+        let pid = std::process::id();
+        let deadline = std::time::Instant::now() + READY_LIMIT;
+        let serving = loop {
+            if handover::serves_on_all(pid, &self.addresses) {
+                break true;
+            }
+            if std::time::Instant::now() > deadline {
+                break false;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        };
+        if serving {
+            if let Some(marker) = &self.marker
+                && let Err(e) = handover::mark_ready(marker, pid)
+            {
+                error!("cannot write the ready marker {}: {e}", marker.display());
+            }
+            info!("serving on every listener");
+        } else {
+            // No marker: the start or reload waiting for it fails.
+            error!(
+                "not serving on every listener ({:?}) after {READY_LIMIT:?}",
+                self.addresses
+            );
+        }
+        // Dropping the lock lets the next upgrade take the sockets from this process.
+        if let Ok(mut lock) = self.lock.lock() {
+            lock.take();
+        }
     }
 }
 
@@ -225,7 +274,13 @@ fn policy(listener: &Listener) -> ListenerPolicy {
 }
 
 /// Builds the server with every service, ready to run. `opt` carries `-u` and `-d`.
-pub fn build(config: &Config, opt: Opt) -> Result<Server, String> {
+/// `upgrade_lock` (taken by a `-u` process before it looked at the running gateway) is
+/// released once this process serves on every listener.
+pub fn build(
+    config: &Config,
+    opt: Opt,
+    upgrade_lock: Option<UpgradeLock>,
+) -> Result<Server, String> {
     let daemon = opt.daemon || config.server.daemon;
     let mut server = Server::new_with_opt_and_conf(opt, server_conf(&config.server));
     // Bootstrap (taking over the old process's sockets with -u) runs as a service after any
@@ -333,6 +388,22 @@ pub fn build(config: &Config, opt: Opt) -> Result<Server, String> {
         service.add_tcp(&m.address.to_string());
         server.add_service(service).add_dependency(&bootstrap);
     }
+
+    let reporter = server.add_service(background_service(
+        "ready reporter",
+        ReadyReporter {
+            addresses: config
+                .listeners
+                .iter()
+                .map(|l| l.address)
+                .chain(config.metrics.iter().map(|m| m.address))
+                .collect(),
+            // Only a daemon writes a PID file, and so the marker that goes with it.
+            marker: daemon.then(|| handover::ready_path(&config.server.pid_file)),
+            lock: std::sync::Mutex::new(upgrade_lock),
+        },
+    ));
+    reporter.add_dependency(&bootstrap);
     Ok(server)
 }
 
@@ -351,13 +422,6 @@ mod tests {
                 "pingora's ServerConf has no key {key}"
             );
         }
-    }
-
-    #[test]
-    fn the_sigusr1_mask_is_read_from_proc() {
-        // This test process does not catch SIGUSR1; a process that does not exist is unknown.
-        assert_eq!(catches_sigusr1(std::process::id()), Some(false));
-        assert_eq!(catches_sigusr1(u32::MAX), None);
     }
 
     #[test]

@@ -217,14 +217,21 @@ fn the_unit_runs_the_packaged_paths_and_reloads_by_validate_then_upgrade() {
         "PIDFile must be in the RuntimeDirectory, the only place the service can write"
     );
     assert_eq!(
+        unit_values("ExecStartPost"),
+        [format!("{UNIT_BIN} --wait-ready -c {UNIT_CONF}")],
+        "a start ends when the gateway serves, so a reload right after it has sockets to take"
+    );
+    assert_eq!(
         unit_values("ExecReload"),
         [
             format!("{UNIT_BIN} -t -c {UNIT_CONF}"),
             format!("{UNIT_BIN} -u -d -c {UNIT_CONF}"),
             "/bin/kill -QUIT $MAINPID".to_owned(),
+            format!("{UNIT_BIN} --wait-ready -c {UNIT_CONF}"),
         ],
-        "reload = validate, then the new process with -u, then SIGQUIT to the old one \
-         (see the comment in the unit for the order)"
+        "reload = validate, then the new process with -u, then SIGQUIT to the old one, then \
+         wait until the new one serves (see the comment in the unit for the order; \
+         tests/reload_systemd.rs runs it under systemd)"
     );
 }
 
@@ -382,7 +389,8 @@ struct Service {
 }
 
 impl Service {
-    /// `systemctl start`: ExecStart forks and returns; the PID file names the daemon.
+    /// `systemctl start`: ExecStart forks and returns; the PID file names the daemon, and
+    /// ExecStartPost returns once it serves.
     fn start() -> Service {
         let dir = tempfile::tempdir().unwrap();
         let port = TcpListener::bind("127.0.0.1:0")
@@ -399,6 +407,9 @@ impl Service {
         service
             .run(&unit_value("ExecStart"), None)
             .unwrap_or_else(|e| panic!("{e}"));
+        for line in unit_values("ExecStartPost") {
+            service.run(&line, None).unwrap_or_else(|e| panic!("{e}"));
+        }
         let pid = eventually(Duration::from_secs(10), "the PID file", || {
             service.pid().filter(|&p| alive(p))
         });
@@ -512,11 +523,12 @@ fn the_units_reload_hands_the_listener_to_a_new_main_process() {
         service.log()
     );
 
-    // The old process hands the listening socket over after its SIGQUIT.
-    eventually(
-        Duration::from_secs(15),
-        "the new process to hold the listening socket",
-        || holds_socket(new, &inode).then_some(()),
+    // The old process handed the listening socket over after its SIGQUIT, and the reload's
+    // last step (--wait-ready) returned only once the new process held it.
+    assert!(
+        holds_socket(new, &inode),
+        "the reload ended before the new process held the listening socket:\n{}",
+        service.log()
     );
     // With the old process gone for good, the same port still answers: the new one serves it.
     sigkill(old);

@@ -284,3 +284,121 @@ fn an_upgrade_that_cannot_bind_an_added_listener_fails_before_the_hand_over() {
     assert_eq!(preflight(gw.http, "https://example.com").status, 204);
     drop(busy);
 }
+
+/// Starts a `-u` process on `gw`'s config whose stderr goes to `log` in the gateway's directory.
+fn spawn_upgrade_logged(gw: &Gateway, log: &str) -> std::process::Child {
+    std::process::Command::new(common::gateway::binary())
+        .args(["-u", "-c"])
+        .arg(&gw.config)
+        .env_remove("ACKEE_ALLOW_ORIGIN")
+        .env("RUST_LOG", "info")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(gw.dir.path().join(log)).unwrap())
+        .spawn()
+        .expect("spawn ackee-gateway -u")
+}
+
+#[test]
+fn a_second_upgrade_waits_for_the_first_instead_of_taking_its_socket() {
+    let ackee = FakeAckee::start();
+    let mut old = Gateway::start(&Spec::new(ackee.addr).grace(1, 1));
+    let upgrade_sock = old.dir.path().join("upgrade.sock");
+    let dir = old.dir.path().to_owned();
+    let log = |name: &str| std::fs::read_to_string(dir.join(name)).unwrap_or_default();
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let tally = Arc::new(Tally::default());
+    let worker = {
+        let (stop, tally, addr) = (stop.clone(), tally.clone(), old.http);
+        std::thread::spawn(move || fresh_worker(addr, stop, tally))
+    };
+    let served = |n: usize| {
+        let start = tally.ok.load(Ordering::SeqCst);
+        eventually(
+            Duration::from_secs(60),
+            &format!("{n} more answers"),
+            || (tally.ok.load(Ordering::SeqCst) >= start + n).then_some(()),
+        );
+    };
+    served(20);
+
+    // The first new process waits on the upgrade socket; a second one, started before the old
+    // process has handed over, waits for the first instead of unlinking that socket.
+    let mut first = spawn_upgrade_logged(&old, "first.log");
+    eventually(
+        Duration::from_secs(30),
+        "the first new process to listen on the upgrade socket",
+        || upgrade_sock.exists().then_some(()),
+    );
+    let mut second = spawn_upgrade_logged(&old, "second.log");
+    eventually(
+        Duration::from_secs(30),
+        "the second new process to wait for the first",
+        || {
+            log("second.log")
+                .contains("another upgrade holds")
+                .then_some(())
+        },
+    );
+
+    // The hand-over to the first goes through...
+    old.signal("QUIT");
+    eventually(
+        Duration::from_secs(30),
+        "the first new process to serve",
+        || {
+            log("first.log")
+                .contains("serving on every listener")
+                .then_some(())
+        },
+    );
+    served(20);
+    // ...and only then does the second one wait on the socket, and take over from the first.
+    eventually(
+        Duration::from_secs(30),
+        "the second new process to listen on the upgrade socket",
+        || upgrade_sock.exists().then_some(()),
+    );
+    let quit = std::process::Command::new("kill")
+        .args(["-QUIT", &first.id().to_string()])
+        .status();
+    assert!(quit.is_ok_and(|s| s.success()), "kill -QUIT the first");
+    eventually(
+        Duration::from_secs(30),
+        "the second new process to serve",
+        || {
+            log("second.log")
+                .contains("serving on every listener")
+                .then_some(())
+        },
+    );
+    served(20);
+    let status = eventually(Duration::from_secs(30), "the first to exit", || {
+        first.try_wait().unwrap()
+    });
+    assert!(status.success(), "{}", log("first.log"));
+    let status = old.wait_exit(Duration::from_secs(30));
+    assert!(status.success(), "{}", old.stderr());
+
+    stop.store(true, Ordering::SeqCst);
+    worker.join().unwrap();
+    let failures = tally.failures.lock().unwrap().clone();
+    assert!(
+        failures.is_empty(),
+        "{} requests failed: {failures:?}\nfirst:\n{}\nsecond:\n{}",
+        failures.len(),
+        log("first.log"),
+        log("second.log")
+    );
+    for name in ["first.log", "second.log"] {
+        let text = log(name);
+        assert!(
+            !text.contains("panicked") && !text.contains("Unable to send"),
+            "{name}:\n{text}"
+        );
+    }
+    assert!(second.try_wait().unwrap().is_none(), "the second serves");
+    let _ = second.kill();
+    let _ = second.wait();
+}
