@@ -33,8 +33,16 @@ const PURGE_DELAY_MS: std::os::raw::c_long = 10;
 fn return_freed_memory_at_once() {
     // mimalloc's own MIMALLOC_* environment variables win, so each choice can be measured.
     for (option, env, value) in [
-        (MI_OPTION_PURGE_DELAY, "MIMALLOC_PURGE_DELAY", PURGE_DELAY_MS),
-        (MI_OPTION_ARENA_EAGER_COMMIT, "MIMALLOC_ARENA_EAGER_COMMIT", 0),
+        (
+            MI_OPTION_PURGE_DELAY,
+            "MIMALLOC_PURGE_DELAY",
+            PURGE_DELAY_MS,
+        ),
+        (
+            MI_OPTION_ARENA_EAGER_COMMIT,
+            "MIMALLOC_ARENA_EAGER_COMMIT",
+            0,
+        ),
     ] {
         if std::env::var_os(env).is_none() {
             // SAFETY: setting allocator options has no preconditions; they are read when used.
