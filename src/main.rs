@@ -30,7 +30,7 @@ const PURGE_DELAY_MS: std::os::raw::c_long = 10;
 /// With its default 1 s delay the memory of 10,000 closed connections stayed resident; eager
 /// commit made a fresh gateway start at 22 MB instead of 12. `MIMALLOC_PURGE_DELAY` and
 /// `MIMALLOC_ARENA_EAGER_COMMIT` in the environment override these choices.
-fn return_freed_memory_at_once() {
+fn tune_allocator() {
     // mimalloc's own MIMALLOC_* environment variables win, so each choice can be measured.
     for (option, env, value) in [
         (
@@ -181,7 +181,7 @@ fn main() -> ExitCode {
         }
     };
 
-    return_freed_memory_at_once();
+    tune_allocator();
     ackee_gateway::logging::init();
     // A SIGHUP must never kill the gateway: ignore it until the certificate reloader takes it.
     // SAFETY: setting a signal disposition to SIG_IGN has no preconditions.
