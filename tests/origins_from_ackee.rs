@@ -306,3 +306,58 @@ fn dash_t_checks_that_the_token_file_is_readable_and_names_the_key() {
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(stderr, format!("ackee-gateway: {c} is valid\n"));
 }
+
+#[test]
+fn explain_asks_ackee_and_says_which_domain_an_origin_comes_from() {
+    let ackee = FakeAckee::start();
+    ackee.set(|b| {
+        b.token = Some(TOKEN.into());
+        b.domains = vec!["My blog".into(), "A.example".into()];
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let token = token_file(&dir, TOKEN);
+    let conf = dir.path().join("gw.yaml");
+    fs::write(
+        &conf,
+        format!(
+            "listeners: [{{address: \"127.0.0.1:8080\"}}]\nupstream: {{replicas: [{{address: \"{}\"}}]}}\ncors:\n  origins_from_ackee: {{token_file: \"{}\"}}\n",
+            ackee.addr,
+            token.display()
+        ),
+    )
+    .unwrap();
+    let explain = |origin: &str| {
+        let out = std::process::Command::new(common::gateway::binary())
+            .args(["explain", "-c"])
+            .arg(&conf)
+            .args(["--origin", origin])
+            .env_remove("ACKEE_ALLOW_ORIGIN")
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, stdout, stderr) = explain("https://a.example");
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(
+        stdout.contains("Origins from Ackee: 2 domain(s) give 1 origin(s)\n\"https://a.example\" comes from Ackee: the domain titled \"A.example\"\n"),
+        "{stdout}"
+    );
+    let (code, stdout, _) = explain("https://b.example");
+    assert_eq!(code, 1, "{stdout}");
+    assert!(
+        stdout.contains("Fix: add a domain titled \"b.example\" in Ackee (Settings, Domains; allowed within cors.origins_from_ackee.interval_seconds), or add \"https://b.example\" to cors.allowed_origins in"),
+        "{stdout}"
+    );
+    // Ackee refuses the token: explained with the static list, and said so.
+    ackee.set(|b| b.token = Some("another".into()));
+    let (code, stdout, stderr) = explain("https://a.example");
+    assert_eq!(code, 1, "{stdout}");
+    assert!(
+        stderr.contains("cannot read Ackee's domain list (token_refused: replica \"127.0.0.1:"),
+        "{stderr}"
+    );
+}

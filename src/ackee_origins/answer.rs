@@ -154,7 +154,8 @@ mod tests {
     #[test]
     fn answers_are_judged_by_their_graphql_errors_not_only_their_status() {
         use Failure::*;
-        let cases: &[(u16, &str, Result<&[&str], Failure>)] = &[
+        type Case<'a> = (u16, &'a str, Result<&'a [&'a str], Failure>);
+        let cases: &[Case] = &[
             (
                 200,
                 r#"{"data":{"domains":[{"id":"a","title":"example.com"},{"id":"b","title":"My blog"}]}}"#,

@@ -117,6 +117,18 @@ pub fn derive<'a>(titles: impl IntoIterator<Item = &'a str>, rules: &TitleRules)
     out
 }
 
+/// The first title that gives `origin`, if any (for `explain`: "allowed because Ackee has a
+/// domain titled ...").
+pub fn title_giving<'a>(
+    titles: impl IntoIterator<Item = &'a str>,
+    rules: &TitleRules,
+    origin: &str,
+) -> Option<&'a str> {
+    titles
+        .into_iter()
+        .find(|t| derive([*t], rules).origins.iter().any(|o| o == origin))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -159,6 +171,25 @@ mod tests {
         assert_eq!(host_name(&long_label), None);
         let long_host = format!("{}example", "abcdefghi.".repeat(25));
         assert_eq!(host_name(&long_host), None);
+    }
+
+    #[test]
+    fn the_title_that_gives_an_origin_is_found() {
+        let www = TitleRules {
+            schemes: vec![Scheme::Https],
+            www: true,
+        };
+        let titles = ["My blog", "Example.com", "shop.example"];
+        let cases = [
+            ("https://example.com", Some("Example.com")),
+            ("https://www.example.com", Some("Example.com")),
+            ("https://shop.example", Some("shop.example")),
+            ("http://shop.example", None),
+            ("https://my blog", None),
+        ];
+        for (origin, want) in cases {
+            assert_eq!(title_giving(titles, &www, origin), want, "{origin}");
+        }
     }
 
     #[test]
