@@ -9,6 +9,7 @@
 //! | module | owns |
 //! |---|---|
 //! | [`origin`] | normalising allow-list entries, compiling and matching origins |
+//! | [`ackee_origins`] | origins from Ackee's domain list: titles to origins, the GraphQL answer, the refresh state machine, the poll client |
 //! | [`cors`] | preflight and actual-request decisions, every CORS header value, `Vary` merging |
 //! | [`forwarded`] | trusted proxies and the client-IP headers Ackee believes |
 //! | [`health`] | each replica's health from active checks: thresholds, first-pass rule |
@@ -41,6 +42,7 @@
 #![deny(missing_docs)]
 
 pub mod access_log;
+pub mod ackee_origins;
 pub mod acme;
 pub mod config;
 pub mod cors;

@@ -158,6 +158,8 @@ pub struct Metrics {
     unavailable: IntCounter,
     malformed: Vec<IntCounter>,
     access_log_dropped: IntCounter,
+    /// Origins from Ackee's domain list (`cors.origins_from_ackee`).
+    pub ackee_origins: AckeeOriginMetrics,
     /// Kept so the family is registered.
     _build_info: IntGaugeVec,
 }
@@ -346,7 +348,9 @@ impl Metrics {
             })
             .collect();
 
+        let ackee_origins = AckeeOriginMetrics::register(&registry);
         Metrics {
+            ackee_origins,
             preflights: [
                 preflights.with_label_values(&["allowed"]),
                 preflights.with_label_values(&["refused"]),
@@ -500,6 +504,67 @@ impl Metrics {
             out.clear();
         }
         out
+    }
+}
+
+/// The metrics of origins from Ackee's domain list. Registered whether or not
+/// `cors.origins_from_ackee` is set (all zero without it), so the export never depends on the
+/// config.
+pub struct AckeeOriginMetrics {
+    origins: IntGauge,
+    skipped: IntGauge,
+    last_success: IntGauge,
+    failures: [IntCounter; crate::ackee_origins::Failure::ALL.len()],
+}
+
+impl AckeeOriginMetrics {
+    fn register(registry: &Registry) -> AckeeOriginMetrics {
+        let gauge = |name: &str, help: &str| {
+            let g = IntGauge::with_opts(Opts::new(name, help)).expect("metric definition is valid");
+            registry
+                .register(Box::new(g.clone()))
+                .expect("metric names are unique");
+            g
+        };
+        let failures = counter_vec(
+            registry,
+            "ackee_gateway_ackee_origins_refresh_failures_total",
+            "Polls of Ackee's domain list that failed, by reason; the last good list stays in use.",
+            &["reason"],
+        );
+        AckeeOriginMetrics {
+            origins: gauge(
+                "ackee_gateway_ackee_origins",
+                "Allowed origins that come from Ackee's domain list now.",
+            ),
+            skipped: gauge(
+                "ackee_gateway_ackee_domains_skipped",
+                "Ackee domains whose title is not a host name, so they give no origin.",
+            ),
+            last_success: gauge(
+                "ackee_gateway_ackee_origins_last_success_timestamp_seconds",
+                "When Ackee's domain list was last read, as a Unix timestamp; 0 before the first time.",
+            ),
+            failures: crate::ackee_origins::Failure::ALL
+                .map(|f| failures.with_label_values(&[f.as_str()])),
+        }
+    }
+
+    /// Records a successful poll: how many origins and skipped titles it left, and when.
+    pub fn success(&self, origins: usize, skipped: usize, unix_seconds: i64) {
+        self.origins.set(i64::try_from(origins).unwrap_or(i64::MAX));
+        self.skipped.set(i64::try_from(skipped).unwrap_or(i64::MAX));
+        self.last_success.set(unix_seconds);
+    }
+
+    /// Counts a failed poll.
+    pub fn failure(&self, reason: crate::ackee_origins::Failure) {
+        if let Some(i) = crate::ackee_origins::Failure::ALL
+            .iter()
+            .position(|f| *f == reason)
+        {
+            self.failures[i].inc();
+        }
     }
 }
 

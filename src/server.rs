@@ -22,6 +22,7 @@ use pingora_core::services::background::{BackgroundService, background_service};
 use pingora_core::services::listening::Service;
 
 use crate::access_log::AccessLog;
+use crate::ackee_origins;
 use crate::acme::Webroot;
 use crate::config::types::ListenerTls;
 use crate::config::{Config, Listener, ServerSettings};
@@ -264,6 +265,76 @@ impl BackgroundService for OutageSummary {
     }
 }
 
+/// Polls Ackee's domain list (`cors.origins_from_ackee`) at start-up and every interval, and
+/// swaps the allow list when the origins change. The logic is in [`crate::ackee_origins`];
+/// this runs it: the blocking poll on tokio's blocking pool, the result into the state
+/// machine, its step into the log, the metrics and the live allow list. The first poll is done
+/// before the listeners open, so a start or an upgrade serves Ackee's sites from its first
+/// request; it is bounded by the timeout for each replica.
+struct AckeeOriginsService {
+    settings: ackee_origins::Settings,
+    targets: Vec<ackee_origins::Target>,
+    refresh: std::sync::Mutex<ackee_origins::Refresh>,
+    live: crate::origin::LiveOrigins,
+    metrics: Arc<Metrics>,
+}
+
+impl AckeeOriginsService {
+    async fn poll_once(&self) {
+        let settings = self.settings.clone();
+        let targets = self.targets.clone();
+        let result = tokio::task::spawn_blocking(move || ackee_origins::poll(&settings, &targets))
+            .await
+            .unwrap_or_else(|e| {
+                Err(ackee_origins::Failed::new(
+                    ackee_origins::Failure::BadAnswer,
+                    format!("the poll did not finish: {e}"),
+                ))
+            });
+        let Ok(mut refresh) = self.refresh.lock() else {
+            return;
+        };
+        let step = refresh.on_result(result);
+        if let Some(set) = step.set {
+            self.live.store(set);
+        }
+        for (level, line) in &step.log {
+            log::log!(*level, "{line}");
+        }
+        let m = &self.metrics.ackee_origins;
+        if step.success {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+            m.success(refresh.origins().len(), refresh.skipped().len(), now);
+        }
+        if let Some(reason) = step.failure {
+            m.failure(reason);
+        }
+    }
+}
+
+#[async_trait]
+impl BackgroundService for AckeeOriginsService {
+    async fn start_with_ready_notifier(
+        &self,
+        mut shutdown: ShutdownWatch,
+        ready: ServiceReadyNotifier,
+    ) {
+        self.poll_once().await;
+        ready.notify_ready();
+        let mut tick = tokio::time::interval(self.settings.interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await;
+        loop {
+            tokio::select! {
+                _ = shutdown.changed() => return,
+                _ = tick.tick() => self.poll_once().await,
+            }
+        }
+    }
+}
+
 fn policy(listener: &Listener) -> ListenerPolicy {
     ListenerPolicy {
         tls: listener.tls.is_some(),
@@ -341,6 +412,29 @@ pub fn build(
     let health_handle = HealthChecker::new(shared.clone(), &config.upstream)?
         .map(|checker| server.add_service(background_service("health checks", checker)));
 
+    let ackee_handle = config.cors.from_ackee.as_ref().map(|settings| {
+        let service = AckeeOriginsService {
+            settings: settings.clone(),
+            targets: config
+                .upstream
+                .replicas
+                .iter()
+                .map(|r| ackee_origins::Target {
+                    name: r.name.clone(),
+                    address: r.address,
+                    host: r.written.clone(),
+                })
+                .collect(),
+            refresh: std::sync::Mutex::new(ackee_origins::Refresh::new(
+                config.cors.origins.entries(),
+                settings.rules.clone(),
+            )),
+            live: shared.cors.live_origins().clone(),
+            metrics: metrics.clone(),
+        };
+        server.add_service(background_service("origins from Ackee", service))
+    });
+
     let reload_handle = (!reloader.is_empty()).then(|| {
         server.add_service(background_service(
             "certificate reloader",
@@ -375,7 +469,10 @@ pub fn build(
         }
         let handle = server.add_service(service);
         handle.add_dependency(&bootstrap);
-        for dependency in [&reload_handle, &health_handle].into_iter().flatten() {
+        for dependency in [&reload_handle, &health_handle, &ackee_handle]
+            .into_iter()
+            .flatten()
+        {
             handle.add_dependency(dependency);
         }
     }

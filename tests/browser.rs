@@ -19,7 +19,10 @@
 //!    credentials it fails cleanly;
 //! 4. step 1 over HTTPS and HTTP/2 through the TLS listener, the test CA trusted by Chromium;
 //! 5. the preflight and rejection counters move exactly as the browser's requests did (checked
-//!    in every step, and on its own over a mixed run).
+//!    in every step, and on its own over a mixed run);
+//! 6. `cors.origins_from_ackee`: a site (`http://blog.test`, served through the test site as
+//!    Chromium's proxy) is refused, then added to the fake Ackee's domain list, and the same
+//!    gateway process lets the tracker record from it.
 
 mod common;
 #[path = "browser/harness.rs"]
@@ -536,4 +539,62 @@ fn step5_preflight_counters_move_exactly_as_the_browsers_preflights() {
     );
     assert_tracker_worked(STEP, &ackee, &plans[2], &visits[2], &allowed, true);
     assert_counters_match_the_browser(STEP, &gw, &before, &visits);
+}
+
+/// Step 6: a site added in Ackee's dashboard works without a restart. Origins from Ackee are
+/// host names without a port, so the site is `http://blog.test`: Chromium fetches its pages
+/// through the test site acting as its proxy (`--proxy-server`), while the gateway on
+/// 127.0.0.1 is reached directly (Chromium never proxies loopback). Before the domain is in
+/// Ackee the tracker is refused; after, the same gateway process lets it record.
+#[test]
+fn step6_a_domain_added_in_ackee_is_allowed_without_a_restart() {
+    const STEP: &str = "step 6 (origins from Ackee's domain list)";
+    require_tools(false);
+    let _one = one_browser_at_a_time();
+    let site = Site::start();
+    let origin = "http://blog.test";
+    let proxy = format!("--proxy-server=http://127.0.0.1:{}", site.port());
+    let ackee = FakeAckee::start();
+    ackee.set(|b| {
+        b.token = Some("browser-test-token".into());
+        b.domains = vec!["other.example".into()];
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("token");
+    std::fs::write(&token, "browser-test-token\n").unwrap();
+    let gw = Gateway::start(&Spec::new(ackee.addr).cors(&format!(
+        "allowed_origins: [\"https://static.example\"]\ndisallowed_origin: reject\norigins_from_ackee:\n  token_file: \"{}\"\n  interval_seconds: 0.2\n  schemes: [http]",
+        token.display()
+    )));
+    let pid = gw.child.id();
+    let server = format!("http://127.0.0.1:{}", gw.http.port());
+
+    let before = plan("before the domain is in Ackee", 61, origin, &server, None);
+    let visits = run_browser_with(STEP, None, std::slice::from_ref(&before), &[&proxy]);
+    assert_tracker_blocked(
+        STEP,
+        &ackee,
+        &before,
+        &visits[0],
+        &format!("from origin '{origin}' has been blocked by CORS policy"),
+        "PreflightMissingAllowOriginHeader",
+    );
+
+    // The site is added in Ackee's dashboard; the gateway's next poll allows it.
+    ackee.set(|b| b.domains.push("blog.test".into()));
+    eventually(
+        Duration::from_secs(10),
+        "the gateway to allow the new domain",
+        || (preflight(gw.http, origin).status == 204).then_some(()),
+    );
+    let after = plan("after the domain was added", 62, origin, &server, None);
+    let visits = run_browser_with(STEP, None, std::slice::from_ref(&after), &[&proxy]);
+    assert_tracker_worked(STEP, &ackee, &after, &visits[0], origin, true);
+    assert_eq!(gw.child.id(), pid);
+    assert!(
+        gw.stderr()
+            .contains(r#"origins from Ackee: now allowed: "http://blog.test""#),
+        "{STEP}: the gateway should have logged the new origin:\n{}",
+        gw.stderr()
+    );
 }

@@ -671,6 +671,7 @@ fn every_alert_has_a_duration_a_severity_and_an_explanation() {
         "AckeeGatewayCorsRejectionSpike",
         "AckeeGatewayHigh5xxRate",
         "AckeeGatewayCertificateExpiresSoon",
+        "AckeeGatewayOriginsRefreshFailing",
     ] {
         assert!(names.iter().any(|(n, _)| n == wanted), "no alert {wanted}");
     }
@@ -778,6 +779,42 @@ tests:
         alertname: AckeeGatewayCertificateReloadFailed
         exp_alerts:
           - exp_labels: {severity: warning, job: ackee-gateway, instance: gw1, certificate: soon, result: failed}
+  - interval: 1m
+    input_series:
+      # gw1: origins_from_ackee, Ackee refuses the token from the start (never a success).
+      - series: 'ackee_gateway_ackee_origins_refresh_failures_total{job="ackee-gateway", instance="gw1", reason="token_refused"}'
+        values: '0+1x60'
+      - series: 'ackee_gateway_ackee_origins_refresh_failures_total{job="ackee-gateway", instance="gw1", reason="unreachable"}'
+        values: '0x60'
+      - series: 'ackee_gateway_ackee_origins_last_success_timestamp_seconds{job="ackee-gateway", instance="gw1"}'
+        values: '0x60'
+      # gw2: without origins_from_ackee: everything stays 0.
+      - series: 'ackee_gateway_ackee_origins_refresh_failures_total{job="ackee-gateway", instance="gw2", reason="unreachable"}'
+        values: '0x60'
+      - series: 'ackee_gateway_ackee_origins_last_success_timestamp_seconds{job="ackee-gateway", instance="gw2"}'
+        values: '0x60'
+      # gw3: a poll fails now and then, but one succeeds every minute.
+      - series: 'ackee_gateway_ackee_origins_refresh_failures_total{job="ackee-gateway", instance="gw3", reason="unreachable"}'
+        values: '0+1x60'
+      - series: 'ackee_gateway_ackee_origins_last_success_timestamp_seconds{job="ackee-gateway", instance="gw3"}'
+        values: '0+60x60'
+      # gw4: worked for 10 minutes, then Ackee went away.
+      - series: 'ackee_gateway_ackee_origins_refresh_failures_total{job="ackee-gateway", instance="gw4", reason="unreachable"}'
+        values: '0x10 1+1x50'
+      - series: 'ackee_gateway_ackee_origins_last_success_timestamp_seconds{job="ackee-gateway", instance="gw4"}'
+        values: '0+60x10 600x50'
+    alert_rule_test:
+      - eval_time: 12m
+        alertname: AckeeGatewayOriginsRefreshFailing
+      - eval_time: 22m
+        alertname: AckeeGatewayOriginsRefreshFailing
+        exp_alerts:
+          - exp_labels: {severity: warning, job: ackee-gateway, instance: gw1, reason: token_refused}
+      - eval_time: 33m
+        alertname: AckeeGatewayOriginsRefreshFailing
+        exp_alerts:
+          - exp_labels: {severity: warning, job: ackee-gateway, instance: gw1, reason: token_refused}
+          - exp_labels: {severity: warning, job: ackee-gateway, instance: gw4, reason: unreachable}
 "#;
 
 #[test]

@@ -60,6 +60,15 @@ pub const CORS_KEYS: &[&str] = &[
     "allowed_headers",
     "max_age_seconds",
     "disallowed_origin",
+    "origins_from_ackee",
+];
+/// Keys of `cors.origins_from_ackee`.
+pub const ORIGINS_FROM_ACKEE_KEYS: &[&str] = &[
+    "token_file",
+    "interval_seconds",
+    "timeout_seconds",
+    "schemes",
+    "www",
 ];
 /// Keys of `upstream`.
 pub const UPSTREAM_KEYS: &[&str] = &[
@@ -192,6 +201,25 @@ pub struct FileCors {
     pub max_age_seconds: Option<Keyed<u64>>,
     /// `disallowed_origin`: `forward` or `reject`.
     pub disallowed_origin: Option<Keyed<String>>,
+    /// `origins_from_ackee`.
+    pub origins_from_ackee: Option<FileOriginsFromAckee>,
+}
+
+/// `cors.origins_from_ackee` as written.
+#[derive(Debug, Default)]
+pub struct FileOriginsFromAckee {
+    /// The section's path.
+    pub key: String,
+    /// `token_file`: the file holding Ackee's permanent token.
+    pub token_file: Option<Keyed<String>>,
+    /// `interval_seconds`: how often to poll.
+    pub interval_seconds: Option<Keyed<f64>>,
+    /// `timeout_seconds`: how long each replica gets to answer.
+    pub timeout_seconds: Option<Keyed<f64>>,
+    /// `schemes`: `https`, `http`.
+    pub schemes: Option<Keyed<Vec<Keyed<String>>>>,
+    /// `www`: also allow the `www.` twin of each title.
+    pub www: Option<Keyed<bool>>,
 }
 
 /// One `upstream.replicas` entry as written.
@@ -439,6 +467,33 @@ pub fn read(r: &mut Reader<'_>, doc: &Value) -> FileConfig {
                 "a whole number of seconds such as 3600",
             ),
             disallowed_origin: s.text(r, "disallowed_origin", "forward or reject"),
+            origins_from_ackee: s
+                .section(
+                    r,
+                    "origins_from_ackee",
+                    ORIGINS_FROM_ACKEE_KEYS,
+                    "a mapping with token_file, such as {token_file: /etc/ackee-gateway/ackee-token}",
+                )
+                .map(|a| FileOriginsFromAckee {
+                    key: a.path().to_owned(),
+                    token_file: a.text(
+                        r,
+                        "token_file",
+                        "a file path in quotes, such as \"/etc/ackee-gateway/ackee-token\"",
+                    ),
+                    interval_seconds: a.seconds(
+                        r,
+                        "interval_seconds",
+                        "a number of seconds greater than 0, such as 60",
+                    ),
+                    timeout_seconds: a.seconds(
+                        r,
+                        "timeout_seconds",
+                        "a number of seconds greater than 0, such as 5",
+                    ),
+                    schemes: a.texts(r, "schemes", "[https]"),
+                    www: a.flag(r, "www"),
+                }),
         },
     };
 

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use super::diag::{Diagnostics, Origin};
 use super::file::{
-    FileAccessLog, FileConfig, FileCors, FileHealthCheck, FileLimits, FileServer, FileUpstream,
+    FileAccessLog, FileConfig, FileCors, FileHealthCheck, FileLimits, FileOriginsFromAckee,
+    FileServer, FileUpstream,
 };
 use super::listener;
 use super::reader::{Keyed, Reader};
@@ -309,6 +310,11 @@ fn cors(r: &mut Reader<'_>, f: FileCors, env: Option<&str>) -> (Option<CorsSetti
             }
         }
         None => match f.allowed_origins {
+            // Origins from Ackee alone are enough.
+            None if f.origins_from_ackee.is_some() => (r.origin.clone(), Some(Vec::new())),
+            Some(list) if list.value.is_empty() && f.origins_from_ackee.is_some() => {
+                (r.origin.clone(), Some(Vec::new()))
+            }
             None => {
                 r.error(
                     "cors.allowed_origins",
@@ -483,10 +489,32 @@ fn cors(r: &mut Reader<'_>, f: FileCors, env: Option<&str>) -> (Option<CorsSetti
             }
         },
     };
+    let from_ackee = match f.origins_from_ackee {
+        None => None,
+        Some(a) => {
+            if let Some(star) = &star_key {
+                let place = match &source {
+                    Origin::Env(var) => format!("{var} is \"*\""),
+                    Origin::File(_) => format!("{star} is \"*\""),
+                };
+                r.error(
+                    &a.key,
+                    format!(
+                        "is set, but {place}, which already allows every origin; remove origins_from_ackee, or list the origins instead of \"*\""
+                    ),
+                );
+                ok = false;
+            }
+            let settings = origins_from_ackee(r, a);
+            ok &= settings.is_some();
+            settings
+        }
+    };
     if !ok {
         return (None, from_env);
     }
     let settings = CorsSettings {
+        from_ackee,
         origins: OriginSet::new(entries.into_iter().map(|(_, e)| e)),
         allow_credentials,
         allowed_methods,
@@ -495,6 +523,97 @@ fn cors(r: &mut Reader<'_>, f: FileCors, env: Option<&str>) -> (Option<CorsSetti
         disallowed_origin,
     };
     (Some(settings), from_env)
+}
+
+/// `cors.origins_from_ackee`: the token file must be readable now (so `-t` proves it), the
+/// durations bounded, the schemes known.
+fn origins_from_ackee(
+    r: &mut Reader<'_>,
+    a: FileOriginsFromAckee,
+) -> Option<crate::ackee_origins::Settings> {
+    use crate::ackee_origins::{DEFAULT_INTERVAL, DEFAULT_TIMEOUT, Settings, TitleRules};
+    use crate::origin::Scheme;
+    let mut ok = true;
+    let token_file = match a.token_file {
+        None => {
+            r.error(
+                &format!("{}.token_file", a.key),
+                "missing; write the file that holds a permanent token from Ackee (Settings, Permanent tokens), such as \"/etc/ackee-gateway/ackee-token\"",
+            );
+            None
+        }
+        Some(t) => {
+            let path = std::path::PathBuf::from(t.value.trim());
+            match crate::ackee_origins::read_token(&path) {
+                Err(why) => {
+                    r.error(
+                        &t.key,
+                        format!(
+                            "\"{}\" {why}; write the file that holds a permanent token from Ackee (Settings, Permanent tokens), readable by the user the gateway runs as",
+                            t.value
+                        ),
+                    );
+                    None
+                }
+                Ok(_) => {
+                    use std::os::unix::fs::PermissionsExt;
+                    let mode = std::fs::metadata(&path).map(|m| m.permissions().mode());
+                    if mode.is_ok_and(|m| m & 0o004 != 0) {
+                        r.warning(
+                            &t.key,
+                            format!(
+                                "\"{}\" is readable by every user, and the token lets anyone read your Ackee statistics; chmod 640 it (group ackee-gateway) or 600",
+                                t.value
+                            ),
+                        );
+                    }
+                    Some(path)
+                }
+            }
+        }
+    };
+    let interval = seconds(r, a.interval_seconds, DEFAULT_INTERVAL, 24.0 * MAX_SECONDS);
+    let timeout = seconds(r, a.timeout_seconds, DEFAULT_TIMEOUT, 60.0);
+    let mut schemes: Vec<Scheme> = Vec::new();
+    match a.schemes {
+        None => schemes.push(Scheme::Https),
+        Some(list) => {
+            if list.value.is_empty() {
+                r.error(
+                    &list.key,
+                    "is empty, so no title would give an origin; write [https], or [https, http]",
+                );
+                ok = false;
+            }
+            for item in list.value {
+                let scheme = match item.value.trim().to_ascii_lowercase().as_str() {
+                    "https" => Scheme::Https,
+                    "http" => Scheme::Http,
+                    _ => {
+                        r.error(
+                            &item.key,
+                            format!("found \"{}\"; write https or http", item.value),
+                        );
+                        ok = false;
+                        continue;
+                    }
+                };
+                if !schemes.contains(&scheme) {
+                    schemes.push(scheme);
+                }
+            }
+        }
+    }
+    let www = a.www.is_some_and(|w| w.value);
+    if !ok {
+        return None;
+    }
+    Some(Settings {
+        token_file: token_file?,
+        interval: interval?,
+        timeout: timeout?,
+        rules: TitleRules { schemes, www },
+    })
 }
 
 /// RFC 9110 token characters.

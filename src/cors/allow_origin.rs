@@ -2,7 +2,9 @@
 
 use http::{HeaderMap, HeaderValue, header};
 
-use crate::origin::{OriginMatch, OriginSet};
+use std::sync::Arc;
+
+use crate::origin::{LiveOrigins, OriginMatch, OriginSet};
 
 /// The request's `Origin`, as far as CORS is concerned.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -38,10 +40,11 @@ pub enum OriginVerdict {
     Refused,
 }
 
-/// The allow list together with the precomputed `*` header value.
+/// The allow list in use, swappable (origins from Ackee), and whether it is `*`.
 #[derive(Clone, Debug)]
 pub struct AllowOrigin {
-    set: OriginSet,
+    live: LiveOrigins,
+    any: bool,
 }
 
 static ANY: HeaderValue = HeaderValue::from_static("*");
@@ -49,17 +52,26 @@ static ANY: HeaderValue = HeaderValue::from_static("*");
 impl AllowOrigin {
     /// Wraps a compiled allow list.
     pub fn new(set: OriginSet) -> Self {
-        AllowOrigin { set }
+        AllowOrigin {
+            any: set.allows_any(),
+            live: LiveOrigins::new(set),
+        }
     }
 
-    /// True in wildcard mode, where the answer is `*` and credentials are never sent.
+    /// True in wildcard mode, where the answer is `*` and credentials are never sent. Fixed at
+    /// start-up: a swapped-in list never adds or removes `*`.
     pub fn is_any(&self) -> bool {
-        self.set.allows_any()
+        self.any
     }
 
-    /// The compiled allow list.
-    pub fn set(&self) -> &OriginSet {
-        &self.set
+    /// The allow list in use now.
+    pub fn current(&self) -> Arc<OriginSet> {
+        self.live.load().clone()
+    }
+
+    /// The handle a refresh stores new lists through.
+    pub fn live(&self) -> &LiveOrigins {
+        &self.live
     }
 
     /// Decides on a request's origin. The returned value is a cheap clone of a value built at
@@ -73,7 +85,8 @@ impl AllowOrigin {
         let Ok(text) = value.to_str() else {
             return OriginVerdict::Refused;
         };
-        match self.set.find(text) {
+        let set = self.live.load();
+        match set.find(text) {
             None => OriginVerdict::Refused,
             Some(OriginMatch::Any) => OriginVerdict::Allowed(ANY.clone()),
             Some(OriginMatch::Listed(listed)) => OriginVerdict::Allowed(listed.clone()),

@@ -90,6 +90,8 @@ pub struct CorsSettings {
     pub max_age_seconds: Option<u32>,
     /// The fate of actual requests from origins that are not allowed.
     pub disallowed_origin: DisallowedOrigin,
+    /// `origins_from_ackee`: origins polled from Ackee's domain list, merged with `origins`.
+    pub from_ackee: Option<crate::ackee_origins::Settings>,
 }
 
 impl CorsSettings {
@@ -103,6 +105,7 @@ impl CorsSettings {
             allowed_headers: ACKEE_HEADERS.iter().map(|s| s.to_string()).collect(),
             max_age_seconds: Some(ACKEE_MAX_AGE_SECONDS),
             disallowed_origin: DisallowedOrigin::Forward,
+            from_ackee: None,
         }
     }
 }
@@ -258,9 +261,14 @@ impl CorsPolicy {
         self.disallowed
     }
 
-    /// The compiled allow list.
-    pub fn origins(&self) -> &OriginSet {
-        self.origin.set()
+    /// The allow list in use now.
+    pub fn origins(&self) -> std::sync::Arc<OriginSet> {
+        self.origin.current()
+    }
+
+    /// The handle through which a refresh (origins from Ackee) swaps in a new allow list.
+    pub fn live_origins(&self) -> &crate::origin::LiveOrigins {
+        self.origin.live()
     }
 }
 

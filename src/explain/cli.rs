@@ -9,6 +9,7 @@ use super::browser::{Answer, Ask};
 use super::offline::{ListSource, diagnose, simulate};
 use super::online::{exchange, parse_url, tls_config};
 use super::report::{Report, judge, render};
+use crate::ackee_origins;
 use crate::config::{self, ENV_ALLOW_ORIGIN, Severity};
 use crate::cors::CorsPolicy;
 use crate::origin::{Entry, parse_entry};
@@ -223,8 +224,66 @@ fn offline(args: &Args, ask: Ask) -> Result<Report, (u8, String)> {
         eprintln!("{w}");
     }
     let cfg = loaded.config;
-    let entries = cfg.cors.origins.entries();
+    let mut entries = cfg.cors.origins.entries();
     let policy = CorsPolicy::new(cfg.cors.clone()).map_err(|e| (2, e))?;
+    // With origins_from_ackee, ask Ackee for its domains as the gateway does at start-up.
+    let mut from_ackee_lines: Vec<String> = Vec::new();
+    let mut ackee_offers = false;
+    if let Some(a) = &cfg.cors.from_ackee {
+        let targets: Vec<ackee_origins::Target> = cfg
+            .upstream
+            .replicas
+            .iter()
+            .map(|r| ackee_origins::Target {
+                name: r.name.clone(),
+                address: r.address,
+                host: r.written.clone(),
+            })
+            .collect();
+        match ackee_origins::poll(a, &targets) {
+            Ok(domains) => {
+                let titles = || domains.iter().map(|d| d.title.as_str());
+                let derived = ackee_origins::titles::derive(titles(), &a.rules);
+                let set = ackee_origins::refresh::merge(&entries, &derived.origins);
+                entries = set.entries();
+                policy.live_origins().store(set);
+                ackee_offers = a.rules.schemes.iter().any(|s| {
+                    ask.origin.starts_with(s.as_str())
+                        && ask.origin[s.as_str().len()..].starts_with("://")
+                });
+                from_ackee_lines.push(format!(
+                    "Origins from Ackee: {} domain(s) give {} origin(s)",
+                    domains.len(),
+                    derived.origins.len()
+                ));
+                let statically = cfg.cors.origins.find(&ask.origin).is_some();
+                if let Some(title) =
+                    ackee_origins::titles::title_giving(titles(), &a.rules, &ask.origin)
+                {
+                    from_ackee_lines.push(format!(
+                        "\"{}\" comes from Ackee: the domain titled \"{title}\"{}",
+                        ask.origin,
+                        if statically {
+                            " (it is in the static list too)"
+                        } else {
+                            ""
+                        }
+                    ));
+                }
+            }
+            Err(f) => {
+                eprintln!(
+                    "ackee-gateway explain: cannot read Ackee's domain list ({}: {}); explaining with the static list alone",
+                    f.reason.as_str(),
+                    f.detail
+                );
+                from_ackee_lines.push(
+                    "Origins from Ackee: none, Ackee's domain list could not be read (see above)"
+                        .to_owned(),
+                );
+            }
+        }
+    }
     let source = if cfg.origins_from_env {
         ListSource::Env
     } else {
@@ -238,14 +297,28 @@ fn offline(args: &Args, ask: Ask) -> Result<Report, (u8, String)> {
     } else {
         &without_credentials
     };
-    let diagnosis = diagnose(&sim, &ask, &entries, &source, deciding, args.credentials);
+    let mut diagnosis = diagnose(&sim, &ask, &entries, &source, deciding, args.credentials);
+    if let Some(d) = diagnosis.as_mut().filter(|_| ackee_offers) {
+        if sim.refusal == Some(crate::cors::Refusal::Origin) {
+            let host = ask.origin.split("://").nth(1).unwrap_or("");
+            d.fix = format!(
+                "add a domain titled \"{host}\" in Ackee (Settings, Domains; allowed within cors.origins_from_ackee.interval_seconds), or {}",
+                d.fix
+            );
+        }
+    }
     let from = if cfg.origins_from_env {
         format!(" (allowed origins from {ENV_ALLOW_ORIGIN})")
     } else {
         String::new()
     };
+    let mut subject = format!("ackee-gateway with {}{from}, offline", args.conf);
+    for line in from_ackee_lines {
+        subject.push('\n');
+        subject.push_str(&line);
+    }
     Ok(Report {
-        subject: format!("ackee-gateway with {}{from}, offline", args.conf),
+        subject,
         ask,
         preflight: sim.preflight,
         actual: sim.actual,

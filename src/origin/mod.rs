@@ -9,11 +9,14 @@
 //! - [`set`] compiles the entries into an [`OriginSet`]: one hash set of exact origins and one
 //!   hash map of subdomain patterns keyed by their parent domain, so that a lookup costs the
 //!   same with 1 or 10,000 entries.
+//! - [`live`] holds the set in use, swapped atomically when origins from Ackee change.
 
 pub mod entry;
+pub mod live;
 pub mod set;
 
 pub use entry::{Entry, EntryError, Pattern, parse_entry};
+pub use live::LiveOrigins;
 pub use set::{OriginMatch, OriginSet};
 
 /// The two schemes an allow-list entry may use.

@@ -3,7 +3,7 @@
 //
 //   node drive.mjs CONFIG.json
 //
-// CONFIG: { chromium, userDataDir, result, timeoutMs, visits: [{ name, url }] }
+// CONFIG: { chromium, args (more Chromium flags), userDataDir, result, timeoutMs, visits: [{ name, url }] }
 // Writes to `result` a JSON object { visits: [...] } (or { error }) and exits 0; any other exit
 // means the driver itself broke, and its stderr says why.
 
@@ -121,7 +121,7 @@ async function main() {
     context = await chromium.launchPersistentContext(config.userDataDir, {
       executablePath: config.chromium,
       headless: true,
-      args: ARGS,
+      args: [...ARGS, ...(config.args ?? [])],
       timeout: left(),
       handleSIGINT: true,
       handleSIGTERM: true,

@@ -133,6 +133,12 @@ fn serve_file(stream: TcpStream, page: &[u8], tracker: &[u8]) {
         }
     }
     let target = line.split(' ').nth(1).unwrap_or("/");
+    // As Chromium's proxy (`--proxy-server`), the site gets absolute-form targets
+    // (`http://blog.test/?...`): serve the same page whatever the host.
+    let target = match target.strip_prefix("http://") {
+        Some(rest) => rest.find('/').map_or("/", |i| &rest[i..]),
+        None => target,
+    };
     let path = target.split('?').next().unwrap_or("/");
     let (status, content_type, body): (&str, &str, &[u8]) = match path {
         "/" => ("200 OK", "text/html; charset=utf-8", page),
@@ -451,6 +457,16 @@ pub fn run_browser(
     prepare_home: Option<&dyn Fn(&Path)>,
     visits: &[VisitPlan],
 ) -> Vec<Visit> {
+    run_browser_with(step, prepare_home, visits, &[])
+}
+
+/// [`run_browser`] with more Chromium flags, such as `--proxy-server`.
+pub fn run_browser_with(
+    step: &str,
+    prepare_home: Option<&dyn Fn(&Path)>,
+    visits: &[VisitPlan],
+    chromium_args: &[&str],
+) -> Vec<Visit> {
     let work = tempfile::Builder::new()
         .prefix("ackee-gateway-browser-")
         .tempdir()
@@ -478,8 +494,13 @@ pub fn run_browser(
     fs::write(
         &config,
         format!(
-            "{{\"chromium\":{},\"userDataDir\":{},\"result\":{},\"timeoutMs\":{},\"visits\":[{}]}}",
+            "{{\"chromium\":{},\"args\":[{}],\"userDataDir\":{},\"result\":{},\"timeoutMs\":{},\"visits\":[{}]}}",
             json_string(CHROMIUM),
+            chromium_args
+                .iter()
+                .map(|a| json_string(a))
+                .collect::<Vec<_>>()
+                .join(","),
             json_string(&profile.to_string_lossy()),
             json_string(&result.to_string_lossy()),
             timeout.as_millis(),

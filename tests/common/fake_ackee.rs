@@ -69,6 +69,11 @@ pub struct Behaviour {
     /// Close the connection without answering on every Nth request (health checks not
     /// counted), as Node does when its keep-alive timeout fires just as a request arrives.
     pub close_every: Option<u64>,
+    /// The titles of the domains in Ackee's dashboard, answered to `{ domains { id title } }`.
+    pub domains: Vec<String>,
+    /// The permanent token the `domains` query needs (`Authorization: Bearer TOKEN`). Any
+    /// other token, or none, gets Ackee's `Token invalid` GraphQL error with status 200.
+    pub token: Option<String>,
 }
 
 struct State {
@@ -364,7 +369,9 @@ fn answer(req: &Request, b: &Behaviour, state: &State) -> (u16, &'static str, Ve
             let body = String::from_utf8_lossy(&req.body);
             let id = state.ids.fetch_add(1, Ordering::SeqCst) + 1;
             let id = format!("00000000-0000-4000-8000-{id:012}");
-            let data = if body.contains("createRecord") {
+            let data = if body.contains("domains") && !body.contains("mutation") {
+                domains_answer(req, b)
+            } else if body.contains("createRecord") {
                 format!(r#"{{"data":{{"createRecord":{{"payload":{{"id":"{id}"}}}}}}}}"#)
             } else if body.contains("updateRecord") {
                 r#"{"data":{"updateRecord":{"success":true}}}"#.to_owned()
@@ -379,6 +386,42 @@ fn answer(req: &Request, b: &Behaviour, state: &State) -> (u16, &'static str, Ve
         }
         _ => (404, "text/plain", b"Not Found\n".to_vec()),
     }
+}
+
+/// Ackee 3.4.2's answer to `{ domains { id title } }`: the list with a valid permanent token,
+/// its GraphQL error (with status 200) without one.
+fn domains_answer(req: &Request, b: &Behaviour) -> String {
+    let auth = req
+        .headers
+        .iter()
+        .find(|(k, _)| k == "authorization")
+        .map(|(_, v)| v.as_str());
+    let valid = b
+        .token
+        .as_ref()
+        .is_some_and(|t| auth == Some(format!("Bearer {t}").as_str()));
+    if !valid {
+        let message = if auth.is_some() {
+            "Token invalid"
+        } else {
+            "Token missing"
+        };
+        return format!(
+            r#"{{"errors":[{{"message":"{message}","locations":[{{"line":1,"column":3}}],"path":["domains"],"extensions":{{"code":"INTERNAL_SERVER_ERROR"}}}}],"data":null}}"#
+        );
+    }
+    let items: Vec<String> = b
+        .domains
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            format!(
+                r#"{{"id":"d0000000-0000-4000-9000-{i:012}","title":"{}"}}"#,
+                t.replace('\\', "\\\\").replace('"', "\\\"")
+            )
+        })
+        .collect();
+    format!(r#"{{"data":{{"domains":[{}]}}}}"#, items.join(","))
 }
 
 /// Builds the JSON body the tracker sends for a mutation.

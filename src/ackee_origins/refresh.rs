@@ -1,0 +1,426 @@
+//! The refresh state machine: what each poll's result does to the allowed origins, the log
+//! and the counts.
+//!
+//! - A good answer derives the origins from the titles. If they differ from the list in use,
+//!   the static list and the new origins are compiled into a new [`OriginSet`] to swap in.
+//! - A failed poll keeps the last good list (or, before the first success, the static list
+//!   alone) and is counted by reason.
+//! - The log gets one line per state change (working, failing for a reason, working again),
+//!   plus one line when the origins from Ackee or the skipped titles change; a poll that
+//!   changes nothing logs nothing, however often it runs.
+
+use log::Level;
+
+use super::answer::{Domain, Failed, Failure};
+use super::titles::{Derived, TitleRules, derive};
+use crate::origin::{Entry, OriginSet};
+
+/// Where the refresh stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum State {
+    /// No poll has finished yet.
+    Starting,
+    /// The last poll succeeded.
+    Working,
+    /// The last poll failed for this reason.
+    Failing(Failure),
+}
+
+/// What one poll's result calls for.
+#[derive(Debug, Default)]
+pub struct Step {
+    /// The new compiled allow list to swap in, when it changed.
+    pub set: Option<OriginSet>,
+    /// Log lines, with their level.
+    pub log: Vec<(Level, String)>,
+    /// The failure to count, if the poll failed.
+    pub failure: Option<Failure>,
+    /// Whether the poll succeeded (the time of the last success moves).
+    pub success: bool,
+}
+
+/// The refresh's memory: the static entries, the rules, the last good list.
+#[derive(Debug)]
+pub struct Refresh {
+    static_entries: Vec<Entry>,
+    rules: TitleRules,
+    last_good: Option<Derived>,
+    state: State,
+}
+
+/// Compiles the static entries together with the origins from Ackee.
+pub fn merge(static_entries: &[Entry], from_ackee: &[String]) -> OriginSet {
+    OriginSet::new(
+        static_entries
+            .iter()
+            .cloned()
+            .chain(from_ackee.iter().map(|o| Entry::Exact(o.clone()))),
+    )
+}
+
+fn quoted(list: &[String]) -> String {
+    const SHOWN: usize = 10;
+    let mut s: Vec<String> = list
+        .iter()
+        .take(SHOWN)
+        .map(|t| format!("\"{t}\""))
+        .collect();
+    if list.len() > SHOWN {
+        s.push(format!("and {} more", list.len() - SHOWN));
+    }
+    s.join(", ")
+}
+
+impl Refresh {
+    /// A refresh that starts from the static entries alone.
+    pub fn new(static_entries: Vec<Entry>, rules: TitleRules) -> Refresh {
+        Refresh {
+            static_entries,
+            rules,
+            last_good: None,
+            state: State::Starting,
+        }
+    }
+
+    /// Where the refresh stands.
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    /// The origins from Ackee in use (empty before the first success).
+    pub fn origins(&self) -> &[String] {
+        self.last_good.as_ref().map_or(&[], |d| &d.origins)
+    }
+
+    /// The titles of the last good list that are not host names.
+    pub fn skipped(&self) -> &[String] {
+        self.last_good.as_ref().map_or(&[], |d| &d.skipped)
+    }
+
+    /// Takes one poll's result.
+    pub fn on_result(&mut self, result: Result<Vec<Domain>, Failed>) -> Step {
+        let mut step = Step::default();
+        match result {
+            Ok(domains) => {
+                step.success = true;
+                let derived = derive(domains.iter().map(|d| d.title.as_str()), &self.rules);
+                let previous = self.last_good.take();
+                let old_origins = previous.as_ref().map(|d| d.origins.as_slice());
+                let old_skipped = previous.as_ref().map_or(&[][..], |d| d.skipped.as_slice());
+                if old_origins != Some(derived.origins.as_slice()) {
+                    step.set = Some(merge(&self.static_entries, &derived.origins));
+                }
+                match self.state {
+                    State::Working => {}
+                    State::Starting => step.log.push((
+                        Level::Info,
+                        format!(
+                            "origins from Ackee: {} domain(s) give {} origin(s)",
+                            domains.len(),
+                            derived.origins.len()
+                        ),
+                    )),
+                    State::Failing(_) => step.log.push((
+                        Level::Info,
+                        format!(
+                            "origins from Ackee: the domain list can be read again; {} domain(s) give {} origin(s)",
+                            domains.len(),
+                            derived.origins.len()
+                        ),
+                    )),
+                }
+                if let Some(old) = old_origins {
+                    let added: Vec<String> = derived
+                        .origins
+                        .iter()
+                        .filter(|o| old.binary_search(o).is_err())
+                        .cloned()
+                        .collect();
+                    let removed: Vec<String> = old
+                        .iter()
+                        .filter(|o| derived.origins.binary_search(o).is_err())
+                        .cloned()
+                        .collect();
+                    if !added.is_empty() {
+                        step.log.push((
+                            Level::Info,
+                            format!("origins from Ackee: now allowed: {}", quoted(&added)),
+                        ));
+                    }
+                    if !removed.is_empty() {
+                        step.log.push((
+                            Level::Info,
+                            format!(
+                                "origins from Ackee: no longer allowed: {}",
+                                quoted(&removed)
+                            ),
+                        ));
+                    }
+                }
+                if derived.skipped != old_skipped && !derived.skipped.is_empty() {
+                    step.log.push((
+                        Level::Info,
+                        format!(
+                            "origins from Ackee: {} title(s) are not host names and give no origin: {}",
+                            derived.skipped.len(),
+                            quoted(&derived.skipped)
+                        ),
+                    ));
+                }
+                self.last_good = Some(derived);
+                self.state = State::Working;
+            }
+            Err(failed) => {
+                step.failure = Some(failed.reason);
+                if self.state != State::Failing(failed.reason) {
+                    let kept = match &self.last_good {
+                        Some(d) => format!(
+                            "keeping the last good list of {} origin(s) from Ackee",
+                            d.origins.len()
+                        ),
+                        None => "until a refresh succeeds only the static list applies".to_owned(),
+                    };
+                    step.log.push((
+                        Level::Warn,
+                        format!(
+                            "origins from Ackee: cannot refresh ({}): {}; {kept}; logged again only when this changes",
+                            failed.reason.as_str().replace('_', " "),
+                            failed.detail
+                        ),
+                    ));
+                }
+                self.state = State::Failing(failed.reason);
+            }
+        }
+        step
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::origin::parse_entry;
+
+    fn domains(titles: &[&str]) -> Result<Vec<Domain>, Failed> {
+        Ok(titles
+            .iter()
+            .enumerate()
+            .map(|(i, t)| Domain {
+                id: format!("id{i}"),
+                title: t.to_string(),
+            })
+            .collect())
+    }
+
+    fn failed(reason: Failure) -> Result<Vec<Domain>, Failed> {
+        Err(Failed::new(reason, "detail"))
+    }
+
+    /// What a step shows, in short: swapped-in origins (sorted entries), log levels, failure.
+    fn summary(step: &Step) -> (Option<Vec<String>>, Vec<Level>, Option<Failure>, bool) {
+        (
+            step.set
+                .as_ref()
+                .map(|s| s.entries().iter().map(|e| e.to_string()).collect()),
+            step.log.iter().map(|(l, _)| *l).collect(),
+            step.failure,
+            step.success,
+        )
+    }
+
+    #[test]
+    fn each_poll_swaps_only_on_change_and_logs_only_state_changes() {
+        use Failure::*;
+        use Level::*;
+        let statics = vec![parse_entry("https://static.example").unwrap()];
+        let mut r = Refresh::new(statics, TitleRules::default());
+        type Want = (
+            Option<&'static [&'static str]>,
+            &'static [Level],
+            Option<Failure>,
+            bool,
+            State,
+        );
+        let steps: Vec<(Result<Vec<Domain>, Failed>, Want)> = vec![
+            // Ackee down at start: the static list stays, one warning.
+            (
+                failed(Unreachable),
+                (
+                    None,
+                    &[Warn],
+                    Some(Unreachable),
+                    false,
+                    State::Failing(Unreachable),
+                ),
+            ),
+            // Still down: counted, not logged.
+            (
+                failed(Unreachable),
+                (
+                    None,
+                    &[],
+                    Some(Unreachable),
+                    false,
+                    State::Failing(Unreachable),
+                ),
+            ),
+            // Up: the first list, merged with the static one; the skipped title is logged.
+            (
+                domains(&["a.example", "My blog"]),
+                (
+                    Some(&["https://a.example", "https://static.example"]),
+                    &[Info, Info],
+                    None,
+                    true,
+                    State::Working,
+                ),
+            ),
+            // The same list: nothing to swap, nothing to log.
+            (
+                domains(&["a.example", "My blog"]),
+                (None, &[], None, true, State::Working),
+            ),
+            // A domain added: swapped, the addition logged.
+            (
+                domains(&["a.example", "b.example", "My blog"]),
+                (
+                    Some(&[
+                        "https://a.example",
+                        "https://b.example",
+                        "https://static.example",
+                    ]),
+                    &[Info],
+                    None,
+                    true,
+                    State::Working,
+                ),
+            ),
+            // The token is refused: the last good list stays, one warning.
+            (
+                failed(TokenRefused),
+                (
+                    None,
+                    &[Warn],
+                    Some(TokenRefused),
+                    false,
+                    State::Failing(TokenRefused),
+                ),
+            ),
+            (
+                failed(TokenRefused),
+                (
+                    None,
+                    &[],
+                    Some(TokenRefused),
+                    false,
+                    State::Failing(TokenRefused),
+                ),
+            ),
+            // Another reason is another state: logged once more.
+            (
+                failed(Unreachable),
+                (
+                    None,
+                    &[Warn],
+                    Some(Unreachable),
+                    false,
+                    State::Failing(Unreachable),
+                ),
+            ),
+            // Back, with a domain removed: working again, and the removal logged.
+            (
+                domains(&["b.example", "My blog"]),
+                (
+                    Some(&["https://b.example", "https://static.example"]),
+                    &[Info, Info],
+                    None,
+                    true,
+                    State::Working,
+                ),
+            ),
+            // Back again with the same list after a failure: nothing to swap.
+            (
+                failed(BadAnswer),
+                (
+                    None,
+                    &[Warn],
+                    Some(BadAnswer),
+                    false,
+                    State::Failing(BadAnswer),
+                ),
+            ),
+            (
+                domains(&["b.example", "My blog"]),
+                (None, &[Info], None, true, State::Working),
+            ),
+            // Every domain deleted in Ackee: only the static list is left.
+            (
+                domains(&[]),
+                (
+                    Some(&["https://static.example"]),
+                    &[Info],
+                    None,
+                    true,
+                    State::Working,
+                ),
+            ),
+        ];
+        for (i, (result, want)) in steps.into_iter().enumerate() {
+            let step = r.on_result(result);
+            let want_set = want.0.map(|s| s.iter().map(|o| o.to_string()).collect());
+            assert_eq!(
+                summary(&step),
+                (want_set, want.1.to_vec(), want.2, want.3),
+                "step {i}: {:?}",
+                step.log
+            );
+            assert_eq!(r.state(), want.4, "step {i}");
+        }
+    }
+
+    #[test]
+    fn the_log_lines_say_what_changed_and_what_is_kept() {
+        let mut r = Refresh::new(Vec::new(), TitleRules::default());
+        let first = r.on_result(failed(Failure::Unreachable));
+        assert_eq!(
+            first.log[0].1,
+            "origins from Ackee: cannot refresh (unreachable): detail; until a refresh succeeds only the static list applies; logged again only when this changes"
+        );
+        r.on_result(domains(&["a.example"]));
+        let added = r.on_result(domains(&["a.example", "b.example"]));
+        assert_eq!(
+            added.log[0].1,
+            "origins from Ackee: now allowed: \"https://b.example\""
+        );
+        let refused = r.on_result(failed(Failure::TokenRefused));
+        assert_eq!(
+            refused.log[0].1,
+            "origins from Ackee: cannot refresh (token refused): detail; keeping the last good list of 2 origin(s) from Ackee; logged again only when this changes"
+        );
+        assert_eq!(r.origins(), ["https://a.example", "https://b.example"]);
+    }
+
+    #[test]
+    fn merging_keeps_static_entries_and_collapses_duplicates() {
+        let statics = vec![
+            parse_entry("https://a.example").unwrap(),
+            parse_entry("https://*.a.example").unwrap(),
+        ];
+        let set = merge(
+            &statics,
+            &[
+                "https://a.example".to_owned(),
+                "https://b.example".to_owned(),
+            ],
+        );
+        let entries: Vec<String> = set.entries().iter().map(|e| e.to_string()).collect();
+        assert_eq!(
+            entries,
+            [
+                "https://a.example",
+                "https://b.example",
+                "https://*.a.example"
+            ]
+        );
+    }
+}
