@@ -275,7 +275,8 @@ mod tests {
         });
         let api = Some(Write::Api);
         let legacy = Some(Write::Legacy);
-        let cases: &[(&RateLimiter, Option<Write>, u32, Option<(Rule, u32)>)] = &[
+        type Case<'a> = (&'a RateLimiter, Option<Write>, u32, Option<(Rule, u32)>);
+        let cases: &[Case<'_>] = &[
             (&both, api, 0, Some((Rule::Tracker, 1))),
             (&both, api, 1, Some((Rule::Login, 1))),
             (&both, api, 3, Some((Rule::Login, 3))),
