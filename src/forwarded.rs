@@ -205,6 +205,36 @@ pub fn client_ip(peer: IpAddr, trusted: bool, headers: &http::HeaderMap) -> IpAd
     canonical(peer)
 }
 
+/// The client a rate limit counts: the peer, or, from a trusted proxy, the rightmost
+/// `X-Forwarded-For` entry that is not itself a trusted proxy (nginx's `real_ip_recursive`).
+///
+/// Not the leftmost entry, nor `X-Real-IP`, as [`client_ip`] reads them: a proxy appends the
+/// address it saw to whatever the client sent, so the left end is the client's to choose, and
+/// a client that could choose its address would get a fresh limit with every request. When every
+/// entry is a trusted proxy, the leftmost is the client; an entry that is not an address stops
+/// the walk at the last trusted hop. Nothing is allocated.
+pub fn limit_client(peer: IpAddr, trusted: &TrustedProxies, headers: &http::HeaderMap) -> IpAddr {
+    let mut client = canonical(peer);
+    if !trusted.trusts(client) {
+        return client;
+    }
+    for value in headers.get_all(&X_FORWARDED_FOR).iter().rev() {
+        let Ok(text) = value.to_str() else {
+            return client;
+        };
+        for entry in text.rsplit(',').map(str::trim).filter(|e| !e.is_empty()) {
+            let Ok(ip) = entry.parse::<IpAddr>() else {
+                return client;
+            };
+            client = canonical(ip);
+            if !trusted.trusts(client) {
+                return client;
+            }
+        }
+    }
+    client
+}
+
 /// The bytes of an address, for hashing, without allocating.
 pub fn ip_bytes(ip: IpAddr) -> ([u8; 16], usize) {
     let mut out = [0u8; 16];
@@ -320,6 +350,48 @@ mod tests {
         );
         let (b, n) = ip_bytes("192.0.2.1".parse().unwrap());
         assert_eq!(&b[..n], &[192, 0, 2, 1]);
+    }
+
+    #[test]
+    fn the_limited_client_is_the_rightmost_untrusted_hop() {
+        let t = TrustedProxies::new(vec![
+            Cidr::parse("10.0.0.0/8").unwrap(),
+            Cidr::parse("2001:db8::/32").unwrap(),
+        ]);
+        // (peer, X-Forwarded-For lines, client)
+        let cases: &[(&str, &[&str], &str)] = &[
+            ("192.0.2.1", &["203.0.113.9"], "192.0.2.1"),
+            ("10.0.0.2", &["203.0.113.9"], "203.0.113.9"),
+            ("10.0.0.2", &["6.6.6.6, 203.0.113.9"], "203.0.113.9"),
+            (
+                "10.0.0.2",
+                &["6.6.6.6, 203.0.113.9, 10.0.0.1"],
+                "203.0.113.9",
+            ),
+            (
+                "10.0.0.2",
+                &["6.6.6.6", "203.0.113.9, 10.0.0.1"],
+                "203.0.113.9",
+            ),
+            ("10.0.0.2", &["10.0.0.7, 10.0.0.1"], "10.0.0.7"),
+            ("10.0.0.2", &["6.6.6.6, garbage, 10.0.0.1"], "10.0.0.1"),
+            ("10.0.0.2", &[], "10.0.0.2"),
+            ("10.0.0.2", &[" , "], "10.0.0.2"),
+            ("::ffff:10.0.0.2", &["::ffff:203.0.113.9"], "203.0.113.9"),
+            ("2001:db8::5", &["2001:db9::1"], "2001:db9::1"),
+        ];
+        for (peer, lines, want) in cases {
+            let mut h = http::HeaderMap::new();
+            for l in *lines {
+                h.append("x-forwarded-for", HeaderValue::from_str(l).unwrap());
+            }
+            h.insert("x-real-ip", HeaderValue::from_static("198.51.100.77"));
+            assert_eq!(
+                limit_client(peer.parse().unwrap(), &t, &h),
+                want.parse::<IpAddr>().unwrap(),
+                "{peer} {lines:?}"
+            );
+        }
     }
 
     #[test]

@@ -15,6 +15,7 @@
 //! | [`health`] | each replica's health from active checks: thresholds, first-pass rule |
 //! | [`framing`] | request framing checks (`Host`, ambiguous lengths), hop-by-hop response headers |
 //! | [`limits`] | request head and body size checks |
+//! | [`ratelimit`] | per-client rate limits: which rule a request falls under, `createToken` in a body, the decision, `Retry-After` (its counters are pingora-limits, a standalone crate) |
 //! | [`retry`] | whether a failed attempt at Ackee is tried again, and where |
 //! | [`redirect`] | the plain-HTTP to HTTPS redirect |
 //! | [`acme`] | serving certbot's HTTP-01 challenge files from a webroot, safely |
@@ -58,6 +59,7 @@ pub mod origin;
 pub mod outage;
 pub mod procnet;
 pub mod proxy;
+pub mod ratelimit;
 pub mod redirect;
 pub mod retry;
 pub mod server;

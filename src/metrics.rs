@@ -1,7 +1,7 @@
 //! Every Prometheus metric the gateway exports, registered once at start-up.
 //!
 //! Label values come only from fixed sets ([`Refusal`], [`RequestKind`], [`method_label`],
-//! status classes, [`UpstreamErrorKind`]) or from the config (replica names). Children of each
+//! status classes, [`UpstreamErrorKind`], [`Rule`]) or from the config (replica names). Children of each
 //! metric family are resolved at start-up, so counting on the request path is an atomic add.
 //! The `prometheus` crate is the version pingora-prometheus re-exports.
 
@@ -12,6 +12,7 @@ use prometheus::{
 
 use crate::cors::Refusal;
 use crate::limits::Exceeded;
+use crate::ratelimit::Rule;
 
 /// Whether a CORS refusal was of a preflight or of an actual request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -160,6 +161,7 @@ pub struct Metrics {
     access_log_dropped: IntCounter,
     /// Origins from Ackee's domain list (`cors.origins_from_ackee`).
     pub ackee_origins: AckeeOriginMetrics,
+    rate_limited: [IntCounter; Rule::ALL.len()],
     /// Kept so the family is registered.
     _build_info: IntGaugeVec,
 }
@@ -320,6 +322,12 @@ impl Metrics {
             "Requests refused with 400 for their framing, by reason.",
             &["reason"],
         );
+        let rate_limited = counter_vec(
+            &registry,
+            "ackee_gateway_rate_limit_rejections_total",
+            "Requests refused with 429 for their client's rate limit, by rule: tracker or login.",
+            &["rule"],
+        );
         let access_log_dropped = IntCounter::with_opts(Opts::new(
             "ackee_gateway_access_log_dropped_total",
             "Access-log lines dropped because the writer fell behind.",
@@ -371,6 +379,7 @@ impl Metrics {
                 .map(|m| malformed.with_label_values(&[m.as_str()]))
                 .collect(),
             access_log_dropped,
+            rate_limited: Rule::ALL.map(|r| rate_limited.with_label_values(&[r.as_str()])),
             acme: [
                 acme.with_label_values(&["served"]),
                 acme.with_label_values(&["not_found"]),
@@ -402,6 +411,13 @@ impl Metrics {
     pub fn limit(&self, which: Exceeded) {
         if let Some(i) = Exceeded::ALL.iter().position(|e| *e == which) {
             self.limits[i].inc();
+        }
+    }
+
+    /// Counts a request refused for its client's rate limit.
+    pub fn rate_limited(&self, rule: Rule) {
+        if let Some(i) = Rule::ALL.iter().position(|r| *r == rule) {
+            self.rate_limited[i].inc();
         }
     }
 
@@ -590,6 +606,7 @@ mod tests {
         m.tls_reload("stats", false);
         m.tls_expiry("stats", 1_800_000_000);
         m.acme_challenge(false);
+        m.rate_limited(Rule::Login);
         let text = String::from_utf8(m.render()).unwrap();
         for line in [
             &format!(
@@ -612,6 +629,8 @@ mod tests {
             "ackee_gateway_tls_certificate_reloads_total{certificate=\"stats\",result=\"ok\"} 0",
             "ackee_gateway_tls_certificate_expiry_timestamp_seconds{certificate=\"stats\"} 1800000000",
             "ackee_gateway_acme_challenges_total{result=\"not_found\"} 1",
+            "ackee_gateway_rate_limit_rejections_total{rule=\"login\"} 1",
+            "ackee_gateway_rate_limit_rejections_total{rule=\"tracker\"} 0",
         ] {
             assert!(
                 text.lines().any(|l| l == line),

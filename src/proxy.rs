@@ -5,6 +5,7 @@
 //! |---|---|
 //! | `request_filter` | framing (`Host`, ambiguous lengths); size limits; ACME challenges and the HTTPS redirect; preflights answered at the edge; the origin decision |
 //! | `request_filter` (body) | the whole body read before a replica is chosen: 413, 408 |
+//! | `request_filter` (rate) | the client's rate limit, decided by [`crate::ratelimit`]: 429 |
 //! | `request_body_filter` | nothing for buffered bodies (counted as they were read) |
 //! | `upstream_peer` | picks a replica not yet tried for this request |
 //! | `upstream_request_filter` | client-IP headers, `X-Forwarded-*` |
@@ -40,6 +41,7 @@ use crate::framing;
 use crate::limits::Exceeded;
 use crate::metrics::{Metrics, Outcome, RequestKind, UpstreamErrorKind};
 use crate::outage::OutageTally;
+use crate::ratelimit::{self, LoginScan, RateLimiter, Write};
 use crate::redirect;
 use crate::retry;
 use crate::upstream::{MAX_REPLICAS, Upstream};
@@ -52,6 +54,8 @@ pub struct Shared {
     pub limits: Limits,
     /// Peers whose client-IP headers are believed.
     pub trusted: TrustedProxies,
+    /// Per-client rate limits.
+    pub rate: RateLimiter,
     /// The Ackee replicas.
     pub upstream: Upstream,
     /// `Retry-After` on a 503 when no replica is up.
@@ -139,6 +143,10 @@ pub struct Ctx {
     pub decision: CorsDecision,
     /// When the request started, if the access log needs it.
     pub started: Option<Instant>,
+    /// The kind of tracker write, for the rate limits.
+    pub write: Option<Write>,
+    /// The `createToken` calls seen in the body so far.
+    pub logins: LoginScan,
 }
 
 const TEXT_PLAIN: HeaderValue = HeaderValue::from_static("text/plain; charset=utf-8");
@@ -285,6 +293,32 @@ impl Gateway {
         Ok(true)
     }
 
+    /// Answers 429 with `Retry-After` for a request over its client's rate limit. The body was
+    /// read whole, so the connection stays open.
+    async fn refuse_rate(
+        &self,
+        session: &mut Session,
+        cors: &CorsState,
+        refused: ratelimit::Refused<'_>,
+    ) -> Result<bool> {
+        self.shared.metrics.rate_limited(refused.rule);
+        let headers = [
+            ("Content-Type", TEXT_PLAIN),
+            ("Retry-After", refused.retry_after.clone()),
+        ];
+        let body = Bytes::from_static(refused.rule.body());
+        self.respond(session, cors, 429, &headers, body, true)
+            .await?;
+        Ok(true)
+    }
+
+    /// The client a rate limit counts, through `trusted_proxies`.
+    fn limit_client(&self, session: &Session) -> Option<std::net::IpAddr> {
+        let peer = Self::peer_ip(session)?;
+        let headers = &session.req_header().headers;
+        Some(forwarded::limit_client(peer, &self.shared.trusted, headers))
+    }
+
     /// Reads the whole request body before a replica is chosen, so that a client that trickles
     /// its body never holds an Ackee connection. Pingora keeps what was read in its retry buffer
     /// and sends it right after the request head. Returns the limit the body broke, if any.
@@ -301,6 +335,7 @@ impl Gateway {
         }
         downstream.enable_retry_buffering();
         ctx.body_buffered = true;
+        let scan = self.shared.rate.scans_body(ctx.write);
         loop {
             let read = downstream.read_request_body();
             match tokio::time::timeout(limits.body_timeout, read).await {
@@ -309,6 +344,9 @@ impl Gateway {
                 Ok(Ok(None)) => return Ok(None),
                 Ok(Ok(Some(chunk))) => {
                     ctx.body_bytes += chunk.len() as u64;
+                    if scan {
+                        ctx.logins.feed(&chunk);
+                    }
                     if let Err(exceeded) = limits.check_body_so_far(ctx.body_bytes) {
                         return Ok(Some(exceeded));
                     }
@@ -527,12 +565,19 @@ impl ProxyHttp for Gateway {
             }
         };
 
+        ctx.write = ratelimit::write_kind(&req.method, req.uri.path());
         if let Err(exceeded) = s.limits.check_declared_body(&req.headers) {
             return self.refuse_size(session, &ctx.cors, exceeded).await;
         }
         if !session.as_mut().is_body_empty() {
             if let Some(exceeded) = self.buffer_body(session, ctx).await? {
                 return self.refuse_size(session, &ctx.cors, exceeded).await;
+            }
+        }
+        if let Some((rule, cost)) = s.rate.rule(ctx.write, ctx.logins.count()) {
+            let client = self.limit_client(session);
+            if let Some(Err(refused)) = client.map(|c| s.rate.check(rule, c, cost)) {
+                return self.refuse_rate(session, &ctx.cors, refused).await;
             }
         }
         Ok(false)

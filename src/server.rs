@@ -32,6 +32,7 @@ use crate::metrics::Metrics;
 use crate::outage::{OutageTally, SUMMARY_PERIOD};
 use crate::procnet;
 use crate::proxy::{Gateway, ListenerPolicy, Shared};
+use crate::ratelimit::RateLimiter;
 use crate::tls::Reloader;
 use crate::upstream::{HealthChecker, Upstream};
 
@@ -388,6 +389,7 @@ pub fn build(
         cors: CorsPolicy::new(config.cors.clone())?,
         limits: config.limits,
         trusted: config.trusted_proxies.clone(),
+        rate: RateLimiter::new(config.rate_limits),
         upstream,
         retry_after_seconds: config.upstream.retry_after_seconds,
         access_log: config.access_log.as_ref().map(|a| {

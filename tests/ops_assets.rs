@@ -759,6 +759,32 @@ tests:
           - exp_labels: {severity: info, job: ackee-gateway, instance: gw1, limit: body}
   - interval: 1m
     input_series:
+      # gw1: a password guesser, 20 logins refused a minute, and a replayer, 30 tracker writes
+      # refused a minute. gw2: a person who mistyped twice, once; a burst of refused tracker
+      # writes that stops after 10 minutes.
+      - series: 'ackee_gateway_rate_limit_rejections_total{job="ackee-gateway", instance="gw1", rule="login"}'
+        values: '0+20x40'
+      - series: 'ackee_gateway_rate_limit_rejections_total{job="ackee-gateway", instance="gw1", rule="tracker"}'
+        values: '0+30x40'
+      - series: 'ackee_gateway_rate_limit_rejections_total{job="ackee-gateway", instance="gw2", rule="login"}'
+        values: '0x10 2x30'
+      - series: 'ackee_gateway_rate_limit_rejections_total{job="ackee-gateway", instance="gw2", rule="tracker"}'
+        values: '0+120x10 1200x30'
+    alert_rule_test:
+      - eval_time: 3m
+        alertname: AckeeGatewayLoginRateLimited
+      - eval_time: 12m
+        alertname: AckeeGatewayLoginRateLimited
+        exp_alerts:
+          - exp_labels: {severity: warning, job: ackee-gateway, instance: gw1}
+      - eval_time: 12m
+        alertname: AckeeGatewayTrackerRateLimited
+      - eval_time: 30m
+        alertname: AckeeGatewayTrackerRateLimited
+        exp_alerts:
+          - exp_labels: {severity: info, job: ackee-gateway, instance: gw1}
+  - interval: 1m
+    input_series:
       # At time 0, "soon" expires in 1,000,000 s (11.6 days), "later" in 3.2 years.
       - series: 'ackee_gateway_tls_certificate_expiry_timestamp_seconds{job="ackee-gateway", instance="gw1", certificate="soon"}'
         values: '1000000x150'

@@ -57,6 +57,9 @@ fn requests() -> Vec<Step> {
     ]
 }
 
+/// The workers send thousands of POSTs from 127.0.0.1, more than any per-client limit allows.
+const UNLIMITED: &str = "rate_limits: {tracker: {requests_per_minute: off}}";
+
 /// Sends preflight + POST pairs over one keep-alive connection until told to stop.
 fn keepalive_worker(addr: std::net::SocketAddr, stop: Arc<AtomicBool>, tally: Arc<Tally>) {
     let mut conn: Option<Conn> = None;
@@ -132,7 +135,7 @@ fn fresh_worker(addr: std::net::SocketAddr, stop: Arc<AtomicBool>, tally: Arc<Ta
 #[test]
 fn a_graceful_upgrade_under_load_loses_no_request() {
     let ackee = FakeAckee::start();
-    let mut old = Gateway::start(&Spec::new(ackee.addr).grace(1, 1));
+    let mut old = Gateway::start(&Spec::new(ackee.addr).top(UNLIMITED).grace(1, 1));
     let upgrade_sock = old.dir.path().join("upgrade.sock");
     assert!(!upgrade_sock.exists());
 
@@ -216,7 +219,7 @@ fn a_graceful_upgrade_under_load_loses_no_request() {
 #[test]
 fn a_reload_with_a_broken_config_leaves_the_old_process_serving() {
     let ackee = FakeAckee::start();
-    let mut old = Gateway::start(&Spec::new(ackee.addr));
+    let mut old = Gateway::start(&Spec::new(ackee.addr).top(UNLIMITED));
     let good = std::fs::read_to_string(&old.config).unwrap();
     std::fs::write(&old.config, good.replace("listeners:", "listenrs:")).unwrap();
 
@@ -253,7 +256,7 @@ fn a_reload_with_a_broken_config_leaves_the_old_process_serving() {
 #[test]
 fn an_upgrade_that_cannot_bind_an_added_listener_fails_before_the_hand_over() {
     let ackee = FakeAckee::start();
-    let gw = Gateway::start(&Spec::new(ackee.addr));
+    let gw = Gateway::start(&Spec::new(ackee.addr).top(UNLIMITED));
     // Another process holds the port the new config adds.
     let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let busy_addr = busy.local_addr().unwrap();
@@ -302,7 +305,7 @@ fn spawn_upgrade_logged(gw: &Gateway, log: &str) -> std::process::Child {
 #[test]
 fn a_second_upgrade_waits_for_the_first_instead_of_taking_its_socket() {
     let ackee = FakeAckee::start();
-    let mut old = Gateway::start(&Spec::new(ackee.addr).grace(1, 1));
+    let mut old = Gateway::start(&Spec::new(ackee.addr).top(UNLIMITED).grace(1, 1));
     let upgrade_sock = old.dir.path().join("upgrade.sock");
     let dir = old.dir.path().to_owned();
     let log = |name: &str| std::fs::read_to_string(dir.join(name)).unwrap_or_default();

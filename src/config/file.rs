@@ -31,6 +31,7 @@ pub const GATEWAY_KEYS: &[&str] = &[
     "limits",
     "trusted_proxies",
     "access_log",
+    "rate_limits",
 ];
 
 /// Keys of one entry of `listeners`.
@@ -103,6 +104,36 @@ pub const LIMITS_KEYS: &[&str] = &[
     "body_timeout_seconds",
     "header_timeout_seconds",
 ];
+
+/// Keys of `rate_limits`.
+pub const RATE_LIMITS_KEYS: &[&str] = &["tracker", "login"];
+/// Keys of `rate_limits.tracker` and `rate_limits.login`.
+pub const RATE_RULE_KEYS: &[&str] = &["requests_per_minute"];
+
+/// A `requests_per_minute` as written: a number, or `off`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PerMinute {
+    /// A whole number; 0 turns the limit off, like `off`.
+    Count(u64),
+    /// `off`.
+    Off,
+}
+
+/// `rate_limits.tracker` or `rate_limits.login` as written.
+#[derive(Debug, Default)]
+pub struct FileRateRule {
+    /// `requests_per_minute`.
+    pub requests_per_minute: Option<Keyed<PerMinute>>,
+}
+
+/// `rate_limits` as written.
+#[derive(Debug, Default)]
+pub struct FileRateLimits {
+    /// `tracker`.
+    pub tracker: FileRateRule,
+    /// `login`.
+    pub login: FileRateRule,
+}
 
 /// Pingora's server keys as written.
 #[derive(Debug, Default)]
@@ -329,6 +360,8 @@ pub struct FileConfig {
     pub trusted_proxies: Option<Keyed<Vec<Keyed<String>>>>,
     /// `access_log`, if written.
     pub access_log: Option<FileAccessLog>,
+    /// `rate_limits`.
+    pub rate_limits: FileRateLimits,
 }
 
 const WHOLE: &str = "a whole number";
@@ -361,6 +394,30 @@ fn read_tls(r: &mut Reader<'_>, t: &Section<'_>) -> FileTls {
         default_certificate: t.text(r, "default_certificate", "the name of one of the certificates"),
         watch: t.flag(r, "watch"),
         watch_interval_seconds: t.seconds(r, "watch_interval_seconds", "a number of seconds greater than 0, such as 5"),
+    }
+}
+
+const PER_MINUTE_EXAMPLE: &str = "a whole number of requests per minute such as 300, or off";
+
+fn read_rate_rule(r: &mut Reader<'_>, s: &Section<'_>, key: &str, example: &str) -> FileRateRule {
+    let Some(rule) = s.section(r, key, RATE_RULE_KEYS, example) else {
+        return FileRateRule::default();
+    };
+    let requests_per_minute = rule.get("requests_per_minute").and_then(|(path, v)| {
+        let value = match v {
+            Value::String(t) if t.trim().eq_ignore_ascii_case("off") => Some(PerMinute::Off),
+            _ => v.as_u64().map(PerMinute::Count),
+        };
+        match value {
+            Some(value) => Some(Keyed { key: path, value }),
+            None => {
+                r.wrong_type(&path, v, PER_MINUTE_EXAMPLE);
+                None
+            }
+        }
+    });
+    FileRateRule {
+        requests_per_minute,
     }
 }
 
@@ -643,6 +700,19 @@ pub fn read(r: &mut Reader<'_>, doc: &Value) -> FileConfig {
             ),
         });
 
+    let rate_limits = match root.section(
+        r,
+        "rate_limits",
+        RATE_LIMITS_KEYS,
+        "a mapping with tracker and login, such as {tracker: {requests_per_minute: 300}, login: {requests_per_minute: 5}}",
+    ) {
+        None => FileRateLimits::default(),
+        Some(s) => FileRateLimits {
+            tracker: read_rate_rule(r, &s, "tracker", "{requests_per_minute: 300}"),
+            login: read_rate_rule(r, &s, "login", "{requests_per_minute: 5}"),
+        },
+    };
+
     FileConfig {
         server,
         listeners,
@@ -652,5 +722,6 @@ pub fn read(r: &mut Reader<'_>, doc: &Value) -> FileConfig {
         limits,
         trusted_proxies,
         access_log,
+        rate_limits,
     }
 }

@@ -323,6 +323,51 @@ trusted_proxies: ["10.0.0.1/8"]
     }
 
     #[test]
+    fn rate_limits_default_on_and_turn_off_with_off_or_0() {
+        use crate::ratelimit::RateLimits;
+        let c = parse("gw.yaml", MINIMAL, None).unwrap().config;
+        assert_eq!(c.rate_limits, RateLimits::default());
+        assert_eq!(c.rate_limits.tracker, Some(300));
+        assert_eq!(c.rate_limits.login, Some(5));
+        let cases: &[(&str, Option<u32>, Option<u32>)] = &[
+            ("{tracker: {requests_per_minute: 120}}", Some(120), Some(5)),
+            (
+                "{tracker: {requests_per_minute: off}, login: {requests_per_minute: 0}}",
+                None,
+                None,
+            ),
+            ("{login: {requests_per_minute: \"OFF\"}}", Some(300), None),
+            (
+                "{login: {requests_per_minute: 1000000}}",
+                Some(300),
+                Some(1_000_000),
+            ),
+            ("{tracker: {}}", Some(300), Some(5)),
+        ];
+        for (section, tracker, login) in cases {
+            let text = format!("{MINIMAL}rate_limits: {section}\n");
+            let c = parse("gw.yaml", &text, None).unwrap().config;
+            assert_eq!(
+                (c.rate_limits.tracker, c.rate_limits.login),
+                (*tracker, *login),
+                "{section}"
+            );
+        }
+        let text = format!(
+            "{MINIMAL}rate_limits: {{tracker: {{requests_per_minute: 1000001}}, login: {{requests_per_minute: five, per_hour: 3}}, signup: {{}}}}\n"
+        );
+        assert_eq!(
+            errors(&text, None),
+            [
+                r#"error: gw.yaml: rate_limits.signup: unknown key; the keys allowed here are tracker, login"#,
+                r#"error: gw.yaml: rate_limits.login.per_hour: unknown key; the keys allowed here are requests_per_minute"#,
+                r#"error: gw.yaml: rate_limits.login.requests_per_minute: found "five"; write a whole number of requests per minute such as 300, or off"#,
+                r#"error: gw.yaml: rate_limits.tracker.requests_per_minute: found 1000001; write a whole number of requests per minute from 1 to 1000000, or off"#,
+            ]
+        );
+    }
+
+    #[test]
     fn metrics_cannot_share_a_listeners_port() {
         let text = format!("{MINIMAL}metrics: {{address: \"127.0.0.1:8080\"}}\n");
         assert_eq!(

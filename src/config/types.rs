@@ -273,4 +273,6 @@ pub struct Config {
     pub trusted_proxies: TrustedProxies,
     /// The access log, if enabled.
     pub access_log: Option<AccessLogSettings>,
+    /// Per-client rate limits.
+    pub rate_limits: crate::ratelimit::RateLimits,
 }

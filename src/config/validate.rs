@@ -6,6 +6,7 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
 use super::diag::{Diagnostics, Origin};
+use super::file::PerMinute;
 use super::file::{
     FileAccessLog, FileConfig, FileCors, FileHealthCheck, FileLimits, FileOriginsFromAckee,
     FileServer, FileUpstream,
@@ -21,6 +22,7 @@ use crate::cors::{
 };
 use crate::forwarded::{Cidr, TrustedProxies};
 use crate::origin::{Entry, OriginSet, parse_entry};
+use crate::ratelimit::{MAX_PER_MINUTE, RateLimits};
 
 /// The environment variable that, as in Ackee, lists the allowed origins.
 pub const ENV_ALLOW_ORIGIN: &str = "ACKEE_ALLOW_ORIGIN";
@@ -77,6 +79,7 @@ pub fn validate(
     let limits = limits(&mut r, file.limits);
     let trusted_proxies = trusted_proxies(&mut r, file.trusted_proxies);
     let access_log = file.access_log.and_then(|a| access_log(&mut r, a));
+    let rate_limits = rate_limits(&mut r, file.rate_limits);
 
     if r.diags.has_errors() {
         return None;
@@ -91,7 +94,33 @@ pub fn validate(
         limits,
         trusted_proxies,
         access_log,
+        rate_limits,
     })
+}
+
+fn rate_limits(r: &mut Reader<'_>, f: super::file::FileRateLimits) -> RateLimits {
+    let mut out = RateLimits::default();
+    for (rule, target) in [(f.tracker, &mut out.tracker), (f.login, &mut out.login)] {
+        let Some(k) = rule.requests_per_minute else {
+            continue;
+        };
+        *target = match k.value {
+            PerMinute::Off | PerMinute::Count(0) => None,
+            PerMinute::Count(n) => match u32::try_from(n) {
+                Ok(n) if n <= MAX_PER_MINUTE => Some(n),
+                _ => {
+                    r.error(
+                        &k.key,
+                        format!(
+                            "found {n}; write a whole number of requests per minute from 1 to {MAX_PER_MINUTE}, or off"
+                        ),
+                    );
+                    None
+                }
+            },
+        };
+    }
+    out
 }
 
 fn access_log(r: &mut Reader<'_>, a: FileAccessLog) -> Option<AccessLogSettings> {
