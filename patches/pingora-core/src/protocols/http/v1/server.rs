@@ -160,6 +160,41 @@ pub struct HttpSession {
     pipelined_idle_bytes_stashed: bool,
 }
 
+/// ackee-gateway patch: reads the first bytes of a request head through a per-thread scratch
+/// buffer, and only then gives `buf` its capacity, so a keep-alive connection waiting for its
+/// next request holds no 4 KiB header buffer. `AsyncRead::poll_read` never keeps the caller's
+/// buffer across `Pending`, so the scratch is free between polls. Once `buf` has capacity this
+/// is a plain `read_buf`.
+async fn read_head_bytes(stream: &mut Stream, buf: &mut BytesMut) -> std::io::Result<usize> {
+    use std::cell::RefCell;
+    use std::task::Poll;
+    use tokio::io::{AsyncRead, ReadBuf};
+    thread_local! {
+        static SCRATCH: RefCell<Box<[u8]>> =
+            RefCell::new(vec![0; INIT_HEADER_BUF_SIZE].into_boxed_slice());
+    }
+    if buf.capacity() > 0 {
+        return stream.read_buf(buf).await;
+    }
+    std::future::poll_fn(|cx| {
+        SCRATCH.with(|scratch| {
+            let mut scratch = scratch.borrow_mut();
+            let mut read = ReadBuf::new(&mut scratch[..]);
+            match std::pin::Pin::new(&mut *stream).poll_read(cx, &mut read) {
+                Poll::Ready(Ok(())) => {
+                    let filled = read.filled();
+                    buf.reserve(INIT_HEADER_BUF_SIZE.max(filled.len()));
+                    buf.extend_from_slice(filled);
+                    Poll::Ready(Ok(filled.len()))
+                }
+                Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+                Poll::Pending => Poll::Pending,
+            }
+        })
+    })
+    .await
+}
+
 impl HttpSession {
     /// Create a new http server session from an established (TCP or TLS) [`Stream`].
     /// The created session needs to call [`Self::read_request()`] first before performing
@@ -215,7 +250,7 @@ impl HttpSession {
         already_read: usize,
     ) -> Result<Option<usize>> {
         let read_result = {
-            let read_event = self.underlying_stream.read_buf(buf);
+            let read_event = read_head_bytes(&mut self.underlying_stream, buf);
             match self.keepalive_timeout {
                 KeepaliveStatus::Timeout(d) => match timeout(d, read_event).await {
                     Ok(res) => res,
@@ -300,7 +335,8 @@ impl HttpSession {
             .pipelined_prefix
             .take()
             .filter(|prefix| !prefix.is_empty())
-            .unwrap_or_else(|| BytesMut::with_capacity(INIT_HEADER_BUF_SIZE));
+            // ackee-gateway patch: no buffer until the first bytes arrive (read_head_bytes).
+            .unwrap_or_default();
         let mut already_read = buf.len();
         let mut skip_next_read = already_read != 0;
         let mut detached_suffix = None;
