@@ -3,7 +3,7 @@
 
 use serde_yaml::Value;
 
-use super::reader::{Keyed, KeyedPairs, Reader, Section};
+use super::reader::{Keyed, KeyedPairs, Problems, Section};
 
 /// Pingora's own server keys that the gateway accepts at the top level.
 pub const PINGORA_KEYS: &[&str] = &[
@@ -364,19 +364,26 @@ pub struct FileConfig {
     pub rate_limits: FileRateLimits,
 }
 
+fn known_all<'v>(
+    r: &mut Problems,
+    list: Keyed<Vec<Section<'v>>>,
+    keys: &[&'static str],
+) -> Keyed<Vec<Section<'v>>> {
+    Keyed {
+        key: list.key,
+        value: list.value.into_iter().map(|s| s.known(r, keys)).collect(),
+    }
+}
+
 const WHOLE: &str = "a whole number";
 const ADDR_EXAMPLE: &str = "an address in quotes, such as \"127.0.0.1:8080\"";
 
-fn read_tls(r: &mut Reader<'_>, t: &Section<'_>) -> FileTls {
+fn read_tls(r: &mut Problems, t: &Section<'_>) -> FileTls {
     FileTls {
         key: t.path().to_owned(),
         certificates: t
-            .sections(
-                r,
-                "certificates",
-                CERTIFICATE_KEYS,
-                "[{cert: \"/etc/letsencrypt/live/NAME/fullchain.pem\", key: \"/etc/letsencrypt/live/NAME/privkey.pem\"}]",
-            )
+            .sections(r, "certificates", "[{cert: \"/etc/letsencrypt/live/NAME/fullchain.pem\", key: \"/etc/letsencrypt/live/NAME/privkey.pem\"}]",
+            ).map(|l| known_all(r, l, CERTIFICATE_KEYS))
             .map(|list| Keyed {
                 key: list.key,
                 value: list
@@ -399,8 +406,16 @@ fn read_tls(r: &mut Reader<'_>, t: &Section<'_>) -> FileTls {
 
 const PER_MINUTE_EXAMPLE: &str = "a whole number of requests per minute such as 300, or off";
 
-fn read_rate_rule(r: &mut Reader<'_>, s: &Section<'_>, key: &str, example: &str) -> FileRateRule {
-    let Some(rule) = s.section(r, key, RATE_RULE_KEYS, example) else {
+fn read_rate_rule(
+    r: &mut Problems,
+    s: &Section<'_>,
+    key: &'static str,
+    example: &str,
+) -> FileRateRule {
+    let Some(rule) = s
+        .section(r, key, example)
+        .map(|s| s.known(r, RATE_RULE_KEYS))
+    else {
         return FileRateRule::default();
     };
     let requests_per_minute = rule.get("requests_per_minute").and_then(|(path, v)| {
@@ -422,16 +437,16 @@ fn read_rate_rule(r: &mut Reader<'_>, s: &Section<'_>, key: &str, example: &str)
 }
 
 /// Reads the document, reporting every shape problem.
-pub fn read(r: &mut Reader<'_>, doc: &Value) -> FileConfig {
+pub fn read(r: &mut Problems, doc: &Value) -> FileConfig {
     let mut known: Vec<&'static str> = GATEWAY_KEYS.to_vec();
     known.extend_from_slice(PINGORA_KEYS);
     let Some(root) = Section::open(
         r,
         "",
         doc,
-        &known,
         "a mapping of keys such as \"listeners:\" and \"cors:\"",
-    ) else {
+    )
+    .map(|s| s.known(r, &known)) else {
         return FileConfig::default();
     };
 
@@ -468,12 +483,8 @@ pub fn read(r: &mut Reader<'_>, doc: &Value) -> FileConfig {
     };
 
     let listeners = root
-        .sections(
-            r,
-            "listeners",
-            LISTENER_KEYS,
-            "[{address: \"127.0.0.1:8080\"}]",
-        )
+        .sections(r, "listeners", "[{address: \"127.0.0.1:8080\"}]")
+        .map(|l| known_all(r, l, LISTENER_KEYS))
         .map(|list| Keyed {
             key: list.key,
             value: list
@@ -484,7 +495,8 @@ pub fn read(r: &mut Reader<'_>, doc: &Value) -> FileConfig {
                     name: s.text(r, "name", "a name in quotes, such as \"public\""),
                     address: s.text(r, "address", ADDR_EXAMPLE),
                     tls: s
-                        .section(r, "tls", TLS_KEYS, "a mapping with certificates")
+                        .section(r, "tls", "a mapping with certificates")
+                        .map(|s| s.known(r, TLS_KEYS))
                         .map(|t| read_tls(r, &t)),
                     redirect_to_https: s.flag(r, "redirect_to_https"),
                     https_port: s.whole(r, "https_port", "a port number such as 443"),
@@ -502,12 +514,8 @@ pub fn read(r: &mut Reader<'_>, doc: &Value) -> FileConfig {
                 .collect(),
         });
 
-    let cors = match root.section(
-        r,
-        "cors",
-        CORS_KEYS,
-        "a mapping with allowed_origins and the other CORS keys",
-    ) {
+    let cors = match root.section(r, "cors", "a mapping with allowed_origins and the other CORS keys",
+    ).map(|s| s.known(r, CORS_KEYS)) {
         None => FileCors::default(),
         Some(s) => FileCors {
             allowed_origins: s.texts(r, "allowed_origins", "[\"https://example.com\"]"),
@@ -525,12 +533,8 @@ pub fn read(r: &mut Reader<'_>, doc: &Value) -> FileConfig {
             ),
             disallowed_origin: s.text(r, "disallowed_origin", "forward or reject"),
             origins_from_ackee: s
-                .section(
-                    r,
-                    "origins_from_ackee",
-                    ORIGINS_FROM_ACKEE_KEYS,
-                    "a mapping with token_file, such as {token_file: /etc/ackee-gateway/ackee-token}",
-                )
+                .section(r, "origins_from_ackee", "a mapping with token_file, such as {token_file: /etc/ackee-gateway/ackee-token}",
+                ).map(|s| s.known(r, ORIGINS_FROM_ACKEE_KEYS))
                 .map(|a| FileOriginsFromAckee {
                     key: a.path().to_owned(),
                     token_file: a.text(
@@ -555,21 +559,13 @@ pub fn read(r: &mut Reader<'_>, doc: &Value) -> FileConfig {
     };
 
     let upstream = root
-        .section(
-            r,
-            "upstream",
-            UPSTREAM_KEYS,
-            "a mapping with replicas and timeouts",
-        )
+        .section(r, "upstream", "a mapping with replicas and timeouts")
+        .map(|s| s.known(r, UPSTREAM_KEYS))
         .map(|s| FileUpstream {
             key: s.path().to_owned(),
             replicas: s
-                .sections(
-                    r,
-                    "replicas",
-                    REPLICA_KEYS,
-                    "[{address: \"127.0.0.1:3000\"}]",
-                )
+                .sections(r, "replicas", "[{address: \"127.0.0.1:3000\"}]")
+                .map(|l| known_all(r, l, REPLICA_KEYS))
                 .map(|list| Keyed {
                     key: list.key,
                     value: list
@@ -592,9 +588,9 @@ pub fn read(r: &mut Reader<'_>, doc: &Value) -> FileConfig {
                 .section(
                     r,
                     "health_check",
-                    HEALTH_CHECK_KEYS,
                     "a mapping with type, path, interval_seconds and the other health-check keys",
                 )
+                .map(|s| s.known(r, HEALTH_CHECK_KEYS))
                 .map(|h| FileHealthCheck {
                     key: h.path().to_owned(),
                     kind: h.text(r, "type", "http, tcp or none"),
@@ -644,7 +640,8 @@ pub fn read(r: &mut Reader<'_>, doc: &Value) -> FileConfig {
         });
 
     let metrics = root
-        .section(r, "metrics", METRICS_KEYS, "a mapping with address")
+        .section(r, "metrics", "a mapping with address")
+        .map(|s| s.known(r, METRICS_KEYS))
         .map(|s| FileMetrics {
             key: s.path().to_owned(),
             address: s.text(
@@ -654,12 +651,8 @@ pub fn read(r: &mut Reader<'_>, doc: &Value) -> FileConfig {
             ),
         });
 
-    let limits = match root.section(
-        r,
-        "limits",
-        LIMITS_KEYS,
-        "a mapping with max_body_bytes, max_header_bytes, body_timeout_seconds and header_timeout_seconds",
-    ) {
+    let limits = match root.section(r, "limits", "a mapping with max_body_bytes, max_header_bytes, body_timeout_seconds and header_timeout_seconds",
+    ).map(|s| s.known(r, LIMITS_KEYS)) {
         None => FileLimits::default(),
         Some(s) => FileLimits {
             max_body_bytes: s.whole(r, "max_body_bytes", "a whole number of bytes such as 65536"),
@@ -684,12 +677,8 @@ pub fn read(r: &mut Reader<'_>, doc: &Value) -> FileConfig {
     let trusted_proxies = root.texts(r, "trusted_proxies", "[\"10.0.0.0/8\"]");
 
     let access_log = root
-        .section(
-            r,
-            "access_log",
-            ACCESS_LOG_KEYS,
-            "a mapping with format and path",
-        )
+        .section(r, "access_log", "a mapping with format and path")
+        .map(|s| s.known(r, ACCESS_LOG_KEYS))
         .map(|s| FileAccessLog {
             key: s.path().to_owned(),
             format: s.text(r, "format", "text or json"),
@@ -700,12 +689,8 @@ pub fn read(r: &mut Reader<'_>, doc: &Value) -> FileConfig {
             ),
         });
 
-    let rate_limits = match root.section(
-        r,
-        "rate_limits",
-        RATE_LIMITS_KEYS,
-        "a mapping with tracker and login, such as {tracker: {requests_per_minute: 300}, login: {requests_per_minute: 5}}",
-    ) {
+    let rate_limits = match root.section(r, "rate_limits", "a mapping with tracker and login, such as {tracker: {requests_per_minute: 300}, login: {requests_per_minute: 5}}",
+    ).map(|s| s.known(r, RATE_LIMITS_KEYS)) {
         None => FileRateLimits::default(),
         Some(s) => FileRateLimits {
             tracker: read_rate_rule(r, &s, "tracker", "{requests_per_minute: 300}"),

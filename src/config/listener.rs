@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use super::file::{FileCertificate, FileListener, FileTls};
-use super::reader::{Keyed, Reader};
+use super::reader::{Keyed, Problems};
 use super::types::{CertificateSettings, ListenerTls};
 use crate::tls::certs;
 
@@ -27,7 +27,7 @@ pub type CertNames = HashMap<String, String>;
 
 /// Validates a listener's extras. Returns `None` if any of them is in error.
 pub fn extras(
-    r: &mut Reader<'_>,
+    r: &mut Problems,
     l: &mut FileListener,
     cert_names: &mut CertNames,
     now: i64,
@@ -142,12 +142,7 @@ pub fn extras(
     })
 }
 
-fn tls(
-    r: &mut Reader<'_>,
-    t: FileTls,
-    cert_names: &mut CertNames,
-    now: i64,
-) -> Option<ListenerTls> {
+fn tls(r: &mut Problems, t: FileTls, cert_names: &mut CertNames, now: i64) -> Option<ListenerTls> {
     let example = "[{cert: \"/etc/letsencrypt/live/NAME/fullchain.pem\", key: \"/etc/letsencrypt/live/NAME/privkey.pem\"}]";
     let list = match t.certificates {
         None => {
@@ -216,7 +211,7 @@ fn tls(
 }
 
 fn certificate(
-    r: &mut Reader<'_>,
+    r: &mut Problems,
     c: FileCertificate,
     cert_names: &mut CertNames,
     sni_owner: &mut HashMap<String, String>,

@@ -16,7 +16,7 @@ pub mod reader;
 pub mod types;
 pub mod validate;
 
-pub use diag::{Diagnostic, Diagnostics, Origin, Severity};
+pub use diag::{Diagnostic, Diagnostics, Severity, Source};
 pub use types::{
     Config, Limits, Listener, MetricsSettings, Replica, ServerSettings, UpstreamSettings,
 };
@@ -76,7 +76,7 @@ pub fn load(path: &str, env_allow_origin: Option<&str>) -> Result<Loaded, Diagno
         Err(e) => {
             let mut d = Diagnostics::new();
             d.error(
-                &Origin::File(path.to_owned()),
+                &Source::File(path.to_owned()),
                 "",
                 format!("cannot be read ({e}); pass the config file with -c FILE"),
             );
@@ -101,32 +101,27 @@ pub fn parse_with(
     env_allow_origin: Option<&str>,
     resolver: validate::Resolver<'_>,
 ) -> Result<Loaded, Diagnostics> {
-    let origin = Origin::File(name.to_owned());
-    let mut diags = Diagnostics::new();
+    let mut r = reader::Problems::new(Source::File(name.to_owned()));
     let doc: serde_yaml::Value = match serde_yaml::from_str(text) {
         Ok(v) => v,
         Err(e) => {
-            diags.error(&origin, "", format!("is not valid YAML: {e}"));
-            return Err(diags);
+            r.error("", format!("is not valid YAML: {e}"));
+            return Err(r.into_diagnostics());
         }
     };
-    let file = {
-        let mut r = reader::Reader {
-            origin: origin.clone(),
-            diags: &mut diags,
-        };
-        file::read(&mut r, &doc)
-    };
+    let file = file::read(&mut r, &doc);
     if !doc.is_mapping() {
         // Nothing else can be checked in a document that is not a mapping of keys.
-        return Err(diags);
+        return Err(r.into_diagnostics());
     }
-    match validate::validate(&origin, &mut diags, file, env_allow_origin, resolver) {
-        Some(config) if !diags.has_errors() => Ok(Loaded {
+    let config = validate::validate(&mut r, file, env_allow_origin, resolver);
+    let ok = !r.has_errors();
+    match config {
+        Some(config) if ok => Ok(Loaded {
             config,
-            warnings: diags,
+            warnings: r.into_diagnostics(),
         }),
-        _ => Err(diags),
+        _ => Err(r.into_diagnostics()),
     }
 }
 

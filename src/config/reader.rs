@@ -3,7 +3,9 @@
 
 use serde_yaml::{Mapping, Value};
 
-use super::diag::{Diagnostics, Origin, did_you_mean};
+use std::cell::RefCell;
+
+use super::diag::{Diagnostic, Diagnostics, Severity, Source, did_you_mean};
 
 /// A value read from the file, with the key path it was found at.
 #[derive(Clone, Debug, PartialEq)]
@@ -17,29 +19,133 @@ pub struct Keyed<T> {
 /// A mapping of text to text as written, each pair with its key path.
 pub type KeyedPairs = Keyed<Vec<Keyed<(String, String)>>>;
 
-/// The problem sink and the place problems are attributed to.
-pub struct Reader<'d> {
-    /// Where the values come from.
-    pub origin: Origin,
-    /// Where problems go.
-    pub diags: &'d mut Diagnostics,
+/// Where problems go, and the source they are attributed to. It reads nothing: [`Section`]
+/// does the reading.
+///
+/// Shape problems (unknown keys, wrong types) are printed before problems of meaning, each kind
+/// in the order it was found, and a section's unknown keys where the section was opened: so a
+/// section can be read and validated in one function and still report in document order.
+pub struct Problems {
+    source: Source,
+    found: Vec<(Phase, u64, Diagnostic)>,
+    next: u64,
 }
 
-impl Reader<'_> {
-    /// Records an error at a key path.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Phase {
+    Shape,
+    Meaning,
+}
+
+impl Problems {
+    /// No problems yet, from `source`.
+    pub fn new(source: Source) -> Self {
+        Problems {
+            source,
+            found: Vec::new(),
+            next: 0,
+        }
+    }
+
+    /// Where the values come from: the file, or an environment variable.
+    pub fn source(&self) -> &Source {
+        &self.source
+    }
+
+    fn mark(&mut self) -> u64 {
+        self.next += 1;
+        self.next
+    }
+
+    fn push(
+        &mut self,
+        phase: Phase,
+        at: u64,
+        severity: Severity,
+        source: &Source,
+        key: &str,
+        message: String,
+    ) {
+        self.found.push((
+            phase,
+            at,
+            Diagnostic {
+                severity,
+                source: source.clone(),
+                key: key.to_owned(),
+                message,
+            },
+        ));
+    }
+
+    fn shape_at(&mut self, at: u64, key: &str, message: String) {
+        let source = self.source.clone();
+        self.push(Phase::Shape, at, Severity::Error, &source, key, message);
+    }
+
+    /// Records an error of meaning at a key path.
     pub fn error(&mut self, key: &str, message: impl Into<String>) {
-        self.diags.error(&self.origin, key, message);
+        let source = self.source.clone();
+        self.error_in(&source, key, message);
     }
 
     /// Records a warning at a key path.
     pub fn warning(&mut self, key: &str, message: impl Into<String>) {
-        self.diags.warning(&self.origin, key, message);
+        let source = self.source.clone();
+        self.warning_in(&source, key, message);
+    }
+
+    /// Records an error of meaning in another source, such as an environment variable.
+    pub fn error_in(&mut self, source: &Source, key: &str, message: impl Into<String>) {
+        let at = self.mark();
+        self.push(
+            Phase::Meaning,
+            at,
+            Severity::Error,
+            source,
+            key,
+            message.into(),
+        );
+    }
+
+    /// Records a warning in another source.
+    pub fn warning_in(&mut self, source: &Source, key: &str, message: impl Into<String>) {
+        let at = self.mark();
+        self.push(
+            Phase::Meaning,
+            at,
+            Severity::Warning,
+            source,
+            key,
+            message.into(),
+        );
     }
 
     /// Records a wrong-type error: `found <value>; write <expected>`.
     pub fn wrong_type(&mut self, key: &str, found: &Value, expected: &str) {
-        let message = format!("found {}; write {expected}", describe(found));
-        self.error(key, message);
+        let at = self.mark();
+        self.shape_at(
+            at,
+            key,
+            format!("found {}; write {expected}", describe(found)),
+        );
+    }
+
+    /// Whether any error (not just warnings) was recorded.
+    pub fn has_errors(&self) -> bool {
+        self.found
+            .iter()
+            .any(|(_, _, d)| d.severity == Severity::Error)
+    }
+
+    /// Every problem, shape problems first, each kind in the order found.
+    pub fn into_diagnostics(mut self) -> Diagnostics {
+        self.found.sort_by_key(|(phase, at, _)| (*phase, *at));
+        let mut out = Diagnostics::new();
+        for (_, _, d) in self.found {
+            out.add(d);
+        }
+        out
     }
 }
 
@@ -72,55 +178,70 @@ pub fn join(parent: &str, key: &str) -> String {
     }
 }
 
-/// A mapping whose keys have been checked against the known ones.
+/// A mapping read key by key. It records the keys it was asked for, and [`Section::finish`]
+/// reports every other key as unknown, with a suggestion when one looks like a typo.
+#[must_use = "a section reports its unknown keys when it is finished"]
 pub struct Section<'v> {
     path: String,
     map: &'v Mapping,
+    opened: u64,
+    asked: RefCell<Vec<&'static str>>,
 }
 
 impl<'v> Section<'v> {
-    /// Opens a mapping at `path`, reporting a wrong type and every unknown key.
-    /// Returns `None` when the value is not a mapping.
-    pub fn open(
-        r: &mut Reader<'_>,
-        path: &str,
-        value: &'v Value,
-        known: &[&'static str],
-        example: &str,
-    ) -> Option<Self> {
+    /// Opens a mapping at `path`, reporting a wrong type. Returns `None` when the value is not a
+    /// mapping.
+    pub fn open(r: &mut Problems, path: &str, value: &'v Value, example: &str) -> Option<Self> {
         let Value::Mapping(map) = value else {
             r.wrong_type(path, value, example);
             return None;
         };
-        for key in map.keys() {
+        Some(Section {
+            path: path.to_owned(),
+            map,
+            opened: r.mark(),
+            asked: RefCell::new(Vec::new()),
+        })
+    }
+
+    /// Asks for every key in `keys` and reports the others now: for sections still read
+    /// through a list of keys.
+    pub fn known(self, r: &mut Problems, keys: &[&'static str]) -> Self {
+        self.asked.borrow_mut().extend_from_slice(keys);
+        self.check(r);
+        self
+    }
+
+    /// Reports every key that was not asked for, as if when the section was opened.
+    pub fn finish(self, r: &mut Problems) {
+        self.check(r);
+    }
+
+    fn check(&self, r: &mut Problems) {
+        let known = self.asked.borrow();
+        for key in self.map.keys() {
             match key {
                 Value::String(k) if known.contains(&k.as_str()) => {}
                 Value::String(k) => {
-                    let message = match did_you_mean(k, known) {
+                    let message = match did_you_mean(k, &known) {
                         Some(s) => format!("unknown key; did you mean \"{s}\"?"),
                         None => format!(
                             "unknown key; the keys allowed here are {}",
                             known.join(", ")
                         ),
                     };
-                    r.error(&join(path, k), message);
+                    r.shape_at(self.opened, &join(&self.path, k), message);
                 }
                 other => {
-                    r.error(
-                        path,
-                        format!(
-                            "found the key {}; keys are names such as {}",
-                            describe(other),
-                            known[0]
-                        ),
+                    let message = format!(
+                        "found the key {}; keys are names such as {}",
+                        describe(other),
+                        known.first().copied().unwrap_or_default()
                     );
+                    r.shape_at(self.opened, &self.path, message);
                 }
             }
         }
-        Some(Section {
-            path: path.to_owned(),
-            map,
-        })
     }
 
     /// The path of this section.
@@ -129,32 +250,43 @@ impl<'v> Section<'v> {
     }
 
     /// The value at a known key, with its path. An explicit `null` counts as absent.
-    pub fn get(&self, key: &str) -> Option<(String, &'v Value)> {
+    pub fn get(&self, key: &'static str) -> Option<(String, &'v Value)> {
+        {
+            let mut asked = self.asked.borrow_mut();
+            if !asked.contains(&key) {
+                asked.push(key);
+            }
+        }
         match self.map.get(key) {
             None | Some(Value::Null) => None,
             Some(v) => Some((join(&self.path, key), v)),
         }
     }
 
-    /// Whether the key is written at all, even as `null`.
-    pub fn has(&self, key: &str) -> bool {
-        self.map.contains_key(key)
-    }
-
     /// A text value.
-    pub fn text(&self, r: &mut Reader<'_>, key: &str, example: &str) -> Option<Keyed<String>> {
+    pub fn text(
+        &self,
+        r: &mut Problems,
+        key: &'static str,
+        example: &str,
+    ) -> Option<Keyed<String>> {
         let (path, v) = self.get(key)?;
         text(r, path, v, example)
     }
 
     /// A whole number.
-    pub fn whole(&self, r: &mut Reader<'_>, key: &str, example: &str) -> Option<Keyed<u64>> {
+    pub fn whole(&self, r: &mut Problems, key: &'static str, example: &str) -> Option<Keyed<u64>> {
         let (path, v) = self.get(key)?;
         whole(r, path, v, example)
     }
 
     /// A number of seconds, whole or fractional, greater than zero.
-    pub fn seconds(&self, r: &mut Reader<'_>, key: &str, example: &str) -> Option<Keyed<f64>> {
+    pub fn seconds(
+        &self,
+        r: &mut Problems,
+        key: &'static str,
+        example: &str,
+    ) -> Option<Keyed<f64>> {
         let (path, v) = self.get(key)?;
         match v.as_f64() {
             Some(s) if s > 0.0 && s.is_finite() => Some(Keyed {
@@ -169,7 +301,7 @@ impl<'v> Section<'v> {
     }
 
     /// `true` or `false`.
-    pub fn flag(&self, r: &mut Reader<'_>, key: &str) -> Option<Keyed<bool>> {
+    pub fn flag(&self, r: &mut Problems, key: &'static str) -> Option<Keyed<bool>> {
         let (path, v) = self.get(key)?;
         match v {
             Value::Bool(b) => Some(Keyed {
@@ -186,8 +318,8 @@ impl<'v> Section<'v> {
     /// A list of text items.
     pub fn texts(
         &self,
-        r: &mut Reader<'_>,
-        key: &str,
+        r: &mut Problems,
+        key: &'static str,
         example: &str,
     ) -> Option<Keyed<Vec<Keyed<String>>>> {
         let (path, v) = self.get(key)?;
@@ -208,7 +340,12 @@ impl<'v> Section<'v> {
     }
 
     /// A mapping of text to text, such as response header names to values.
-    pub fn text_map(&self, r: &mut Reader<'_>, key: &str, example: &str) -> Option<KeyedPairs> {
+    pub fn text_map(
+        &self,
+        r: &mut Problems,
+        key: &'static str,
+        example: &str,
+    ) -> Option<KeyedPairs> {
         let (path, v) = self.get(key)?;
         let Value::Mapping(map) = v else {
             r.wrong_type(&path, v, &format!("a mapping, such as {example}"));
@@ -241,12 +378,11 @@ impl<'v> Section<'v> {
         })
     }
 
-    /// A list of mappings, each opened with its own key check.
+    /// A list of mappings, each to be finished by the caller.
     pub fn sections(
         &self,
-        r: &mut Reader<'_>,
-        key: &str,
-        known: &[&'static str],
+        r: &mut Problems,
+        key: &'static str,
         example: &str,
     ) -> Option<Keyed<Vec<Section<'v>>>> {
         let (path, v) = self.get(key)?;
@@ -256,7 +392,7 @@ impl<'v> Section<'v> {
         };
         let mut out = Vec::with_capacity(items.len());
         for (i, item) in items.iter().enumerate() {
-            if let Some(s) = Section::open(r, &format!("{path}[{i}]"), item, known, example) {
+            if let Some(s) = Section::open(r, &format!("{path}[{i}]"), item, example) {
                 out.push(s);
             }
         }
@@ -266,20 +402,19 @@ impl<'v> Section<'v> {
         })
     }
 
-    /// A nested mapping.
+    /// A nested mapping, to be finished by the caller.
     pub fn section(
         &self,
-        r: &mut Reader<'_>,
-        key: &str,
-        known: &[&'static str],
+        r: &mut Problems,
+        key: &'static str,
         example: &str,
     ) -> Option<Section<'v>> {
         let (path, v) = self.get(key)?;
-        Section::open(r, &path, v, known, example)
+        Section::open(r, &path, v, example)
     }
 }
 
-fn text(r: &mut Reader<'_>, path: String, v: &Value, example: &str) -> Option<Keyed<String>> {
+fn text(r: &mut Problems, path: String, v: &Value, example: &str) -> Option<Keyed<String>> {
     match v {
         Value::String(s) => Some(Keyed {
             key: path,
@@ -292,7 +427,7 @@ fn text(r: &mut Reader<'_>, path: String, v: &Value, example: &str) -> Option<Ke
     }
 }
 
-fn whole(r: &mut Reader<'_>, path: String, v: &Value, example: &str) -> Option<Keyed<u64>> {
+fn whole(r: &mut Problems, path: String, v: &Value, example: &str) -> Option<Keyed<u64>> {
     match v.as_u64() {
         Some(n) => Some(Keyed {
             key: path,

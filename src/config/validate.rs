@@ -5,14 +5,14 @@ use std::collections::HashMap;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
-use super::diag::{Diagnostics, Origin};
+use super::diag::Source;
 use super::file::PerMinute;
 use super::file::{
     FileAccessLog, FileConfig, FileCors, FileHealthCheck, FileLimits, FileOriginsFromAckee,
     FileServer, FileUpstream,
 };
 use super::listener;
-use super::reader::{Keyed, Reader};
+use super::reader::{Keyed, Problems};
 use super::types::{
     AccessLogSettings, Config, HealthCheckSettings, HealthProbe, Limits, Listener, MetricsSettings,
     NODE_KEEP_ALIVE_SECONDS, Replica, Selection, ServerSettings, UpstreamSettings,
@@ -40,21 +40,15 @@ pub fn system_resolver(host: &str, port: u16) -> std::io::Result<Vec<SocketAddr>
 /// Validates the file (and `ACKEE_ALLOW_ORIGIN`, if set). Returns `None` if any error was found;
 /// every problem is in `diags` either way.
 pub fn validate(
-    file_origin: &Origin,
-    diags: &mut Diagnostics,
+    r: &mut Problems,
     file: FileConfig,
     env_allow_origin: Option<&str>,
     resolver: Resolver<'_>,
 ) -> Option<Config> {
-    let mut r = Reader {
-        origin: file_origin.clone(),
-        diags,
-    };
-
-    let server = server(&mut r, file.server);
-    let listeners = listeners(&mut r, file.listeners);
-    let (cors, origins_from_env) = cors(&mut r, file.cors, env_allow_origin);
-    let upstream = upstream(&mut r, file.upstream, resolver);
+    let server = server(r, file.server);
+    let listeners = listeners(r, file.listeners);
+    let (cors, origins_from_env) = cors(r, file.cors, env_allow_origin);
+    let upstream = upstream(r, file.upstream, resolver);
     let metrics = file.metrics.and_then(|m| match m.address {
         None => {
             r.error(
@@ -63,7 +57,7 @@ pub fn validate(
             );
             None
         }
-        Some(a) => listen_address(&mut r, &a).map(|address| MetricsSettings { address }),
+        Some(a) => listen_address(r, &a).map(|address| MetricsSettings { address }),
     });
     if let (Some(m), Some(ls)) = (&metrics, &listeners) {
         if let Some(l) = ls.iter().find(|l| l.address == m.address) {
@@ -76,12 +70,12 @@ pub fn validate(
             );
         }
     }
-    let limits = limits(&mut r, file.limits);
-    let trusted_proxies = trusted_proxies(&mut r, file.trusted_proxies);
-    let access_log = file.access_log.and_then(|a| access_log(&mut r, a));
-    let rate_limits = rate_limits(&mut r, file.rate_limits);
+    let limits = limits(r, file.limits);
+    let trusted_proxies = trusted_proxies(r, file.trusted_proxies);
+    let access_log = file.access_log.and_then(|a| access_log(r, a));
+    let rate_limits = rate_limits(r, file.rate_limits);
 
-    if r.diags.has_errors() {
+    if r.has_errors() {
         return None;
     }
     Some(Config {
@@ -98,7 +92,7 @@ pub fn validate(
     })
 }
 
-fn rate_limits(r: &mut Reader<'_>, f: super::file::FileRateLimits) -> RateLimits {
+fn rate_limits(r: &mut Problems, f: super::file::FileRateLimits) -> RateLimits {
     let mut out = RateLimits::default();
     for (rule, target) in [(f.tracker, &mut out.tracker), (f.login, &mut out.login)] {
         let Some(k) = rule.requests_per_minute else {
@@ -123,7 +117,7 @@ fn rate_limits(r: &mut Reader<'_>, f: super::file::FileRateLimits) -> RateLimits
     out
 }
 
-fn access_log(r: &mut Reader<'_>, a: FileAccessLog) -> Option<AccessLogSettings> {
+fn access_log(r: &mut Problems, a: FileAccessLog) -> Option<AccessLogSettings> {
     use crate::access_log::{Format, Target};
     let format = match a.format.as_ref().map(|f| (f.key.as_str(), f.value.trim())) {
         None | Some((_, "text")) => Format::Text,
@@ -157,7 +151,7 @@ fn access_log(r: &mut Reader<'_>, a: FileAccessLog) -> Option<AccessLogSettings>
     Some(AccessLogSettings { format, target })
 }
 
-fn server(r: &mut Reader<'_>, f: FileServer) -> ServerSettings {
+fn server(r: &mut Problems, f: FileServer) -> ServerSettings {
     let mut s = ServerSettings::default();
     let _ = f.version;
     if let Some(v) = f.daemon {
@@ -201,7 +195,7 @@ fn server(r: &mut Reader<'_>, f: FileServer) -> ServerSettings {
     s
 }
 
-fn non_empty(r: &mut Reader<'_>, v: Option<Keyed<String>>, what: &str) -> Option<String> {
+fn non_empty(r: &mut Problems, v: Option<Keyed<String>>, what: &str) -> Option<String> {
     let v = v?;
     if v.value.trim().is_empty() {
         r.error(
@@ -214,7 +208,7 @@ fn non_empty(r: &mut Reader<'_>, v: Option<Keyed<String>>, what: &str) -> Option
     }
 }
 
-fn listen_address(r: &mut Reader<'_>, a: &Keyed<String>) -> Option<SocketAddr> {
+fn listen_address(r: &mut Problems, a: &Keyed<String>) -> Option<SocketAddr> {
     match a.value.trim().parse::<SocketAddr>() {
         Ok(addr) if addr.port() == 0 => {
             r.error(
@@ -238,7 +232,7 @@ fn listen_address(r: &mut Reader<'_>, a: &Keyed<String>) -> Option<SocketAddr> {
 }
 
 fn listeners(
-    r: &mut Reader<'_>,
+    r: &mut Problems,
     f: Option<Keyed<Vec<super::file::FileListener>>>,
 ) -> Option<Vec<Listener>> {
     let Some(list) = f else {
@@ -308,10 +302,10 @@ struct Written {
     text: String,
 }
 
-fn cors(r: &mut Reader<'_>, f: FileCors, env: Option<&str>) -> (Option<CorsSettings>, bool) {
+fn cors(r: &mut Problems, f: FileCors, env: Option<&str>) -> (Option<CorsSettings>, bool) {
     // Where the origins come from.
-    let env_origin = Origin::Env(ENV_ALLOW_ORIGIN);
-    let (source, written): (Origin, Option<Vec<Written>>) = match env {
+    let env_origin = Source::Env(ENV_ALLOW_ORIGIN);
+    let (source, written): (Source, Option<Vec<Written>>) = match env {
         Some(value) => {
             if let Some(list) = &f.allowed_origins {
                 r.warning(
@@ -320,7 +314,7 @@ fn cors(r: &mut Reader<'_>, f: FileCors, env: Option<&str>) -> (Option<CorsSetti
                 );
             }
             if value.trim().is_empty() {
-                r.diags.error(
+                r.error_in(
                     &env_origin,
                     "",
                     "is set but empty; set it to an origin such as \"https://example.com\", to a comma-separated list, or to \"*\", or unset it",
@@ -340,9 +334,9 @@ fn cors(r: &mut Reader<'_>, f: FileCors, env: Option<&str>) -> (Option<CorsSetti
         }
         None => match f.allowed_origins {
             // Origins from Ackee alone are enough.
-            None if f.origins_from_ackee.is_some() => (r.origin.clone(), Some(Vec::new())),
+            None if f.origins_from_ackee.is_some() => (r.source().clone(), Some(Vec::new())),
             Some(list) if list.value.is_empty() && f.origins_from_ackee.is_some() => {
-                (r.origin.clone(), Some(Vec::new()))
+                (r.source().clone(), Some(Vec::new()))
             }
             None => {
                 r.error(
@@ -351,17 +345,17 @@ fn cors(r: &mut Reader<'_>, f: FileCors, env: Option<&str>) -> (Option<CorsSetti
                         "missing; list the origins of the sites that embed the tracker, such as [\"https://example.com\"], or set {ENV_ALLOW_ORIGIN}"
                     ),
                 );
-                (r.origin.clone(), None)
+                (r.source().clone(), None)
             }
             Some(list) if list.value.is_empty() => {
                 r.error(
                     &list.key,
                     "is empty, so no site could send visits; list the origins of the sites that embed the tracker, such as [\"https://example.com\"]",
                 );
-                (r.origin.clone(), None)
+                (r.source().clone(), None)
             }
             Some(list) => (
-                r.origin.clone(),
+                r.source().clone(),
                 Some(
                     list.value
                         .into_iter()
@@ -374,7 +368,7 @@ fn cors(r: &mut Reader<'_>, f: FileCors, env: Option<&str>) -> (Option<CorsSetti
             ),
         },
     };
-    let from_env = matches!(source, Origin::Env(_));
+    let from_env = matches!(source, Source::Env(_));
 
     // Normalise every entry, reporting each bad one.
     let mut entries: Vec<(String, Entry)> = Vec::new();
@@ -383,7 +377,7 @@ fn cors(r: &mut Reader<'_>, f: FileCors, env: Option<&str>) -> (Option<CorsSetti
         match parse_entry(&w.text) {
             Ok(e) => entries.push((w.key, e)),
             Err(e) => {
-                r.diags.error(&source, &w.key, e.to_string());
+                r.error_in(&source, &w.key, e.to_string());
                 origins_ok = false;
             }
         }
@@ -394,7 +388,7 @@ fn cors(r: &mut Reader<'_>, f: FileCors, env: Option<&str>) -> (Option<CorsSetti
         .map(|(k, _)| k.clone());
     if let Some(star) = &star_key {
         if entries.len() > 1 {
-            r.diags.error(
+            r.error_in(
                 &source,
                 star,
                 "is \"*\", which allows every origin, so the other entries do nothing; keep only \"*\", or remove it and list the origins",
@@ -406,7 +400,7 @@ fn cors(r: &mut Reader<'_>, f: FileCors, env: Option<&str>) -> (Option<CorsSetti
     for (key, e) in &entries {
         let text = e.to_string();
         if let Some(first) = seen.get(&text) {
-            r.diags.warning(
+            r.warning_in(
                 &source,
                 key,
                 format!("\"{text}\" is the same origin as {first}; remove one"),
@@ -422,8 +416,8 @@ fn cors(r: &mut Reader<'_>, f: FileCors, env: Option<&str>) -> (Option<CorsSetti
         None => !any,
         Some(c) if c.value && any => {
             let star_place = match &source {
-                Origin::Env(var) => format!("{var} is \"*\""),
-                Origin::File(_) => format!(
+                Source::Env(var) => format!("{var} is \"*\""),
+                Source::File(_) => format!(
                     "{} is \"*\"",
                     star_key.as_deref().unwrap_or("cors.allowed_origins")
                 ),
@@ -523,8 +517,8 @@ fn cors(r: &mut Reader<'_>, f: FileCors, env: Option<&str>) -> (Option<CorsSetti
         Some(a) => {
             if let Some(star) = &star_key {
                 let place = match &source {
-                    Origin::Env(var) => format!("{var} is \"*\""),
-                    Origin::File(_) => format!("{star} is \"*\""),
+                    Source::Env(var) => format!("{var} is \"*\""),
+                    Source::File(_) => format!("{star} is \"*\""),
                 };
                 r.error(
                     &a.key,
@@ -557,7 +551,7 @@ fn cors(r: &mut Reader<'_>, f: FileCors, env: Option<&str>) -> (Option<CorsSetti
 /// `cors.origins_from_ackee`: the token file must be readable now (so `-t` proves it), the
 /// durations bounded, the schemes known.
 fn origins_from_ackee(
-    r: &mut Reader<'_>,
+    r: &mut Problems,
     a: FileOriginsFromAckee,
 ) -> Option<crate::ackee_origins::Settings> {
     use crate::ackee_origins::{DEFAULT_INTERVAL, DEFAULT_TIMEOUT, Settings, TitleRules};
@@ -668,7 +662,7 @@ pub const MAX_SECONDS: f64 = 3600.0;
 /// A bounded number of seconds, or `default` when the key is absent. Out of bounds is an error
 /// (a duration of 1e20 seconds cannot even be represented) and gives `None`.
 pub fn seconds(
-    r: &mut Reader<'_>,
+    r: &mut Problems,
     v: Option<Keyed<f64>>,
     default: Duration,
     max: f64,
@@ -691,7 +685,7 @@ pub fn seconds(
 }
 
 fn upstream(
-    r: &mut Reader<'_>,
+    r: &mut Problems,
     f: Option<FileUpstream>,
     resolver: Resolver<'_>,
 ) -> Option<UpstreamSettings> {
@@ -880,7 +874,7 @@ fn upstream(
     ok.then_some(settings)
 }
 
-fn health_check(r: &mut Reader<'_>, h: FileHealthCheck) -> Option<HealthCheckSettings> {
+fn health_check(r: &mut Problems, h: FileHealthCheck) -> Option<HealthCheckSettings> {
     let mut ok = true;
     let mut out = HealthCheckSettings::default();
     let kind = h
@@ -1011,7 +1005,7 @@ pub fn check_request_target(path: &str) -> Result<(), String> {
 }
 
 /// Resolves `HOST:PORT` once, at start-up. An IPv4 address is preferred when a name has both.
-fn resolve(r: &mut Reader<'_>, a: &Keyed<String>, resolver: Resolver<'_>) -> Option<SocketAddr> {
+fn resolve(r: &mut Problems, a: &Keyed<String>, resolver: Resolver<'_>) -> Option<SocketAddr> {
     let text = a.value.trim();
     if let Ok(addr) = text.parse::<SocketAddr>() {
         if addr.port() == 0 {
@@ -1063,7 +1057,7 @@ fn resolve(r: &mut Reader<'_>, a: &Keyed<String>, resolver: Resolver<'_>) -> Opt
     }
 }
 
-fn limits(r: &mut Reader<'_>, f: FileLimits) -> Limits {
+fn limits(r: &mut Problems, f: FileLimits) -> Limits {
     let mut l = Limits::default();
     if let Some(b) = f.max_body_bytes {
         if b.value == 0 {
@@ -1108,7 +1102,7 @@ fn limits(r: &mut Reader<'_>, f: FileLimits) -> Limits {
     l
 }
 
-fn trusted_proxies(r: &mut Reader<'_>, f: Option<Keyed<Vec<Keyed<String>>>>) -> TrustedProxies {
+fn trusted_proxies(r: &mut Problems, f: Option<Keyed<Vec<Keyed<String>>>>) -> TrustedProxies {
     let mut cidrs = Vec::new();
     for item in f.map(|l| l.value).unwrap_or_default() {
         match Cidr::parse(&item.value) {
