@@ -93,47 +93,6 @@ pub const HEALTH_CHECK_KEYS: &[&str] = &[
 ];
 /// Keys of one entry of `upstream.replicas`.
 pub const REPLICA_KEYS: &[&str] = &["address", "name", "weight"];
-/// Keys of `metrics`.
-pub const METRICS_KEYS: &[&str] = &["address"];
-/// Keys of `access_log`.
-pub const ACCESS_LOG_KEYS: &[&str] = &["format", "path"];
-/// Keys of `limits`.
-pub const LIMITS_KEYS: &[&str] = &[
-    "max_body_bytes",
-    "max_header_bytes",
-    "body_timeout_seconds",
-    "header_timeout_seconds",
-];
-
-/// Keys of `rate_limits`.
-pub const RATE_LIMITS_KEYS: &[&str] = &["tracker", "login"];
-/// Keys of `rate_limits.tracker` and `rate_limits.login`.
-pub const RATE_RULE_KEYS: &[&str] = &["requests_per_minute"];
-
-/// A `requests_per_minute` as written: a number, or `off`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum PerMinute {
-    /// A whole number; 0 turns the limit off, like `off`.
-    Count(u64),
-    /// `off`.
-    Off,
-}
-
-/// `rate_limits.tracker` or `rate_limits.login` as written.
-#[derive(Debug, Default)]
-pub struct FileRateRule {
-    /// `requests_per_minute`.
-    pub requests_per_minute: Option<Keyed<PerMinute>>,
-}
-
-/// `rate_limits` as written.
-#[derive(Debug, Default)]
-pub struct FileRateLimits {
-    /// `tracker`.
-    pub tracker: FileRateRule,
-    /// `login`.
-    pub login: FileRateRule,
-}
 
 /// Pingora's server keys as written.
 #[derive(Debug, Default)]
@@ -308,39 +267,6 @@ pub struct FileHealthCheck {
     pub healthy_after: Option<Keyed<u64>>,
 }
 
-/// `metrics` as written.
-#[derive(Debug, Default)]
-pub struct FileMetrics {
-    /// The section's path, `metrics`.
-    pub key: String,
-    /// `address`.
-    pub address: Option<Keyed<String>>,
-}
-
-/// `access_log` as written.
-#[derive(Debug, Default)]
-pub struct FileAccessLog {
-    /// The section's path.
-    pub key: String,
-    /// `format`: `text` or `json`.
-    pub format: Option<Keyed<String>>,
-    /// `path`: a file; standard output when absent.
-    pub path: Option<Keyed<String>>,
-}
-
-/// `limits` as written.
-#[derive(Debug, Default)]
-pub struct FileLimits {
-    /// `max_body_bytes`.
-    pub max_body_bytes: Option<Keyed<u64>>,
-    /// `max_header_bytes`.
-    pub max_header_bytes: Option<Keyed<u64>>,
-    /// `body_timeout_seconds`.
-    pub body_timeout_seconds: Option<Keyed<f64>>,
-    /// `header_timeout_seconds`.
-    pub header_timeout_seconds: Option<Keyed<f64>>,
-}
-
 /// The whole file as written.
 #[derive(Debug, Default)]
 pub struct FileConfig {
@@ -352,16 +278,6 @@ pub struct FileConfig {
     pub cors: FileCors,
     /// `upstream`, if written.
     pub upstream: Option<FileUpstream>,
-    /// `metrics`, if written.
-    pub metrics: Option<FileMetrics>,
-    /// `limits`.
-    pub limits: FileLimits,
-    /// `trusted_proxies`.
-    pub trusted_proxies: Option<Keyed<Vec<Keyed<String>>>>,
-    /// `access_log`, if written.
-    pub access_log: Option<FileAccessLog>,
-    /// `rate_limits`.
-    pub rate_limits: FileRateLimits,
 }
 
 fn known_all<'v>(
@@ -404,52 +320,21 @@ fn read_tls(r: &mut Problems, t: &Section<'_>) -> FileTls {
     }
 }
 
-const PER_MINUTE_EXAMPLE: &str = "a whole number of requests per minute such as 300, or off";
-
-fn read_rate_rule(
-    r: &mut Problems,
-    s: &Section<'_>,
-    key: &'static str,
-    example: &str,
-) -> FileRateRule {
-    let Some(rule) = s
-        .section(r, key, example)
-        .map(|s| s.known(r, RATE_RULE_KEYS))
-    else {
-        return FileRateRule::default();
-    };
-    let requests_per_minute = rule.get("requests_per_minute").and_then(|(path, v)| {
-        let value = match v {
-            Value::String(t) if t.trim().eq_ignore_ascii_case("off") => Some(PerMinute::Off),
-            _ => v.as_u64().map(PerMinute::Count),
-        };
-        match value {
-            Some(value) => Some(Keyed { key: path, value }),
-            None => {
-                r.wrong_type(&path, v, PER_MINUTE_EXAMPLE);
-                None
-            }
-        }
-    });
-    FileRateRule {
-        requests_per_minute,
-    }
-}
-
-/// Reads the document, reporting every shape problem.
-pub fn read(r: &mut Problems, doc: &Value) -> FileConfig {
+/// Opens the document, which must be a mapping of keys.
+pub fn open<'v>(r: &mut Problems, doc: &'v Value) -> Option<Section<'v>> {
     let mut known: Vec<&'static str> = GATEWAY_KEYS.to_vec();
     known.extend_from_slice(PINGORA_KEYS);
-    let Some(root) = Section::open(
+    Section::open(
         r,
         "",
         doc,
         "a mapping of keys such as \"listeners:\" and \"cors:\"",
     )
-    .map(|s| s.known(r, &known)) else {
-        return FileConfig::default();
-    };
+    .map(|s| s.known(r, &known))
+}
 
+/// Reads the document, reporting every shape problem.
+pub fn read(r: &mut Problems, root: &Section<'_>) -> FileConfig {
     let server = FileServer {
         version: root.whole(r, "version", "1"),
         daemon: root.flag(r, "daemon"),
@@ -639,74 +524,10 @@ pub fn read(r: &mut Problems, doc: &Value) -> FileConfig {
             ),
         });
 
-    let metrics = root
-        .section(r, "metrics", "a mapping with address")
-        .map(|s| s.known(r, METRICS_KEYS))
-        .map(|s| FileMetrics {
-            key: s.path().to_owned(),
-            address: s.text(
-                r,
-                "address",
-                "an address in quotes, such as \"127.0.0.1:9464\"",
-            ),
-        });
-
-    let limits = match root.section(r, "limits", "a mapping with max_body_bytes, max_header_bytes, body_timeout_seconds and header_timeout_seconds",
-    ).map(|s| s.known(r, LIMITS_KEYS)) {
-        None => FileLimits::default(),
-        Some(s) => FileLimits {
-            max_body_bytes: s.whole(r, "max_body_bytes", "a whole number of bytes such as 65536"),
-            max_header_bytes: s.whole(
-                r,
-                "max_header_bytes",
-                "a whole number of bytes such as 16384",
-            ),
-            body_timeout_seconds: s.seconds(
-                r,
-                "body_timeout_seconds",
-                "a number of seconds greater than 0, such as 15",
-            ),
-            header_timeout_seconds: s.seconds(
-                r,
-                "header_timeout_seconds",
-                "a number of seconds greater than 0, such as 60",
-            ),
-        },
-    };
-
-    let trusted_proxies = root.texts(r, "trusted_proxies", "[\"10.0.0.0/8\"]");
-
-    let access_log = root
-        .section(r, "access_log", "a mapping with format and path")
-        .map(|s| s.known(r, ACCESS_LOG_KEYS))
-        .map(|s| FileAccessLog {
-            key: s.path().to_owned(),
-            format: s.text(r, "format", "text or json"),
-            path: s.text(
-                r,
-                "path",
-                "a file path in quotes, such as \"/var/log/ackee-gateway/access.log\"",
-            ),
-        });
-
-    let rate_limits = match root.section(r, "rate_limits", "a mapping with tracker and login, such as {tracker: {requests_per_minute: 300}, login: {requests_per_minute: 5}}",
-    ).map(|s| s.known(r, RATE_LIMITS_KEYS)) {
-        None => FileRateLimits::default(),
-        Some(s) => FileRateLimits {
-            tracker: read_rate_rule(r, &s, "tracker", "{requests_per_minute: 300}"),
-            login: read_rate_rule(r, &s, "login", "{requests_per_minute: 5}"),
-        },
-    };
-
     FileConfig {
         server,
         listeners,
         cors,
         upstream,
-        metrics,
-        limits,
-        trusted_proxies,
-        access_log,
-        rate_limits,
     }
 }

@@ -109,12 +109,12 @@ pub fn parse_with(
             return Err(r.into_diagnostics());
         }
     };
-    let file = file::read(&mut r, &doc);
-    if !doc.is_mapping() {
+    let Some(root) = file::open(&mut r, &doc) else {
         // Nothing else can be checked in a document that is not a mapping of keys.
         return Err(r.into_diagnostics());
-    }
-    let config = validate::validate(&mut r, file, env_allow_origin, resolver);
+    };
+    let file = file::read(&mut r, &root);
+    let config = validate::validate(&mut r, &root, file, env_allow_origin, resolver);
     let ok = !r.has_errors();
     match config {
         Some(config) if ok => Ok(Loaded {

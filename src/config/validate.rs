@@ -6,13 +6,11 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
 use super::diag::Source;
-use super::file::PerMinute;
 use super::file::{
-    FileAccessLog, FileConfig, FileCors, FileHealthCheck, FileLimits, FileOriginsFromAckee,
-    FileServer, FileUpstream,
+    FileConfig, FileCors, FileHealthCheck, FileOriginsFromAckee, FileServer, FileUpstream,
 };
 use super::listener;
-use super::reader::{Keyed, Problems};
+use super::reader::{Keyed, Problems, Section};
 use super::types::{
     AccessLogSettings, Config, HealthCheckSettings, HealthProbe, Limits, Listener, MetricsSettings,
     NODE_KEEP_ALIVE_SECONDS, Replica, Selection, ServerSettings, UpstreamSettings,
@@ -23,6 +21,7 @@ use crate::cors::{
 use crate::forwarded::{Cidr, TrustedProxies};
 use crate::origin::{Entry, OriginSet, parse_entry};
 use crate::ratelimit::{MAX_PER_MINUTE, RateLimits};
+use serde_yaml::Value;
 
 /// The environment variable that, as in Ackee, lists the allowed origins.
 pub const ENV_ALLOW_ORIGIN: &str = "ACKEE_ALLOW_ORIGIN";
@@ -41,6 +40,7 @@ pub fn system_resolver(host: &str, port: u16) -> std::io::Result<Vec<SocketAddr>
 /// every problem is in `diags` either way.
 pub fn validate(
     r: &mut Problems,
+    root: &Section<'_>,
     file: FileConfig,
     env_allow_origin: Option<&str>,
     resolver: Resolver<'_>,
@@ -49,31 +49,11 @@ pub fn validate(
     let listeners = listeners(r, file.listeners);
     let (cors, origins_from_env) = cors(r, file.cors, env_allow_origin);
     let upstream = upstream(r, file.upstream, resolver);
-    let metrics = file.metrics.and_then(|m| match m.address {
-        None => {
-            r.error(
-                &format!("{}.address", m.key),
-                "missing; write the address Prometheus scrapes, such as \"127.0.0.1:9464\"",
-            );
-            None
-        }
-        Some(a) => listen_address(r, &a).map(|address| MetricsSettings { address }),
-    });
-    if let (Some(m), Some(ls)) = (&metrics, &listeners) {
-        if let Some(l) = ls.iter().find(|l| l.address == m.address) {
-            r.error(
-                "metrics.address",
-                format!(
-                    "\"{}\" is also the address of listener \"{}\"; give metrics its own port",
-                    m.address, l.name
-                ),
-            );
-        }
-    }
-    let limits = limits(r, file.limits);
-    let trusted_proxies = trusted_proxies(r, file.trusted_proxies);
-    let access_log = file.access_log.and_then(|a| access_log(r, a));
-    let rate_limits = rate_limits(r, file.rate_limits);
+    let metrics = metrics(r, root, listeners.as_deref());
+    let limits = limits(r, root);
+    let trusted_proxies = trusted_proxies(r, root);
+    let access_log = access_log(r, root);
+    let rate_limits = rate_limits(r, root);
 
     if r.has_errors() {
         return None;
@@ -92,15 +72,26 @@ pub fn validate(
     })
 }
 
-fn rate_limits(r: &mut Problems, f: super::file::FileRateLimits) -> RateLimits {
+/// `rate_limits`: each rule a number of requests per minute, or `off` (also written 0).
+fn rate_limits(r: &mut Problems, root: &Section<'_>) -> RateLimits {
     let mut out = RateLimits::default();
-    for (rule, target) in [(f.tracker, &mut out.tracker), (f.login, &mut out.login)] {
-        let Some(k) = rule.requests_per_minute else {
+    let Some(s) = root.section(
+        r,
+        "rate_limits",
+        "a mapping with tracker and login, such as {tracker: {requests_per_minute: 300}, login: {requests_per_minute: 5}}",
+    ) else {
+        return out;
+    };
+    let tracker = per_minute(r, &s, "tracker", "{requests_per_minute: 300}");
+    let login = per_minute(r, &s, "login", "{requests_per_minute: 5}");
+    s.finish(r);
+    for (written, target) in [(tracker, &mut out.tracker), (login, &mut out.login)] {
+        let Some(k) = written else {
             continue;
         };
         *target = match k.value {
-            PerMinute::Off | PerMinute::Count(0) => None,
-            PerMinute::Count(n) => match u32::try_from(n) {
+            None | Some(0) => None,
+            Some(n) => match u32::try_from(n) {
                 Ok(n) if n <= MAX_PER_MINUTE => Some(n),
                 _ => {
                     r.error(
@@ -117,9 +108,81 @@ fn rate_limits(r: &mut Problems, f: super::file::FileRateLimits) -> RateLimits {
     out
 }
 
-fn access_log(r: &mut Problems, a: FileAccessLog) -> Option<AccessLogSettings> {
+/// `requests_per_minute` of one rule as written: a count, or `None` for `off`.
+fn per_minute(
+    r: &mut Problems,
+    s: &Section<'_>,
+    key: &'static str,
+    example: &str,
+) -> Option<Keyed<Option<u64>>> {
+    let rule = s.section(r, key, example)?;
+    let found = rule.get("requests_per_minute").and_then(|(path, v)| {
+        let value = match v {
+            Value::String(t) if t.trim().eq_ignore_ascii_case("off") => Some(None),
+            _ => v.as_u64().map(Some),
+        };
+        if value.is_none() {
+            r.wrong_type(
+                &path,
+                v,
+                "a whole number of requests per minute such as 300, or off",
+            );
+        }
+        value.map(|value| Keyed { key: path, value })
+    });
+    rule.finish(r);
+    found
+}
+
+/// `metrics`: its own address, not a listener's.
+fn metrics(
+    r: &mut Problems,
+    root: &Section<'_>,
+    listeners: Option<&[Listener]>,
+) -> Option<MetricsSettings> {
+    let s = root.section(r, "metrics", "a mapping with address")?;
+    let address = s.text(
+        r,
+        "address",
+        "an address in quotes, such as \"127.0.0.1:9464\"",
+    );
+    s.finish(r);
+    let Some(a) = address else {
+        r.error(
+            "metrics.address",
+            "missing; write the address Prometheus scrapes, such as \"127.0.0.1:9464\"",
+        );
+        return None;
+    };
+    let address = listen_address(r, &a)?;
+    if let Some(l) = listeners
+        .unwrap_or_default()
+        .iter()
+        .find(|l| l.address == address)
+    {
+        r.error(
+            "metrics.address",
+            format!(
+                "\"{address}\" is also the address of listener \"{}\"; give metrics its own port",
+                l.name
+            ),
+        );
+    }
+    Some(MetricsSettings { address })
+}
+
+/// `access_log`: the format, and a file whose directory exists (or standard output).
+fn access_log(r: &mut Problems, root: &Section<'_>) -> Option<AccessLogSettings> {
     use crate::access_log::{Format, Target};
-    let format = match a.format.as_ref().map(|f| (f.key.as_str(), f.value.trim())) {
+    let s = root.section(r, "access_log", "a mapping with format and path")?;
+    let format = s.text(r, "format", "text or json");
+    let path = s.text(
+        r,
+        "path",
+        "a file path in quotes, such as \"/var/log/ackee-gateway/access.log\"",
+    );
+    s.finish(r);
+    let format = match format.as_ref().map(|f| (f.key.as_str(), f.value.trim())) {
         None | Some((_, "text")) => Format::Text,
         Some((_, "json")) => Format::Json,
         Some((key, other)) => {
@@ -127,7 +190,7 @@ fn access_log(r: &mut Problems, a: FileAccessLog) -> Option<AccessLogSettings> {
             return None;
         }
     };
-    let target = match a.path {
+    let target = match path {
         None => Target::Stdout,
         Some(p) => {
             let path = std::path::PathBuf::from(p.value.trim());
@@ -1057,9 +1120,35 @@ fn resolve(r: &mut Problems, a: &Keyed<String>, resolver: Resolver<'_>) -> Optio
     }
 }
 
-fn limits(r: &mut Problems, f: FileLimits) -> Limits {
+/// `limits`: request body and head sizes, and how long each may take.
+fn limits(r: &mut Problems, root: &Section<'_>) -> Limits {
     let mut l = Limits::default();
-    if let Some(b) = f.max_body_bytes {
+    let Some(s) = root.section(
+        r,
+        "limits",
+        "a mapping with max_body_bytes, max_header_bytes, body_timeout_seconds and header_timeout_seconds",
+    ) else {
+        return l;
+    };
+    let max_body_bytes = s.whole(r, "max_body_bytes", "a whole number of bytes such as 65536");
+    let max_header_bytes = s.whole(
+        r,
+        "max_header_bytes",
+        "a whole number of bytes such as 16384",
+    );
+    let body_timeout_seconds = s.seconds(
+        r,
+        "body_timeout_seconds",
+        "a number of seconds greater than 0, such as 15",
+    );
+    let header_timeout_seconds = s.seconds(
+        r,
+        "header_timeout_seconds",
+        "a number of seconds greater than 0, such as 60",
+    );
+    s.finish(r);
+
+    if let Some(b) = max_body_bytes {
         if b.value == 0 {
             r.error(&b.key, "found 0, which would refuse every tracker request; write a number of bytes such as 65536");
         } else if b.value > MAX_BUFFERED_BODY {
@@ -1075,18 +1164,13 @@ fn limits(r: &mut Problems, f: FileLimits) -> Limits {
         }
     }
     let defaults = Limits::default();
-    if let Some(d) = seconds(
-        r,
-        f.body_timeout_seconds,
-        defaults.body_timeout,
-        MAX_SECONDS,
-    ) {
+    if let Some(d) = seconds(r, body_timeout_seconds, defaults.body_timeout, MAX_SECONDS) {
         l.body_timeout = d;
     }
-    if let Some(d) = seconds(r, f.header_timeout_seconds, defaults.header_timeout, 60.0) {
+    if let Some(d) = seconds(r, header_timeout_seconds, defaults.header_timeout, 60.0) {
         l.header_timeout = d;
     }
-    if let Some(h) = f.max_header_bytes {
+    if let Some(h) = max_header_bytes {
         if (1024..=1_048_575).contains(&h.value) {
             l.max_header_bytes = h.value as usize;
         } else {
@@ -1102,9 +1186,11 @@ fn limits(r: &mut Problems, f: FileLimits) -> Limits {
     l
 }
 
-fn trusted_proxies(r: &mut Problems, f: Option<Keyed<Vec<Keyed<String>>>>) -> TrustedProxies {
+/// `trusted_proxies`: CIDR blocks whose client-IP headers are believed.
+fn trusted_proxies(r: &mut Problems, root: &Section<'_>) -> TrustedProxies {
+    let written = root.texts(r, "trusted_proxies", "[\"10.0.0.0/8\"]");
     let mut cidrs = Vec::new();
-    for item in f.map(|l| l.value).unwrap_or_default() {
+    for item in written.map(|l| l.value).unwrap_or_default() {
         match Cidr::parse(&item.value) {
             Ok(c) => cidrs.push(c),
             Err(e) => r.error(&item.key, e.to_string()),
