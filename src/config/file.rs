@@ -71,28 +71,6 @@ pub const ORIGINS_FROM_ACKEE_KEYS: &[&str] = &[
     "schemes",
     "www",
 ];
-/// Keys of `upstream`.
-pub const UPSTREAM_KEYS: &[&str] = &[
-    "replicas",
-    "selection",
-    "health_check",
-    "retry_after_seconds",
-    "connect_timeout_seconds",
-    "read_timeout_seconds",
-    "write_timeout_seconds",
-    "idle_timeout_seconds",
-];
-/// Keys of `upstream.health_check`.
-pub const HEALTH_CHECK_KEYS: &[&str] = &[
-    "type",
-    "path",
-    "interval_seconds",
-    "timeout_seconds",
-    "unhealthy_after",
-    "healthy_after",
-];
-/// Keys of one entry of `upstream.replicas`.
-pub const REPLICA_KEYS: &[&str] = &["address", "name", "weight"];
 
 /// Pingora's server keys as written.
 #[derive(Debug, Default)]
@@ -212,61 +190,6 @@ pub struct FileOriginsFromAckee {
     pub www: Option<Keyed<bool>>,
 }
 
-/// One `upstream.replicas` entry as written.
-#[derive(Debug)]
-pub struct FileReplica {
-    /// The entry's path, such as `upstream.replicas[0]`.
-    pub key: String,
-    /// `address`, `HOST:PORT`.
-    pub address: Option<Keyed<String>>,
-    /// `name`, used in metrics and logs.
-    pub name: Option<Keyed<String>>,
-    /// `weight`.
-    pub weight: Option<Keyed<u64>>,
-}
-
-/// `upstream` as written.
-#[derive(Debug, Default)]
-pub struct FileUpstream {
-    /// The section's path, `upstream`.
-    pub key: String,
-    /// `replicas`.
-    pub replicas: Option<Keyed<Vec<FileReplica>>>,
-    /// `connect_timeout_seconds`.
-    pub connect_timeout_seconds: Option<Keyed<f64>>,
-    /// `read_timeout_seconds`.
-    pub read_timeout_seconds: Option<Keyed<f64>>,
-    /// `write_timeout_seconds`.
-    pub write_timeout_seconds: Option<Keyed<f64>>,
-    /// `idle_timeout_seconds`.
-    pub idle_timeout_seconds: Option<Keyed<f64>>,
-    /// `selection`: `round_robin`, `random` or `consistent_hash`.
-    pub selection: Option<Keyed<String>>,
-    /// `health_check`.
-    pub health_check: Option<FileHealthCheck>,
-    /// `retry_after_seconds`: the `Retry-After` of a 503.
-    pub retry_after_seconds: Option<Keyed<u64>>,
-}
-
-/// `upstream.health_check` as written.
-#[derive(Debug, Default)]
-pub struct FileHealthCheck {
-    /// The section's path.
-    pub key: String,
-    /// `type`: `http`, `tcp` or `none`.
-    pub kind: Option<Keyed<String>>,
-    /// `path` of the HTTP check.
-    pub path: Option<Keyed<String>>,
-    /// `interval_seconds`.
-    pub interval_seconds: Option<Keyed<f64>>,
-    /// `timeout_seconds`.
-    pub timeout_seconds: Option<Keyed<f64>>,
-    /// `unhealthy_after`: consecutive failures.
-    pub unhealthy_after: Option<Keyed<u64>>,
-    /// `healthy_after`: consecutive passes.
-    pub healthy_after: Option<Keyed<u64>>,
-}
-
 /// The whole file as written.
 #[derive(Debug, Default)]
 pub struct FileConfig {
@@ -276,8 +199,6 @@ pub struct FileConfig {
     pub listeners: Option<Keyed<Vec<FileListener>>>,
     /// `cors`.
     pub cors: FileCors,
-    /// `upstream`, if written.
-    pub upstream: Option<FileUpstream>,
 }
 
 fn known_all<'v>(
@@ -443,91 +364,9 @@ pub fn read(r: &mut Problems, root: &Section<'_>) -> FileConfig {
         },
     };
 
-    let upstream = root
-        .section(r, "upstream", "a mapping with replicas and timeouts")
-        .map(|s| s.known(r, UPSTREAM_KEYS))
-        .map(|s| FileUpstream {
-            key: s.path().to_owned(),
-            replicas: s
-                .sections(r, "replicas", "[{address: \"127.0.0.1:3000\"}]")
-                .map(|l| known_all(r, l, REPLICA_KEYS))
-                .map(|list| Keyed {
-                    key: list.key,
-                    value: list
-                        .value
-                        .into_iter()
-                        .map(|rs| FileReplica {
-                            key: rs.path().to_owned(),
-                            address: rs.text(
-                                r,
-                                "address",
-                                "an address in quotes, such as \"127.0.0.1:3000\"",
-                            ),
-                            name: rs.text(r, "name", "a name in quotes, such as \"ackee-1\""),
-                            weight: rs.whole(r, "weight", "a whole number such as 1"),
-                        })
-                        .collect(),
-                }),
-            selection: s.text(r, "selection", "round_robin, random or consistent_hash"),
-            health_check: s
-                .section(
-                    r,
-                    "health_check",
-                    "a mapping with type, path, interval_seconds and the other health-check keys",
-                )
-                .map(|s| s.known(r, HEALTH_CHECK_KEYS))
-                .map(|h| FileHealthCheck {
-                    key: h.path().to_owned(),
-                    kind: h.text(r, "type", "http, tcp or none"),
-                    path: h.text(
-                        r,
-                        "path",
-                        "a path in quotes, such as \"/.well-known/apollo/server-health\"",
-                    ),
-                    interval_seconds: h.seconds(
-                        r,
-                        "interval_seconds",
-                        "a number of seconds greater than 0, such as 2",
-                    ),
-                    timeout_seconds: h.seconds(
-                        r,
-                        "timeout_seconds",
-                        "a number of seconds greater than 0, such as 1",
-                    ),
-                    unhealthy_after: h.whole(r, "unhealthy_after", "a whole number such as 3"),
-                    healthy_after: h.whole(r, "healthy_after", "a whole number such as 2"),
-                }),
-            retry_after_seconds: s.whole(
-                r,
-                "retry_after_seconds",
-                "a whole number of seconds such as 5",
-            ),
-            connect_timeout_seconds: s.seconds(
-                r,
-                "connect_timeout_seconds",
-                "a number of seconds greater than 0, such as 2",
-            ),
-            read_timeout_seconds: s.seconds(
-                r,
-                "read_timeout_seconds",
-                "a number of seconds greater than 0, such as 60",
-            ),
-            write_timeout_seconds: s.seconds(
-                r,
-                "write_timeout_seconds",
-                "a number of seconds greater than 0, such as 30",
-            ),
-            idle_timeout_seconds: s.seconds(
-                r,
-                "idle_timeout_seconds",
-                "a number of seconds greater than 0, such as 4",
-            ),
-        });
-
     FileConfig {
         server,
         listeners,
         cors,
-        upstream,
     }
 }

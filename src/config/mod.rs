@@ -14,6 +14,7 @@ pub mod file;
 pub mod listener;
 pub mod reader;
 pub mod types;
+mod upstream;
 pub mod validate;
 
 pub use diag::{Diagnostic, Diagnostics, Severity, Source};

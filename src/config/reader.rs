@@ -16,6 +16,10 @@ pub struct Keyed<T> {
     pub value: T,
 }
 
+/// A check of values already read, run when its turn comes, so that problems of meaning keep
+/// their order while each section is still read in one function.
+pub type Later<T> = Box<dyn FnOnce(&mut Problems) -> Option<T>>;
+
 /// A mapping of text to text as written, each pair with its key path.
 pub type KeyedPairs = Keyed<Vec<Keyed<(String, String)>>>;
 
