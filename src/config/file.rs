@@ -53,24 +53,6 @@ pub const TLS_KEYS: &[&str] = &[
 ];
 /// Keys of one entry of `listeners[].tls.certificates`.
 pub const CERTIFICATE_KEYS: &[&str] = &["name", "cert", "key", "server_names"];
-/// Keys of `cors`.
-pub const CORS_KEYS: &[&str] = &[
-    "allowed_origins",
-    "allow_credentials",
-    "allowed_methods",
-    "allowed_headers",
-    "max_age_seconds",
-    "disallowed_origin",
-    "origins_from_ackee",
-];
-/// Keys of `cors.origins_from_ackee`.
-pub const ORIGINS_FROM_ACKEE_KEYS: &[&str] = &[
-    "token_file",
-    "interval_seconds",
-    "timeout_seconds",
-    "schemes",
-    "www",
-];
 
 /// Pingora's server keys as written.
 #[derive(Debug, Default)]
@@ -154,42 +136,6 @@ pub struct FileCertificate {
     pub server_names: Option<Keyed<Vec<Keyed<String>>>>,
 }
 
-/// `cors` as written.
-#[derive(Debug, Default)]
-pub struct FileCors {
-    /// `allowed_origins`.
-    pub allowed_origins: Option<Keyed<Vec<Keyed<String>>>>,
-    /// `allow_credentials`.
-    pub allow_credentials: Option<Keyed<bool>>,
-    /// `allowed_methods`.
-    pub allowed_methods: Option<Keyed<Vec<Keyed<String>>>>,
-    /// `allowed_headers`.
-    pub allowed_headers: Option<Keyed<Vec<Keyed<String>>>>,
-    /// `max_age_seconds`.
-    pub max_age_seconds: Option<Keyed<u64>>,
-    /// `disallowed_origin`: `forward` or `reject`.
-    pub disallowed_origin: Option<Keyed<String>>,
-    /// `origins_from_ackee`.
-    pub origins_from_ackee: Option<FileOriginsFromAckee>,
-}
-
-/// `cors.origins_from_ackee` as written.
-#[derive(Debug, Default)]
-pub struct FileOriginsFromAckee {
-    /// The section's path.
-    pub key: String,
-    /// `token_file`: the file holding Ackee's permanent token.
-    pub token_file: Option<Keyed<String>>,
-    /// `interval_seconds`: how often to poll.
-    pub interval_seconds: Option<Keyed<f64>>,
-    /// `timeout_seconds`: how long each replica gets to answer.
-    pub timeout_seconds: Option<Keyed<f64>>,
-    /// `schemes`: `https`, `http`.
-    pub schemes: Option<Keyed<Vec<Keyed<String>>>>,
-    /// `www`: also allow the `www.` twin of each title.
-    pub www: Option<Keyed<bool>>,
-}
-
 /// The whole file as written.
 #[derive(Debug, Default)]
 pub struct FileConfig {
@@ -197,8 +143,6 @@ pub struct FileConfig {
     pub server: FileServer,
     /// `listeners`.
     pub listeners: Option<Keyed<Vec<FileListener>>>,
-    /// `cors`.
-    pub cors: FileCors,
 }
 
 fn known_all<'v>(
@@ -320,53 +264,5 @@ pub fn read(r: &mut Problems, root: &Section<'_>) -> FileConfig {
                 .collect(),
         });
 
-    let cors = match root.section(r, "cors", "a mapping with allowed_origins and the other CORS keys",
-    ).map(|s| s.known(r, CORS_KEYS)) {
-        None => FileCors::default(),
-        Some(s) => FileCors {
-            allowed_origins: s.texts(r, "allowed_origins", "[\"https://example.com\"]"),
-            allow_credentials: s.flag(r, "allow_credentials"),
-            allowed_methods: s.texts(r, "allowed_methods", "[GET, POST, PATCH, OPTIONS]"),
-            allowed_headers: s.texts(
-                r,
-                "allowed_headers",
-                "[Content-Type, Authorization, Time-Zone]",
-            ),
-            max_age_seconds: s.whole(
-                r,
-                "max_age_seconds",
-                "a whole number of seconds such as 3600",
-            ),
-            disallowed_origin: s.text(r, "disallowed_origin", "forward or reject"),
-            origins_from_ackee: s
-                .section(r, "origins_from_ackee", "a mapping with token_file, such as {token_file: /etc/ackee-gateway/ackee-token}",
-                ).map(|s| s.known(r, ORIGINS_FROM_ACKEE_KEYS))
-                .map(|a| FileOriginsFromAckee {
-                    key: a.path().to_owned(),
-                    token_file: a.text(
-                        r,
-                        "token_file",
-                        "a file path in quotes, such as \"/etc/ackee-gateway/ackee-token\"",
-                    ),
-                    interval_seconds: a.seconds(
-                        r,
-                        "interval_seconds",
-                        "a number of seconds greater than 0, such as 60",
-                    ),
-                    timeout_seconds: a.seconds(
-                        r,
-                        "timeout_seconds",
-                        "a number of seconds greater than 0, such as 5",
-                    ),
-                    schemes: a.texts(r, "schemes", "[https]"),
-                    www: a.flag(r, "www"),
-                }),
-        },
-    };
-
-    FileConfig {
-        server,
-        listeners,
-        cors,
-    }
+    FileConfig { server, listeners }
 }

@@ -9,6 +9,7 @@
 //!
 //! No pingora here: the binary maps [`ServerSettings`] onto pingora's `ServerConf`.
 
+mod cors;
 pub mod diag;
 pub mod file;
 pub mod listener;
