@@ -509,15 +509,15 @@ pub fn build(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::file::PINGORA_KEYS;
+    use crate::config::pingora_keys;
 
     #[test]
     fn every_pingora_key_the_gateway_accepts_exists_in_pingoras_server_conf() {
         let yaml = serde_yaml::to_value(ServerConf::default()).unwrap();
         let map = yaml.as_mapping().unwrap();
-        for key in PINGORA_KEYS {
+        for key in pingora_keys() {
             assert!(
-                map.contains_key(*key),
+                map.contains_key(key),
                 "pingora's ServerConf has no key {key}"
             );
         }

@@ -11,7 +11,6 @@
 
 mod cors;
 pub mod diag;
-pub mod file;
 pub mod listener;
 pub mod reader;
 pub mod types;
@@ -22,7 +21,7 @@ pub use diag::{Diagnostic, Diagnostics, Severity, Source};
 pub use types::{
     Config, Limits, Listener, MetricsSettings, Replica, ServerSettings, UpstreamSettings,
 };
-pub use validate::ENV_ALLOW_ORIGIN;
+pub use validate::{ENV_ALLOW_ORIGIN, pingora_keys};
 
 /// A valid configuration and the warnings found on the way.
 #[derive(Debug)]
@@ -111,12 +110,16 @@ pub fn parse_with(
             return Err(r.into_diagnostics());
         }
     };
-    let Some(root) = file::open(&mut r, &doc) else {
+    let Some(root) = reader::Section::open(
+        &mut r,
+        "",
+        &doc,
+        "a mapping of keys such as \"listeners:\" and \"cors:\"",
+    ) else {
         // Nothing else can be checked in a document that is not a mapping of keys.
         return Err(r.into_diagnostics());
     };
-    let file = file::read(&mut r, &root);
-    let config = validate::validate(&mut r, &root, file, env_allow_origin, resolver);
+    let config = validate::validate(&mut r, root, env_allow_origin, resolver);
     let ok = !r.has_errors();
     match config {
         Some(config) if ok => Ok(Loaded {

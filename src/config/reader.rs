@@ -208,12 +208,27 @@ impl<'v> Section<'v> {
         })
     }
 
-    /// Asks for every key in `keys` and reports the others now: for sections still read
-    /// through a list of keys.
-    pub fn known(self, r: &mut Problems, keys: &[&'static str]) -> Self {
-        self.asked.borrow_mut().extend_from_slice(keys);
+    /// Another reader of the same mapping, for keys that share it (pingora's at the top
+    /// level); see [`Section::finish_with`].
+    pub fn share(&self) -> Section<'v> {
+        Section {
+            path: self.path.clone(),
+            map: self.map,
+            opened: self.opened,
+            asked: RefCell::new(Vec::new()),
+        }
+    }
+
+    /// Finishes this section and one [`Section::share`]d from it: a key is unknown if neither
+    /// was asked for it, and suggestions list this section's keys first.
+    pub fn finish_with(self, r: &mut Problems, shared: Section<'v>) {
+        self.asked.borrow_mut().extend(shared.into_asked());
         self.check(r);
-        self
+    }
+
+    /// The keys asked for, in the order first asked.
+    pub fn into_asked(self) -> Vec<&'static str> {
+        self.asked.into_inner()
     }
 
     /// Reports every key that was not asked for, as if when the section was opened.

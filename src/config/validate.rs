@@ -1,12 +1,9 @@
 //! From the file as written to the internal [`Config`]: every semantic check, every default, and
 //! `ACKEE_ALLOW_ORIGIN`. All problems are collected; none stops the others from being found.
 
-use std::collections::HashMap;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
-use super::file::{FileConfig, FileServer};
-use super::listener;
 use super::reader::{Keyed, Problems, Section};
 use super::types::{AccessLogSettings, Config, Limits, Listener, MetricsSettings, ServerSettings};
 use crate::forwarded::{Cidr, TrustedProxies};
@@ -16,7 +13,8 @@ use serde_yaml::Value;
 /// The environment variable that, as in Ackee, lists the allowed origins.
 pub const ENV_ALLOW_ORIGIN: &str = "ACKEE_ALLOW_ORIGIN";
 
-const LISTEN_EXAMPLE: &str = "an IP address and port, such as \"127.0.0.1:8080\" or \"[::]:443\"";
+pub(super) const LISTEN_EXAMPLE: &str =
+    "an IP address and port, such as \"127.0.0.1:8080\" or \"[::]:443\"";
 
 /// Resolves a host name and port to addresses: the system's resolver, or a stand-in in tests.
 pub type Resolver<'a> = &'a dyn Fn(&str, u16) -> std::io::Result<Vec<SocketAddr>>;
@@ -26,24 +24,26 @@ pub fn system_resolver(host: &str, port: u16) -> std::io::Result<Vec<SocketAddr>
     (host, port).to_socket_addrs().map(Iterator::collect)
 }
 
-/// Validates the file (and `ACKEE_ALLOW_ORIGIN`, if set). Returns `None` if any error was found;
-/// every problem is in `diags` either way.
+/// Reads and validates the document (and `ACKEE_ALLOW_ORIGIN`, if set), one section after
+/// another. Returns `None` if any error was found; every problem is in `r` either way.
 pub fn validate(
     r: &mut Problems,
-    root: &Section<'_>,
-    file: FileConfig,
+    root: Section<'_>,
     env_allow_origin: Option<&str>,
     resolver: Resolver<'_>,
 ) -> Option<Config> {
-    let server = server(r, file.server);
-    let listeners = listeners(r, file.listeners);
-    let (cors, origins_from_env) = super::cors::cors(r, root, env_allow_origin);
-    let upstream = super::upstream::upstream(r, root, resolver);
-    let metrics = metrics(r, root, listeners.as_deref());
-    let limits = limits(r, root);
-    let trusted_proxies = trusted_proxies(r, root);
-    let access_log = access_log(r, root);
-    let rate_limits = rate_limits(r, root);
+    // Pingora's keys share the top level; an unknown key is compared with the gateway's first.
+    let pingora = root.share();
+    let server = server(r, &pingora);
+    let listeners = super::listener::listeners(r, &root);
+    let (cors, origins_from_env) = super::cors::cors(r, &root, env_allow_origin);
+    let upstream = super::upstream::upstream(r, &root, resolver);
+    let metrics = metrics(r, &root, listeners.as_deref());
+    let limits = limits(r, &root);
+    let trusted_proxies = trusted_proxies(r, &root);
+    let access_log = access_log(r, &root);
+    let rate_limits = rate_limits(r, &root);
+    root.finish_with(r, pingora);
 
     if r.has_errors() {
         return None;
@@ -204,48 +204,77 @@ fn access_log(r: &mut Problems, root: &Section<'_>) -> Option<AccessLogSettings>
     Some(AccessLogSettings { format, target })
 }
 
-fn server(r: &mut Problems, f: FileServer) -> ServerSettings {
-    let mut s = ServerSettings::default();
-    let _ = f.version;
-    if let Some(v) = f.daemon {
-        s.daemon = v.value;
+/// Pingora's server keys the gateway accepts at the top level, in the order they are read.
+pub fn pingora_keys() -> Vec<&'static str> {
+    let empty = Value::Mapping(serde_yaml::Mapping::new());
+    let mut r = Problems::new(super::Source::File(String::new()));
+    let s = Section::open(&mut r, "", &empty, "a mapping").expect("a mapping opens");
+    server(&mut r, &s);
+    s.into_asked()
+}
+
+/// Pingora's server keys, with the gateway's defaults.
+fn server(r: &mut Problems, s: &Section<'_>) -> ServerSettings {
+    const FILE: &str = "a file path";
+    let _version = s.whole(r, "version", "1");
+    let daemon = s.flag(r, "daemon");
+    let error_log = s.text(r, "error_log", "a file path in quotes");
+    let pid_file = s.text(
+        r,
+        "pid_file",
+        "a file path in quotes, such as \"/run/ackee-gateway/ackee-gateway.pid\"",
+    );
+    let upgrade_sock = s.text(
+        r,
+        "upgrade_sock",
+        "a file path in quotes, such as \"/run/ackee-gateway/upgrade.sock\"",
+    );
+    let user = s.text(r, "user", "a user name in quotes");
+    let group = s.text(r, "group", "a group name in quotes");
+    let threads = s.whole(r, "threads", "a whole number such as 2");
+    let work_stealing = s.flag(r, "work_stealing");
+    let grace = s.whole(
+        r,
+        "grace_period_seconds",
+        "a whole number of seconds such as 3",
+    );
+    let shutdown = s.whole(
+        r,
+        "graceful_shutdown_timeout_seconds",
+        "a whole number of seconds such as 2",
+    );
+    let pool = s.whole(r, "upstream_keepalive_pool_size", "a whole number");
+    let wait_for_ready = s.flag(r, "daemon_wait_for_ready");
+
+    let mut out = ServerSettings::default();
+    let flag = |k: Option<Keyed<bool>>, default| k.map_or(default, |k| k.value);
+    let whole = |k: Option<Keyed<u64>>, default| k.map_or(default, |k| k.value);
+    out.daemon = flag(daemon, out.daemon);
+    out.error_log = non_empty(r, error_log, FILE);
+    if let Some(v) = non_empty(r, pid_file, FILE) {
+        out.pid_file = v;
     }
-    if let Some(v) = non_empty(r, f.error_log, "a file path") {
-        s.error_log = Some(v);
+    if let Some(v) = non_empty(r, upgrade_sock, FILE) {
+        out.upgrade_sock = v;
     }
-    if let Some(v) = non_empty(r, f.pid_file, "a file path") {
-        s.pid_file = v;
-    }
-    if let Some(v) = non_empty(r, f.upgrade_sock, "a file path") {
-        s.upgrade_sock = v;
-    }
-    s.user = non_empty(r, f.user, "a user name");
-    s.group = non_empty(r, f.group, "a group name");
-    if let Some(t) = f.threads {
+    out.user = non_empty(r, user, "a user name");
+    out.group = non_empty(r, group, "a group name");
+    if let Some(t) = threads {
         match t.value {
-            1..=1024 => s.threads = t.value as usize,
+            1..=1024 => out.threads = t.value as usize,
             n => r.error(
                 &t.key,
                 format!("found {n}; write a whole number from 1 to 1024"),
             ),
         }
     }
-    if let Some(v) = f.work_stealing {
-        s.work_stealing = v.value;
-    }
-    if let Some(v) = f.grace_period_seconds {
-        s.grace_period_seconds = v.value;
-    }
-    if let Some(v) = f.graceful_shutdown_timeout_seconds {
-        s.graceful_shutdown_timeout_seconds = v.value;
-    }
-    if let Some(v) = f.upstream_keepalive_pool_size {
-        s.upstream_keepalive_pool_size = v.value as usize;
-    }
-    if let Some(v) = f.daemon_wait_for_ready {
-        s.daemon_wait_for_ready = v.value;
-    }
-    s
+    out.work_stealing = flag(work_stealing, out.work_stealing);
+    out.grace_period_seconds = whole(grace, out.grace_period_seconds);
+    out.graceful_shutdown_timeout_seconds = whole(shutdown, out.graceful_shutdown_timeout_seconds);
+    out.upstream_keepalive_pool_size =
+        whole(pool, out.upstream_keepalive_pool_size as u64) as usize;
+    out.daemon_wait_for_ready = flag(wait_for_ready, out.daemon_wait_for_ready);
+    out
 }
 
 pub(super) fn non_empty(r: &mut Problems, v: Option<Keyed<String>>, what: &str) -> Option<String> {
@@ -261,7 +290,7 @@ pub(super) fn non_empty(r: &mut Problems, v: Option<Keyed<String>>, what: &str) 
     }
 }
 
-fn listen_address(r: &mut Problems, a: &Keyed<String>) -> Option<SocketAddr> {
+pub(super) fn listen_address(r: &mut Problems, a: &Keyed<String>) -> Option<SocketAddr> {
     match a.value.trim().parse::<SocketAddr>() {
         Ok(addr) if addr.port() == 0 => {
             r.error(
@@ -282,71 +311,6 @@ fn listen_address(r: &mut Problems, a: &Keyed<String>) -> Option<SocketAddr> {
             None
         }
     }
-}
-
-fn listeners(
-    r: &mut Problems,
-    f: Option<Keyed<Vec<super::file::FileListener>>>,
-) -> Option<Vec<Listener>> {
-    let Some(list) = f else {
-        r.error(
-            "listeners",
-            "missing; write at least one listener, such as listeners: [{address: \"127.0.0.1:8080\"}]",
-        );
-        return None;
-    };
-    if list.value.is_empty() {
-        r.error(
-            &list.key,
-            "is empty; write at least one listener, such as [{address: \"127.0.0.1:8080\"}]",
-        );
-        return None;
-    }
-    let mut out = Vec::new();
-    let mut seen: HashMap<SocketAddr, String> = HashMap::new();
-    let mut cert_names = listener::CertNames::new();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64);
-    let mut ok = true;
-    for mut l in list.value {
-        let extras = listener::extras(r, &mut l, &mut cert_names, now);
-        let Some(addr) = l.address else {
-            r.error(
-                &format!("{}.address", l.key),
-                format!("missing; write {LISTEN_EXAMPLE}"),
-            );
-            ok = false;
-            continue;
-        };
-        let Some(address) = listen_address(r, &addr) else {
-            ok = false;
-            continue;
-        };
-        if let Some(first) = seen.get(&address) {
-            r.error(
-                &addr.key,
-                format!("\"{address}\" is also {first}'s address; give each listener its own"),
-            );
-            ok = false;
-            continue;
-        }
-        seen.insert(address, l.key.clone());
-        let name = non_empty(r, l.name, "a name").unwrap_or_else(|| address.to_string());
-        let Some(extras) = extras else {
-            ok = false;
-            continue;
-        };
-        out.push(Listener {
-            name,
-            address,
-            tls: extras.tls,
-            redirect_to_https: extras.redirect_to_https,
-            acme_webroot: extras.acme_webroot,
-            response_headers: extras.response_headers,
-        });
-    }
-    ok.then_some(out)
 }
 
 /// The largest body the gateway buffers: pingora's retry buffer holds 64 KiB.
