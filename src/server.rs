@@ -383,8 +383,7 @@ pub fn build(
         .collect();
     let metrics = Arc::new(Metrics::new(upstream.names(), &certificate_names));
     crate::logging::count_handshake_failures_in(metrics.clone());
-    let (reloader, resolvers) = Reloader::new(&tls, metrics.clone())?;
-    let mut resolvers = resolvers.into_iter();
+    let (reloader, mut resolvers) = Reloader::new(&config.listeners, metrics.clone());
     let shared = Arc::new(Shared {
         cors: CorsPolicy::new(config.cors.clone())?,
         limits: config.limits,
@@ -453,7 +452,7 @@ pub fn build(
         let address = listener.address.to_string();
         if listener.tls.is_some() {
             let resolver = resolvers
-                .next()
+                .remove(&listener.address)
                 .ok_or_else(|| "internal error: a TLS listener without certificates".to_owned())?;
             let mut settings = TlsSettings::with_callbacks(Box::new(HandshakeCounter {
                 metrics: metrics.clone(),

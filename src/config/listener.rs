@@ -456,6 +456,6 @@ fn certificate(
         cert: cert_path,
         key: key_path,
         server_names,
-        not_after: loaded.not_after,
+        loaded,
     })
 }
