@@ -358,59 +358,11 @@ fn certificate(
         }
         return None;
     };
-    let cert_path = PathBuf::from(cert.value.trim());
-    let key_path = PathBuf::from(key.value.trim());
-    let loaded = match certs::load(&cert_path, &key_path) {
-        Ok(l) => l,
-        Err(e) => {
-            let at = match e.which {
-                certs::Which::Cert => &cert.key,
-                certs::Which::Key => &key.key,
-            };
-            r.error(at, e.message);
-            return None;
-        }
-    };
-    if loaded.not_after < seen.now {
-        r.warning(
-            &cert.key,
-            format!(
-                "\"{}\" expired on {}; browsers will refuse it until it is renewed (certbot renew)",
-                cert_path.display(),
-                certs::format_utc(loaded.not_after)
-            ),
-        );
-    }
-
+    let loaded = load(r, cert, key, seen.now)?;
     let mut ok = true;
-    let server_names = match &written_names {
-        None => None,
-        Some(list) => {
-            let mut names = Vec::new();
-            for n in &list.value {
-                let name = n.value.trim().to_ascii_lowercase();
-                if !certs::covers(&loaded.dns_names, &name) {
-                    let covered = if loaded.dns_names.is_empty() {
-                        "no DNS names".to_owned()
-                    } else {
-                        loaded.dns_names.join(", ")
-                    };
-                    r.error(
-                        &n.key,
-                        format!(
-                            "\"{}\" is not covered by the certificate in \"{}\" (it covers {covered}); remove it, or use a certificate issued for that name",
-                            n.value,
-                            cert_path.display()
-                        ),
-                    );
-                    ok = false;
-                    continue;
-                }
-                names.push(name);
-            }
-            Some(names)
-        }
-    };
+    let server_names = written_names
+        .as_ref()
+        .map(|list| covered_names(r, &loaded, &cert.value, list, &mut ok));
     for n in server_names.as_ref().unwrap_or(&loaded.dns_names) {
         if let Some(first) = sni_owner.get(n) {
             let at = written_names.as_ref().map_or(&cert.key, |k| &k.key);
@@ -425,8 +377,92 @@ fn certificate(
             sni_owner.insert(n.clone(), at.clone());
         }
     }
+    let name = certificate_name(r, written_name, &loaded, &cert.value, &at, seen)?;
+    ok.then_some(CertificateSettings {
+        name,
+        cert: PathBuf::from(cert.value.trim()),
+        key: PathBuf::from(key.value.trim()),
+        server_names,
+        loaded,
+    })
+}
 
-    let name = match &written_name {
+/// Loads and checks the files; an expired certificate is a warning with its date.
+fn load(
+    r: &mut Problems,
+    cert: &Keyed<String>,
+    key: &Keyed<String>,
+    now: i64,
+) -> Option<certs::LoadedCert> {
+    let cert_path = PathBuf::from(cert.value.trim());
+    let key_path = PathBuf::from(key.value.trim());
+    let loaded = match certs::load(&cert_path, &key_path) {
+        Ok(l) => l,
+        Err(e) => {
+            let at = match e.which {
+                certs::Which::Cert => &cert.key,
+                certs::Which::Key => &key.key,
+            };
+            r.error(at, e.message);
+            return None;
+        }
+    };
+    if loaded.not_after < now {
+        r.warning(
+            &cert.key,
+            format!(
+                "\"{}\" expired on {}; browsers will refuse it until it is renewed (certbot renew)",
+                cert_path.display(),
+                certs::format_utc(loaded.not_after)
+            ),
+        );
+    }
+    Some(loaded)
+}
+
+/// `server_names`, lowercased, each covered by the certificate.
+fn covered_names(
+    r: &mut Problems,
+    loaded: &certs::LoadedCert,
+    cert_file: &str,
+    list: &Keyed<Vec<Keyed<String>>>,
+    ok: &mut bool,
+) -> Vec<String> {
+    let mut names = Vec::new();
+    for n in &list.value {
+        let name = n.value.trim().to_ascii_lowercase();
+        if certs::covers(&loaded.dns_names, &name) {
+            names.push(name);
+            continue;
+        }
+        let covered = if loaded.dns_names.is_empty() {
+            "no DNS names".to_owned()
+        } else {
+            loaded.dns_names.join(", ")
+        };
+        r.error(
+            &n.key,
+            format!(
+                "\"{}\" is not covered by the certificate in \"{}\" (it covers {covered}); remove it, or use a certificate issued for that name",
+                n.value,
+                cert_file.trim()
+            ),
+        );
+        *ok = false;
+    }
+    names
+}
+
+/// The certificate's `name`, or its first DNS name, unique across listeners.
+fn certificate_name(
+    r: &mut Problems,
+    written: Option<Keyed<String>>,
+    loaded: &certs::LoadedCert,
+    cert_file: &str,
+    at: &str,
+    seen: &mut Seen,
+) -> Option<String> {
+    let name = match &written {
         Some(Keyed { key, value }) if value.trim().is_empty() => {
             r.error(
                 key,
@@ -439,23 +475,16 @@ fn certificate(
             .dns_names
             .first()
             .cloned()
-            .unwrap_or_else(|| cert_path.display().to_string()),
+            .unwrap_or_else(|| cert_file.trim().to_owned()),
     };
     if let Some(first) = seen.cert_names.get(&name) {
-        let at = written_name.as_ref().map_or(at.clone(), |n| n.key.clone());
+        let key = written.as_ref().map_or(at, |n| n.key.as_str());
         r.error(
-            &at,
+            key,
             format!("\"{name}\" is also the name of {first}; give each certificate its own name"),
         );
         return None;
     }
-    seen.cert_names.insert(name.clone(), at.clone());
-
-    ok.then_some(CertificateSettings {
-        name,
-        cert: cert_path,
-        key: key_path,
-        server_names,
-        loaded,
-    })
+    seen.cert_names.insert(name.clone(), at.to_owned());
+    Some(name)
 }

@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 
 use super::reader::{Keyed, Later, Problems, Section};
+use super::request_target::check_request_target;
 use super::types::{
     HealthCheckSettings, HealthProbe, NODE_KEEP_ALIVE_SECONDS, Replica, Selection, UpstreamSettings,
 };
@@ -57,17 +58,7 @@ pub(super) fn upstream(
     s.finish(r);
 
     let (replicas, mut ok) = replicas?;
-    if let Some(idle) = &timeouts[3].0 {
-        if (NODE_KEEP_ALIVE_SECONDS..=MAX_SECONDS).contains(&idle.value) {
-            r.warning(
-                &idle.key,
-                format!(
-                    "is {} seconds, but Node (and so Ackee) closes idle connections after 5, so a request can meet a closing connection; write 4",
-                    idle.value
-                ),
-            );
-        }
-    }
+    idle_warning(r, &timeouts[3].0);
     if replicas.len() > crate::upstream::MAX_REPLICAS {
         r.error(
             "upstream.replicas",
@@ -80,21 +71,15 @@ pub(super) fn upstream(
         ok = false;
     }
     let selection = self::selection(r, selection, &mut ok);
-    let health_check = match health_check.map(|check| check(r)) {
-        None => HealthCheckSettings::default(),
-        Some(Some(h)) => h,
-        Some(None) => {
-            ok = false;
-            HealthCheckSettings::default()
-        }
-    };
+    let health_check = health_check.map_or(Some(HealthCheckSettings::default()), |check| check(r));
+    ok &= health_check.is_some();
     let retry_after_seconds = self::retry_after(r, retry_after, &mut ok);
     let [connect, read, write, idle] =
         timeouts.map(|(written, default)| seconds(r, written, default, MAX_SECONDS));
     let settings = UpstreamSettings {
         replicas,
         selection,
-        health_check,
+        health_check: health_check.unwrap_or_default(),
         retry_after_seconds,
         connect_timeout: connect?,
         read_timeout: read?,
@@ -102,6 +87,22 @@ pub(super) fn upstream(
         idle_timeout: idle?,
     };
     ok.then_some(settings)
+}
+
+/// An idle timeout at or above Node's keep-alive lets a request meet a closing connection.
+fn idle_warning(r: &mut Problems, idle: &Option<Keyed<f64>>) {
+    let Some(idle) = idle else {
+        return;
+    };
+    if (NODE_KEEP_ALIVE_SECONDS..=MAX_SECONDS).contains(&idle.value) {
+        r.warning(
+            &idle.key,
+            format!(
+                "is {} seconds, but Node (and so Ackee) closes idle connections after 5, so a request can meet a closing connection; write 4",
+                idle.value
+            ),
+        );
+    }
 }
 
 fn selection(r: &mut Problems, written: Option<Keyed<String>>, ok: &mut bool) -> Selection {
@@ -351,70 +352,6 @@ fn probe(
     }
 }
 
-/// The longest health-check path accepted, in bytes.
-pub const MAX_TARGET_BYTES: usize = 2048;
-
-/// Whether a byte may appear as is in an origin-form request target (RFC 9112 3.2.1: an
-/// absolute path of RFC 3986 `pchar`s and `/`, then optionally `?` and a query).
-fn is_target_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@/?".contains(&b)
-}
-
-/// Checks a health-check path as an HTTP request target, so the checker can always send it.
-/// The error says what was found and what to write; for characters that must be
-/// percent-encoded, it writes the encoded path.
-pub fn check_request_target(path: &str) -> Result<(), String> {
-    let shown = || {
-        let mut s: String = path
-            .chars()
-            .take(60)
-            .collect::<String>()
-            .escape_debug()
-            .to_string();
-        if path.chars().count() > 60 {
-            s.push_str("...");
-        }
-        s
-    };
-    if path.len() > MAX_TARGET_BYTES {
-        return Err(format!(
-            "found a path of {} bytes (\"{}\"); write a path of at most {MAX_TARGET_BYTES} bytes, such as \"/.well-known/apollo/server-health\"",
-            path.len(),
-            shown()
-        ));
-    }
-    if !path.starts_with('/') {
-        return Err(format!(
-            "found \"{}\"; write a path that starts with /, such as \"/.well-known/apollo/server-health\"",
-            shown()
-        ));
-    }
-    let bytes = path.as_bytes();
-    let mut bad = false;
-    let mut encoded = String::with_capacity(path.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let b = bytes[i];
-        let escape_ok = b == b'%'
-            && bytes.get(i + 1).is_some_and(u8::is_ascii_hexdigit)
-            && bytes.get(i + 2).is_some_and(u8::is_ascii_hexdigit);
-        if is_target_byte(b) || escape_ok {
-            encoded.push(char::from(b));
-        } else {
-            bad = true;
-            encoded.push_str(&format!("%{b:02X}"));
-        }
-        i += 1;
-    }
-    if bad {
-        return Err(format!(
-            "found \"{}\", which is not a valid HTTP request target (spaces, control characters, non-ASCII letters and characters such as < > \" # must be percent-encoded); write \"{encoded}\"",
-            shown()
-        ));
-    }
-    Ok(())
-}
-
 /// Resolves `HOST:PORT` once, at start-up. An IPv4 address is preferred when a name has both.
 fn resolve(r: &mut Problems, a: &Keyed<String>, resolver: Resolver<'_>) -> Option<SocketAddr> {
     let text = a.value.trim();
@@ -465,38 +402,5 @@ fn resolve(r: &mut Problems, a: &Keyed<String>, resolver: Resolver<'_>) -> Optio
             );
             None
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn health_check_paths_are_checked_as_request_targets() {
-        // path -> None if valid, or the fix the message must quote.
-        let long = format!("/{}", "a".repeat(MAX_TARGET_BYTES));
-        let cases: [(&str, Option<&str>); 10] = [
-            ("/.well-known/apollo/server-health", None),
-            ("/health?probe=1&x=%20", None),
-            ("/a:b@c;d=e,f!$'()*+~", None),
-            ("/health<x>", Some("write \"/health%3Cx%3E\"")),
-            ("/gesundheit-ü", Some("write \"/gesundheit-%C3%BC\"")),
-            ("/he\u{1}alth", Some("write \"/he%01alth\"")),
-            ("/a b", Some("write \"/a%20b\"")),
-            ("/100%", Some("write \"/100%25\"")),
-            ("/x#frag", Some("write \"/x%23frag\"")),
-            ("health", Some("write a path that starts with /")),
-        ];
-        for (path, want) in cases {
-            match (check_request_target(path), want) {
-                (Ok(()), None) => {}
-                (Err(e), Some(fix)) => assert!(e.contains(fix), "{path:?}: {e}"),
-                (got, want) => panic!("{path:?}: got {got:?}, want {want:?}"),
-            }
-        }
-        let e = check_request_target(&long).unwrap_err();
-        assert!(e.contains("write a path of at most 2048 bytes"), "{e}");
-        assert!(e.len() < 300, "the message quotes only the start: {e}");
     }
 }
