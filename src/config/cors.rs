@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use super::diag::Source;
-use super::reader::{Keyed, Later, Problems, Section};
+use super::section::{Keyed, Later, Problems, Section};
 use super::validate::{ENV_ALLOW_ORIGIN, MAX_SECONDS, seconds};
 use crate::ackee_origins::Settings as FromAckee;
 use crate::cors::{

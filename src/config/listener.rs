@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use super::reader::{Keyed, KeyedPairs, Problems, Section};
+use super::section::{Keyed, KeyedPairs, Problems, Section};
 use super::types::{CertificateSettings, Listener, ListenerTls};
 use super::validate::{LISTEN_EXAMPLE, listen_address, non_empty, seconds};
 use crate::tls::certs;

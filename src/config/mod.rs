@@ -1,28 +1,32 @@
-//! Loading the YAML config: file types kept apart from validated internal types, as River does.
+//! Loading the YAML config. Each section is read and validated in one function, and each key
+//! is named once, where it is read:
 //!
-//! - [`reader`] walks the YAML tree and records shape problems (unknown keys, wrong types) with
-//!   their key paths, without stopping at the first.
-//! - [`file`] is the file as written: every key, with where it was found.
-//! - [`validate`] checks meaning, fills defaults, applies `ACKEE_ALLOW_ORIGIN`, and builds
-//!   the internal [`Config`] in [`types`].
-//! - [`diag`] formats problems as `error: FILE: KEY: what was found; what to write`.
+//! - [`section`] hands out a mapping's values by key, records which keys were asked for, and
+//!   reports the rest as unknown (with a suggestion) when the section is finished. `Problems`
+//!   collects every problem without stopping at the first, shape problems first, in document
+//!   order.
+//! - [`validate`] reads the top level: pingora's keys, then each section in turn;
+//!   [`listener`] (with TLS certificates), [`cors`] and [`upstream`] are the large ones.
+//! - [`types`] is the validated [`Config`]; [`diag`] prints problems as
+//!   `error: FILE: KEY: what was found; what to write`.
 //!
 //! No pingora here: the binary maps [`ServerSettings`] onto pingora's `ServerConf`.
 
 mod cors;
-pub mod diag;
-pub mod listener;
-pub mod reader;
+pub(crate) mod diag;
+mod listener;
 mod request_target;
+mod section;
 pub mod types;
 mod upstream;
-pub mod validate;
+mod validate;
 
 pub use diag::{Diagnostic, Diagnostics, Severity, Source};
+
 pub use types::{
     Config, Limits, Listener, MetricsSettings, Replica, ServerSettings, UpstreamSettings,
 };
-pub use validate::{ENV_ALLOW_ORIGIN, pingora_keys};
+pub use validate::{ENV_ALLOW_ORIGIN, Resolver, pingora_keys};
 
 /// A valid configuration and the warnings found on the way.
 #[derive(Debug)]
@@ -103,7 +107,7 @@ pub fn parse_with(
     env_allow_origin: Option<&str>,
     resolver: validate::Resolver<'_>,
 ) -> Result<Loaded, Diagnostics> {
-    let mut r = reader::Problems::new(Source::File(name.to_owned()));
+    let mut r = section::Problems::new(Source::File(name.to_owned()));
     let doc: serde_yaml::Value = match serde_yaml::from_str(text) {
         Ok(v) => v,
         Err(e) => {
@@ -111,7 +115,7 @@ pub fn parse_with(
             return Err(r.into_diagnostics());
         }
     };
-    let Some(root) = reader::Section::open(
+    let Some(root) = section::Section::open(
         &mut r,
         "",
         &doc,

@@ -3,8 +3,8 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 
-use super::reader::{Keyed, Later, Problems, Section};
 use super::request_target::check_request_target;
+use super::section::{Keyed, Later, Problems, Section};
 use super::types::{
     HealthCheckSettings, HealthProbe, NODE_KEEP_ALIVE_SECONDS, Replica, Selection, UpstreamSettings,
 };

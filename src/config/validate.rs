@@ -4,7 +4,7 @@
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
-use super::reader::{Keyed, Problems, Section};
+use super::section::{Keyed, Problems, Section};
 use super::types::{AccessLogSettings, Config, Limits, Listener, MetricsSettings, ServerSettings};
 use crate::forwarded::{Cidr, TrustedProxies};
 use crate::ratelimit::{MAX_PER_MINUTE, RateLimits};

@@ -40,16 +40,6 @@ pub enum Which {
     Key,
 }
 
-impl Which {
-    /// The config key that names the file.
-    pub fn key(self) -> &'static str {
-        match self {
-            Which::Cert => "cert",
-            Which::Key => "key",
-        }
-    }
-}
-
 /// Why a certificate could not be used, phrased for a config message.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CertError {

@@ -4,8 +4,8 @@
 //! No pingora here; the server wires a [`resolver::SniResolver`] into pingora's rustls
 //! listener and calls [`Reloader::reload`] from a background service.
 
-pub mod certs;
-pub mod resolver;
+pub(crate) mod certs;
+pub(crate) mod resolver;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
