@@ -404,8 +404,7 @@ pub fn build(
         .collect();
     let metrics = Arc::new(Metrics::new(upstream.names(), &certificate_names));
     crate::logging::count_handshake_failures_in(metrics.clone());
-    let (reloader, resolvers) = Reloader::new(&tls, metrics.clone())?;
-    let mut resolvers = resolvers.into_iter();
+    let (reloader, mut resolvers) = Reloader::new(&config.listeners, metrics.clone());
     let shared = Arc::new(Shared {
         cors: CorsPolicy::new(config.cors.clone())?,
         limits: config.limits,
@@ -478,7 +477,7 @@ pub fn build(
         let address = listener.address.to_string();
         if listener.tls.is_some() {
             let resolver = resolvers
-                .next()
+                .remove(&listener.address)
                 .ok_or_else(|| "internal error: a TLS listener without certificates".to_owned())?;
             let mut settings = TlsSettings::with_callbacks(Box::new(HandshakeCounter {
                 metrics: metrics.clone(),
@@ -534,15 +533,15 @@ pub fn build(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::file::PINGORA_KEYS;
+    use crate::config::pingora_keys;
 
     #[test]
     fn every_pingora_key_the_gateway_accepts_exists_in_pingoras_server_conf() {
         let yaml = serde_yaml::to_value(ServerConf::default()).unwrap();
         let map = yaml.as_mapping().unwrap();
-        for key in PINGORA_KEYS {
+        for key in pingora_keys() {
             assert!(
-                map.contains_key(*key),
+                map.contains_key(key),
                 "pingora's ServerConf has no key {key}"
             );
         }

@@ -12,9 +12,10 @@ pub enum Severity {
     Error,
 }
 
-/// Where a problem was found: a config file or an environment variable.
+/// Where a value, and so a problem, came from: the config file or an environment variable.
+/// Not to be confused with CORS origins ([`crate::origin`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Origin {
+pub enum Source {
     /// The config file, as named on the command line.
     File(String),
     /// An environment variable, such as `ACKEE_ALLOW_ORIGIN`.
@@ -27,7 +28,7 @@ pub struct Diagnostic {
     /// Error or warning.
     pub severity: Severity,
     /// File or environment variable.
-    pub origin: Origin,
+    pub source: Source,
     /// The key path, such as `cors.allowed_origins[2]`. Empty for the document itself.
     pub key: String,
     /// What was found and what to write instead.
@@ -40,9 +41,9 @@ impl fmt::Display for Diagnostic {
             Severity::Error => "error",
             Severity::Warning => "warning",
         };
-        let place = match &self.origin {
-            Origin::File(path) => path.clone(),
-            Origin::Env(var) => format!("environment variable {var}"),
+        let place = match &self.source {
+            Source::File(path) => path.clone(),
+            Source::Env(var) => format!("environment variable {var}"),
         };
         if self.key.is_empty() {
             write!(f, "{level}: {place}: {}", self.message)
@@ -65,25 +66,25 @@ impl Diagnostics {
     }
 
     /// Records an error.
-    pub fn error(&mut self, origin: &Origin, key: impl Into<String>, message: impl Into<String>) {
-        self.push(Severity::Error, origin, key, message);
+    pub fn error(&mut self, source: &Source, key: impl Into<String>, message: impl Into<String>) {
+        self.push(Severity::Error, source, key, message);
     }
 
     /// Records a warning.
-    pub fn warning(&mut self, origin: &Origin, key: impl Into<String>, message: impl Into<String>) {
-        self.push(Severity::Warning, origin, key, message);
+    pub fn warning(&mut self, source: &Source, key: impl Into<String>, message: impl Into<String>) {
+        self.push(Severity::Warning, source, key, message);
     }
 
     fn push(
         &mut self,
         severity: Severity,
-        origin: &Origin,
+        source: &Source,
         key: impl Into<String>,
         message: impl Into<String>,
     ) {
         self.items.push(Diagnostic {
             severity,
-            origin: origin.clone(),
+            source: source.clone(),
             key: key.into(),
             message: message.into(),
         });
@@ -107,14 +108,9 @@ impl Diagnostics {
         self.items.iter()
     }
 
-    /// All problems as owned values.
-    pub fn into_vec(self) -> Vec<Diagnostic> {
-        self.items
-    }
-
-    /// Appends another list.
-    pub fn extend(&mut self, other: Diagnostics) {
-        self.items.extend(other.items);
+    /// Appends one problem.
+    pub(crate) fn add(&mut self, d: Diagnostic) {
+        self.items.push(d);
     }
 }
 
@@ -180,9 +176,9 @@ mod tests {
     #[test]
     fn diagnostics_print_level_place_key_and_message() {
         let mut d = Diagnostics::new();
-        let file = Origin::File("conf/x.yaml".into());
+        let file = Source::File("conf/x.yaml".into());
         d.error(&file, "cors.allowed_origins[2]", "bad");
-        d.warning(&Origin::Env("ACKEE_ALLOW_ORIGIN"), "[0]", "odd");
+        d.warning(&Source::Env("ACKEE_ALLOW_ORIGIN"), "[0]", "odd");
         d.error(&file, "", "not YAML");
         assert_eq!(
             d.to_string(),

@@ -1,50 +1,129 @@
-//! Validating one `listeners` entry's extras: TLS certificates (read and checked here, so `-t`
-//! finds a bad key or an expired certificate), the HTTPS redirect, the ACME webroot and the
-//! response headers.
+//! `listeners`: each visitor-facing socket, with its TLS certificates (read and checked here,
+//! so `-t` finds a bad key or an expired certificate), the HTTPS redirect, the ACME webroot and
+//! the response headers.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use super::file::{FileCertificate, FileListener, FileTls};
-use super::reader::{Keyed, Reader};
-use super::types::{CertificateSettings, ListenerTls};
+use super::section::{Keyed, KeyedPairs, Problems, Section};
+use super::types::{CertificateSettings, Listener, ListenerTls};
+use super::validate::{LISTEN_EXAMPLE, listen_address, non_empty, seconds};
 use crate::tls::certs;
 
-/// The extras of one listener, validated.
-pub struct Extras {
-    /// TLS, if configured.
-    pub tls: Option<ListenerTls>,
-    /// The HTTPS port to redirect to, if redirecting.
-    pub redirect_to_https: Option<u16>,
-    /// The ACME webroot, canonicalised.
-    pub acme_webroot: Option<PathBuf>,
-    /// Response headers to add.
-    pub response_headers: Vec<(http::HeaderName, http::HeaderValue)>,
+/// What the listeners validated so far have used, to the key path that used it first.
+struct Seen {
+    addresses: HashMap<SocketAddr, String>,
+    /// Certificate names, unique across listeners.
+    cert_names: HashMap<String, String>,
+    /// Now, in Unix seconds, to warn about expired certificates.
+    now: i64,
 }
 
-/// Certificate names seen so far across all listeners: name to key path.
-pub type CertNames = HashMap<String, String>;
-
-/// Validates a listener's extras. Returns `None` if any of them is in error.
-pub fn extras(
-    r: &mut Reader<'_>,
-    l: &mut FileListener,
-    cert_names: &mut CertNames,
-    now: i64,
-) -> Option<Extras> {
-    let mut ok = true;
-    let has_tls = l.tls.is_some();
-    let tls = match l.tls.take() {
-        None => None,
-        Some(t) => {
-            let v = tls(r, t, cert_names, now);
-            ok &= v.is_some();
-            v
-        }
+/// Reads and validates `listeners`. `None` if it is missing, empty, or anything in it is wrong.
+pub(super) fn listeners(r: &mut Problems, root: &Section<'_>) -> Option<Vec<Listener>> {
+    let example = "[{address: \"127.0.0.1:8080\"}]";
+    let Some(list) = root.sections(r, "listeners", example) else {
+        r.error(
+            "listeners",
+            format!("missing; write at least one listener, such as listeners: {example}"),
+        );
+        return None;
     };
+    if list.value.is_empty() {
+        r.error(
+            &list.key,
+            format!("is empty; write at least one listener, such as {example}"),
+        );
+        return None;
+    }
+    let mut seen = Seen {
+        addresses: HashMap::new(),
+        cert_names: HashMap::new(),
+        now: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64),
+    };
+    let mut ok = true;
+    let mut out = Vec::new();
+    for entry in list.value {
+        match listener(r, entry, &mut seen) {
+            Some(l) => out.push(l),
+            None => ok = false,
+        }
+    }
+    ok.then_some(out)
+}
 
-    let redirect = l.redirect_to_https.take().filter(|k| k.value);
-    let https_port = match l.https_port.take() {
+/// One listener. `None` if anything in it is wrong.
+fn listener(r: &mut Problems, e: Section<'_>, seen: &mut Seen) -> Option<Listener> {
+    let at = e.path().to_owned();
+    let name = e.text(r, "name", "a name in quotes, such as \"public\"");
+    let address = e.text(
+        r,
+        "address",
+        "an address in quotes, such as \"127.0.0.1:8080\"",
+    );
+    let tls = e
+        .section(r, "tls", "a mapping with certificates")
+        .map(|t| tls(r, t, seen));
+    let redirect = e.flag(r, "redirect_to_https");
+    let https_port = e.whole(r, "https_port", "a port number such as 443");
+    let acme_webroot = e.text(
+        r,
+        "acme_webroot",
+        "a directory path in quotes, such as \"/var/www/letsencrypt\"",
+    );
+    let headers = e.text_map(
+        r,
+        "response_headers",
+        "{Strict-Transport-Security: \"max-age=31536000\", X-Frame-Options: deny}",
+    );
+    e.finish(r);
+
+    let has_tls = tls.is_some();
+    let mut ok = tls.as_ref().is_none_or(Option::is_some);
+    let redirect_to_https = self::redirect(r, has_tls, redirect, https_port, &mut ok);
+    let acme_webroot = self::acme_webroot(r, acme_webroot, &mut ok);
+    let response_headers = self::response_headers(r, has_tls, headers, &mut ok);
+
+    let Some(addr) = address else {
+        r.error(
+            &format!("{at}.address"),
+            format!("missing; write {LISTEN_EXAMPLE}"),
+        );
+        return None;
+    };
+    let address = listen_address(r, &addr)?;
+    if let Some(first) = seen.addresses.get(&address) {
+        r.error(
+            &addr.key,
+            format!("\"{address}\" is also {first}'s address; give each listener its own"),
+        );
+        return None;
+    }
+    seen.addresses.insert(address, at);
+    let name = non_empty(r, name, "a name").unwrap_or_else(|| address.to_string());
+    ok.then_some(Listener {
+        name,
+        address,
+        tls: tls.flatten(),
+        redirect_to_https,
+        acme_webroot,
+        response_headers,
+    })
+}
+
+/// `redirect_to_https` and `https_port`: the port to redirect to, only on a plain listener.
+fn redirect(
+    r: &mut Problems,
+    has_tls: bool,
+    redirect: Option<Keyed<bool>>,
+    https_port: Option<Keyed<u64>>,
+    ok: &mut bool,
+) -> Option<u16> {
+    let redirect = redirect.filter(|k| k.value);
+    let https_port = match https_port {
         None => 443,
         Some(p) => match u16::try_from(p.value) {
             Ok(port) if port != 0 => {
@@ -61,61 +140,75 @@ pub fn extras(
                         p.value
                     ),
                 );
-                ok = false;
+                *ok = false;
                 443
             }
         },
     };
-    let redirect_to_https = match redirect {
+    match redirect {
         Some(k) if has_tls => {
             r.error(
                 &k.key,
                 "is set on a TLS listener, which would redirect HTTPS to itself; set it on the plain-HTTP listener (port 80) instead",
             );
-            ok = false;
+            *ok = false;
             None
         }
         Some(_) => Some(https_port),
         None => None,
-    };
+    }
+}
 
-    let acme_webroot = match l.acme_webroot.take() {
-        None => None,
-        Some(w) => match std::fs::canonicalize(w.value.trim()) {
-            Ok(p) if p.is_dir() => Some(p),
-            Ok(_) => {
-                r.error(&w.key, format!("\"{}\" is not a directory; write the directory certbot's --webroot-path uses", w.value));
-                ok = false;
-                None
-            }
-            Err(e) => {
-                r.error(
-                    &w.key,
-                    format!(
-                        "\"{}\" cannot be used ({e}); create it (mkdir -p {}) or write the directory certbot's --webroot-path uses",
-                        w.value, w.value
-                    ),
-                );
-                ok = false;
-                None
-            }
-        },
-    };
+/// `acme_webroot`: an existing directory, canonicalised.
+fn acme_webroot(
+    r: &mut Problems,
+    written: Option<Keyed<String>>,
+    ok: &mut bool,
+) -> Option<PathBuf> {
+    let w = written?;
+    match std::fs::canonicalize(w.value.trim()) {
+        Ok(p) if p.is_dir() => Some(p),
+        Ok(_) => {
+            r.error(
+                &w.key,
+                format!(
+                    "\"{}\" is not a directory; write the directory certbot's --webroot-path uses",
+                    w.value
+                ),
+            );
+            *ok = false;
+            None
+        }
+        Err(e) => {
+            r.error(
+                &w.key,
+                format!(
+                    "\"{}\" cannot be used ({e}); create it (mkdir -p {}) or write the directory certbot's --webroot-path uses",
+                    w.value, w.value
+                ),
+            );
+            *ok = false;
+            None
+        }
+    }
+}
 
-    let mut response_headers = Vec::new();
-    for h in l
-        .response_headers
-        .take()
-        .map(|m| m.value)
-        .unwrap_or_default()
-    {
+/// `response_headers`: valid names and values; HSTS on plain HTTP is a warning.
+fn response_headers(
+    r: &mut Problems,
+    has_tls: bool,
+    written: Option<KeyedPairs>,
+    ok: &mut bool,
+) -> Vec<(http::HeaderName, http::HeaderValue)> {
+    let mut out = Vec::new();
+    for h in written.map(|m| m.value).unwrap_or_default() {
         let (name, value) = h.value;
         let Ok(header_name) = http::HeaderName::from_bytes(name.as_bytes()) else {
             r.error(
                 &h.key,
                 format!("\"{name}\" is not a header name; write a name such as X-Frame-Options"),
             );
-            ok = false;
+            *ok = false;
             continue;
         };
         let Ok(header_value) = http::HeaderValue::from_str(&value) else {
@@ -125,34 +218,49 @@ pub fn extras(
                     "found \"{value}\", which cannot be a header value; write printable ASCII text"
                 ),
             );
-            ok = false;
+            *ok = false;
             continue;
         };
         if !has_tls && header_name == http::header::STRICT_TRANSPORT_SECURITY {
             r.warning(&h.key, "browsers ignore Strict-Transport-Security on plain HTTP; set it on the TLS listener");
         }
-        response_headers.push((header_name, header_value));
+        out.push((header_name, header_value));
     }
-
-    ok.then_some(Extras {
-        tls,
-        redirect_to_https,
-        acme_webroot,
-        response_headers,
-    })
+    out
 }
 
-fn tls(
-    r: &mut Reader<'_>,
-    t: FileTls,
-    cert_names: &mut CertNames,
-    now: i64,
-) -> Option<ListenerTls> {
+/// `listeners[].tls`. `None` if anything in it is wrong.
+fn tls(r: &mut Problems, t: Section<'_>, seen: &mut Seen) -> Option<ListenerTls> {
     let example = "[{cert: \"/etc/letsencrypt/live/NAME/fullchain.pem\", key: \"/etc/letsencrypt/live/NAME/privkey.pem\"}]";
-    let list = match t.certificates {
+    let at = t.path().to_owned();
+    let certificates = t.sections(r, "certificates", example).map(|list| {
+        let mut sni_owner = HashMap::new();
+        let value: Vec<_> = list
+            .value
+            .into_iter()
+            .map(|c| certificate(r, c, seen, &mut sni_owner))
+            .collect();
+        Keyed {
+            key: list.key,
+            value,
+        }
+    });
+    let default_certificate = t.text(
+        r,
+        "default_certificate",
+        "the name of one of the certificates",
+    );
+    let watch = t.flag(r, "watch").is_some_and(|w| w.value);
+    let watch_interval = t.seconds(
+        r,
+        "watch_interval_seconds",
+        "a number of seconds greater than 0, such as 5",
+    );
+    t.finish(r);
+    let list = match certificates {
         None => {
             r.error(
-                &format!("{}.certificates", t.key),
+                &format!("{at}.certificates"),
                 format!("missing; write at least one, such as {example}"),
             );
             return None;
@@ -166,47 +274,21 @@ fn tls(
         }
         Some(l) => l.value,
     };
-    let mut ok = true;
-    let mut certificates = Vec::new();
-    let mut sni_owner: HashMap<String, String> = HashMap::new();
-    for c in list {
-        match certificate(r, c, cert_names, &mut sni_owner, now) {
-            Some(cert) => certificates.push(cert),
-            None => ok = false,
-        }
-    }
-    let default_certificate = match t.default_certificate {
-        None => 0,
-        Some(d) => match certificates.iter().position(|c| c.name == d.value) {
-            Some(i) => i,
-            None => {
-                if ok {
-                    let names: Vec<String> = certificates
-                        .iter()
-                        .map(|c| format!("\"{}\"", c.name))
-                        .collect();
-                    r.error(
-                        &d.key,
-                        format!("found \"{}\", which is not a certificate of this listener; write one of {}", d.value, names.join(", ")),
-                    );
-                }
-                ok = false;
-                0
-            }
-        },
-    };
-    let watch_interval = match (t.watch, t.watch_interval_seconds) {
-        (Some(w), Some(i)) if w.value => {
-            let d = super::validate::seconds(r, Some(i), ListenerTls::WATCH_INTERVAL, 86400.0);
+    let mut ok = list.iter().all(Option::is_some);
+    let certificates: Vec<CertificateSettings> = list.into_iter().flatten().collect();
+    let default_certificate = default_index(r, &certificates, default_certificate, &mut ok);
+    let watch_interval = match (watch, watch_interval) {
+        (true, Some(i)) => {
+            let d = seconds(r, Some(i), ListenerTls::WATCH_INTERVAL, 86400.0);
             ok &= d.is_some();
             d
         }
-        (Some(w), None) if w.value => Some(ListenerTls::WATCH_INTERVAL),
-        (_, Some(i)) => {
+        (true, None) => Some(ListenerTls::WATCH_INTERVAL),
+        (false, Some(i)) => {
             r.warning(&i.key, "does nothing without watch: true");
             None
         }
-        _ => None,
+        (false, None) => None,
     };
     ok.then_some(ListenerTls {
         certificates,
@@ -215,24 +297,103 @@ fn tls(
     })
 }
 
+/// `default_certificate`: the index of the named certificate, or the first.
+fn default_index(
+    r: &mut Problems,
+    certificates: &[CertificateSettings],
+    written: Option<Keyed<String>>,
+    ok: &mut bool,
+) -> usize {
+    let Some(d) = written else {
+        return 0;
+    };
+    if let Some(i) = certificates.iter().position(|c| c.name == d.value) {
+        return i;
+    }
+    if *ok {
+        let names: Vec<String> = certificates
+            .iter()
+            .map(|c| format!("\"{}\"", c.name))
+            .collect();
+        r.error(
+            &d.key,
+            format!(
+                "found \"{}\", which is not a certificate of this listener; write one of {}",
+                d.value,
+                names.join(", ")
+            ),
+        );
+    }
+    *ok = false;
+    0
+}
+
+/// One certificate: its files loaded and checked now. `None` if anything in it is wrong.
 fn certificate(
-    r: &mut Reader<'_>,
-    c: FileCertificate,
-    cert_names: &mut CertNames,
+    r: &mut Problems,
+    c: Section<'_>,
+    seen: &mut Seen,
     sni_owner: &mut HashMap<String, String>,
-    now: i64,
 ) -> Option<CertificateSettings> {
-    let cert_key = format!("{}.cert", c.key);
-    let key_key = format!("{}.key", c.key);
-    let (Some(cert), Some(key)) = (&c.cert, &c.key_file) else {
-        if c.cert.is_none() {
-            r.error(&cert_key, "missing; write the path of a PEM certificate chain, such as /etc/letsencrypt/live/NAME/fullchain.pem");
+    let at = c.path().to_owned();
+    let written_name = c.text(r, "name", "a name in quotes, such as \"stats\"");
+    let cert = c.text(
+        r,
+        "cert",
+        "a file path in quotes, such as \"/etc/letsencrypt/live/NAME/fullchain.pem\"",
+    );
+    let key = c.text(
+        r,
+        "key",
+        "a file path in quotes, such as \"/etc/letsencrypt/live/NAME/privkey.pem\"",
+    );
+    let written_names = c.texts(r, "server_names", "[\"stats.example.com\"]");
+    c.finish(r);
+    let (Some(cert), Some(key)) = (cert.as_ref(), key.as_ref()) else {
+        if cert.is_none() {
+            r.error(&format!("{at}.cert"), "missing; write the path of a PEM certificate chain, such as /etc/letsencrypt/live/NAME/fullchain.pem");
         }
-        if c.key_file.is_none() {
-            r.error(&key_key, "missing; write the path of the PEM private key, such as /etc/letsencrypt/live/NAME/privkey.pem");
+        if key.is_none() {
+            r.error(&format!("{at}.key"), "missing; write the path of the PEM private key, such as /etc/letsencrypt/live/NAME/privkey.pem");
         }
         return None;
     };
+    let loaded = load(r, cert, key, seen.now)?;
+    let mut ok = true;
+    let server_names = written_names
+        .as_ref()
+        .map(|list| covered_names(r, &loaded, &cert.value, list, &mut ok));
+    for n in server_names.as_ref().unwrap_or(&loaded.dns_names) {
+        if let Some(first) = sni_owner.get(n) {
+            let at = written_names.as_ref().map_or(&cert.key, |k| &k.key);
+            r.error(
+                at,
+                format!(
+                    "\"{n}\" is already served by {first}; each server name maps to one certificate"
+                ),
+            );
+            ok = false;
+        } else {
+            sni_owner.insert(n.clone(), at.clone());
+        }
+    }
+    let name = certificate_name(r, written_name, &loaded, &cert.value, &at, seen)?;
+    ok.then_some(CertificateSettings {
+        name,
+        cert: PathBuf::from(cert.value.trim()),
+        key: PathBuf::from(key.value.trim()),
+        server_names,
+        loaded,
+    })
+}
+
+/// Loads and checks the files; an expired certificate is a warning with its date.
+fn load(
+    r: &mut Problems,
+    cert: &Keyed<String>,
+    key: &Keyed<String>,
+    now: i64,
+) -> Option<certs::LoadedCert> {
     let cert_path = PathBuf::from(cert.value.trim());
     let key_path = PathBuf::from(key.value.trim());
     let loaded = match certs::load(&cert_path, &key_path) {
@@ -256,52 +417,52 @@ fn certificate(
             ),
         );
     }
+    Some(loaded)
+}
 
-    let mut ok = true;
-    let server_names = match &c.server_names {
-        None => None,
-        Some(list) => {
-            let mut names = Vec::new();
-            for n in &list.value {
-                let name = n.value.trim().to_ascii_lowercase();
-                if !certs::covers(&loaded.dns_names, &name) {
-                    let covered = if loaded.dns_names.is_empty() {
-                        "no DNS names".to_owned()
-                    } else {
-                        loaded.dns_names.join(", ")
-                    };
-                    r.error(
-                        &n.key,
-                        format!(
-                            "\"{}\" is not covered by the certificate in \"{}\" (it covers {covered}); remove it, or use a certificate issued for that name",
-                            n.value,
-                            cert_path.display()
-                        ),
-                    );
-                    ok = false;
-                    continue;
-                }
-                names.push(name);
-            }
-            Some(names)
+/// `server_names`, lowercased, each covered by the certificate.
+fn covered_names(
+    r: &mut Problems,
+    loaded: &certs::LoadedCert,
+    cert_file: &str,
+    list: &Keyed<Vec<Keyed<String>>>,
+    ok: &mut bool,
+) -> Vec<String> {
+    let mut names = Vec::new();
+    for n in &list.value {
+        let name = n.value.trim().to_ascii_lowercase();
+        if certs::covers(&loaded.dns_names, &name) {
+            names.push(name);
+            continue;
         }
-    };
-    for n in server_names.as_ref().unwrap_or(&loaded.dns_names) {
-        if let Some(first) = sni_owner.get(n) {
-            let at = c.server_names.as_ref().map_or(&cert.key, |k| &k.key);
-            r.error(
-                at,
-                format!(
-                    "\"{n}\" is already served by {first}; each server name maps to one certificate"
-                ),
-            );
-            ok = false;
+        let covered = if loaded.dns_names.is_empty() {
+            "no DNS names".to_owned()
         } else {
-            sni_owner.insert(n.clone(), c.key.clone());
-        }
+            loaded.dns_names.join(", ")
+        };
+        r.error(
+            &n.key,
+            format!(
+                "\"{}\" is not covered by the certificate in \"{}\" (it covers {covered}); remove it, or use a certificate issued for that name",
+                n.value,
+                cert_file.trim()
+            ),
+        );
+        *ok = false;
     }
+    names
+}
 
-    let name = match &c.name {
+/// The certificate's `name`, or its first DNS name, unique across listeners.
+fn certificate_name(
+    r: &mut Problems,
+    written: Option<Keyed<String>>,
+    loaded: &certs::LoadedCert,
+    cert_file: &str,
+    at: &str,
+    seen: &mut Seen,
+) -> Option<String> {
+    let name = match &written {
         Some(Keyed { key, value }) if value.trim().is_empty() => {
             r.error(
                 key,
@@ -314,23 +475,16 @@ fn certificate(
             .dns_names
             .first()
             .cloned()
-            .unwrap_or_else(|| cert_path.display().to_string()),
+            .unwrap_or_else(|| cert_file.trim().to_owned()),
     };
-    if let Some(first) = cert_names.get(&name) {
-        let at = c.name.as_ref().map_or(c.key.clone(), |n| n.key.clone());
+    if let Some(first) = seen.cert_names.get(&name) {
+        let key = written.as_ref().map_or(at, |n| n.key.as_str());
         r.error(
-            &at,
+            key,
             format!("\"{name}\" is also the name of {first}; give each certificate its own name"),
         );
         return None;
     }
-    cert_names.insert(name.clone(), c.key.clone());
-
-    ok.then_some(CertificateSettings {
-        name,
-        cert: cert_path,
-        key: key_path,
-        server_names,
-        not_after: loaded.not_after,
-    })
+    seen.cert_names.insert(name.clone(), at.to_owned());
+    Some(name)
 }

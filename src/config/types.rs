@@ -104,8 +104,9 @@ pub struct CertificateSettings {
     pub key: PathBuf,
     /// SNI names to serve it for; `None` means the certificate's own DNS names.
     pub server_names: Option<Vec<String>>,
-    /// notAfter of the leaf certificate at load, in Unix seconds.
-    pub not_after: i64,
+    /// The chain and key as loaded and checked when the config was: the gateway starts with
+    /// these, and reads the files again only to reload them.
+    pub loaded: crate::tls::certs::LoadedCert,
 }
 
 /// One Ackee process.

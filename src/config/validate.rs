@@ -1,33 +1,20 @@
 //! From the file as written to the internal [`Config`]: every semantic check, every default, and
 //! `ACKEE_ALLOW_ORIGIN`. All problems are collected; none stops the others from being found.
 
-use std::collections::HashMap;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
-use super::diag::{Diagnostics, Origin};
-use super::file::PerMinute;
-use super::file::{
-    FileAccessLog, FileConfig, FileCors, FileHealthCheck, FileLimits, FileOriginsFromAckee,
-    FileServer, FileUpstream,
-};
-use super::listener;
-use super::reader::{Keyed, Reader};
-use super::types::{
-    AccessLogSettings, Config, HealthCheckSettings, HealthProbe, Limits, Listener, MetricsSettings,
-    NODE_KEEP_ALIVE_SECONDS, Replica, Selection, ServerSettings, UpstreamSettings,
-};
-use crate::cors::{
-    ACKEE_HEADERS, ACKEE_MAX_AGE_SECONDS, ACKEE_METHODS, CorsSettings, DisallowedOrigin,
-};
+use super::section::{Keyed, Problems, Section};
+use super::types::{AccessLogSettings, Config, Limits, Listener, MetricsSettings, ServerSettings};
 use crate::forwarded::{Cidr, TrustedProxies};
-use crate::origin::{Entry, OriginSet, parse_entry};
 use crate::ratelimit::{MAX_PER_MINUTE, RateLimits};
+use serde_yaml::Value;
 
 /// The environment variable that, as in Ackee, lists the allowed origins.
 pub const ENV_ALLOW_ORIGIN: &str = "ACKEE_ALLOW_ORIGIN";
 
-const LISTEN_EXAMPLE: &str = "an IP address and port, such as \"127.0.0.1:8080\" or \"[::]:443\"";
+pub(super) const LISTEN_EXAMPLE: &str =
+    "an IP address and port, such as \"127.0.0.1:8080\" or \"[::]:443\"";
 
 /// Resolves a host name and port to addresses: the system's resolver, or a stand-in in tests.
 pub type Resolver<'a> = &'a dyn Fn(&str, u16) -> std::io::Result<Vec<SocketAddr>>;
@@ -37,51 +24,28 @@ pub fn system_resolver(host: &str, port: u16) -> std::io::Result<Vec<SocketAddr>
     (host, port).to_socket_addrs().map(Iterator::collect)
 }
 
-/// Validates the file (and `ACKEE_ALLOW_ORIGIN`, if set). Returns `None` if any error was found;
-/// every problem is in `diags` either way.
+/// Reads and validates the document (and `ACKEE_ALLOW_ORIGIN`, if set), one section after
+/// another. Returns `None` if any error was found; every problem is in `r` either way.
 pub fn validate(
-    file_origin: &Origin,
-    diags: &mut Diagnostics,
-    file: FileConfig,
+    r: &mut Problems,
+    root: Section<'_>,
     env_allow_origin: Option<&str>,
     resolver: Resolver<'_>,
 ) -> Option<Config> {
-    let mut r = Reader {
-        origin: file_origin.clone(),
-        diags,
-    };
+    // Pingora's keys share the top level; an unknown key is compared with the gateway's first.
+    let pingora = root.share();
+    let server = server(r, &pingora);
+    let listeners = super::listener::listeners(r, &root);
+    let (cors, origins_from_env) = super::cors::cors(r, &root, env_allow_origin);
+    let upstream = super::upstream::upstream(r, &root, resolver);
+    let metrics = metrics(r, &root, listeners.as_deref());
+    let limits = limits(r, &root);
+    let trusted_proxies = trusted_proxies(r, &root);
+    let access_log = access_log(r, &root);
+    let rate_limits = rate_limits(r, &root);
+    root.finish_with(r, pingora);
 
-    let server = server(&mut r, file.server);
-    let listeners = listeners(&mut r, file.listeners);
-    let (cors, origins_from_env) = cors(&mut r, file.cors, env_allow_origin);
-    let upstream = upstream(&mut r, file.upstream, resolver);
-    let metrics = file.metrics.and_then(|m| match m.address {
-        None => {
-            r.error(
-                &format!("{}.address", m.key),
-                "missing; write the address Prometheus scrapes, such as \"127.0.0.1:9464\"",
-            );
-            None
-        }
-        Some(a) => listen_address(&mut r, &a).map(|address| MetricsSettings { address }),
-    });
-    if let (Some(m), Some(ls)) = (&metrics, &listeners) {
-        if let Some(l) = ls.iter().find(|l| l.address == m.address) {
-            r.error(
-                "metrics.address",
-                format!(
-                    "\"{}\" is also the address of listener \"{}\"; give metrics its own port",
-                    m.address, l.name
-                ),
-            );
-        }
-    }
-    let limits = limits(&mut r, file.limits);
-    let trusted_proxies = trusted_proxies(&mut r, file.trusted_proxies);
-    let access_log = file.access_log.and_then(|a| access_log(&mut r, a));
-    let rate_limits = rate_limits(&mut r, file.rate_limits);
-
-    if r.diags.has_errors() {
+    if r.has_errors() {
         return None;
     }
     Some(Config {
@@ -98,15 +62,26 @@ pub fn validate(
     })
 }
 
-fn rate_limits(r: &mut Reader<'_>, f: super::file::FileRateLimits) -> RateLimits {
+/// `rate_limits`: each rule a number of requests per minute, or `off` (also written 0).
+fn rate_limits(r: &mut Problems, root: &Section<'_>) -> RateLimits {
     let mut out = RateLimits::default();
-    for (rule, target) in [(f.tracker, &mut out.tracker), (f.login, &mut out.login)] {
-        let Some(k) = rule.requests_per_minute else {
+    let Some(s) = root.section(
+        r,
+        "rate_limits",
+        "a mapping with tracker and login, such as {tracker: {requests_per_minute: 300}, login: {requests_per_minute: 5}}",
+    ) else {
+        return out;
+    };
+    let tracker = per_minute(r, &s, "tracker", "{requests_per_minute: 300}");
+    let login = per_minute(r, &s, "login", "{requests_per_minute: 5}");
+    s.finish(r);
+    for (written, target) in [(tracker, &mut out.tracker), (login, &mut out.login)] {
+        let Some(k) = written else {
             continue;
         };
         *target = match k.value {
-            PerMinute::Off | PerMinute::Count(0) => None,
-            PerMinute::Count(n) => match u32::try_from(n) {
+            None | Some(0) => None,
+            Some(n) => match u32::try_from(n) {
                 Ok(n) if n <= MAX_PER_MINUTE => Some(n),
                 _ => {
                     r.error(
@@ -123,9 +98,81 @@ fn rate_limits(r: &mut Reader<'_>, f: super::file::FileRateLimits) -> RateLimits
     out
 }
 
-fn access_log(r: &mut Reader<'_>, a: FileAccessLog) -> Option<AccessLogSettings> {
+/// `requests_per_minute` of one rule as written: a count, or `None` for `off`.
+fn per_minute(
+    r: &mut Problems,
+    s: &Section<'_>,
+    key: &'static str,
+    example: &str,
+) -> Option<Keyed<Option<u64>>> {
+    let rule = s.section(r, key, example)?;
+    let found = rule.get("requests_per_minute").and_then(|(path, v)| {
+        let value = match v {
+            Value::String(t) if t.trim().eq_ignore_ascii_case("off") => Some(None),
+            _ => v.as_u64().map(Some),
+        };
+        if value.is_none() {
+            r.wrong_type(
+                &path,
+                v,
+                "a whole number of requests per minute such as 300, or off",
+            );
+        }
+        value.map(|value| Keyed { key: path, value })
+    });
+    rule.finish(r);
+    found
+}
+
+/// `metrics`: its own address, not a listener's.
+fn metrics(
+    r: &mut Problems,
+    root: &Section<'_>,
+    listeners: Option<&[Listener]>,
+) -> Option<MetricsSettings> {
+    let s = root.section(r, "metrics", "a mapping with address")?;
+    let address = s.text(
+        r,
+        "address",
+        "an address in quotes, such as \"127.0.0.1:9464\"",
+    );
+    s.finish(r);
+    let Some(a) = address else {
+        r.error(
+            "metrics.address",
+            "missing; write the address Prometheus scrapes, such as \"127.0.0.1:9464\"",
+        );
+        return None;
+    };
+    let address = listen_address(r, &a)?;
+    if let Some(l) = listeners
+        .unwrap_or_default()
+        .iter()
+        .find(|l| l.address == address)
+    {
+        r.error(
+            "metrics.address",
+            format!(
+                "\"{address}\" is also the address of listener \"{}\"; give metrics its own port",
+                l.name
+            ),
+        );
+    }
+    Some(MetricsSettings { address })
+}
+
+/// `access_log`: the format, and a file whose directory exists (or standard output).
+fn access_log(r: &mut Problems, root: &Section<'_>) -> Option<AccessLogSettings> {
     use crate::access_log::{Format, Target};
-    let format = match a.format.as_ref().map(|f| (f.key.as_str(), f.value.trim())) {
+    let s = root.section(r, "access_log", "a mapping with format and path")?;
+    let format = s.text(r, "format", "text or json");
+    let path = s.text(
+        r,
+        "path",
+        "a file path in quotes, such as \"/var/log/ackee-gateway/access.log\"",
+    );
+    s.finish(r);
+    let format = match format.as_ref().map(|f| (f.key.as_str(), f.value.trim())) {
         None | Some((_, "text")) => Format::Text,
         Some((_, "json")) => Format::Json,
         Some((key, other)) => {
@@ -133,7 +180,7 @@ fn access_log(r: &mut Reader<'_>, a: FileAccessLog) -> Option<AccessLogSettings>
             return None;
         }
     };
-    let target = match a.path {
+    let target = match path {
         None => Target::Stdout,
         Some(p) => {
             let path = std::path::PathBuf::from(p.value.trim());
@@ -157,51 +204,80 @@ fn access_log(r: &mut Reader<'_>, a: FileAccessLog) -> Option<AccessLogSettings>
     Some(AccessLogSettings { format, target })
 }
 
-fn server(r: &mut Reader<'_>, f: FileServer) -> ServerSettings {
-    let mut s = ServerSettings::default();
-    let _ = f.version;
-    if let Some(v) = f.daemon {
-        s.daemon = v.value;
+/// Pingora's server keys the gateway accepts at the top level, in the order they are read.
+pub fn pingora_keys() -> Vec<&'static str> {
+    let empty = Value::Mapping(serde_yaml::Mapping::new());
+    let mut r = Problems::new(super::Source::File(String::new()));
+    let s = Section::open(&mut r, "", &empty, "a mapping").expect("a mapping opens");
+    server(&mut r, &s);
+    s.into_asked()
+}
+
+/// Pingora's server keys, with the gateway's defaults.
+fn server(r: &mut Problems, s: &Section<'_>) -> ServerSettings {
+    const FILE: &str = "a file path";
+    let _version = s.whole(r, "version", "1");
+    let daemon = s.flag(r, "daemon");
+    let error_log = s.text(r, "error_log", "a file path in quotes");
+    let pid_file = s.text(
+        r,
+        "pid_file",
+        "a file path in quotes, such as \"/run/ackee-gateway/ackee-gateway.pid\"",
+    );
+    let upgrade_sock = s.text(
+        r,
+        "upgrade_sock",
+        "a file path in quotes, such as \"/run/ackee-gateway/upgrade.sock\"",
+    );
+    let user = s.text(r, "user", "a user name in quotes");
+    let group = s.text(r, "group", "a group name in quotes");
+    let threads = s.whole(r, "threads", "a whole number such as 2");
+    let work_stealing = s.flag(r, "work_stealing");
+    let grace = s.whole(
+        r,
+        "grace_period_seconds",
+        "a whole number of seconds such as 3",
+    );
+    let shutdown = s.whole(
+        r,
+        "graceful_shutdown_timeout_seconds",
+        "a whole number of seconds such as 2",
+    );
+    let pool = s.whole(r, "upstream_keepalive_pool_size", "a whole number");
+    let wait_for_ready = s.flag(r, "daemon_wait_for_ready");
+
+    let mut out = ServerSettings::default();
+    let flag = |k: Option<Keyed<bool>>, default| k.map_or(default, |k| k.value);
+    let whole = |k: Option<Keyed<u64>>, default| k.map_or(default, |k| k.value);
+    out.daemon = flag(daemon, out.daemon);
+    out.error_log = non_empty(r, error_log, FILE);
+    if let Some(v) = non_empty(r, pid_file, FILE) {
+        out.pid_file = v;
     }
-    if let Some(v) = non_empty(r, f.error_log, "a file path") {
-        s.error_log = Some(v);
+    if let Some(v) = non_empty(r, upgrade_sock, FILE) {
+        out.upgrade_sock = v;
     }
-    if let Some(v) = non_empty(r, f.pid_file, "a file path") {
-        s.pid_file = v;
-    }
-    if let Some(v) = non_empty(r, f.upgrade_sock, "a file path") {
-        s.upgrade_sock = v;
-    }
-    s.user = non_empty(r, f.user, "a user name");
-    s.group = non_empty(r, f.group, "a group name");
-    if let Some(t) = f.threads {
+    out.user = non_empty(r, user, "a user name");
+    out.group = non_empty(r, group, "a group name");
+    if let Some(t) = threads {
         match t.value {
-            1..=1024 => s.threads = t.value as usize,
+            1..=1024 => out.threads = t.value as usize,
             n => r.error(
                 &t.key,
                 format!("found {n}; write a whole number from 1 to 1024"),
             ),
         }
     }
-    if let Some(v) = f.work_stealing {
-        s.work_stealing = v.value;
-    }
-    if let Some(v) = f.grace_period_seconds {
-        s.grace_period_seconds = v.value;
-    }
-    if let Some(v) = f.graceful_shutdown_timeout_seconds {
-        s.graceful_shutdown_timeout_seconds = v.value;
-    }
-    if let Some(v) = f.upstream_keepalive_pool_size {
-        s.upstream_keepalive_pool_size = v.value as usize;
-    }
-    if let Some(v) = f.daemon_wait_for_ready {
-        s.daemon_wait_for_ready = v.value;
-    }
-    s
+    out.work_stealing = flag(work_stealing, out.work_stealing);
+    out.grace_period_seconds = whole(grace, out.grace_period_seconds);
+    out.graceful_shutdown_timeout_seconds = whole(shutdown, out.graceful_shutdown_timeout_seconds);
+    out.upstream_keepalive_pool_size =
+        whole(pool, out.upstream_keepalive_pool_size as u64) as usize;
+    out.daemon_wait_for_ready = flag(wait_for_ready, out.daemon_wait_for_ready);
+    out
 }
 
-fn non_empty(r: &mut Reader<'_>, v: Option<Keyed<String>>, what: &str) -> Option<String> {
+pub(super) fn non_empty(r: &mut Problems, v: Option<Keyed<String>>, what: &str) -> Option<String> {
     let v = v?;
     if v.value.trim().is_empty() {
         r.error(
@@ -214,7 +290,7 @@ fn non_empty(r: &mut Reader<'_>, v: Option<Keyed<String>>, what: &str) -> Option
     }
 }
 
-fn listen_address(r: &mut Reader<'_>, a: &Keyed<String>) -> Option<SocketAddr> {
+pub(super) fn listen_address(r: &mut Problems, a: &Keyed<String>) -> Option<SocketAddr> {
     match a.value.trim().parse::<SocketAddr>() {
         Ok(addr) if addr.port() == 0 => {
             r.error(
@@ -237,421 +313,6 @@ fn listen_address(r: &mut Reader<'_>, a: &Keyed<String>) -> Option<SocketAddr> {
     }
 }
 
-fn listeners(
-    r: &mut Reader<'_>,
-    f: Option<Keyed<Vec<super::file::FileListener>>>,
-) -> Option<Vec<Listener>> {
-    let Some(list) = f else {
-        r.error(
-            "listeners",
-            "missing; write at least one listener, such as listeners: [{address: \"127.0.0.1:8080\"}]",
-        );
-        return None;
-    };
-    if list.value.is_empty() {
-        r.error(
-            &list.key,
-            "is empty; write at least one listener, such as [{address: \"127.0.0.1:8080\"}]",
-        );
-        return None;
-    }
-    let mut out = Vec::new();
-    let mut seen: HashMap<SocketAddr, String> = HashMap::new();
-    let mut cert_names = listener::CertNames::new();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64);
-    let mut ok = true;
-    for mut l in list.value {
-        let extras = listener::extras(r, &mut l, &mut cert_names, now);
-        let Some(addr) = l.address else {
-            r.error(
-                &format!("{}.address", l.key),
-                format!("missing; write {LISTEN_EXAMPLE}"),
-            );
-            ok = false;
-            continue;
-        };
-        let Some(address) = listen_address(r, &addr) else {
-            ok = false;
-            continue;
-        };
-        if let Some(first) = seen.get(&address) {
-            r.error(
-                &addr.key,
-                format!("\"{address}\" is also {first}'s address; give each listener its own"),
-            );
-            ok = false;
-            continue;
-        }
-        seen.insert(address, l.key.clone());
-        let name = non_empty(r, l.name, "a name").unwrap_or_else(|| address.to_string());
-        let Some(extras) = extras else {
-            ok = false;
-            continue;
-        };
-        out.push(Listener {
-            name,
-            address,
-            tls: extras.tls,
-            redirect_to_https: extras.redirect_to_https,
-            acme_webroot: extras.acme_webroot,
-            response_headers: extras.response_headers,
-        });
-    }
-    ok.then_some(out)
-}
-
-/// One origin entry with the key it came from, for messages.
-struct Written {
-    key: String,
-    text: String,
-}
-
-fn cors(r: &mut Reader<'_>, f: FileCors, env: Option<&str>) -> (Option<CorsSettings>, bool) {
-    // Where the origins come from.
-    let env_origin = Origin::Env(ENV_ALLOW_ORIGIN);
-    let (source, written): (Origin, Option<Vec<Written>>) = match env {
-        Some(value) => {
-            if let Some(list) = &f.allowed_origins {
-                r.warning(
-                    &list.key,
-                    format!("is replaced by the environment variable {ENV_ALLOW_ORIGIN}"),
-                );
-            }
-            if value.trim().is_empty() {
-                r.diags.error(
-                    &env_origin,
-                    "",
-                    "is set but empty; set it to an origin such as \"https://example.com\", to a comma-separated list, or to \"*\", or unset it",
-                );
-                (env_origin, None)
-            } else {
-                let items = value
-                    .split(',')
-                    .enumerate()
-                    .map(|(i, t)| Written {
-                        key: format!("[{i}]"),
-                        text: t.to_owned(),
-                    })
-                    .collect();
-                (env_origin, Some(items))
-            }
-        }
-        None => match f.allowed_origins {
-            // Origins from Ackee alone are enough.
-            None if f.origins_from_ackee.is_some() => (r.origin.clone(), Some(Vec::new())),
-            Some(list) if list.value.is_empty() && f.origins_from_ackee.is_some() => {
-                (r.origin.clone(), Some(Vec::new()))
-            }
-            None => {
-                r.error(
-                    "cors.allowed_origins",
-                    format!(
-                        "missing; list the origins of the sites that embed the tracker, such as [\"https://example.com\"], or set {ENV_ALLOW_ORIGIN}"
-                    ),
-                );
-                (r.origin.clone(), None)
-            }
-            Some(list) if list.value.is_empty() => {
-                r.error(
-                    &list.key,
-                    "is empty, so no site could send visits; list the origins of the sites that embed the tracker, such as [\"https://example.com\"]",
-                );
-                (r.origin.clone(), None)
-            }
-            Some(list) => (
-                r.origin.clone(),
-                Some(
-                    list.value
-                        .into_iter()
-                        .map(|k| Written {
-                            key: k.key,
-                            text: k.value,
-                        })
-                        .collect(),
-                ),
-            ),
-        },
-    };
-    let from_env = matches!(source, Origin::Env(_));
-
-    // Normalise every entry, reporting each bad one.
-    let mut entries: Vec<(String, Entry)> = Vec::new();
-    let mut origins_ok = written.is_some();
-    for w in written.unwrap_or_default() {
-        match parse_entry(&w.text) {
-            Ok(e) => entries.push((w.key, e)),
-            Err(e) => {
-                r.diags.error(&source, &w.key, e.to_string());
-                origins_ok = false;
-            }
-        }
-    }
-    let star_key = entries
-        .iter()
-        .find(|(_, e)| *e == Entry::Any)
-        .map(|(k, _)| k.clone());
-    if let Some(star) = &star_key {
-        if entries.len() > 1 {
-            r.diags.error(
-                &source,
-                star,
-                "is \"*\", which allows every origin, so the other entries do nothing; keep only \"*\", or remove it and list the origins",
-            );
-            origins_ok = false;
-        }
-    }
-    let mut seen: HashMap<String, String> = HashMap::new();
-    for (key, e) in &entries {
-        let text = e.to_string();
-        if let Some(first) = seen.get(&text) {
-            r.diags.warning(
-                &source,
-                key,
-                format!("\"{text}\" is the same origin as {first}; remove one"),
-            );
-        } else {
-            seen.insert(text, key.clone());
-        }
-    }
-
-    // Credentials: on by default, off with "*", and never both.
-    let any = star_key.is_some();
-    let allow_credentials = match &f.allow_credentials {
-        None => !any,
-        Some(c) if c.value && any => {
-            let star_place = match &source {
-                Origin::Env(var) => format!("{var} is \"*\""),
-                Origin::File(_) => format!(
-                    "{} is \"*\"",
-                    star_key.as_deref().unwrap_or("cors.allowed_origins")
-                ),
-            };
-            r.error(
-                &c.key,
-                format!(
-                    "is true, but {star_place}; browsers refuse credentials together with \"*\", so write cors.allow_credentials: false, or list the origins instead of \"*\""
-                ),
-            );
-            origins_ok = false;
-            false
-        }
-        Some(c) => c.value,
-    };
-
-    let mut ok = origins_ok;
-    let allowed_methods = match f.allowed_methods {
-        None => ACKEE_METHODS.iter().map(|s| s.to_string()).collect(),
-        Some(list) => {
-            if list.value.is_empty() {
-                r.error(&list.key, "is empty, so every preflight would be refused; write at least POST, such as [GET, POST, PATCH, OPTIONS]");
-                ok = false;
-            }
-            let mut out: Vec<String> = Vec::new();
-            for m in list.value {
-                let text = m.value.trim();
-                if text == "*" {
-                    r.error(
-                        &m.key,
-                        "is \"*\"; write the methods by name, such as GET, POST, PATCH, OPTIONS",
-                    );
-                    ok = false;
-                } else if !is_token(text) {
-                    r.error(&m.key, format!("found \"{}\", which is not an HTTP method; write a method such as POST", m.value));
-                    ok = false;
-                } else {
-                    let upper = text.to_ascii_uppercase();
-                    if !out.contains(&upper) {
-                        out.push(upper);
-                    }
-                }
-            }
-            out
-        }
-    };
-    let allowed_headers = match f.allowed_headers {
-        None => ACKEE_HEADERS.iter().map(|s| s.to_string()).collect(),
-        Some(list) => {
-            let mut out: Vec<String> = Vec::new();
-            for h in list.value {
-                let text = h.value.trim();
-                if text == "*" {
-                    r.error(
-                        &h.key,
-                        "is \"*\"; browsers ignore \"*\" when credentials are on, so write the header names, such as Content-Type",
-                    );
-                    ok = false;
-                } else if !is_token(text) {
-                    r.error(&h.key, format!("found \"{}\", which is not a header name; write a name such as Content-Type", h.value));
-                    ok = false;
-                } else if !out.iter().any(|o| o.eq_ignore_ascii_case(text)) {
-                    out.push(text.to_owned());
-                }
-            }
-            out
-        }
-    };
-    let max_age_seconds = match f.max_age_seconds {
-        None => Some(ACKEE_MAX_AGE_SECONDS),
-        Some(m) => match u32::try_from(m.value) {
-            Ok(v) => Some(v),
-            Err(_) => {
-                r.error(&m.key, format!("found {}; write a number of seconds such as 3600 (browsers cap it at 7200 or 86400)", m.value));
-                ok = false;
-                None
-            }
-        },
-    };
-    let disallowed_origin = match f.disallowed_origin {
-        None => DisallowedOrigin::Forward,
-        Some(d) => match d.value.trim() {
-            "forward" => DisallowedOrigin::Forward,
-            "reject" => DisallowedOrigin::Reject,
-            other => {
-                r.error(
-                    &d.key,
-                    format!("found \"{other}\"; write forward or reject"),
-                );
-                ok = false;
-                DisallowedOrigin::Forward
-            }
-        },
-    };
-    let from_ackee = match f.origins_from_ackee {
-        None => None,
-        Some(a) => {
-            if let Some(star) = &star_key {
-                let place = match &source {
-                    Origin::Env(var) => format!("{var} is \"*\""),
-                    Origin::File(_) => format!("{star} is \"*\""),
-                };
-                r.error(
-                    &a.key,
-                    format!(
-                        "is set, but {place}, which already allows every origin; remove origins_from_ackee, or list the origins instead of \"*\""
-                    ),
-                );
-                ok = false;
-            }
-            let settings = origins_from_ackee(r, a);
-            ok &= settings.is_some();
-            settings
-        }
-    };
-    if !ok {
-        return (None, from_env);
-    }
-    let settings = CorsSettings {
-        from_ackee,
-        origins: OriginSet::new(entries.into_iter().map(|(_, e)| e)),
-        allow_credentials,
-        allowed_methods,
-        allowed_headers,
-        max_age_seconds,
-        disallowed_origin,
-    };
-    (Some(settings), from_env)
-}
-
-/// `cors.origins_from_ackee`: the token file must be readable now (so `-t` proves it), the
-/// durations bounded, the schemes known.
-fn origins_from_ackee(
-    r: &mut Reader<'_>,
-    a: FileOriginsFromAckee,
-) -> Option<crate::ackee_origins::Settings> {
-    use crate::ackee_origins::{DEFAULT_INTERVAL, DEFAULT_TIMEOUT, Settings, TitleRules};
-    use crate::origin::Scheme;
-    let mut ok = true;
-    let token_file = match a.token_file {
-        None => {
-            r.error(
-                &format!("{}.token_file", a.key),
-                "missing; write the file that holds a permanent token from Ackee (Settings, Permanent tokens), such as \"/etc/ackee-gateway/ackee-token\"",
-            );
-            None
-        }
-        Some(t) => {
-            let path = std::path::PathBuf::from(t.value.trim());
-            match crate::ackee_origins::read_token(&path) {
-                Err(why) => {
-                    r.error(
-                        &t.key,
-                        format!(
-                            "\"{}\" {why}; write the file that holds a permanent token from Ackee (Settings, Permanent tokens), readable by the user the gateway runs as",
-                            t.value
-                        ),
-                    );
-                    None
-                }
-                Ok(_) => {
-                    use std::os::unix::fs::PermissionsExt;
-                    let mode = std::fs::metadata(&path).map(|m| m.permissions().mode());
-                    if mode.is_ok_and(|m| m & 0o004 != 0) {
-                        r.warning(
-                            &t.key,
-                            format!(
-                                "\"{}\" is readable by every user, and the token lets anyone read your Ackee statistics; chmod 640 it (group ackee-gateway) or 600",
-                                t.value
-                            ),
-                        );
-                    }
-                    Some(path)
-                }
-            }
-        }
-    };
-    let interval = seconds(r, a.interval_seconds, DEFAULT_INTERVAL, 24.0 * MAX_SECONDS);
-    let timeout = seconds(r, a.timeout_seconds, DEFAULT_TIMEOUT, 60.0);
-    let mut schemes: Vec<Scheme> = Vec::new();
-    match a.schemes {
-        None => schemes.push(Scheme::Https),
-        Some(list) => {
-            if list.value.is_empty() {
-                r.error(
-                    &list.key,
-                    "is empty, so no title would give an origin; write [https], or [https, http]",
-                );
-                ok = false;
-            }
-            for item in list.value {
-                let scheme = match item.value.trim().to_ascii_lowercase().as_str() {
-                    "https" => Scheme::Https,
-                    "http" => Scheme::Http,
-                    _ => {
-                        r.error(
-                            &item.key,
-                            format!("found \"{}\"; write https or http", item.value),
-                        );
-                        ok = false;
-                        continue;
-                    }
-                };
-                if !schemes.contains(&scheme) {
-                    schemes.push(scheme);
-                }
-            }
-        }
-    }
-    let www = a.www.is_some_and(|w| w.value);
-    if !ok {
-        return None;
-    }
-    Some(Settings {
-        token_file: token_file?,
-        interval: interval?,
-        timeout: timeout?,
-        rules: TitleRules { schemes, www },
-    })
-}
-
-/// RFC 9110 token characters.
-fn is_token(s: &str) -> bool {
-    !s.is_empty()
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
-}
-
 /// The largest body the gateway buffers: pingora's retry buffer holds 64 KiB.
 pub const MAX_BUFFERED_BODY: u64 = 64 * 1024;
 
@@ -668,7 +329,7 @@ pub const MAX_SECONDS: f64 = 3600.0;
 /// A bounded number of seconds, or `default` when the key is absent. Out of bounds is an error
 /// (a duration of 1e20 seconds cannot even be represented) and gives `None`.
 pub fn seconds(
-    r: &mut Reader<'_>,
+    r: &mut Problems,
     v: Option<Keyed<f64>>,
     default: Duration,
     max: f64,
@@ -690,382 +351,35 @@ pub fn seconds(
     d
 }
 
-fn upstream(
-    r: &mut Reader<'_>,
-    f: Option<FileUpstream>,
-    resolver: Resolver<'_>,
-) -> Option<UpstreamSettings> {
-    let Some(f) = f else {
-        r.error(
-            "upstream",
-            "missing; write where Ackee listens, such as upstream: {replicas: [{address: \"127.0.0.1:3000\"}]}",
-        );
-        return None;
-    };
-    let replicas_key = format!("{}.replicas", f.key);
-    let list = match f.replicas {
-        None => {
-            r.error(
-                &replicas_key,
-                "missing; write where Ackee listens, such as [{address: \"127.0.0.1:3000\"}]",
-            );
-            return None;
-        }
-        Some(list) if list.value.is_empty() => {
-            r.error(
-                &list.key,
-                "is empty; write where Ackee listens, such as [{address: \"127.0.0.1:3000\"}]",
-            );
-            return None;
-        }
-        Some(list) => list.value,
-    };
-    let mut ok = true;
-    let mut replicas = Vec::new();
-    let mut names: HashMap<String, String> = HashMap::new();
-    let mut addrs: HashMap<SocketAddr, String> = HashMap::new();
-    for rf in list {
-        let Some(a) = rf.address else {
-            r.error(
-                &format!("{}.address", rf.key),
-                "missing; write where this Ackee listens, such as \"127.0.0.1:3000\"",
-            );
-            ok = false;
-            continue;
-        };
-        let Some(address) = resolve(r, &a, resolver) else {
-            ok = false;
-            continue;
-        };
-        if let Some(first) = addrs.get(&address) {
-            r.error(
-                &a.key,
-                format!(
-                    "\"{}\" is the same address as {first}; list each Ackee once",
-                    a.value
-                ),
-            );
-            ok = false;
-            continue;
-        }
-        addrs.insert(address, rf.key.clone());
-        let name = non_empty(r, rf.name, "a name").unwrap_or_else(|| a.value.trim().to_owned());
-        if let Some(first) = names.get(&name) {
-            r.error(
-                &format!("{}.name", rf.key),
-                format!("\"{name}\" is also the name of {first}; give each replica its own name"),
-            );
-            ok = false;
-            continue;
-        }
-        names.insert(name.clone(), rf.key.clone());
-        let weight = match rf.weight {
-            None => 1,
-            Some(w) if (1..=1000).contains(&w.value) => w.value as usize,
-            Some(w) => {
-                r.error(
-                    &w.key,
-                    format!("found {}; write a whole number from 1 to 1000 (to stop traffic to a replica, remove it from the list)", w.value),
-                );
-                ok = false;
-                1
-            }
-        };
-        replicas.push(Replica {
-            name,
-            written: a.value.trim().to_owned(),
-            address,
-            weight,
-        });
-    }
-    if let Some(idle) = &f.idle_timeout_seconds {
-        if (NODE_KEEP_ALIVE_SECONDS..=MAX_SECONDS).contains(&idle.value) {
-            r.warning(
-                &idle.key,
-                format!(
-                    "is {} seconds, but Node (and so Ackee) closes idle connections after 5, so a request can meet a closing connection; write 4",
-                    idle.value
-                ),
-            );
-        }
-    }
-    if replicas.len() > crate::upstream::MAX_REPLICAS {
-        r.error(
-            &replicas_key,
-            format!(
-                "lists {} replicas; write at most {}",
-                replicas.len(),
-                crate::upstream::MAX_REPLICAS
-            ),
-        );
-        ok = false;
-    }
-    let selection = match &f.selection {
-        None => Selection::RoundRobin,
-        Some(s) => match s.value.trim() {
-            "round_robin" => Selection::RoundRobin,
-            "random" => Selection::Random,
-            "consistent_hash" => Selection::ConsistentHash,
-            other => {
-                r.error(
-                    &s.key,
-                    format!("found \"{other}\"; write round_robin, random or consistent_hash"),
-                );
-                ok = false;
-                Selection::RoundRobin
-            }
-        },
-    };
-    let health_check = match f.health_check {
-        None => HealthCheckSettings::default(),
-        Some(h) => match health_check(r, h) {
-            Some(h) => h,
-            None => {
-                ok = false;
-                HealthCheckSettings::default()
-            }
-        },
-    };
-    let retry_after_seconds = match &f.retry_after_seconds {
-        None => 5,
-        Some(k) => match u32::try_from(k.value) {
-            Ok(v) if v <= 3600 => v,
-            _ => {
-                r.error(
-                    &k.key,
-                    format!(
-                        "found {}; write a number of seconds from 0 to 3600, such as 5",
-                        k.value
-                    ),
-                );
-                ok = false;
-                5
-            }
-        },
-    };
-    let connect_timeout = seconds(
-        r,
-        f.connect_timeout_seconds,
-        UpstreamSettings::CONNECT_TIMEOUT,
-        MAX_SECONDS,
-    );
-    let read_timeout = seconds(
-        r,
-        f.read_timeout_seconds,
-        UpstreamSettings::READ_TIMEOUT,
-        MAX_SECONDS,
-    );
-    let write_timeout = seconds(
-        r,
-        f.write_timeout_seconds,
-        UpstreamSettings::WRITE_TIMEOUT,
-        MAX_SECONDS,
-    );
-    let idle_timeout = seconds(
-        r,
-        f.idle_timeout_seconds,
-        UpstreamSettings::IDLE_TIMEOUT,
-        MAX_SECONDS,
-    );
-    let settings = UpstreamSettings {
-        replicas,
-        selection,
-        health_check,
-        retry_after_seconds,
-        connect_timeout: connect_timeout?,
-        read_timeout: read_timeout?,
-        write_timeout: write_timeout?,
-        idle_timeout: idle_timeout?,
-    };
-    ok.then_some(settings)
-}
-
-fn health_check(r: &mut Reader<'_>, h: FileHealthCheck) -> Option<HealthCheckSettings> {
-    let mut ok = true;
-    let mut out = HealthCheckSettings::default();
-    let kind = h
-        .kind
-        .as_ref()
-        .map(|k| (k.key.clone(), k.value.trim().to_owned()));
-    out.probe = match kind.as_ref().map(|(k, v)| (k.as_str(), v.as_str())) {
-        None | Some((_, "http")) => {
-            let path = match &h.path {
-                None => "/.well-known/apollo/server-health".to_owned(),
-                Some(p) => match check_request_target(&p.value) {
-                    Ok(()) => p.value.clone(),
-                    Err(problem) => {
-                        r.error(&p.key, problem);
-                        ok = false;
-                        String::new()
-                    }
-                },
-            };
-            HealthProbe::Http { path }
-        }
-        Some((_, "tcp")) => HealthProbe::Tcp,
-        Some((_, "none")) => HealthProbe::Off,
-        Some((key, other)) => {
-            r.error(key, format!("found \"{other}\"; write http, tcp or none"));
-            ok = false;
-            HealthProbe::Off
-        }
-    };
-    if let (Some(p), false) = (&h.path, matches!(out.probe, HealthProbe::Http { .. })) {
-        r.warning(&p.key, "is used only by type: http");
-    }
-    let defaults = HealthCheckSettings::default();
-    let timeout_key = h.timeout_seconds.as_ref().map(|t| t.key.clone());
-    match seconds(r, h.interval_seconds, defaults.interval, MAX_SECONDS) {
-        Some(d) => out.interval = d,
-        None => ok = false,
-    }
-    match seconds(r, h.timeout_seconds, defaults.timeout, MAX_SECONDS) {
-        Some(d) => out.timeout = d,
-        None => ok = false,
-    }
-    if let Some(key) = timeout_key.filter(|_| ok && out.timeout > out.interval) {
-        r.warning(&key, "is longer than interval_seconds, so checks of a slow replica overlap less often than configured");
-    }
-    for (field, target) in [
-        (&h.unhealthy_after, &mut out.unhealthy_after),
-        (&h.healthy_after, &mut out.healthy_after),
-    ] {
-        if let Some(n) = field {
-            match u32::try_from(n.value) {
-                Ok(v) if (1..=100).contains(&v) => *target = v,
-                _ => {
-                    r.error(
-                        &n.key,
-                        format!("found {}; write a whole number from 1 to 100", n.value),
-                    );
-                    ok = false;
-                }
-            }
-        }
-    }
-    ok.then_some(out)
-}
-
-/// The longest health-check path accepted, in bytes.
-pub const MAX_TARGET_BYTES: usize = 2048;
-
-/// Whether a byte may appear as is in an origin-form request target (RFC 9112 3.2.1: an
-/// absolute path of RFC 3986 `pchar`s and `/`, then optionally `?` and a query).
-fn is_target_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@/?".contains(&b)
-}
-
-/// Checks a health-check path as an HTTP request target, so the checker can always send it.
-/// The error says what was found and what to write; for characters that must be
-/// percent-encoded, it writes the encoded path.
-pub fn check_request_target(path: &str) -> Result<(), String> {
-    let shown = || {
-        let mut s: String = path
-            .chars()
-            .take(60)
-            .collect::<String>()
-            .escape_debug()
-            .to_string();
-        if path.chars().count() > 60 {
-            s.push_str("...");
-        }
-        s
-    };
-    if path.len() > MAX_TARGET_BYTES {
-        return Err(format!(
-            "found a path of {} bytes (\"{}\"); write a path of at most {MAX_TARGET_BYTES} bytes, such as \"/.well-known/apollo/server-health\"",
-            path.len(),
-            shown()
-        ));
-    }
-    if !path.starts_with('/') {
-        return Err(format!(
-            "found \"{}\"; write a path that starts with /, such as \"/.well-known/apollo/server-health\"",
-            shown()
-        ));
-    }
-    let bytes = path.as_bytes();
-    let mut bad = false;
-    let mut encoded = String::with_capacity(path.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let b = bytes[i];
-        let escape_ok = b == b'%'
-            && bytes.get(i + 1).is_some_and(u8::is_ascii_hexdigit)
-            && bytes.get(i + 2).is_some_and(u8::is_ascii_hexdigit);
-        if is_target_byte(b) || escape_ok {
-            encoded.push(char::from(b));
-        } else {
-            bad = true;
-            encoded.push_str(&format!("%{b:02X}"));
-        }
-        i += 1;
-    }
-    if bad {
-        return Err(format!(
-            "found \"{}\", which is not a valid HTTP request target (spaces, control characters, non-ASCII letters and characters such as < > \" # must be percent-encoded); write \"{encoded}\"",
-            shown()
-        ));
-    }
-    Ok(())
-}
-
-/// Resolves `HOST:PORT` once, at start-up. An IPv4 address is preferred when a name has both.
-fn resolve(r: &mut Reader<'_>, a: &Keyed<String>, resolver: Resolver<'_>) -> Option<SocketAddr> {
-    let text = a.value.trim();
-    if let Ok(addr) = text.parse::<SocketAddr>() {
-        if addr.port() == 0 {
-            r.error(
-                &a.key,
-                format!(
-                    "found \"{text}\" with port 0; write the port Ackee listens on, such as 3000"
-                ),
-            );
-            return None;
-        }
-        return Some(addr);
-    }
-    let Some((host, port)) = text.rsplit_once(':') else {
-        r.error(
-            &a.key,
-            format!("found \"{text}\" without a port; write \"{text}:3000\" if Ackee listens on its default port"),
-        );
-        return None;
-    };
-    let port = match port.parse::<u16>() {
-        Ok(p) if p != 0 => p,
-        _ => {
-            r.error(
-                &a.key,
-                format!("found \"{text}\"; write a port from 1 to 65535 after the host"),
-            );
-            return None;
-        }
-    };
-    match resolver(host, port) {
-        Ok(addrs) => match addrs.iter().find(|a| a.is_ipv4()).or(addrs.first()) {
-            Some(addr) => Some(*addr),
-            None => {
-                r.error(
-                    &a.key,
-                    format!("\"{text}\" resolves to no address; write an IP address and port"),
-                );
-                None
-            }
-        },
-        Err(e) => {
-            r.error(
-                &a.key,
-                format!("\"{text}\" could not be resolved ({e}); write an IP address and port, or a host name this machine resolves"),
-            );
-            None
-        }
-    }
-}
-
-fn limits(r: &mut Reader<'_>, f: FileLimits) -> Limits {
+/// `limits`: request body and head sizes, and how long each may take.
+fn limits(r: &mut Problems, root: &Section<'_>) -> Limits {
     let mut l = Limits::default();
-    if let Some(b) = f.max_body_bytes {
+    let Some(s) = root.section(
+        r,
+        "limits",
+        "a mapping with max_body_bytes, max_header_bytes, body_timeout_seconds and header_timeout_seconds",
+    ) else {
+        return l;
+    };
+    let max_body_bytes = s.whole(r, "max_body_bytes", "a whole number of bytes such as 65536");
+    let max_header_bytes = s.whole(
+        r,
+        "max_header_bytes",
+        "a whole number of bytes such as 16384",
+    );
+    let body_timeout_seconds = s.seconds(
+        r,
+        "body_timeout_seconds",
+        "a number of seconds greater than 0, such as 15",
+    );
+    let header_timeout_seconds = s.seconds(
+        r,
+        "header_timeout_seconds",
+        "a number of seconds greater than 0, such as 60",
+    );
+    s.finish(r);
+
+    if let Some(b) = max_body_bytes {
         if b.value == 0 {
             r.error(&b.key, "found 0, which would refuse every tracker request; write a number of bytes such as 65536");
         } else if b.value > MAX_BUFFERED_BODY {
@@ -1081,18 +395,13 @@ fn limits(r: &mut Reader<'_>, f: FileLimits) -> Limits {
         }
     }
     let defaults = Limits::default();
-    if let Some(d) = seconds(
-        r,
-        f.body_timeout_seconds,
-        defaults.body_timeout,
-        MAX_SECONDS,
-    ) {
+    if let Some(d) = seconds(r, body_timeout_seconds, defaults.body_timeout, MAX_SECONDS) {
         l.body_timeout = d;
     }
-    if let Some(d) = seconds(r, f.header_timeout_seconds, defaults.header_timeout, 60.0) {
+    if let Some(d) = seconds(r, header_timeout_seconds, defaults.header_timeout, 60.0) {
         l.header_timeout = d;
     }
-    if let Some(h) = f.max_header_bytes {
+    if let Some(h) = max_header_bytes {
         if (1024..=1_048_575).contains(&h.value) {
             l.max_header_bytes = h.value as usize;
         } else {
@@ -1108,46 +417,15 @@ fn limits(r: &mut Reader<'_>, f: FileLimits) -> Limits {
     l
 }
 
-fn trusted_proxies(r: &mut Reader<'_>, f: Option<Keyed<Vec<Keyed<String>>>>) -> TrustedProxies {
+/// `trusted_proxies`: CIDR blocks whose client-IP headers are believed.
+fn trusted_proxies(r: &mut Problems, root: &Section<'_>) -> TrustedProxies {
+    let written = root.texts(r, "trusted_proxies", "[\"10.0.0.0/8\"]");
     let mut cidrs = Vec::new();
-    for item in f.map(|l| l.value).unwrap_or_default() {
+    for item in written.map(|l| l.value).unwrap_or_default() {
         match Cidr::parse(&item.value) {
             Ok(c) => cidrs.push(c),
             Err(e) => r.error(&item.key, e.to_string()),
         }
     }
     TrustedProxies::new(cidrs)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn health_check_paths_are_checked_as_request_targets() {
-        // path -> None if valid, or the fix the message must quote.
-        let long = format!("/{}", "a".repeat(MAX_TARGET_BYTES));
-        let cases: [(&str, Option<&str>); 10] = [
-            ("/.well-known/apollo/server-health", None),
-            ("/health?probe=1&x=%20", None),
-            ("/a:b@c;d=e,f!$'()*+~", None),
-            ("/health<x>", Some("write \"/health%3Cx%3E\"")),
-            ("/gesundheit-ü", Some("write \"/gesundheit-%C3%BC\"")),
-            ("/he\u{1}alth", Some("write \"/he%01alth\"")),
-            ("/a b", Some("write \"/a%20b\"")),
-            ("/100%", Some("write \"/100%25\"")),
-            ("/x#frag", Some("write \"/x%23frag\"")),
-            ("health", Some("write a path that starts with /")),
-        ];
-        for (path, want) in cases {
-            match (check_request_target(path), want) {
-                (Ok(()), None) => {}
-                (Err(e), Some(fix)) => assert!(e.contains(fix), "{path:?}: {e}"),
-                (got, want) => panic!("{path:?}: got {got:?}, want {want:?}"),
-            }
-        }
-        let e = check_request_target(&long).unwrap_err();
-        assert!(e.contains("write a path of at most 2048 bytes"), "{e}");
-        assert!(e.len() < 300, "the message quotes only the start: {e}");
-    }
 }

@@ -20,6 +20,17 @@ pub struct LoadedCert {
     pub not_after: i64,
 }
 
+/// Two loads are equal when they hold the same key in memory, not merely equal files.
+impl PartialEq for LoadedCert {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.certified, &other.certified)
+            && self.dns_names == other.dns_names
+            && self.not_after == other.not_after
+    }
+}
+
+impl Eq for LoadedCert {}
+
 /// Which of the two files a problem is about.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Which {
@@ -27,16 +38,6 @@ pub enum Which {
     Cert,
     /// The private key file.
     Key,
-}
-
-impl Which {
-    /// The config key that names the file.
-    pub fn key(self) -> &'static str {
-        match self {
-            Which::Cert => "cert",
-            Which::Key => "key",
-        }
-    }
 }
 
 /// Why a certificate could not be used, phrased for a config message.

@@ -4,16 +4,18 @@
 //! No pingora here; the server wires a [`resolver::SniResolver`] into pingora's rustls
 //! listener and calls [`Reloader::reload`] from a background service.
 
-pub mod certs;
-pub mod resolver;
+pub(crate) mod certs;
+pub(crate) mod resolver;
 
+use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::SystemTime;
 
 use log::{error, info};
 
-use crate::config::types::{CertificateSettings, ListenerTls};
+use crate::config::types::{CertificateSettings, Listener, ListenerTls};
 use crate::metrics::Metrics;
 use resolver::{CertStore, SniResolver, StoreEntry};
 
@@ -62,15 +64,6 @@ struct ListenerCerts {
     resolver: Arc<SniResolver>,
 }
 
-/// What a reload did.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct ReloadSummary {
-    /// Certificates now serving their new files.
-    pub reloaded: Vec<String>,
-    /// Certificates whose new files could not be used, with the reason; the old one is kept.
-    pub failed: Vec<(String, String)>,
-}
-
 /// Every TLS listener's certificates, and how to reload them.
 pub struct Reloader {
     listeners: Vec<ListenerCerts>,
@@ -78,32 +71,45 @@ pub struct Reloader {
 }
 
 impl Reloader {
-    /// Loads every certificate once. Fails with a message if one cannot be used.
+    /// Serves the certificates loaded with the config, without reading their files again.
+    /// Returns each TLS listener's resolver, by the listener's address.
     pub fn new(
-        tls: &[ListenerTls],
+        listeners: &[Listener],
         metrics: Arc<Metrics>,
-    ) -> Result<(Reloader, Vec<Arc<SniResolver>>), String> {
-        let mut listeners = Vec::new();
-        let mut resolvers = Vec::new();
-        for settings in tls {
+    ) -> (Reloader, HashMap<SocketAddr, Arc<SniResolver>>) {
+        let mut certs = Vec::new();
+        let mut resolvers = HashMap::new();
+        for listener in listeners {
+            let Some(settings) = &listener.tls else {
+                continue;
+            };
             let mut entries = Vec::new();
             for spec in &settings.certificates {
-                let (entry, not_after) =
-                    load_entry(spec).map_err(|e| format!("certificate \"{}\": {e}", spec.name))?;
-                metrics.tls_expiry(&spec.name, not_after);
-                entries.push(entry);
+                metrics.tls_expiry(&spec.name, spec.loaded.not_after);
+                entries.push(StoreEntry {
+                    name: spec.name.clone(),
+                    certified: spec.loaded.certified.clone(),
+                    server_names: spec
+                        .server_names
+                        .clone()
+                        .unwrap_or_else(|| spec.loaded.dns_names.clone()),
+                });
             }
             let resolver = Arc::new(SniResolver::new(CertStore::new(
                 entries,
                 settings.default_certificate,
             )));
-            resolvers.push(resolver.clone());
-            listeners.push(ListenerCerts {
+            resolvers.insert(listener.address, resolver.clone());
+            certs.push(ListenerCerts {
                 settings: settings.clone(),
                 resolver,
             });
         }
-        Ok((Reloader { listeners, metrics }, resolvers))
+        let reloader = Reloader {
+            listeners: certs,
+            metrics,
+        };
+        (reloader, resolvers)
     }
 
     /// Whether there is anything to reload.
@@ -113,8 +119,7 @@ impl Reloader {
 
     /// Re-reads every certificate. A certificate whose files are missing, unreadable or do not
     /// match keeps serving the old one; the failure is logged and counted.
-    pub fn reload(&self) -> ReloadSummary {
-        let mut summary = ReloadSummary::default();
+    pub fn reload(&self) {
         for l in &self.listeners {
             let current = l.resolver.current();
             let mut entries = Vec::with_capacity(l.settings.certificates.len());
@@ -129,7 +134,6 @@ impl Reloader {
                             spec.cert.display(),
                             certs::format_utc(not_after)
                         );
-                        summary.reloaded.push(spec.name.clone());
                         entries.push(entry);
                     }
                     Err(why) => {
@@ -138,7 +142,6 @@ impl Reloader {
                             "certificate \"{}\" was not reloaded, the old one stays in use: {why}",
                             spec.name
                         );
-                        summary.failed.push((spec.name.clone(), why));
                         if let Some(old) = current.entries().get(i) {
                             entries.push(old.clone());
                         }
@@ -148,7 +151,6 @@ impl Reloader {
             l.resolver
                 .replace(CertStore::new(entries, l.settings.default_certificate));
         }
-        summary
     }
 
     /// The stamps of every certificate and key file, to notice changes.

@@ -79,11 +79,6 @@ impl CertStore {
     pub fn entries(&self) -> &[StoreEntry] {
         &self.entries
     }
-
-    /// The index of the default entry.
-    pub fn default_index(&self) -> usize {
-        self.default
-    }
 }
 
 /// The rustls certificate resolver for one TLS listener.
