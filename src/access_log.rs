@@ -29,35 +29,6 @@ pub enum Format {
     Json,
 }
 
-/// What the CORS layer decided about a request.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub enum CorsDecision {
-    /// No `Origin`, or the gateway's own origin.
-    #[default]
-    None,
-    /// An actual request from an allowed origin.
-    Allowed,
-    /// An actual request from an origin that is not allowed.
-    Refused,
-    /// A preflight answered 204.
-    PreflightAllowed,
-    /// A preflight answered 403.
-    PreflightRefused,
-}
-
-impl CorsDecision {
-    /// The word in the log line.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CorsDecision::None => "none",
-            CorsDecision::Allowed => "allowed",
-            CorsDecision::Refused => "refused",
-            CorsDecision::PreflightAllowed => "preflight_allowed",
-            CorsDecision::PreflightRefused => "preflight_refused",
-        }
-    }
-}
-
 /// One request, ready to be written.
 #[derive(Clone, Debug)]
 pub struct Entry<'a> {
@@ -71,8 +42,8 @@ pub struct Entry<'a> {
     pub path: &'a str,
     /// The status sent, if any.
     pub status: Option<u16>,
-    /// The CORS decision.
-    pub cors: CorsDecision,
+    /// The CORS decision's label ([`crate::cors::Decision::as_str`]).
+    pub cors: &'static str,
     /// The replica that answered, if any.
     pub replica: Option<&'a str>,
     /// How long the request took.
@@ -150,7 +121,7 @@ pub fn format_line(format: Format, e: &Entry<'_>) -> String {
                 }
                 None => out.push('-'),
             }
-            let _ = write!(out, " cors={} replica=", e.cors.as_str());
+            let _ = write!(out, " cors={} replica=", e.cors);
             text_field(&mut out, e.replica.unwrap_or(""));
             let _ = writeln!(out, " duration_ms={ms:.3}");
         }
@@ -173,7 +144,7 @@ pub fn format_line(format: Format, e: &Entry<'_>) -> String {
                 }
                 None => out.push_str("null"),
             }
-            let _ = write!(out, ",\"cors\":\"{}\",\"replica\":", e.cors.as_str());
+            let _ = write!(out, ",\"cors\":\"{}\",\"replica\":", e.cors);
             match e.replica {
                 Some(r) => json_string(&mut out, r),
                 None => out.push_str("null"),
@@ -300,7 +271,7 @@ mod tests {
             method,
             path,
             status: Some(204),
-            cors: CorsDecision::PreflightAllowed,
+            cors: "preflight_allowed",
             replica: None,
             duration: Duration::from_micros(1500),
         }
@@ -315,7 +286,7 @@ mod tests {
         let mut e = entry("GET", "/a b\n\"x\"");
         e.replica = Some("ackee 1");
         e.status = None;
-        e.cors = CorsDecision::Refused;
+        e.cors = "refused";
         e.client = None;
         assert_eq!(
             format_line(Format::Text, &e),
@@ -328,7 +299,7 @@ mod tests {
         let mut e = entry("POST", "/api\"\\\u{1}");
         e.replica = Some("ackee-1");
         e.status = Some(200);
-        e.cors = CorsDecision::Allowed;
+        e.cors = "allowed";
         assert_eq!(
             format_line(Format::Json, &e),
             "{\"time\":\"2026-01-01T00:00:00.123Z\",\"client\":\"203.0.113.9\",\"method\":\"POST\",\"path\":\"/api\\\"\\\\\\u0001\",\"status\":200,\"cors\":\"allowed\",\"replica\":\"ackee-1\",\"duration_ms\":1.500}\n"

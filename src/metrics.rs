@@ -1,6 +1,7 @@
 //! Every Prometheus metric the gateway exports, registered once at start-up.
 //!
-//! Label values come only from fixed sets ([`Refusal`], [`RequestKind`], [`method_label`],
+//! Label values come only from fixed sets ([`Refusal`], [`RequestKind`] (both from a
+//! [`Decision`]), [`method_label`],
 //! status classes, [`UpstreamErrorKind`], [`Rule`]) or from the config (replica names). Children of each
 //! metric family are resolved at start-up, so counting on the request path is an atomic add.
 //! The `prometheus` crate is the version pingora-prometheus re-exports.
@@ -10,28 +11,9 @@ use prometheus::{
     Registry, TextEncoder,
 };
 
-use crate::cors::Refusal;
+use crate::cors::{Decision, Refusal, RequestKind};
 use crate::limits::Exceeded;
 use crate::ratelimit::Rule;
-
-/// Whether a CORS refusal was of a preflight or of an actual request.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RequestKind {
-    /// An `OPTIONS` preflight.
-    Preflight,
-    /// Any other request carrying `Origin`.
-    Actual,
-}
-
-impl RequestKind {
-    /// The metric label value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RequestKind::Preflight => "preflight",
-            RequestKind::Actual => "actual",
-        }
-    }
-}
 
 /// What went wrong talking to Ackee. A fixed set, safe for labels.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -386,6 +368,16 @@ impl Metrics {
             ],
             registry,
             _build_info: build_info,
+        }
+    }
+
+    /// Counts what CORS decided about a request: preflights and refusals.
+    pub fn cors(&self, decision: &Decision) {
+        if let Some(allowed) = decision.preflight() {
+            self.preflight(allowed);
+        }
+        if let Some((reason, kind)) = decision.refusal() {
+            self.rejection(reason, kind);
         }
     }
 

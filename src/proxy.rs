@@ -29,17 +29,14 @@ use pingora_proxy::{FailToProxy, ProxyHttp, ProxyWarnLogContext, Session};
 
 use pingora::http::{RequestHeader, ResponseHeader};
 
-use crate::access_log::{self, AccessLog, CorsDecision};
+use crate::access_log::{self, AccessLog};
 use crate::acme::{Challenge, Webroot};
 use crate::config::Limits;
-use crate::cors::allow_origin::is_same_origin;
-use crate::cors::{
-    CorsPolicy, DisallowedOrigin, OriginVerdict, Preflight, Refusal, names, strip, vary,
-};
+use crate::cors::{CorsPolicy, Decision, OriginVerdict, names, request_host, strip, vary};
 use crate::forwarded::{self, TrustedProxies};
 use crate::framing;
 use crate::limits::Exceeded;
-use crate::metrics::{Metrics, Outcome, RequestKind, UpstreamErrorKind};
+use crate::metrics::{Metrics, Outcome, UpstreamErrorKind};
 use crate::outage::OutageTally;
 use crate::ratelimit::{self, LoginScan, RateLimiter, Write};
 use crate::redirect;
@@ -105,23 +102,11 @@ impl Gateway {
     }
 }
 
-/// The CORS state of a request, decided once in `request_filter`.
-#[derive(Debug, Default)]
-pub enum CorsState {
-    /// No `Origin`, or the gateway's own origin: no CORS headers.
-    #[default]
-    NotApplicable,
-    /// Allowed: this `Access-Control-Allow-Origin` value.
-    Allowed(HeaderValue),
-    /// Not allowed, and forwarded without CORS headers.
-    Refused,
-}
-
 /// Per-request state.
 #[derive(Debug, Default)]
 pub struct Ctx {
-    /// The CORS decision.
-    pub cors: CorsState,
+    /// The CORS decision, made once in `request_filter`.
+    pub cors: Decision,
     /// The replica chosen for the current attempt.
     pub replica: Option<usize>,
     /// Replicas already tried for this request, as a bit mask.
@@ -139,8 +124,6 @@ pub struct Ctx {
     pub next_replica: Option<usize>,
     /// Whether the retry must use a new connection rather than a pooled one.
     pub new_connection: bool,
-    /// The CORS decision, for the access log.
-    pub decision: CorsDecision,
     /// When the request started, if the access log needs it.
     pub started: Option<Instant>,
     /// The kind of tracker write, for the rate limits.
@@ -153,8 +136,8 @@ const TEXT_PLAIN: HeaderValue = HeaderValue::from_static("text/plain; charset=ut
 
 impl Gateway {
     /// Adds the CORS headers an allowed origin gets on an actual response, and `Vary: Origin`.
-    fn decorate(&self, resp: &mut ResponseHeader, cors: &CorsState) -> Result<()> {
-        if let CorsState::Allowed(value) = cors {
+    fn decorate(&self, resp: &mut ResponseHeader, cors: &Decision) -> Result<()> {
+        if let Some(value) = cors.allow_origin() {
             resp.insert_header(names::ALLOW_ORIGIN, value.clone())?;
             if let Some(c) = self.shared.cors.credentials() {
                 resp.insert_header(names::ALLOW_CREDENTIALS, c.clone())?;
@@ -182,7 +165,7 @@ impl Gateway {
     async fn respond(
         &self,
         session: &mut Session,
-        cors: &CorsState,
+        cors: &Decision,
         status: u16,
         headers: &[(&'static str, HeaderValue)],
         body: Bytes,
@@ -208,7 +191,7 @@ impl Gateway {
 
     /// ACME challenges and the HTTPS redirect. Returns true if it answered.
     async fn listener_answers(&self, session: &mut Session) -> Result<bool> {
-        let none = &CorsState::NotApplicable;
+        let none = &Decision::NotApplicable;
         let path = session.req_header().uri.path();
         if let Some(webroot) = &self.policy.acme {
             if Webroot::claims(path) {
@@ -225,7 +208,7 @@ impl Gateway {
         }
         if let Some(port) = self.policy.redirect_to_https {
             let req = session.req_header();
-            let host = std::str::from_utf8(Self::request_host(req)).unwrap_or("");
+            let host = std::str::from_utf8(request_host(&req.uri, &req.headers)).unwrap_or("");
             let target = req.uri.path_and_query().map_or("/", |p| p.as_str());
             match redirect::https_location(host, target, port)
                 .and_then(|l| HeaderValue::from_str(&l).ok())
@@ -255,7 +238,7 @@ impl Gateway {
     async fn respond_text(
         &self,
         session: &mut Session,
-        cors: &CorsState,
+        cors: &Decision,
         status: u16,
         body: &'static [u8],
         keepalive: bool,
@@ -284,7 +267,7 @@ impl Gateway {
     async fn refuse_size(
         &self,
         session: &mut Session,
-        cors: &CorsState,
+        cors: &Decision,
         exceeded: Exceeded,
     ) -> Result<bool> {
         self.shared.metrics.limit(exceeded);
@@ -298,7 +281,7 @@ impl Gateway {
     async fn refuse_rate(
         &self,
         session: &mut Session,
-        cors: &CorsState,
+        cors: &Decision,
         refused: ratelimit::Refused<'_>,
     ) -> Result<bool> {
         self.shared.metrics.rate_limited(refused.rule);
@@ -396,17 +379,6 @@ impl Gateway {
             &session.req_header().headers,
         ))
     }
-
-    /// The host the client addressed: `Host`, or the HTTP/2 `:authority`.
-    fn request_host(req: &RequestHeader) -> &[u8] {
-        match req.headers.get(header::HOST) {
-            Some(h) => h.as_bytes(),
-            None => req
-                .uri
-                .authority()
-                .map_or(&[][..], |a| a.as_str().as_bytes()),
-        }
-    }
 }
 
 fn upstream_error_kind(e: &Error) -> UpstreamErrorKind {
@@ -484,10 +456,13 @@ impl ProxyHttp for Gateway {
         let req = session.req_header();
 
         if let Err(exceeded) = s.limits.check_head(&req.method, &req.uri, &req.headers) {
-            if let OriginVerdict::Allowed(v) = s.cors.actual(&req.headers) {
-                ctx.cors = CorsState::Allowed(v);
-            }
-            return self.refuse_size(session, &ctx.cors, exceeded).await;
+            // Answered before CORS is decided (the log says `none`), but an allowed origin
+            // still gets its headers, so the tracker can read the status.
+            let cors = match s.cors.actual(&req.headers) {
+                OriginVerdict::Allowed(v) => Decision::Allowed(v),
+                _ => Decision::NotApplicable,
+            };
+            return self.refuse_size(session, &cors, exceeded).await;
         }
 
         let head = framing::Head {
@@ -499,7 +474,7 @@ impl ProxyHttp for Gateway {
         };
         if let Err(why) = framing::check(head) {
             s.metrics.malformed(why);
-            let none = &CorsState::NotApplicable;
+            let none = &Decision::NotApplicable;
             self.respond_text(session, none, 400, why.body(), false)
                 .await?;
             return Ok(true);
@@ -510,61 +485,39 @@ impl ProxyHttp for Gateway {
         }
         let req = session.req_header();
 
-        if CorsPolicy::is_preflight(&req.method, &req.headers) {
-            match s.cors.preflight(&req.headers) {
-                Preflight::Allowed(allow_origin) => {
-                    s.metrics.preflight(true);
-                    ctx.decision = CorsDecision::PreflightAllowed;
-                    let mut resp = ResponseHeader::build(204, Some(8))?;
-                    for (name, value) in s.cors.preflight_headers(allow_origin) {
-                        resp.append_header(name, value)?;
-                    }
-                    self.add_listener_headers(&mut resp)?;
-                    session.write_response_header(Box::new(resp), true).await?;
+        ctx.cors = s
+            .cors
+            .decide(&req.method, &req.uri, &req.headers, self.scheme);
+        s.metrics.cors(&ctx.cors);
+        match &ctx.cors {
+            Decision::PreflightAllowed(allow_origin) => {
+                let mut resp = ResponseHeader::build(204, Some(8))?;
+                for (name, value) in s.cors.preflight_headers(allow_origin.clone()) {
+                    resp.append_header(name, value)?;
                 }
-                Preflight::Refused(reason) => {
-                    s.metrics.preflight(false);
-                    ctx.decision = CorsDecision::PreflightRefused;
-                    s.metrics.rejection(reason, RequestKind::Preflight);
-                    self.respond_text(session, &CorsState::NotApplicable, 403, reason.body(), true)
-                        .await?;
-                }
+                self.add_listener_headers(&mut resp)?;
+                session.write_response_header(Box::new(resp), true).await?;
+                return Ok(true);
             }
-            return Ok(true);
+            Decision::PreflightRefused(reason) => {
+                let body = reason.body();
+                self.respond_text(session, &Decision::NotApplicable, 403, body, true)
+                    .await?;
+                return Ok(true);
+            }
+            Decision::Rejected => {
+                let body = crate::cors::Refusal::Origin.body();
+                self.respond_text(session, &Decision::NotApplicable, 403, body, true)
+                    .await?;
+                return Ok(true);
+            }
+            Decision::Allowed(_)
+            | Decision::ForwardedBare
+            | Decision::SameOrigin
+            | Decision::NotApplicable => {}
         }
 
-        ctx.cors = match s.cors.actual(&req.headers) {
-            OriginVerdict::Absent => CorsState::NotApplicable,
-            OriginVerdict::Allowed(v) => {
-                ctx.decision = CorsDecision::Allowed;
-                CorsState::Allowed(v)
-            }
-            OriginVerdict::Refused => {
-                let same_origin = req
-                    .headers
-                    .get(header::ORIGIN)
-                    .is_some_and(|o| is_same_origin(o, self.scheme, Self::request_host(req)));
-                if same_origin {
-                    CorsState::NotApplicable
-                } else {
-                    s.metrics.rejection(Refusal::Origin, RequestKind::Actual);
-                    ctx.decision = CorsDecision::Refused;
-                    if s.cors.disallowed_origin() == DisallowedOrigin::Reject {
-                        self.respond_text(
-                            session,
-                            &CorsState::NotApplicable,
-                            403,
-                            Refusal::Origin.body(),
-                            true,
-                        )
-                        .await?;
-                        return Ok(true);
-                    }
-                    CorsState::Refused
-                }
-            }
-        };
-
+        let req = session.req_header();
         ctx.write = ratelimit::write_kind(&req.method, req.uri.path());
         if let Err(exceeded) = s.limits.check_declared_body(&req.headers) {
             return self.refuse_size(session, &ctx.cors, exceeded).await;
@@ -850,7 +803,7 @@ impl ProxyHttp for Gateway {
                 method: req.method.as_str(),
                 path: req.uri.path(),
                 status,
-                cors: ctx.decision,
+                cors: ctx.cors.as_str(),
                 replica: ctx.replica.map(|i| self.shared.upstream.name(i)),
                 duration: started.elapsed(),
             });

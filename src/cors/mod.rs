@@ -11,6 +11,7 @@
 //! | [`max_age`] | `Access-Control-Max-Age` |
 //! | [`vary`] | merging `Vary: Origin` into a response |
 //! | [`strip`] | finding Ackee's own `Access-Control-*` headers to remove |
+//! | [`decision`] | a request's whole CORS fate, one [`Decision`], and its log and metric labels |
 //!
 //! [`CorsPolicy`] ties them together. Every header value is built once, at start-up.
 
@@ -18,6 +19,7 @@ pub mod allow_credentials;
 pub mod allow_headers;
 pub mod allow_methods;
 pub mod allow_origin;
+pub mod decision;
 pub mod max_age;
 pub mod strip;
 pub mod vary;
@@ -25,6 +27,7 @@ pub mod vary;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, header};
 
 pub use allow_origin::{OriginVerdict, RequestOrigin};
+pub use decision::{Decision, RequestKind, request_host};
 
 use crate::origin::OriginSet;
 use allow_credentials::AllowCredentials;
