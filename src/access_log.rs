@@ -9,13 +9,9 @@
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
 use std::sync::mpsc::{SyncSender, TrySendError, sync_channel};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
-use once_cell::sync::OnceCell;
-
-use crate::tls::certs::format_utc;
 
 /// Lines that may wait for the writer before new ones are dropped.
 pub const QUEUE: usize = 8192;
@@ -52,13 +48,16 @@ pub struct Entry<'a> {
 
 /// Formats `time` as RFC 3339 UTC with milliseconds.
 pub fn rfc3339(time: SystemTime) -> String {
-    let d = time.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let base = format_utc(d.as_secs() as i64); // "YYYY-MM-DD HH:MM:SS UTC"
+    let t = time::OffsetDateTime::from(time.max(UNIX_EPOCH));
     format!(
-        "{}T{}.{:03}Z",
-        &base[..10],
-        &base[11..19],
-        d.subsec_millis()
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+        t.millisecond()
     )
 }
 
@@ -169,38 +168,24 @@ pub enum Target {
 pub struct AccessLog {
     format: Format,
     target: Target,
-    sender: OnceCell<Option<SyncSender<String>>>,
-    dropped: AtomicU64,
-    dropped_metric: Option<prometheus::IntCounter>,
+    sender: OnceLock<Option<SyncSender<String>>>,
+    dropped: prometheus::IntCounter,
 }
 
 impl AccessLog {
-    /// An access log that has not started its writer yet. Dropped lines are also counted in
-    /// `dropped_metric`, if given.
-    pub fn new(
-        format: Format,
-        target: Target,
-        dropped_metric: Option<prometheus::IntCounter>,
-    ) -> AccessLog {
+    /// An access log that has not started its writer yet. Dropped lines (the writer fell
+    /// behind, or could not start) are counted in `dropped`.
+    pub fn new(format: Format, target: Target, dropped: prometheus::IntCounter) -> AccessLog {
         AccessLog {
             format,
             target,
-            sender: OnceCell::new(),
-            dropped: AtomicU64::new(0),
-            dropped_metric,
+            sender: OnceLock::new(),
+            dropped,
         }
     }
 
     fn drop_line(&self) {
-        self.dropped.fetch_add(1, Ordering::Relaxed);
-        if let Some(m) = &self.dropped_metric {
-            m.inc();
-        }
-    }
-
-    /// Lines dropped because the writer fell behind (or could not start).
-    pub fn dropped(&self) -> u64 {
-        self.dropped.load(Ordering::Relaxed)
+        self.dropped.inc();
     }
 
     fn start(&self) -> Option<SyncSender<String>> {

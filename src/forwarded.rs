@@ -149,11 +149,6 @@ impl TrustedProxies {
     pub fn trusts(&self, peer: IpAddr) -> bool {
         self.0.iter().any(|c| c.contains(peer))
     }
-
-    /// The configured networks.
-    pub fn networks(&self) -> &[Cidr] {
-        &self.0
-    }
 }
 
 /// The `X-Forwarded-For` to send to Ackee.

@@ -12,14 +12,13 @@
 //! logger recognises that one record, counts it in `ackee_gateway_tls_handshakes_total` and
 //! re-logs it at debug level. Everything else passes through unchanged.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use log::{Level, Log, Metadata, Record};
-use once_cell::sync::OnceCell;
 
 use crate::metrics::Metrics;
 
-static HANDSHAKE_METRICS: OnceCell<Arc<Metrics>> = OnceCell::new();
+static HANDSHAKE_METRICS: OnceLock<Arc<Metrics>> = OnceLock::new();
 
 /// Where failed handshakes are counted. Called once the metrics exist.
 pub fn count_handshake_failures_in(metrics: Arc<Metrics>) {
@@ -147,7 +146,7 @@ pub fn journal_lines(level: Level, message: &str) -> String {
     out
 }
 
-static JOURNAL: OnceCell<bool> = OnceCell::new();
+static JOURNAL: OnceLock<bool> = OnceLock::new();
 
 /// Writes a message that is not a log record (a config diagnostic, a start-up problem) to
 /// stderr, with its priority when stderr is the journal and as it is otherwise.

@@ -392,13 +392,10 @@ pub fn build(
         rate: RateLimiter::new(config.rate_limits),
         upstream,
         retry_after_seconds: config.upstream.retry_after_seconds,
-        access_log: config.access_log.as_ref().map(|a| {
-            AccessLog::new(
-                a.format,
-                a.target.clone(),
-                Some(metrics.access_log_dropped()),
-            )
-        }),
+        access_log: config
+            .access_log
+            .as_ref()
+            .map(|a| AccessLog::new(a.format, a.target.clone(), metrics.access_log_dropped())),
         metrics: metrics.clone(),
         outages: OutageTally::default(),
     });

@@ -15,6 +15,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use futures::FutureExt;
 use log::{info, warn};
 use pingora_core::server::ShutdownWatch;
 use pingora_core::services::ServiceReadyNotifier;
@@ -46,7 +47,7 @@ where
 {
     let lb = LoadBalancer::from_backends(Backends::new(discovery::Static::new(backends)));
     // Static discovery never blocks or fails.
-    let _ = now(lb.update());
+    let _ = lb.update().now_or_never();
     lb
 }
 
@@ -310,14 +311,4 @@ pub fn fresh_group_key() -> u64 {
     use std::sync::atomic::{AtomicU64, Ordering};
     static NEXT: AtomicU64 = AtomicU64::new(1);
     NEXT.fetch_add(1, Ordering::Relaxed)
-}
-
-/// Polls a future that is known to complete without waiting.
-fn now<F: std::future::Future>(f: F) -> Option<F::Output> {
-    use std::task::{Context, Poll, Waker};
-    let mut f = std::pin::pin!(f);
-    match f.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
-        Poll::Ready(v) => Some(v),
-        Poll::Pending => None,
-    }
 }

@@ -2,8 +2,6 @@
 
 use http::{HeaderMap, HeaderValue, header};
 
-use std::sync::Arc;
-
 use crate::origin::{LiveOrigins, OriginMatch, OriginSet};
 
 /// The request's `Origin`, as far as CORS is concerned.
@@ -62,11 +60,6 @@ impl AllowOrigin {
     /// start-up: a swapped-in list never adds or removes `*`.
     pub fn is_any(&self) -> bool {
         self.any
-    }
-
-    /// The allow list in use now.
-    pub fn current(&self) -> Arc<OriginSet> {
-        self.live.load().clone()
     }
 
     /// The handle a refresh stores new lists through.

@@ -264,11 +264,6 @@ impl CorsPolicy {
         self.disallowed
     }
 
-    /// The allow list in use now.
-    pub fn origins(&self) -> std::sync::Arc<OriginSet> {
-        self.origin.current()
-    }
-
     /// The handle through which a refresh (origins from Ackee) swaps in a new allow list.
     pub fn live_origins(&self) -> &crate::origin::LiveOrigins {
         self.origin.live()
