@@ -41,7 +41,7 @@ use crate::outage::OutageTally;
 use crate::ratelimit::{self, LoginScan, RateLimiter, Write};
 use crate::redirect;
 use crate::retry;
-use crate::upstream::{MAX_REPLICAS, Upstream};
+use crate::upstream::Upstream;
 
 /// Everything the gateway's listeners share, built once at start-up.
 pub struct Shared {
@@ -107,10 +107,8 @@ impl Gateway {
 pub struct Ctx {
     /// The CORS decision, made once in `request_filter`.
     pub cors: Decision,
-    /// The replica chosen for the current attempt.
-    pub replica: Option<usize>,
-    /// Replicas already tried for this request, as a bit mask.
-    pub tried: u64,
+    /// The attempts at Ackee: replicas tried, the current one, the next one, the client key.
+    pub attempts: retry::Attempts,
     /// When the request was handed to the current replica.
     pub sent_at: Option<Instant>,
     /// Request body bytes seen so far.
@@ -118,12 +116,6 @@ pub struct Ctx {
     /// Whether the whole body was read in `request_filter` (pingora sends it from its retry
     /// buffer, through `request_body_filter` once more).
     pub body_buffered: bool,
-    /// The client address as hashing bytes (consistent hashing), computed once.
-    pub client_key: Option<([u8; 16], usize)>,
-    /// The replica a failed attempt chose for the retry, so it is not chosen twice.
-    pub next_replica: Option<usize>,
-    /// Whether the retry must use a new connection rather than a pooled one.
-    pub new_connection: bool,
     /// When the request started, if the access log needs it.
     pub started: Option<Instant>,
     /// The kind of tracker write, for the rate limits.
@@ -338,27 +330,6 @@ impl Gateway {
         }
     }
 
-    /// Carries out a retry decision for a failed attempt at replica `i`: where the next attempt
-    /// goes, and the count. Returns whether there is a next attempt.
-    fn follow(&self, i: usize, next: retry::Next, ctx: &mut Ctx) -> bool {
-        match next {
-            retry::Next::Another(reason) => {
-                self.shared.metrics.retry(i, reason);
-                ctx.next_replica.is_some()
-            }
-            retry::Next::SameOnNewConnection(reason) => {
-                self.shared.metrics.retry(i, reason);
-                ctx.next_replica = Some(i);
-                ctx.new_connection = true;
-                true
-            }
-            retry::Next::GiveUp => {
-                ctx.next_replica = None;
-                false
-            }
-        }
-    }
-
     /// The peer's address, IPv4-mapped IPv6 as IPv4.
     fn peer_ip(session: &Session) -> Option<std::net::IpAddr> {
         session
@@ -368,7 +339,7 @@ impl Gateway {
     }
 
     /// The client address as bytes for consistent hashing.
-    fn client_key(&self, session: &Session) -> ([u8; 16], usize) {
+    fn client_key(&self, session: &Session) -> retry::ClientKey {
         let Some(peer) = Self::peer_ip(session) else {
             return ([0; 16], 0);
         };
@@ -562,24 +533,14 @@ impl ProxyHttp for Gateway {
 
     async fn upstream_peer(&self, session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
         let up = &self.shared.upstream;
-        let (key, len) = *ctx
-            .client_key
-            .get_or_insert_with(|| self.client_key(session));
-        let Some(i) = ctx
-            .next_replica
-            .take()
-            .or_else(|| up.select(&key[..len], ctx.tried))
-        else {
+        ctx.attempts.key_or(|| self.client_key(session));
+        let Some(attempt) = ctx.attempts.start(|key, tried| up.select(key, tried)) else {
             self.shared.metrics.unavailable();
             return Error::e_explain(ErrorType::HTTPStatus(503), "no Ackee replica is up");
         };
-        if i < MAX_REPLICAS {
-            ctx.tried |= 1 << i;
-        }
-        ctx.replica = Some(i);
-        match up.peer(i) {
+        match up.peer(attempt.replica) {
             Some(mut peer) => {
-                if std::mem::take(&mut ctx.new_connection) {
+                if attempt.new_connection {
                     // A group key of its own: no pooled connection matches, so pingora
                     // connects anew.
                     peer.group_key = crate::upstream::fresh_group_key();
@@ -649,7 +610,7 @@ impl ProxyHttp for Gateway {
         if upstream_response.status.is_informational() {
             return Ok(());
         }
-        if let (Some(i), Some(sent)) = (ctx.replica, ctx.sent_at.take()) {
+        if let (Some(i), Some(sent)) = (ctx.attempts.replica(), ctx.sent_at.take()) {
             let m = &self.shared.metrics;
             m.upstream_latency(i, sent.elapsed().as_secs_f64());
             m.replica_outcome(i, Outcome::Status(upstream_response.status.as_u16()));
@@ -679,7 +640,7 @@ impl ProxyHttp for Gateway {
         ctx: &mut Ctx,
         mut e: Box<Error>,
     ) -> Box<Error> {
-        if let Some(i) = ctx.replica {
+        if let Some(i) = ctx.attempts.replica() {
             let m = &self.shared.metrics;
             m.upstream_error(i, upstream_error_kind(&e));
             m.replica_outcome(i, Outcome::ConnectError);
@@ -693,10 +654,13 @@ impl ProxyHttp for Gateway {
                     up.name(i)
                 );
             }
-            let (key, len) = ctx.client_key.unwrap_or(([0; 16], 0));
-            ctx.next_replica = up.select(&key[..len], ctx.tried);
-            let next = retry::after_connect_failure(ctx.next_replica.is_some());
-            let again = self.follow(i, next, ctx);
+            let next = ctx
+                .attempts
+                .connect_failed(|key, tried| up.select(key, tried));
+            if let Some(reason) = next.reason() {
+                m.retry(i, reason);
+            }
+            let again = next != retry::Next::GiveUp;
             e.set_retry(again);
             if !again && !up.any_healthy() {
                 // Every replica is down and the last connect failed too: 503 and Retry-After.
@@ -719,7 +683,7 @@ impl ProxyHttp for Gateway {
         client_reused: bool,
     ) -> Box<Error> {
         if e.esource() == &ErrorSource::Upstream {
-            if let Some(i) = ctx.replica {
+            if let Some(i) = ctx.attempts.replica() {
                 let m = &self.shared.metrics;
                 m.upstream_error(i, upstream_error_kind(&e));
                 if ctx.sent_at.is_some() {
@@ -731,23 +695,21 @@ impl ProxyHttp for Gateway {
         // Pingora's verdict on the error itself, for this kind of connection.
         let mut verdict = e.retry;
         verdict.decide_reuse(client_reused);
-        let mut failure = retry::SendFailure {
+        let failure = retry::SendFailure {
             retryable: verdict.retry(),
             reused: client_reused,
             idempotent: session.req_header().method.is_idempotent(),
             body_replayable: !session.as_ref().retry_buffer_truncated(),
             another_left: false,
         };
-        if retry::after_send_failure(failure) != retry::Next::GiveUp {
-            let (key, len) = ctx.client_key.unwrap_or(([0; 16], 0));
-            ctx.next_replica = self.shared.upstream.select(&key[..len], ctx.tried);
-            failure.another_left = ctx.next_replica.is_some();
+        let up = &self.shared.upstream;
+        let next = ctx
+            .attempts
+            .send_failed(failure, |key, tried| up.select(key, tried));
+        if let (Some(reason), Some(i)) = (next.reason(), ctx.attempts.replica()) {
+            self.shared.metrics.retry(i, reason);
         }
-        let next = retry::after_send_failure(failure);
-        let again = match ctx.replica {
-            Some(i) => self.follow(i, next, ctx),
-            None => false,
-        };
+        let again = next != retry::Next::GiveUp;
         e.set_retry(again);
         e
     }
@@ -804,7 +766,7 @@ impl ProxyHttp for Gateway {
                 path: req.uri.path(),
                 status,
                 cors: ctx.cors.as_str(),
-                replica: ctx.replica.map(|i| self.shared.upstream.name(i)),
+                replica: ctx.attempts.replica().map(|i| self.shared.upstream.name(i)),
                 duration: started.elapsed(),
             });
         }

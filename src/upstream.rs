@@ -10,8 +10,7 @@
 //! - Each replica's [`HttpPeer`] is built once; pooled connections idle for less than Node's
 //!   5 s keep-alive timeout, so a request never races Ackee closing the connection under it.
 
-use std::collections::{BTreeSet, HashMap};
-use std::net::SocketAddr;
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -31,8 +30,8 @@ use crate::config::types::{HealthCheckSettings, HealthProbe, Selection};
 use crate::config::{Replica, UpstreamSettings};
 use crate::health::{ReplicaHealth, Thresholds};
 
-/// The most replicas a request can remember having tried (the width of the bit mask).
-pub const MAX_REPLICAS: usize = 64;
+pub use crate::retry::MAX_REPLICAS;
+use crate::retry::Tried;
 
 enum Balancer {
     RoundRobin(LoadBalancer<RoundRobin>),
@@ -51,13 +50,24 @@ where
     lb
 }
 
+/// A replica's index in the config, carried in its [`Backend`]'s extensions (as River does).
+#[derive(Clone, Copy, Debug)]
+struct ReplicaIndex(usize);
+
 /// A replica as pingora's load balancer and health checks see it.
-fn backend(r: &Replica) -> Backend {
+fn backend(i: usize, r: &Replica) -> Backend {
+    let mut ext = http::Extensions::new();
+    ext.insert(ReplicaIndex(i));
     Backend {
         addr: pingora_core::protocols::l4::socket::SocketAddr::Inet(r.address),
         weight: r.weight,
-        ext: http::Extensions::new(),
+        ext,
     }
+}
+
+/// The config index of a backend.
+fn index_of(b: &Backend) -> Option<usize> {
+    b.ext.get::<ReplicaIndex>().map(|r| r.0)
 }
 
 /// The replicas and how to reach them.
@@ -65,7 +75,6 @@ pub struct Upstream {
     balancer: Balancer,
     names: Vec<String>,
     peers: Vec<HttpPeer>,
-    by_addr: HashMap<SocketAddr, usize>,
     health: Vec<ReplicaHealth>,
     thresholds: Option<Thresholds>,
     max_iterations: usize,
@@ -76,12 +85,10 @@ impl Upstream {
     /// or all up when checks are off).
     pub fn new(settings: &UpstreamSettings) -> Upstream {
         let mut backends = BTreeSet::new();
-        let mut by_addr = HashMap::new();
         let mut peers = Vec::new();
         let mut names = Vec::new();
         for (i, r) in settings.replicas.iter().enumerate() {
-            backends.insert(backend(r));
-            by_addr.insert(r.address, i);
+            backends.insert(backend(i, r));
             let mut peer = HttpPeer::new(r.address, false, String::new());
             peer.options.connection_timeout = Some(settings.connect_timeout);
             peer.options.read_timeout = Some(settings.read_timeout);
@@ -116,22 +123,20 @@ impl Upstream {
             balancer,
             names,
             peers,
-            by_addr,
             health,
             thresholds,
             max_iterations: total_weight.max(1) * 4 + 64,
         }
     }
 
-    /// Picks a healthy replica not in `tried` (a bit mask of replica indexes), or `None` if none
+    /// Picks a healthy replica not in `tried`, or `None` if none
     /// is left. When no replica is healthy, every one may be picked ([`crate::health::routable`]).
     /// `key` is the client address, used by consistent hashing.
-    pub fn select(&self, key: &[u8], tried: u64) -> Option<usize> {
+    pub fn select(&self, key: &[u8], tried: Tried) -> Option<usize> {
         let any_healthy = self.any_healthy();
         let accept = |b: &Backend, _: bool| {
-            self.index_of(b).is_some_and(|i| {
-                crate::health::routable(self.is_healthy(i), any_healthy)
-                    && (i >= MAX_REPLICAS || tried & (1 << i) == 0)
+            index_of(b).is_some_and(|i| {
+                crate::health::routable(self.is_healthy(i), any_healthy) && !tried.contains(i)
             })
         };
         let backend = match &self.balancer {
@@ -139,11 +144,7 @@ impl Upstream {
             Balancer::Random(lb) => lb.select_with(key, self.max_iterations, accept),
             Balancer::Consistent(lb) => lb.select_with(key, self.max_iterations, accept),
         }?;
-        self.index_of(&backend)
-    }
-
-    fn index_of(&self, b: &Backend) -> Option<usize> {
-        b.addr.as_inet().and_then(|a| self.by_addr.get(a).copied())
+        index_of(&backend)
     }
 
     /// Whether a replica currently gets traffic.
@@ -234,7 +235,12 @@ impl HealthChecker {
         Ok(Some(HealthChecker {
             shared,
             probe,
-            backends: settings.replicas.iter().map(backend).collect(),
+            backends: settings
+                .replicas
+                .iter()
+                .enumerate()
+                .map(|(i, r)| backend(i, r))
+                .collect(),
             settings: hc.clone(),
         }))
     }
