@@ -371,7 +371,7 @@ pub fn build(
         bootstrap.add_dependency(&gate);
     }
 
-    let upstream = Upstream::new(&config.upstream);
+    let upstream = Arc::new(Upstream::new(&config.upstream));
     let tls: Vec<ListenerTls> = config
         .listeners
         .iter()
@@ -390,7 +390,7 @@ pub fn build(
         limits: config.limits,
         trusted: config.trusted_proxies.clone(),
         rate: RateLimiter::new(config.rate_limits),
-        upstream,
+        upstream: upstream.clone(),
         retry_after_seconds: config.upstream.retry_after_seconds,
         access_log: config
             .access_log
@@ -408,7 +408,7 @@ pub fn build(
             shared: shared.clone(),
         },
     ));
-    let health_handle = HealthChecker::new(shared.clone(), &config.upstream)?
+    let health_handle = HealthChecker::new(upstream, metrics.clone(), &config.upstream)?
         .map(|checker| server.add_service(background_service("health checks", checker)));
 
     let ackee_handle = config.cors.from_ackee.as_ref().map(|settings| {

@@ -29,6 +29,7 @@ use pingora_load_balancing::{Backend, Backends, LoadBalancer, discovery};
 use crate::config::types::{HealthCheckSettings, HealthProbe, Selection};
 use crate::config::{Replica, UpstreamSettings};
 use crate::health::{ReplicaHealth, Thresholds};
+use crate::metrics::Metrics;
 
 pub use crate::retry::MAX_REPLICAS;
 use crate::retry::Tried;
@@ -196,18 +197,21 @@ impl Upstream {
 
 /// Runs the active health checks for every replica, every interval, in the background.
 pub struct HealthChecker {
-    shared: Arc<crate::proxy::Shared>,
+    upstream: Arc<Upstream>,
+    metrics: Arc<Metrics>,
     probe: Box<dyn HealthCheck + Send + Sync>,
     backends: Vec<Backend>,
     settings: HealthCheckSettings,
 }
 
 impl HealthChecker {
-    /// A checker for the shared state's replicas, or `None` when checks are off. An error (a
+    /// A checker for the replicas, whose health changes it records in `upstream` and in
+    /// `metrics`, or `None` when checks are off. An error (a
     /// path the HTTP check cannot send) must stop the start: without a checker no replica
     /// would ever be marked up.
     pub fn new(
-        shared: Arc<crate::proxy::Shared>,
+        upstream: Arc<Upstream>,
+        metrics: Arc<Metrics>,
         settings: &UpstreamSettings,
     ) -> Result<Option<HealthChecker>, String> {
         let hc = &settings.health_check;
@@ -233,7 +237,8 @@ impl HealthChecker {
             }
         };
         Ok(Some(HealthChecker {
-            shared,
+            upstream,
+            metrics,
             probe,
             backends: settings
                 .replicas
@@ -260,12 +265,12 @@ impl HealthChecker {
             .enumerate()
         {
             let passed = matches!(result, Ok(Ok(())));
-            let up = &self.shared.upstream;
+            let up = &self.upstream;
             let Some(state) = up.health.get(i) else {
                 continue;
             };
             if let Some(now) = state.record(passed, thresholds) {
-                self.shared.metrics.replica_health(i, now);
+                self.metrics.replica_health(i, now);
                 if now {
                     info!(
                         "replica \"{}\" is up: it passes its health check",

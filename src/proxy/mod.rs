@@ -15,6 +15,9 @@
 //! | `fail_to_proxy` | a short 502, 504 or 4xx body, with CORS headers for allowed origins |
 //! | `suppress_error_log` | a failing Ackee tallied in [`crate::outage`], not logged per request |
 //! | `logging` | requests by method and status class |
+//!
+//! `request_filter`'s steps are in `request.rs`, the answers at the edge in `respond.rs`, and
+//! the labels and answers for Ackee's failures in `failure.rs`.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -30,18 +33,22 @@ use pingora_proxy::{FailToProxy, ProxyHttp, ProxyWarnLogContext, Session};
 use pingora::http::{RequestHeader, ResponseHeader};
 
 use crate::access_log::{self, AccessLog};
-use crate::acme::{Challenge, Webroot};
+use crate::acme::Webroot;
 use crate::config::Limits;
-use crate::cors::{CorsPolicy, Decision, OriginVerdict, names, request_host, strip, vary};
+use crate::cors::{CorsPolicy, Decision, strip};
 use crate::forwarded::{self, TrustedProxies};
 use crate::framing;
 use crate::limits::Exceeded;
-use crate::metrics::{Metrics, Outcome, UpstreamErrorKind};
+use crate::metrics::{Metrics, Outcome};
 use crate::outage::OutageTally;
-use crate::ratelimit::{self, LoginScan, RateLimiter, Write};
-use crate::redirect;
+use crate::ratelimit::{LoginScan, RateLimiter, Write};
 use crate::retry;
 use crate::upstream::Upstream;
+use failure::{failure_response, upstream_error_kind};
+
+mod failure;
+mod request;
+mod respond;
 
 /// Everything the gateway's listeners share, built once at start-up.
 pub struct Shared {
@@ -53,8 +60,8 @@ pub struct Shared {
     pub trusted: TrustedProxies,
     /// Per-client rate limits.
     pub rate: RateLimiter,
-    /// The Ackee replicas.
-    pub upstream: Upstream,
+    /// The Ackee replicas (shared with the health checks).
+    pub upstream: Arc<Upstream>,
     /// `Retry-After` on a 503 when no replica is up.
     pub retry_after_seconds: u32,
     /// The access log, if enabled.
@@ -124,280 +131,6 @@ pub struct Ctx {
     pub logins: LoginScan,
 }
 
-const TEXT_PLAIN: HeaderValue = HeaderValue::from_static("text/plain; charset=utf-8");
-
-impl Gateway {
-    /// Adds the CORS headers an allowed origin gets on an actual response, and `Vary: Origin`.
-    fn decorate(&self, resp: &mut ResponseHeader, cors: &Decision) -> Result<()> {
-        if let Some(value) = cors.allow_origin() {
-            resp.insert_header(names::ALLOW_ORIGIN, value.clone())?;
-            if let Some(c) = self.shared.cors.credentials() {
-                resp.insert_header(names::ALLOW_CREDENTIALS, c.clone())?;
-            }
-        }
-        match vary::merge(&resp.headers) {
-            vary::VaryMerge::Keep => {}
-            vary::VaryMerge::Insert => resp.insert_header(names::VARY, vary::ORIGIN.clone())?,
-            vary::VaryMerge::Replace(v) => resp.insert_header(names::VARY, v)?,
-        }
-        self.add_listener_headers(resp)
-    }
-
-    /// Adds the listener's configured response headers, replacing any of the same name.
-    fn add_listener_headers(&self, resp: &mut ResponseHeader) -> Result<()> {
-        for (name, value) in &self.policy.response_headers {
-            resp.insert_header(name.clone(), value.clone())?;
-        }
-        Ok(())
-    }
-
-    /// Answers at the edge: status, extra headers, body, the CORS headers `cors` calls for,
-    /// `Vary: Origin` and the listener's headers. `keepalive: false` closes the connection
-    /// afterwards (when a request body may be left unread).
-    async fn respond(
-        &self,
-        session: &mut Session,
-        cors: &Decision,
-        status: u16,
-        headers: &[(&'static str, HeaderValue)],
-        body: Bytes,
-        keepalive: bool,
-    ) -> Result<()> {
-        let mut resp = ResponseHeader::build(status, Some(4 + headers.len()))?;
-        for (name, value) in headers {
-            resp.insert_header(*name, value.clone())?;
-        }
-        resp.insert_header("Content-Length", body.len())?;
-        self.decorate(&mut resp, cors)?;
-        if !keepalive {
-            session.set_keepalive(None);
-        }
-        let head_only = session.req_header().method == http::Method::HEAD;
-        if head_only || body.is_empty() {
-            session.write_response_header(Box::new(resp), true).await
-        } else {
-            session.write_response_header(Box::new(resp), false).await?;
-            session.write_response_body(Some(body), true).await
-        }
-    }
-
-    /// ACME challenges and the HTTPS redirect. Returns true if it answered.
-    async fn listener_answers(&self, session: &mut Session) -> Result<bool> {
-        let none = &Decision::NotApplicable;
-        let path = session.req_header().uri.path();
-        if let Some(webroot) = &self.policy.acme {
-            if Webroot::claims(path) {
-                let (status, body) = match webroot.serve(path) {
-                    Challenge::Found(bytes) => (200, Bytes::from(bytes)),
-                    Challenge::NotFound => (404, Bytes::from_static(b"Not Found\n")),
-                };
-                self.shared.metrics.acme_challenge(status == 200);
-                let headers = [("Content-Type", TEXT_PLAIN)];
-                self.respond(session, none, status, &headers, body, true)
-                    .await?;
-                return Ok(true);
-            }
-        }
-        if let Some(port) = self.policy.redirect_to_https {
-            let req = session.req_header();
-            let host = std::str::from_utf8(request_host(&req.uri, &req.headers)).unwrap_or("");
-            let target = req.uri.path_and_query().map_or("/", |p| p.as_str());
-            match redirect::https_location(host, target, port)
-                .and_then(|l| HeaderValue::from_str(&l).ok())
-            {
-                Some(location) => {
-                    let headers = [("Location", location)];
-                    self.respond(session, none, 301, &headers, Bytes::new(), true)
-                        .await?;
-                }
-                None => {
-                    self.respond_text(
-                        session,
-                        none,
-                        400,
-                        b"Bad Request: no usable Host to redirect to\n",
-                        true,
-                    )
-                    .await?;
-                }
-            }
-            return Ok(true);
-        }
-        Ok(false)
-    }
-
-    /// Answers at the edge with a short text body (and `Retry-After` on a 503).
-    async fn respond_text(
-        &self,
-        session: &mut Session,
-        cors: &Decision,
-        status: u16,
-        body: &'static [u8],
-        keepalive: bool,
-    ) -> Result<()> {
-        let headers = [
-            ("Content-Type", TEXT_PLAIN),
-            ("Retry-After", self.retry_after.clone()),
-        ];
-        let headers = if status == 503 {
-            &headers[..]
-        } else {
-            &headers[..1]
-        };
-        self.respond(
-            session,
-            cors,
-            status,
-            headers,
-            Bytes::from_static(body),
-            keepalive,
-        )
-        .await
-    }
-
-    /// Answers 431 or 413, counts it, and closes the connection (a body may be left unread).
-    async fn refuse_size(
-        &self,
-        session: &mut Session,
-        cors: &Decision,
-        exceeded: Exceeded,
-    ) -> Result<bool> {
-        self.shared.metrics.limit(exceeded);
-        self.respond_text(session, cors, exceeded.status(), exceeded.body(), false)
-            .await?;
-        Ok(true)
-    }
-
-    /// Answers 429 with `Retry-After` for a request over its client's rate limit. The body was
-    /// read whole, so the connection stays open.
-    async fn refuse_rate(
-        &self,
-        session: &mut Session,
-        cors: &Decision,
-        refused: ratelimit::Refused<'_>,
-    ) -> Result<bool> {
-        self.shared.metrics.rate_limited(refused.rule);
-        let headers = [
-            ("Content-Type", TEXT_PLAIN),
-            ("Retry-After", refused.retry_after.clone()),
-        ];
-        let body = Bytes::from_static(refused.rule.body());
-        self.respond(session, cors, 429, &headers, body, true)
-            .await?;
-        Ok(true)
-    }
-
-    /// The client a rate limit counts, through `trusted_proxies`.
-    fn limit_client(&self, session: &Session) -> Option<std::net::IpAddr> {
-        let peer = Self::peer_ip(session)?;
-        let headers = &session.req_header().headers;
-        Some(forwarded::limit_client(peer, &self.shared.trusted, headers))
-    }
-
-    /// Reads the whole request body before a replica is chosen, so that a client that trickles
-    /// its body never holds an Ackee connection. Pingora keeps what was read in its retry buffer
-    /// and sends it right after the request head. Returns the limit the body broke, if any.
-    async fn buffer_body(&self, session: &mut Session, ctx: &mut Ctx) -> Result<Option<Exceeded>> {
-        let limits = &self.shared.limits;
-        let expects_continue = crate::limits::expects_continue(&session.req_header().headers);
-        let downstream = session.as_mut();
-        if expects_continue {
-            // The client waits for this before it sends the body; Ackee will not be asked. An
-            // answer before the body normally closes the connection afterwards; not this one.
-            downstream.set_close_on_response_before_downstream_finish(false);
-            downstream.write_continue_response().await?;
-            downstream.set_close_on_response_before_downstream_finish(true);
-        }
-        downstream.enable_retry_buffering();
-        ctx.body_buffered = true;
-        let scan = self.shared.rate.scans_body(ctx.write);
-        loop {
-            let read = downstream.read_request_body();
-            match tokio::time::timeout(limits.body_timeout, read).await {
-                Err(_) => return Ok(Some(Exceeded::BodyTimeout)),
-                Ok(Err(e)) => return Err(e),
-                Ok(Ok(None)) => return Ok(None),
-                Ok(Ok(Some(chunk))) => {
-                    ctx.body_bytes += chunk.len() as u64;
-                    if scan {
-                        ctx.logins.feed(&chunk);
-                    }
-                    if let Err(exceeded) = limits.check_body_so_far(ctx.body_bytes) {
-                        return Ok(Some(exceeded));
-                    }
-                }
-            }
-        }
-    }
-
-    /// The peer's address, IPv4-mapped IPv6 as IPv4.
-    fn peer_ip(session: &Session) -> Option<std::net::IpAddr> {
-        session
-            .client_addr()
-            .and_then(|a| a.as_inet())
-            .map(|a| forwarded::canonical(a.ip()))
-    }
-
-    /// The client address as bytes for consistent hashing.
-    fn client_key(&self, session: &Session) -> retry::ClientKey {
-        let Some(peer) = Self::peer_ip(session) else {
-            return ([0; 16], 0);
-        };
-        let trusted = self.shared.trusted.trusts(peer);
-        forwarded::ip_bytes(forwarded::client_ip(
-            peer,
-            trusted,
-            &session.req_header().headers,
-        ))
-    }
-}
-
-fn upstream_error_kind(e: &Error) -> UpstreamErrorKind {
-    match e.etype() {
-        ErrorType::ConnectRefused => UpstreamErrorKind::ConnectRefused,
-        ErrorType::ConnectTimedout => UpstreamErrorKind::ConnectTimeout,
-        ErrorType::ConnectNoRoute
-        | ErrorType::ConnectError
-        | ErrorType::BindError
-        | ErrorType::SocketError => UpstreamErrorKind::ConnectError,
-        ErrorType::ReadTimedout => UpstreamErrorKind::ReadTimeout,
-        ErrorType::WriteTimedout => UpstreamErrorKind::WriteTimeout,
-        ErrorType::ConnectionClosed | ErrorType::ReadError | ErrorType::WriteError => {
-            UpstreamErrorKind::ConnectionClosed
-        }
-        ErrorType::InvalidHTTPHeader
-        | ErrorType::H1Error
-        | ErrorType::H2Error
-        | ErrorType::InvalidH2 => UpstreamErrorKind::InvalidResponse,
-        _ => UpstreamErrorKind::Other,
-    }
-}
-
-/// The status and body for a request that failed after `request_filter`.
-fn failure_response(e: &Error) -> (u16, &'static [u8]) {
-    match e.etype() {
-        ErrorType::HTTPStatus(413) => (413, Exceeded::Body.body()),
-        ErrorType::HTTPStatus(503) => (503, b"Service Unavailable: no Ackee replica is up\n"),
-        ErrorType::HTTPStatus(code) if (400..600).contains(code) => (*code, b"Error\n"),
-        ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout
-            if e.esource() == &ErrorSource::Upstream =>
-        {
-            (504, b"Gateway Timeout: Ackee did not answer in time\n")
-        }
-        _ => match e.esource() {
-            ErrorSource::Upstream => (502, b"Bad Gateway: Ackee is not reachable\n"),
-            ErrorSource::Downstream => match e.etype() {
-                ErrorType::ReadError | ErrorType::WriteError | ErrorType::ConnectionClosed => {
-                    (0, b"")
-                }
-                ErrorType::ReadTimedout => (408, b"Request Timeout\n"),
-                _ => (400, b"Bad Request\n"),
-            },
-            ErrorSource::Internal | ErrorSource::Unset => (500, b"Internal Server Error\n"),
-        },
-    }
-}
-
 #[async_trait]
 impl ProxyHttp for Gateway {
     type CTX = Ctx;
@@ -423,88 +156,13 @@ impl ProxyHttp for Gateway {
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
-        let s = &*self.shared;
-        let req = session.req_header();
-
-        if let Err(exceeded) = s.limits.check_head(&req.method, &req.uri, &req.headers) {
-            // Answered before CORS is decided (the log says `none`), but an allowed origin
-            // still gets its headers, so the tracker can read the status.
-            let cors = match s.cors.actual(&req.headers) {
-                OriginVerdict::Allowed(v) => Decision::Allowed(v),
-                _ => Decision::NotApplicable,
-            };
-            return self.refuse_size(session, &cors, exceeded).await;
-        }
-
-        let head = framing::Head {
-            http11: req.version == http::Version::HTTP_11,
-            host: req.headers.contains_key(header::HOST),
-            transfer_encoding: req.headers.contains_key(header::TRANSFER_ENCODING),
-            keepalive_off: session.as_ref().get_keepalive().is_none(),
-            asks_close: framing::asks_close(&req.headers),
-        };
-        if let Err(why) = framing::check(head) {
-            s.metrics.malformed(why);
-            let none = &Decision::NotApplicable;
-            self.respond_text(session, none, 400, why.body(), false)
-                .await?;
+        if self.refuse_head(session).await? || self.listener_answers(session).await? {
             return Ok(true);
         }
-
-        if self.listener_answers(session).await? {
+        if self.answer_cors(session, ctx).await? {
             return Ok(true);
         }
-        let req = session.req_header();
-
-        ctx.cors = s
-            .cors
-            .decide(&req.method, &req.uri, &req.headers, self.scheme);
-        s.metrics.cors(&ctx.cors);
-        match &ctx.cors {
-            Decision::PreflightAllowed(allow_origin) => {
-                let mut resp = ResponseHeader::build(204, Some(8))?;
-                for (name, value) in s.cors.preflight_headers(allow_origin.clone()) {
-                    resp.append_header(name, value)?;
-                }
-                self.add_listener_headers(&mut resp)?;
-                session.write_response_header(Box::new(resp), true).await?;
-                return Ok(true);
-            }
-            Decision::PreflightRefused(reason) => {
-                let body = reason.body();
-                self.respond_text(session, &Decision::NotApplicable, 403, body, true)
-                    .await?;
-                return Ok(true);
-            }
-            Decision::Rejected => {
-                let body = crate::cors::Refusal::Origin.body();
-                self.respond_text(session, &Decision::NotApplicable, 403, body, true)
-                    .await?;
-                return Ok(true);
-            }
-            Decision::Allowed(_)
-            | Decision::ForwardedBare
-            | Decision::SameOrigin
-            | Decision::NotApplicable => {}
-        }
-
-        let req = session.req_header();
-        ctx.write = ratelimit::write_kind(&req.method, req.uri.path());
-        if let Err(exceeded) = s.limits.check_declared_body(&req.headers) {
-            return self.refuse_size(session, &ctx.cors, exceeded).await;
-        }
-        if !session.as_mut().is_body_empty() {
-            if let Some(exceeded) = self.buffer_body(session, ctx).await? {
-                return self.refuse_size(session, &ctx.cors, exceeded).await;
-            }
-        }
-        if let Some((rule, cost)) = s.rate.rule(ctx.write, ctx.logins.count()) {
-            let client = self.limit_client(session);
-            if let Some(Err(refused)) = client.map(|c| s.rate.check(rule, c, cost)) {
-                return self.refuse_rate(session, &ctx.cors, refused).await;
-            }
-        }
-        Ok(false)
+        self.read_body_and_limit(session, ctx).await
     }
 
     async fn request_body_filter(
