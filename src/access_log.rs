@@ -14,7 +14,7 @@ use std::sync::mpsc::{SyncSender, TrySendError, sync_channel};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Lines that may wait for the writer before new ones are dropped.
-pub const QUEUE: usize = 8192;
+pub(crate) const QUEUE: usize = 8192;
 
 /// The access log's line format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -27,27 +27,27 @@ pub enum Format {
 
 /// One request, ready to be written.
 #[derive(Clone, Debug)]
-pub struct Entry<'a> {
+pub(crate) struct Entry<'a> {
     /// When the request finished.
-    pub time: SystemTime,
+    pub(crate) time: SystemTime,
     /// The peer address.
-    pub client: Option<IpAddr>,
+    pub(crate) client: Option<IpAddr>,
     /// The request method, as sent.
-    pub method: &'a str,
+    pub(crate) method: &'a str,
     /// The request path, without the query.
-    pub path: &'a str,
+    pub(crate) path: &'a str,
     /// The status sent, if any.
-    pub status: Option<u16>,
+    pub(crate) status: Option<u16>,
     /// The CORS decision's label ([`crate::cors::Decision::as_str`]).
-    pub cors: &'static str,
+    pub(crate) cors: &'static str,
     /// The replica that answered, if any.
-    pub replica: Option<&'a str>,
+    pub(crate) replica: Option<&'a str>,
     /// How long the request took.
-    pub duration: Duration,
+    pub(crate) duration: Duration,
 }
 
 /// Formats `time` as RFC 3339 UTC with milliseconds.
-pub fn rfc3339(time: SystemTime) -> String {
+pub(crate) fn rfc3339(time: SystemTime) -> String {
     let t = time::OffsetDateTime::from(time.max(UNIX_EPOCH));
     format!(
         "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
@@ -99,7 +99,7 @@ fn text_field(out: &mut String, s: &str) {
 }
 
 /// Formats one line, newline included.
-pub fn format_line(format: Format, e: &Entry<'_>) -> String {
+pub(crate) fn format_line(format: Format, e: &Entry<'_>) -> String {
     let mut out = String::with_capacity(192);
     let time = rfc3339(e.time);
     let client = e.client.map(|c| c.to_string());
@@ -165,7 +165,7 @@ pub enum Target {
 
 /// The access log: a format, a target, and a writer thread started on first use (after any
 /// daemonising fork).
-pub struct AccessLog {
+pub(crate) struct AccessLog {
     format: Format,
     target: Target,
     sender: OnceLock<Option<SyncSender<String>>>,
@@ -175,7 +175,11 @@ pub struct AccessLog {
 impl AccessLog {
     /// An access log that has not started its writer yet. Dropped lines (the writer fell
     /// behind, or could not start) are counted in `dropped`.
-    pub fn new(format: Format, target: Target, dropped: prometheus::IntCounter) -> AccessLog {
+    pub(crate) fn new(
+        format: Format,
+        target: Target,
+        dropped: prometheus::IntCounter,
+    ) -> AccessLog {
         AccessLog {
             format,
             target,
@@ -232,7 +236,7 @@ impl AccessLog {
     }
 
     /// Queues one request's line. Never blocks.
-    pub fn log(&self, entry: &Entry<'_>) {
+    pub(crate) fn log(&self, entry: &Entry<'_>) {
         let Some(tx) = self.sender.get_or_init(|| self.start()) else {
             self.drop_line();
             return;

@@ -188,11 +188,6 @@ impl Upstream {
     pub fn len(&self) -> usize {
         self.names.len()
     }
-
-    /// Whether there are no replicas (never, after validation).
-    pub fn is_empty(&self) -> bool {
-        self.names.is_empty()
-    }
 }
 
 /// Runs the active health checks for every replica, every interval, in the background.

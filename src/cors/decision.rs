@@ -8,7 +8,7 @@ use super::{CorsPolicy, DisallowedOrigin, OriginVerdict, Preflight, Refusal};
 
 /// Whether a CORS refusal was of a preflight or of an actual request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RequestKind {
+pub(crate) enum RequestKind {
     /// An `OPTIONS` preflight.
     Preflight,
     /// Any other request carrying `Origin`.
@@ -17,7 +17,7 @@ pub enum RequestKind {
 
 impl RequestKind {
     /// The metric label value.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             RequestKind::Preflight => "preflight",
             RequestKind::Actual => "actual",
@@ -27,7 +27,7 @@ impl RequestKind {
 
 /// What CORS makes of a request.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub enum Decision {
+pub(crate) enum Decision {
     /// No `Origin`: CORS does not apply; only `Vary: Origin` is added.
     #[default]
     NotApplicable,
@@ -52,7 +52,7 @@ pub enum Decision {
 impl Decision {
     /// The `Access-Control-Allow-Origin` an actual response (proxied or answered at the edge)
     /// carries, if any.
-    pub fn allow_origin(&self) -> Option<&HeaderValue> {
+    pub(crate) fn allow_origin(&self) -> Option<&HeaderValue> {
         match self {
             Decision::Allowed(v) => Some(v),
             _ => None,
@@ -60,7 +60,7 @@ impl Decision {
     }
 
     /// The word in the access log.
-    pub fn as_str(&self) -> &'static str {
+    pub(crate) fn as_str(&self) -> &'static str {
         match self {
             Decision::NotApplicable | Decision::SameOrigin => "none",
             Decision::Allowed(_) => "allowed",
@@ -71,7 +71,7 @@ impl Decision {
     }
 
     /// For `ackee_gateway_preflights_total`: whether a preflight was allowed.
-    pub fn preflight(&self) -> Option<bool> {
+    pub(crate) fn preflight(&self) -> Option<bool> {
         match self {
             Decision::PreflightAllowed(_) => Some(true),
             Decision::PreflightRefused(_) => Some(false),
@@ -80,7 +80,7 @@ impl Decision {
     }
 
     /// For `ackee_gateway_cors_rejections_total`: the reason and the kind of request refused.
-    pub fn refusal(&self) -> Option<(Refusal, RequestKind)> {
+    pub(crate) fn refusal(&self) -> Option<(Refusal, RequestKind)> {
         match self {
             Decision::PreflightRefused(r) => Some((*r, RequestKind::Preflight)),
             Decision::ForwardedBare | Decision::Rejected => {
@@ -92,7 +92,7 @@ impl Decision {
 }
 
 /// The host the client addressed: `Host`, or the HTTP/2 `:authority`.
-pub fn request_host<'a>(uri: &'a Uri, headers: &'a HeaderMap) -> &'a [u8] {
+pub(crate) fn request_host<'a>(uri: &'a Uri, headers: &'a HeaderMap) -> &'a [u8] {
     match headers.get(header::HOST) {
         Some(h) => h.as_bytes(),
         None => uri.authority().map_or(&[][..], |a| a.as_str().as_bytes()),
@@ -102,7 +102,7 @@ pub fn request_host<'a>(uri: &'a Uri, headers: &'a HeaderMap) -> &'a [u8] {
 impl CorsPolicy {
     /// Decides a request's whole CORS fate. `scheme` is the listener's (`http` or `https`),
     /// for recognising the gateway's own origin.
-    pub fn decide(
+    pub(crate) fn decide(
         &self,
         method: &Method,
         uri: &Uri,

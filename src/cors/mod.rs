@@ -19,7 +19,7 @@ pub mod allow_credentials;
 pub mod allow_headers;
 pub mod allow_methods;
 pub mod allow_origin;
-pub mod decision;
+pub(crate) mod decision;
 pub mod max_age;
 pub mod strip;
 pub mod vary;
@@ -27,7 +27,7 @@ pub mod vary;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, header};
 
 pub use allow_origin::{OriginVerdict, RequestOrigin};
-pub use decision::{Decision, RequestKind, request_host};
+pub(crate) use decision::{Decision, RequestKind, request_host};
 
 use crate::origin::OriginSet;
 use allow_credentials::AllowCredentials;

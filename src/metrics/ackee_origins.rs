@@ -7,7 +7,7 @@ use super::{DEFINED, children};
 /// The metrics of origins from Ackee's domain list. Registered whether or not
 /// `cors.origins_from_ackee` is set (all zero without it), so the export never depends on the
 /// config.
-pub struct AckeeOriginMetrics {
+pub(crate) struct AckeeOriginMetrics {
     origins: IntGauge,
     skipped: IntGauge,
     last_success: IntGauge,
@@ -47,14 +47,14 @@ impl AckeeOriginMetrics {
     }
 
     /// Records a successful poll: how many origins and skipped titles it left, and when.
-    pub fn success(&self, origins: usize, skipped: usize, unix_seconds: i64) {
+    pub(crate) fn success(&self, origins: usize, skipped: usize, unix_seconds: i64) {
         self.origins.set(i64::try_from(origins).unwrap_or(i64::MAX));
         self.skipped.set(i64::try_from(skipped).unwrap_or(i64::MAX));
         self.last_success.set(unix_seconds);
     }
 
     /// Counts a failed poll.
-    pub fn failure(&self, reason: crate::ackee_origins::Failure) {
+    pub(crate) fn failure(&self, reason: crate::ackee_origins::Failure) {
         if let Some(i) = crate::ackee_origins::Failure::ALL
             .iter()
             .position(|f| *f == reason)

@@ -3,7 +3,7 @@
 
 /// What went wrong talking to Ackee. A fixed set, safe for labels.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum UpstreamErrorKind {
+pub(crate) enum UpstreamErrorKind {
     /// The connection was refused: nothing listens.
     ConnectRefused,
     /// The connection timed out.
@@ -24,7 +24,7 @@ pub enum UpstreamErrorKind {
 
 impl UpstreamErrorKind {
     /// Every kind, for pre-registering series.
-    pub const ALL: [UpstreamErrorKind; 8] = [
+    pub(crate) const ALL: [UpstreamErrorKind; 8] = [
         UpstreamErrorKind::ConnectRefused,
         UpstreamErrorKind::ConnectTimeout,
         UpstreamErrorKind::ConnectError,
@@ -36,7 +36,7 @@ impl UpstreamErrorKind {
     ];
 
     /// The metric label value.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             UpstreamErrorKind::ConnectRefused => "connect_refused",
             UpstreamErrorKind::ConnectTimeout => "connect_timeout",
@@ -51,12 +51,12 @@ impl UpstreamErrorKind {
 }
 
 /// The method label: the common methods by name, anything else as `other`.
-pub const METHODS: [&str; 8] = [
+pub(crate) const METHODS: [&str; 8] = [
     "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "other",
 ];
 
 /// Maps a request method to its label index in [`METHODS`].
-pub fn method_label(method: &http::Method) -> usize {
+pub(crate) fn method_label(method: &http::Method) -> usize {
     METHODS[..7]
         .iter()
         .position(|m| *m == method.as_str())
@@ -64,10 +64,10 @@ pub fn method_label(method: &http::Method) -> usize {
 }
 
 /// Status classes, plus `none` when no response could be sent.
-pub const STATUS_CLASSES: [&str; 6] = ["1xx", "2xx", "3xx", "4xx", "5xx", "none"];
+pub(crate) const STATUS_CLASSES: [&str; 6] = ["1xx", "2xx", "3xx", "4xx", "5xx", "none"];
 
 /// Maps a status code to its label index in [`STATUS_CLASSES`].
-pub fn status_label(status: Option<u16>) -> usize {
+pub(crate) fn status_label(status: Option<u16>) -> usize {
     match status {
         Some(s @ 100..=599) => usize::from(s / 100) - 1,
         _ => 5,
@@ -75,16 +75,17 @@ pub fn status_label(status: Option<u16>) -> usize {
 }
 
 /// Upstream latency buckets in seconds: Ackee answers tracker mutations in milliseconds.
-pub const LATENCY_BUCKETS: [f64; 12] = [
+pub(crate) const LATENCY_BUCKETS: [f64; 12] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
 ];
 
 /// Outcomes of a request sent to a replica: its status class, or how it failed.
-pub const OUTCOMES: [&str; 7] = ["1xx", "2xx", "3xx", "4xx", "5xx", "connect_error", "error"];
+pub(crate) const OUTCOMES: [&str; 7] =
+    ["1xx", "2xx", "3xx", "4xx", "5xx", "connect_error", "error"];
 
 /// What happened to one attempt at a replica.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     /// The replica answered with this status.
     Status(u16),
     /// The connection could not be made; nothing was sent.

@@ -13,8 +13,8 @@ use prometheus::{
     Encoder, Histogram, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Registry, TextEncoder,
 };
 
-pub use ackee_origins::AckeeOriginMetrics;
-pub use labels::{
+pub(crate) use ackee_origins::AckeeOriginMetrics;
+pub(crate) use labels::{
     LATENCY_BUCKETS, METHODS, OUTCOMES, Outcome, STATUS_CLASSES, UpstreamErrorKind, method_label,
     status_label,
 };
@@ -48,7 +48,7 @@ pub struct Metrics {
     malformed: Vec<IntCounter>,
     access_log_dropped: IntCounter,
     /// Origins from Ackee's domain list (`cors.origins_from_ackee`).
-    pub ackee_origins: AckeeOriginMetrics,
+    pub(crate) ackee_origins: AckeeOriginMetrics,
     rate_limited: [IntCounter; Rule::ALL.len()],
     /// Kept so the family is registered.
     _build_info: IntGaugeVec,
@@ -81,7 +81,7 @@ fn children<const N: usize>(family: &IntCounterVec, values: [&str; N]) -> [IntCo
 impl Metrics {
     /// Registers every metric in a new registry. `replicas` and `certificates` are the
     /// configured names, whose series are created up front.
-    pub fn new(replicas: &[String], certificates: &[String]) -> Metrics {
+    pub(crate) fn new(replicas: &[String], certificates: &[String]) -> Metrics {
         let registry = Registry::new();
         let r = &registry;
         let build_info = gauge_vec!(
@@ -158,7 +158,7 @@ impl Metrics {
     }
 
     /// Counts what CORS decided about a request: preflights and refusals.
-    pub fn cors(&self, decision: &Decision) {
+    pub(crate) fn cors(&self, decision: &Decision) {
         if let Some(allowed) = decision.preflight() {
             self.preflight(allowed);
         }
@@ -168,60 +168,60 @@ impl Metrics {
     }
 
     /// Counts a preflight answered at the edge.
-    pub fn preflight(&self, allowed: bool) {
+    pub(crate) fn preflight(&self, allowed: bool) {
         self.preflights[usize::from(!allowed)].inc();
     }
 
     /// Counts a CORS refusal.
-    pub fn rejection(&self, reason: Refusal, kind: RequestKind) {
+    pub(crate) fn rejection(&self, reason: Refusal, kind: RequestKind) {
         let r = Refusal::ALL.iter().position(|x| *x == reason).unwrap_or(0);
         let k = usize::from(kind == RequestKind::Actual);
         self.rejections[r * 2 + k].inc();
     }
 
     /// Counts a finished request.
-    pub fn request(&self, method: &http::Method, status: Option<u16>) {
+    pub(crate) fn request(&self, method: &http::Method, status: Option<u16>) {
         let i = method_label(method) * STATUS_CLASSES.len() + status_label(status);
         self.requests[i].inc();
     }
 
     /// Counts a request refused for its size.
-    pub fn limit(&self, which: Exceeded) {
+    pub(crate) fn limit(&self, which: Exceeded) {
         if let Some(i) = Exceeded::ALL.iter().position(|e| *e == which) {
             self.limits[i].inc();
         }
     }
 
     /// Counts a request refused for its client's rate limit.
-    pub fn rate_limited(&self, rule: Rule) {
+    pub(crate) fn rate_limited(&self, rule: Rule) {
         if let Some(i) = Rule::ALL.iter().position(|r| *r == rule) {
             self.rate_limited[i].inc();
         }
     }
 
     /// Records Ackee's response time for a replica (by config index).
-    pub fn upstream_latency(&self, replica: usize, seconds: f64) {
+    pub(crate) fn upstream_latency(&self, replica: usize, seconds: f64) {
         if let Some(r) = self.replicas.get(replica) {
             r.latency.observe(seconds);
         }
     }
 
     /// Sets a replica's health gauge.
-    pub fn replica_health(&self, replica: usize, healthy: bool) {
+    pub(crate) fn replica_health(&self, replica: usize, healthy: bool) {
         if let Some(r) = self.replicas.get(replica) {
             r.healthy.set(i64::from(healthy));
         }
     }
 
     /// Counts one attempt at a replica by its outcome.
-    pub fn replica_outcome(&self, replica: usize, outcome: Outcome) {
+    pub(crate) fn replica_outcome(&self, replica: usize, outcome: Outcome) {
         if let Some(r) = self.replicas.get(replica) {
             r.outcomes[outcome.index()].inc();
         }
     }
 
     /// Counts a failed attempt at a replica that is tried again, and why.
-    pub fn retry(&self, replica: usize, reason: crate::retry::Reason) {
+    pub(crate) fn retry(&self, replica: usize, reason: crate::retry::Reason) {
         let i = crate::retry::Reason::ALL
             .iter()
             .position(|r| *r == reason)
@@ -232,12 +232,12 @@ impl Metrics {
     }
 
     /// The counter of dropped access-log lines, for the access log to increment.
-    pub fn access_log_dropped(&self) -> prometheus::IntCounter {
+    pub(crate) fn access_log_dropped(&self) -> prometheus::IntCounter {
         self.access_log_dropped.clone()
     }
 
     /// Counts a request refused with 400 for its framing.
-    pub fn malformed(&self, why: crate::framing::Malformed) {
+    pub(crate) fn malformed(&self, why: crate::framing::Malformed) {
         let i = crate::framing::Malformed::ALL
             .iter()
             .position(|m| *m == why)
@@ -248,12 +248,12 @@ impl Metrics {
     }
 
     /// Counts a 503 because no replica was up.
-    pub fn unavailable(&self) {
+    pub(crate) fn unavailable(&self) {
         self.unavailable.inc();
     }
 
     /// Counts a failure talking to a replica (by config index).
-    pub fn upstream_error(&self, replica: usize, kind: UpstreamErrorKind) {
+    pub(crate) fn upstream_error(&self, replica: usize, kind: UpstreamErrorKind) {
         if let Some(r) = self.replicas.get(replica) {
             let k = UpstreamErrorKind::ALL
                 .iter()
@@ -264,34 +264,29 @@ impl Metrics {
     }
 
     /// Counts a TLS handshake.
-    pub fn tls_handshake(&self, ok: bool) {
+    pub(crate) fn tls_handshake(&self, ok: bool) {
         self.handshakes[usize::from(!ok)].inc();
     }
 
     /// Counts a certificate reload (rare: not on the request path).
-    pub fn tls_reload(&self, certificate: &str, ok: bool) {
+    pub(crate) fn tls_reload(&self, certificate: &str, ok: bool) {
         self.reloads
             .with_label_values(&[certificate, if ok { "ok" } else { "failed" }])
             .inc();
     }
 
     /// Sets a certificate's expiry (rare: not on the request path).
-    pub fn tls_expiry(&self, certificate: &str, not_after: i64) {
+    pub(crate) fn tls_expiry(&self, certificate: &str, not_after: i64) {
         self.expiry.with_label_values(&[certificate]).set(not_after);
     }
 
     /// Counts an ACME challenge request.
-    pub fn acme_challenge(&self, served: bool) {
+    pub(crate) fn acme_challenge(&self, served: bool) {
         self.acme[usize::from(!served)].inc();
     }
 
-    /// The registry, for serving and for further metric families.
-    pub fn registry(&self) -> &Registry {
-        &self.registry
-    }
-
     /// Every metric in Prometheus text format.
-    pub fn render(&self) -> Vec<u8> {
+    pub(crate) fn render(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(16 * 1024);
         let families = self.registry.gather();
         if TextEncoder::new().encode(&families, &mut out).is_err() {

@@ -50,7 +50,7 @@ const CLIENT_BUFFERS: L4BufferSettings = L4BufferSettings {
 };
 
 /// Maps the gateway's view of pingora's settings onto pingora's `ServerConf`.
-pub fn server_conf(s: &ServerSettings) -> ServerConf {
+pub(crate) fn server_conf(s: &ServerSettings) -> ServerConf {
     ServerConf {
         version: 1,
         daemon: s.daemon,
@@ -70,7 +70,7 @@ pub fn server_conf(s: &ServerSettings) -> ServerConf {
 }
 
 /// Serves `/metrics` in Prometheus text format; every other path is 404.
-pub struct MetricsApp {
+pub(crate) struct MetricsApp {
     metrics: Arc<Metrics>,
 }
 
