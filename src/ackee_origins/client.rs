@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use super::answer::{self, Domain, Failed, Failure, QUERY_BODY};
 
 /// The largest answer read: about 50,000 domains.
-pub const MAX_ANSWER: usize = 4 << 20;
+pub(crate) const MAX_ANSWER: usize = 4 << 20;
 
 /// One Ackee replica to ask.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -27,7 +27,11 @@ pub struct Target {
 
 /// Asks each replica in order until one answers with a domain list or refuses the token.
 /// A replica that cannot be reached, or answers something else, passes the question on.
-pub fn fetch(targets: &[Target], token: &str, timeout: Duration) -> Result<Vec<Domain>, Failed> {
+pub(crate) fn fetch(
+    targets: &[Target],
+    token: &str,
+    timeout: Duration,
+) -> Result<Vec<Domain>, Failed> {
     let mut problems: Vec<String> = Vec::new();
     let mut bad_answer: Option<Failed> = None;
     for target in targets {
@@ -57,7 +61,7 @@ fn timed_out(what: &str) -> std::io::Error {
 }
 
 /// Sends the query to one replica and returns the status and the body.
-pub fn exchange(
+pub(crate) fn exchange(
     target: &Target,
     token: &str,
     timeout: Duration,

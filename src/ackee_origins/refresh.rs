@@ -49,7 +49,7 @@ pub struct Refresh {
 }
 
 /// Compiles the static entries together with the origins from Ackee.
-pub fn merge(static_entries: &[Entry], from_ackee: &[String]) -> OriginSet {
+pub(crate) fn merge(static_entries: &[Entry], from_ackee: &[String]) -> OriginSet {
     OriginSet::new(
         static_entries
             .iter()
@@ -73,7 +73,7 @@ fn quoted(list: &[String]) -> String {
 
 impl Refresh {
     /// A refresh that starts from the static entries alone.
-    pub fn new(static_entries: Vec<Entry>, rules: TitleRules) -> Refresh {
+    pub(crate) fn new(static_entries: Vec<Entry>, rules: TitleRules) -> Refresh {
         Refresh {
             static_entries,
             rules,
@@ -83,22 +83,23 @@ impl Refresh {
     }
 
     /// Where the refresh stands.
-    pub fn state(&self) -> State {
+    #[cfg(test)]
+    fn state(&self) -> State {
         self.state
     }
 
     /// The origins from Ackee in use (empty before the first success).
-    pub fn origins(&self) -> &[String] {
+    pub(crate) fn origins(&self) -> &[String] {
         self.last_good.as_ref().map_or(&[], |d| &d.origins)
     }
 
     /// The titles of the last good list that are not host names.
-    pub fn skipped(&self) -> &[String] {
+    pub(crate) fn skipped(&self) -> &[String] {
         self.last_good.as_ref().map_or(&[], |d| &d.skipped)
     }
 
     /// Takes one poll's result.
-    pub fn on_result(&mut self, result: Result<Vec<Domain>, Failed>) -> Step {
+    pub(crate) fn on_result(&mut self, result: Result<Vec<Domain>, Failed>) -> Step {
         let mut step = Step::default();
         match result {
             Ok(domains) => {

@@ -15,7 +15,7 @@ pub struct Answer {
 
 impl Answer {
     /// Every value of a header, in order (names compared without case).
-    pub fn all(&self, name: &str) -> Vec<&str> {
+    pub(crate) fn all(&self, name: &str) -> Vec<&str> {
         self.headers
             .iter()
             .filter(|(k, _)| k.eq_ignore_ascii_case(name))
@@ -24,7 +24,7 @@ impl Answer {
     }
 
     /// The values of a header combined as Fetch does: joined with `", "`, or `None` if absent.
-    pub fn combined(&self, name: &str) -> Option<String> {
+    pub(crate) fn combined(&self, name: &str) -> Option<String> {
         let all = self.all(name);
         (!all.is_empty()).then(|| all.join(", "))
     }
@@ -43,7 +43,7 @@ pub struct Ask {
 
 impl Ask {
     /// The tracker's request: `POST` with `Content-Type: application/json;charset=UTF-8`.
-    pub fn tracker(origin: &str) -> Ask {
+    pub(crate) fn tracker(origin: &str) -> Ask {
         Ask {
             origin: origin.to_owned(),
             method: "POST".to_owned(),
@@ -56,7 +56,7 @@ impl Ask {
 
     /// The names a preflight lists in `Access-Control-Request-Headers`: the request's
     /// non-safelisted header names, lowercased, sorted, without duplicates.
-    pub fn unsafe_header_names(&self) -> Vec<String> {
+    pub(crate) fn unsafe_header_names(&self) -> Vec<String> {
         let mut names: Vec<String> = self
             .headers
             .iter()
@@ -69,14 +69,14 @@ impl Ask {
     }
 
     /// Whether the method is one of GET, HEAD and POST, which need no listing.
-    pub fn safelisted_method(&self) -> bool {
+    pub(crate) fn safelisted_method(&self) -> bool {
         matches!(self.method.as_str(), "GET" | "HEAD" | "POST")
     }
 }
 
 /// Whether a request header is CORS-safelisted (simplified to the names and, for
 /// `Content-Type`, the three types Fetch allows).
-pub fn is_safelisted(name: &str, value: &str) -> bool {
+pub(crate) fn is_safelisted(name: &str, value: &str) -> bool {
     let name = name.to_ascii_lowercase();
     match name.as_str() {
         "accept" | "accept-language" | "content-language" => true,
@@ -186,12 +186,12 @@ pub enum Finding {
 
 impl Finding {
     /// Whether the browser refuses (true) or only a cache is at risk (false).
-    pub fn is_failure(&self) -> bool {
+    pub(crate) fn is_failure(&self) -> bool {
         !matches!(self, Finding::MissingVary { .. })
     }
 
     /// The request the finding is about.
-    pub fn stage(&self) -> Stage {
+    pub(crate) fn stage(&self) -> Stage {
         match self {
             Finding::NotOk { .. }
             | Finding::MethodNotAllowed { .. }
@@ -273,7 +273,7 @@ fn redirect(stage: Stage, a: &Answer) -> Option<Finding> {
 
 /// Checks a preflight's answer as a browser does. Any failure here means the actual request
 /// is never sent.
-pub fn check_preflight(ask: &Ask, a: &Answer, credentials: bool) -> Vec<Finding> {
+pub(crate) fn check_preflight(ask: &Ask, a: &Answer, credentials: bool) -> Vec<Finding> {
     let mut out = Vec::new();
     if let Some(r) = redirect(Stage::Preflight, a) {
         out.push(r);
@@ -313,7 +313,7 @@ pub fn check_preflight(ask: &Ask, a: &Answer, credentials: bool) -> Vec<Finding>
 }
 
 /// Checks the actual request's answer as a browser does.
-pub fn check_actual(ask: &Ask, a: &Answer, credentials: bool) -> Vec<Finding> {
+pub(crate) fn check_actual(ask: &Ask, a: &Answer, credentials: bool) -> Vec<Finding> {
     let mut out = Vec::new();
     if let Some(r) = redirect(Stage::Actual, a) {
         out.push(r);
@@ -324,7 +324,7 @@ pub fn check_actual(ask: &Ask, a: &Answer, credentials: bool) -> Vec<Finding> {
 }
 
 /// Whether a list of findings lets the request through.
-pub fn succeeds(findings: &[Finding]) -> bool {
+pub(crate) fn succeeds(findings: &[Finding]) -> bool {
     !findings.iter().any(Finding::is_failure)
 }
 

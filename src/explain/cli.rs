@@ -15,7 +15,7 @@ use crate::cors::CorsPolicy;
 use crate::origin::{Entry, parse_entry};
 
 /// The usage text.
-pub const USAGE: &str = "\
+pub(crate) const USAGE: &str = "\
 usage: ackee-gateway explain --origin ORIGIN [-c FILE | --url URL] [options]
 
 Says what a browser on ORIGIN gets from the gateway (offline, from the config) or from any
@@ -58,7 +58,7 @@ pub struct Args {
 }
 
 /// Parses the arguments after `explain`. `Ok(None)` means help was printed.
-pub fn parse(args: &[String]) -> Result<Option<Args>, String> {
+pub(crate) fn parse(args: &[String]) -> Result<Option<Args>, String> {
     let mut a = Args {
         origin: String::new(),
         conf: "/etc/ackee-gateway/ackee-gateway.yaml".to_owned(),
@@ -131,7 +131,7 @@ fn normalise_method(m: &str) -> String {
 }
 
 /// The origin as a browser would send it, and a note if the typed one was not in that form.
-pub fn browser_origin(typed: &str) -> Result<(String, Option<String>), String> {
+pub(crate) fn browser_origin(typed: &str) -> Result<(String, Option<String>), String> {
     match parse_entry(typed) {
         Ok(Entry::Exact(o)) => {
             let note = (o != typed.trim()).then(|| {
