@@ -3,7 +3,7 @@
 //!
 //! A line holds the time, the client address, the method, the path (without the query string,
 //! which can carry visitor data), the status, the CORS decision, the replica that answered and
-//! the duration. If the writer falls behind by more than [`QUEUE`] lines, lines are dropped and
+//! the duration. If the writer falls behind by more than `QUEUE` lines, lines are dropped and
 //! counted rather than slowing visitors down.
 
 use std::fmt::Write as _;

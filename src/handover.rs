@@ -136,7 +136,7 @@ impl std::fmt::Display for NotReady {
 }
 
 /// Waits until the process named in `pid_file` has written its PID to the ready marker
-/// ([`ready_path`]), up to `limit`. Returns that PID. The PID file is read again on every
+/// (`ready_path`), up to `limit`. Returns that PID. The PID file is read again on every
 /// look, so a reload that replaces the process is followed.
 pub fn wait_ready(pid_file: &str, limit: Duration) -> Result<u32, NotReady> {
     let marker = ready_path(pid_file);

@@ -1,7 +1,7 @@
 //! The poller's HTTP/1.1 client: one `POST /api` to each replica in turn, over a plain
 //! `std::net::TcpStream`, every step bounded by the timeout. Replicas are plain HTTP on a
 //! private network, so there is no TLS, no pooling and no redirect to follow; the request asks
-//! for `Connection: close` and the answer is read whole (at most [`MAX_ANSWER`] bytes).
+//! for `Connection: close` and the answer is read whole (at most `MAX_ANSWER` bytes).
 //!
 //! It blocks: the gateway runs it on tokio's blocking pool, `explain` calls it directly.
 

@@ -11,7 +11,7 @@
 //! | [`max_age`] | `Access-Control-Max-Age` |
 //! | [`vary`] | merging `Vary: Origin` into a response |
 //! | [`strip`] | finding Ackee's own `Access-Control-*` headers to remove |
-//! | [`decision`] | a request's whole CORS fate, one [`Decision`], and its log and metric labels |
+//! | `decision` | a request's whole CORS fate, one `Decision`, and its log and metric labels |
 //!
 //! [`CorsPolicy`] ties them together. Every header value is built once, at start-up.
 

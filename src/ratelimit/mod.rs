@@ -11,11 +11,11 @@
 //! A count-min sketch never under-counts: a client is never admitted more often than its
 //! limit because of it. It can over-count when many addresses land on the same counters: N
 //! requests from other addresses in the same minute put about N / slots on each counter, and a
-//! client's estimate is the lowest of its [`HASHES`] counters. The login rule, whose traffic an
-//! attacker chooses and whose limit is small, gets [`LOGIN_SLOTS`] counters per row: with
+//! client's estimate is the lowest of its `HASHES` counters. The login rule, whose traffic an
+//! attacker chooses and whose limit is small, gets `LOGIN_SLOTS` counters per row: with
 //! 100,000 other addresses guessing in the same minute, a new client usually keeps all 5 of its
 //! attempts and rarely loses more than one (each of its counters holds about 1.5 others'
-//! guesses, and the lowest of four is taken). The tracker rule gets [`TRACKER_SLOTS`]: 100,000
+//! guesses, and the lowest of four is taken). The tracker rule gets `TRACKER_SLOTS`: 100,000
 //! other addresses in a minute cost a new client a few of its 300 requests. The hashes are keyed at random at start-up, so nobody can choose
 //! addresses that collide with someone else's.
 
@@ -206,7 +206,7 @@ impl RateLimiter {
         }
     }
 
-    /// The bytes of counters held, fixed at construction: two windows of [`HASHES`] rows of
+    /// The bytes of counters held, fixed at construction: two windows of `HASHES` rows of
     /// atomic counters per rule that is on (1 MiB for the tracker rule, 4 MiB for login).
     #[cfg(test)]
     fn counter_bytes(&self) -> usize {

@@ -1,7 +1,7 @@
 //! The limit decision over a sliding window, and its `Retry-After`. Pure arithmetic: no clock,
 //! no pingora, so every case is a row in a table.
 //!
-//! pingora-limits counts admitted requests per key in fixed windows of [`WINDOW`]. The estimate
+//! pingora-limits counts admitted requests per key in fixed windows of `WINDOW`. The estimate
 //! of a client's requests in the last minute is Cloudflare's sliding-window one: the previous
 //! window's count, weighted by the part of it still inside the last minute, plus the current
 //! window's count. A request is admitted when the estimate plus its cost stays within the
@@ -34,7 +34,7 @@ pub struct Counts {
 pub enum Verdict {
     /// Within the limit: count it and let it through.
     Admit,
-    /// Over the limit: refuse it with `Retry-After` seconds, from 1 to [`MAX_RETRY_AFTER`].
+    /// Over the limit: refuse it with `Retry-After` seconds, from 1 to `MAX_RETRY_AFTER`.
     Refuse {
         /// Seconds until a request of the same cost would be admitted.
         retry_after: u32,
@@ -84,7 +84,7 @@ impl Default for RetryAfter {
 }
 
 impl RetryAfter {
-    /// The header value for `seconds`, clamped to 1 to [`MAX_RETRY_AFTER`].
+    /// The header value for `seconds`, clamped to 1 to `MAX_RETRY_AFTER`.
     pub(crate) fn get(&self, seconds: u32) -> &HeaderValue {
         let i = seconds.clamp(1, MAX_RETRY_AFTER) as usize;
         &self.0[i]
