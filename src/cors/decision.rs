@@ -162,168 +162,35 @@ mod tests {
 
     #[test]
     fn every_request_gets_one_decision() {
-        use DisallowedOrigin::{Forward, Reject};
+        use Decision::*;
+        use DisallowedOrigin::{Forward as F, Reject as R};
         const OK: &str = "https://site.test";
         const EVIL: &str = "https://evil.test";
         const ACRM: &str = "Access-Control-Request-Method";
         let ok = || HeaderValue::from_static(OK);
+        type Pairs = &'static [(&'static str, &'static str)];
         // (mode, scheme, method, uri, headers) -> decision, log label
-        type Case = (
-            DisallowedOrigin,
-            &'static str,
-            Method,
-            &'static str,
-            &'static [(&'static str, &'static str)],
-            Decision,
-            &'static str,
-        );
-        let cases: Vec<Case> = vec![
-            (
-                Forward,
-                "https",
-                Method::OPTIONS,
-                "/api",
-                &[("Origin", OK), (ACRM, "POST")],
-                Decision::PreflightAllowed(ok()),
-                "preflight_allowed",
-            ),
-            (
-                Forward,
-                "https",
-                Method::OPTIONS,
-                "/api",
-                &[("Origin", EVIL), (ACRM, "POST")],
-                Decision::PreflightRefused(Refusal::Origin),
-                "preflight_refused",
-            ),
-            (
-                Reject,
-                "https",
-                Method::OPTIONS,
-                "/api",
-                &[("Origin", OK), (ACRM, "DELETE")],
-                Decision::PreflightRefused(Refusal::Method),
-                "preflight_refused",
-            ),
+        #[rustfmt::skip]
+        let cases: Vec<(DisallowedOrigin, &str, Method, &str, Pairs, Decision, &str)> = vec![
+            (F, "https", Method::OPTIONS, "/api", &[("Origin", OK), (ACRM, "POST")], PreflightAllowed(ok()), "preflight_allowed"),
+            (F, "https", Method::OPTIONS, "/api", &[("Origin", EVIL), (ACRM, "POST")], PreflightRefused(Refusal::Origin), "preflight_refused"),
+            (R, "https", Method::OPTIONS, "/api", &[("Origin", OK), (ACRM, "DELETE")], PreflightRefused(Refusal::Method), "preflight_refused"),
             // A preflight is refused even from the gateway's own origin.
-            (
-                Forward,
-                "https",
-                Method::OPTIONS,
-                "/api",
-                &[
-                    ("Origin", "https://stats.test"),
-                    ("Host", "stats.test"),
-                    (ACRM, "POST"),
-                ],
-                Decision::PreflightRefused(Refusal::Origin),
-                "preflight_refused",
-            ),
+            (F, "https", Method::OPTIONS, "/api", &[("Origin", "https://stats.test"), ("Host", "stats.test"), (ACRM, "POST")], PreflightRefused(Refusal::Origin), "preflight_refused"),
             // OPTIONS without Access-Control-Request-Method is an actual request.
-            (
-                Forward,
-                "https",
-                Method::OPTIONS,
-                "/api",
-                &[("Origin", OK)],
-                Decision::Allowed(ok()),
-                "allowed",
-            ),
-            (
-                Forward,
-                "https",
-                Method::POST,
-                "/api",
-                &[("Origin", OK)],
-                Decision::Allowed(ok()),
-                "allowed",
-            ),
-            (
-                Forward,
-                "https",
-                Method::POST,
-                "/api",
-                &[("Origin", EVIL)],
-                Decision::ForwardedBare,
-                "refused",
-            ),
-            (
-                Reject,
-                "https",
-                Method::POST,
-                "/api",
-                &[("Origin", EVIL)],
-                Decision::Rejected,
-                "refused",
-            ),
-            (
-                Reject,
-                "https",
-                Method::POST,
-                "/api",
-                &[("Origin", "null")],
-                Decision::Rejected,
-                "refused",
-            ),
-            (
-                Forward,
-                "https",
-                Method::GET,
-                "/",
-                &[],
-                Decision::NotApplicable,
-                "none",
-            ),
-            (
-                Reject,
-                "https",
-                Method::GET,
-                "/",
-                &[],
-                Decision::NotApplicable,
-                "none",
-            ),
+            (F, "https", Method::OPTIONS, "/api", &[("Origin", OK)], Allowed(ok()), "allowed"),
+            (F, "https", Method::POST, "/api", &[("Origin", OK)], Allowed(ok()), "allowed"),
+            (F, "https", Method::POST, "/api", &[("Origin", EVIL)], ForwardedBare, "refused"),
+            (R, "https", Method::POST, "/api", &[("Origin", EVIL)], Rejected, "refused"),
+            (R, "https", Method::POST, "/api", &[("Origin", "null")], Rejected, "refused"),
+            (F, "https", Method::GET, "/", &[], NotApplicable, "none"),
+            (R, "https", Method::GET, "/", &[], NotApplicable, "none"),
             // The gateway's own origin passes in both modes, by Host or by :authority.
-            (
-                Reject,
-                "https",
-                Method::POST,
-                "/api",
-                &[("Origin", "https://stats.test"), ("Host", "stats.test:443")],
-                Decision::SameOrigin,
-                "none",
-            ),
-            (
-                Forward,
-                "http",
-                Method::POST,
-                "/api",
-                &[
-                    ("Origin", "http://stats.test:8080"),
-                    ("Host", "stats.test:8080"),
-                ],
-                Decision::SameOrigin,
-                "none",
-            ),
-            (
-                Reject,
-                "https",
-                Method::POST,
-                "https://stats.test/api",
-                &[("Origin", "https://stats.test")],
-                Decision::SameOrigin,
-                "none",
-            ),
+            (R, "https", Method::POST, "/api", &[("Origin", "https://stats.test"), ("Host", "stats.test:443")], SameOrigin, "none"),
+            (F, "http", Method::POST, "/api", &[("Origin", "http://stats.test:8080"), ("Host", "stats.test:8080")], SameOrigin, "none"),
+            (R, "https", Method::POST, "https://stats.test/api", &[("Origin", "https://stats.test")], SameOrigin, "none"),
             // The wrong scheme is another origin.
-            (
-                Reject,
-                "https",
-                Method::POST,
-                "/api",
-                &[("Origin", "http://stats.test"), ("Host", "stats.test")],
-                Decision::Rejected,
-                "refused",
-            ),
+            (R, "https", Method::POST, "/api", &[("Origin", "http://stats.test"), ("Host", "stats.test")], Rejected, "refused"),
         ];
         for (mode, scheme, method, uri, pairs, want, label) in cases {
             let uri: Uri = uri.parse().unwrap();
