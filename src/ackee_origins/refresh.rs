@@ -131,32 +131,7 @@ impl Refresh {
                     )),
                 }
                 if let Some(old) = old_origins {
-                    let added: Vec<String> = derived
-                        .origins
-                        .iter()
-                        .filter(|o| old.binary_search(o).is_err())
-                        .cloned()
-                        .collect();
-                    let removed: Vec<String> = old
-                        .iter()
-                        .filter(|o| derived.origins.binary_search(o).is_err())
-                        .cloned()
-                        .collect();
-                    if !added.is_empty() {
-                        step.log.push((
-                            Level::Info,
-                            format!("origins from Ackee: now allowed: {}", quoted(&added)),
-                        ));
-                    }
-                    if !removed.is_empty() {
-                        step.log.push((
-                            Level::Info,
-                            format!(
-                                "origins from Ackee: no longer allowed: {}",
-                                quoted(&removed)
-                            ),
-                        ));
-                    }
+                    log_changes(old, &derived.origins, &mut step.log);
                 }
                 if derived.skipped != old_skipped && !derived.skipped.is_empty() {
                     step.log.push((
@@ -194,6 +169,35 @@ impl Refresh {
             }
         }
         step
+    }
+}
+
+/// Logs the origins a successful poll added and removed; both lists are sorted.
+fn log_changes(old: &[String], new: &[String], log: &mut Vec<(Level, String)>) {
+    let added: Vec<String> = new
+        .iter()
+        .filter(|o| old.binary_search(o).is_err())
+        .cloned()
+        .collect();
+    let removed: Vec<String> = old
+        .iter()
+        .filter(|o| new.binary_search(o).is_err())
+        .cloned()
+        .collect();
+    if !added.is_empty() {
+        log.push((
+            Level::Info,
+            format!("origins from Ackee: now allowed: {}", quoted(&added)),
+        ));
+    }
+    if !removed.is_empty() {
+        log.push((
+            Level::Info,
+            format!(
+                "origins from Ackee: no longer allowed: {}",
+                quoted(&removed)
+            ),
+        ));
     }
 }
 
