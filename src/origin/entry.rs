@@ -124,18 +124,8 @@ impl Fixable {
 /// ```
 pub fn parse_entry(raw: &str) -> Result<Entry, EntryError> {
     let found = raw.trim();
-    if found.is_empty() {
-        return Err(refuse(found, "is empty", EXAMPLE));
-    }
-    if found == "*" {
-        return Ok(Entry::Any);
-    }
-    if found.eq_ignore_ascii_case("null") {
-        return Err(refuse(
-            found,
-            "is what sandboxed frames, file: pages and redirects send, and it never identifies a site",
-            "remove it",
-        ));
+    if let Some(answer) = special(found) {
+        return answer;
     }
 
     let mut first_problem: Option<Fixable> = None;
@@ -145,23 +135,8 @@ pub fn parse_entry(raw: &str) -> Result<Entry, EntryError> {
         }
     };
 
-    // Scheme.
-    let (scheme, rest) = match found.find("://") {
-        Some(i) => {
-            let name = &found[..i];
-            let scheme = if name.eq_ignore_ascii_case("https") {
-                Scheme::Https
-            } else if name.eq_ignore_ascii_case("http") {
-                Scheme::Http
-            } else {
-                return Err(refuse(
-                    found,
-                    format!("has the scheme \"{name}\""),
-                    "write an origin that starts with https:// or http://",
-                ));
-            };
-            (scheme, &found[i + 3..])
-        }
+    let (scheme, rest) = match split_scheme(found)? {
+        Some(split) => split,
         None => {
             note(Fixable::NoScheme);
             (Scheme::Https, found)
@@ -169,74 +144,11 @@ pub fn parse_entry(raw: &str) -> Result<Entry, EntryError> {
     };
 
     // Authority, then whatever follows it.
-    let tail_at = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(tail_at);
-    let mut authority = authority;
-    if let Some(at) = authority.rfind('@') {
-        note(Fixable::Userinfo);
-        authority = &authority[at + 1..];
-    }
-    match tail.as_bytes().first() {
-        Some(b'/') => note(Fixable::Path),
-        Some(b'?') => note(Fixable::Query),
-        Some(b'#') => note(Fixable::Fragment),
-        _ => {}
-    }
+    let (authority, problems) = split_authority(rest);
+    problems.into_iter().flatten().for_each(&mut note);
 
-    // Host and port.
-    let (host, port_text) = if let Some(inner) = authority.strip_prefix('[') {
-        match inner.find(']') {
-            Some(close) => {
-                let after = &inner[close + 1..];
-                let port = match after.strip_prefix(':') {
-                    Some(p) => Some(p),
-                    None if after.is_empty() => None,
-                    None => {
-                        return Err(refuse(
-                            found,
-                            format!("has \"{after}\" after its IPv6 address"),
-                            "write the port as \"[address]:port\"",
-                        ));
-                    }
-                };
-                (&authority[..close + 2], port)
-            }
-            None => {
-                return Err(refuse(
-                    found,
-                    "has an IPv6 address without its closing \"]\"",
-                    EXAMPLE,
-                ));
-            }
-        }
-    } else {
-        match authority.rfind(':') {
-            Some(colon) => (&authority[..colon], Some(&authority[colon + 1..])),
-            None => (authority, None),
-        }
-    };
-
-    let port = match port_text {
-        None | Some("") => None,
-        Some(text) => {
-            let parsed = if text.len() <= 5 && text.bytes().all(|b| b.is_ascii_digit()) {
-                text.parse::<u32>().ok().filter(|p| (1..=65535).contains(p))
-            } else {
-                None
-            };
-            match parsed {
-                Some(p) if p == u32::from(scheme.default_port()) => None,
-                Some(p) => Some(p as u16),
-                None => {
-                    return Err(refuse(
-                        found,
-                        format!("has the port \"{text}\""),
-                        "write a port from 1 to 65535",
-                    ));
-                }
-            }
-        }
-    };
+    let (host, port_text) = split_host_port(found, authority)?;
+    let port = parse_port(found, port_text, scheme)?;
 
     // Wildcard.
     let (is_pattern, host) = match host.strip_prefix("*.") {
@@ -264,34 +176,10 @@ pub fn parse_entry(raw: &str) -> Result<Entry, EntryError> {
     let host = normalise_host(found, host)?;
 
     if is_pattern {
-        if host.starts_with('[') || host.parse::<Ipv4Addr>().is_ok() {
-            return Err(refuse(
-                found,
-                "puts \"*.\" in front of an IP address",
-                "list the address itself",
-            ));
-        }
-        if !host.contains('.') {
-            return Err(refuse(
-                found,
-                format!("would allow every site under \".{host}\""),
-                "list a domain you own, as in \"https://*.example.com\"",
-            ));
-        }
+        check_pattern_parent(found, &host)?;
     }
 
-    let normalised = {
-        let mut s = format!("{}://", scheme.as_str());
-        if is_pattern {
-            s.push_str("*.");
-        }
-        s.push_str(&host);
-        if let Some(p) = port {
-            s.push(':');
-            s.push_str(&p.to_string());
-        }
-        s
-    };
+    let normalised = spell(scheme, is_pattern, &host, port);
 
     if let Some(problem) = first_problem {
         return Err(refuse(
@@ -310,6 +198,155 @@ pub fn parse_entry(raw: &str) -> Result<Entry, EntryError> {
     } else {
         Ok(Entry::Exact(normalised))
     }
+}
+
+/// The answer for an empty entry, `*` and `null`, which are no origins to parse.
+fn special(found: &str) -> Option<Result<Entry, EntryError>> {
+    if found.is_empty() {
+        return Some(Err(refuse(found, "is empty", EXAMPLE)));
+    }
+    if found == "*" {
+        return Some(Ok(Entry::Any));
+    }
+    if found.eq_ignore_ascii_case("null") {
+        return Some(Err(refuse(
+            found,
+            "is what sandboxed frames, file: pages and redirects send, and it never identifies a site",
+            "remove it",
+        )));
+    }
+    None
+}
+
+/// The authority (without userinfo), and the fixable problems around it, in the order they
+/// are reported: userinfo, then a path, query or fragment after it.
+fn split_authority(rest: &str) -> (&str, [Option<Fixable>; 2]) {
+    let tail_at = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (mut authority, tail) = rest.split_at(tail_at);
+    let mut userinfo = None;
+    if let Some(at) = authority.rfind('@') {
+        userinfo = Some(Fixable::Userinfo);
+        authority = &authority[at + 1..];
+    }
+    let after = match tail.as_bytes().first() {
+        Some(b'/') => Some(Fixable::Path),
+        Some(b'?') => Some(Fixable::Query),
+        Some(b'#') => Some(Fixable::Fragment),
+        _ => None,
+    };
+    (authority, [userinfo, after])
+}
+
+/// The normalised spelling of an origin or pattern.
+fn spell(scheme: Scheme, is_pattern: bool, host: &str, port: Option<u16>) -> String {
+    let mut s = format!("{}://", scheme.as_str());
+    if is_pattern {
+        s.push_str("*.");
+    }
+    s.push_str(host);
+    if let Some(p) = port {
+        s.push(':');
+        s.push_str(&p.to_string());
+    }
+    s
+}
+
+/// The scheme and what follows `://`, or `None` when there is no `://`.
+fn split_scheme(found: &str) -> Result<Option<(Scheme, &str)>, EntryError> {
+    let Some(i) = found.find("://") else {
+        return Ok(None);
+    };
+    let name = &found[..i];
+    let scheme = if name.eq_ignore_ascii_case("https") {
+        Scheme::Https
+    } else if name.eq_ignore_ascii_case("http") {
+        Scheme::Http
+    } else {
+        return Err(refuse(
+            found,
+            format!("has the scheme \"{name}\""),
+            "write an origin that starts with https:// or http://",
+        ));
+    };
+    Ok(Some((scheme, &found[i + 3..])))
+}
+
+/// The host (an IPv6 address keeps its brackets) and the port as written, if any.
+fn split_host_port<'a>(
+    found: &str,
+    authority: &'a str,
+) -> Result<(&'a str, Option<&'a str>), EntryError> {
+    if let Some(inner) = authority.strip_prefix('[') {
+        match inner.find(']') {
+            Some(close) => {
+                let after = &inner[close + 1..];
+                let port = match after.strip_prefix(':') {
+                    Some(p) => Some(p),
+                    None if after.is_empty() => None,
+                    None => {
+                        return Err(refuse(
+                            found,
+                            format!("has \"{after}\" after its IPv6 address"),
+                            "write the port as \"[address]:port\"",
+                        ));
+                    }
+                };
+                Ok((&authority[..close + 2], port))
+            }
+            None => Err(refuse(
+                found,
+                "has an IPv6 address without its closing \"]\"",
+                EXAMPLE,
+            )),
+        }
+    } else {
+        match authority.rfind(':') {
+            Some(colon) => Ok((&authority[..colon], Some(&authority[colon + 1..]))),
+            None => Ok((authority, None)),
+        }
+    }
+}
+
+/// The port, `None` when absent or the scheme's default.
+fn parse_port(found: &str, text: Option<&str>, scheme: Scheme) -> Result<Option<u16>, EntryError> {
+    match text {
+        None | Some("") => Ok(None),
+        Some(text) => {
+            let parsed = if text.len() <= 5 && text.bytes().all(|b| b.is_ascii_digit()) {
+                text.parse::<u32>().ok().filter(|p| (1..=65535).contains(p))
+            } else {
+                None
+            };
+            match parsed {
+                Some(p) if p == u32::from(scheme.default_port()) => Ok(None),
+                Some(p) => Ok(Some(p as u16)),
+                None => Err(refuse(
+                    found,
+                    format!("has the port \"{text}\""),
+                    "write a port from 1 to 65535",
+                )),
+            }
+        }
+    }
+}
+
+/// A pattern's parent must be a domain with a dot, not an IP address.
+fn check_pattern_parent(found: &str, host: &str) -> Result<(), EntryError> {
+    if host.starts_with('[') || host.parse::<Ipv4Addr>().is_ok() {
+        return Err(refuse(
+            found,
+            "puts \"*.\" in front of an IP address",
+            "list the address itself",
+        ));
+    }
+    if !host.contains('.') {
+        return Err(refuse(
+            found,
+            format!("would allow every site under \".{host}\""),
+            "list a domain you own, as in \"https://*.example.com\"",
+        ));
+    }
+    Ok(())
 }
 
 /// Lowercases the host, converts IDN to punycode, canonicalises IP addresses and checks labels.
