@@ -3,22 +3,18 @@
 //!
 //! A line holds the time, the client address, the method, the path (without the query string,
 //! which can carry visitor data), the status, the CORS decision, the replica that answered and
-//! the duration. If the writer falls behind by more than [`QUEUE`] lines, lines are dropped and
+//! the duration. If the writer falls behind by more than `QUEUE` lines, lines are dropped and
 //! counted rather than slowing visitors down.
 
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
 use std::sync::mpsc::{SyncSender, TrySendError, sync_channel};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use once_cell::sync::OnceCell;
-
-use crate::tls::certs::format_utc;
-
 /// Lines that may wait for the writer before new ones are dropped.
-pub const QUEUE: usize = 8192;
+pub(crate) const QUEUE: usize = 8192;
 
 /// The access log's line format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -29,65 +25,39 @@ pub enum Format {
     Json,
 }
 
-/// What the CORS layer decided about a request.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub enum CorsDecision {
-    /// No `Origin`, or the gateway's own origin.
-    #[default]
-    None,
-    /// An actual request from an allowed origin.
-    Allowed,
-    /// An actual request from an origin that is not allowed.
-    Refused,
-    /// A preflight answered 204.
-    PreflightAllowed,
-    /// A preflight answered 403.
-    PreflightRefused,
-}
-
-impl CorsDecision {
-    /// The word in the log line.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CorsDecision::None => "none",
-            CorsDecision::Allowed => "allowed",
-            CorsDecision::Refused => "refused",
-            CorsDecision::PreflightAllowed => "preflight_allowed",
-            CorsDecision::PreflightRefused => "preflight_refused",
-        }
-    }
-}
-
 /// One request, ready to be written.
 #[derive(Clone, Debug)]
-pub struct Entry<'a> {
+pub(crate) struct Entry<'a> {
     /// When the request finished.
-    pub time: SystemTime,
+    pub(crate) time: SystemTime,
     /// The peer address.
-    pub client: Option<IpAddr>,
+    pub(crate) client: Option<IpAddr>,
     /// The request method, as sent.
-    pub method: &'a str,
+    pub(crate) method: &'a str,
     /// The request path, without the query.
-    pub path: &'a str,
+    pub(crate) path: &'a str,
     /// The status sent, if any.
-    pub status: Option<u16>,
-    /// The CORS decision.
-    pub cors: CorsDecision,
+    pub(crate) status: Option<u16>,
+    /// The CORS decision's label ([`crate::cors::Decision::as_str`]).
+    pub(crate) cors: &'static str,
     /// The replica that answered, if any.
-    pub replica: Option<&'a str>,
+    pub(crate) replica: Option<&'a str>,
     /// How long the request took.
-    pub duration: Duration,
+    pub(crate) duration: Duration,
 }
 
 /// Formats `time` as RFC 3339 UTC with milliseconds.
-pub fn rfc3339(time: SystemTime) -> String {
-    let d = time.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let base = format_utc(d.as_secs() as i64); // "YYYY-MM-DD HH:MM:SS UTC"
+pub(crate) fn rfc3339(time: SystemTime) -> String {
+    let t = time::OffsetDateTime::from(time.max(UNIX_EPOCH));
     format!(
-        "{}T{}.{:03}Z",
-        &base[..10],
-        &base[11..19],
-        d.subsec_millis()
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+        t.millisecond()
     )
 }
 
@@ -129,7 +99,7 @@ fn text_field(out: &mut String, s: &str) {
 }
 
 /// Formats one line, newline included.
-pub fn format_line(format: Format, e: &Entry<'_>) -> String {
+pub(crate) fn format_line(format: Format, e: &Entry<'_>) -> String {
     let mut out = String::with_capacity(192);
     let time = rfc3339(e.time);
     let client = e.client.map(|c| c.to_string());
@@ -150,7 +120,7 @@ pub fn format_line(format: Format, e: &Entry<'_>) -> String {
                 }
                 None => out.push('-'),
             }
-            let _ = write!(out, " cors={} replica=", e.cors.as_str());
+            let _ = write!(out, " cors={} replica=", e.cors);
             text_field(&mut out, e.replica.unwrap_or(""));
             let _ = writeln!(out, " duration_ms={ms:.3}");
         }
@@ -173,7 +143,7 @@ pub fn format_line(format: Format, e: &Entry<'_>) -> String {
                 }
                 None => out.push_str("null"),
             }
-            let _ = write!(out, ",\"cors\":\"{}\",\"replica\":", e.cors.as_str());
+            let _ = write!(out, ",\"cors\":\"{}\",\"replica\":", e.cors);
             match e.replica {
                 Some(r) => json_string(&mut out, r),
                 None => out.push_str("null"),
@@ -195,41 +165,31 @@ pub enum Target {
 
 /// The access log: a format, a target, and a writer thread started on first use (after any
 /// daemonising fork).
-pub struct AccessLog {
+pub(crate) struct AccessLog {
     format: Format,
     target: Target,
-    sender: OnceCell<Option<SyncSender<String>>>,
-    dropped: AtomicU64,
-    dropped_metric: Option<prometheus::IntCounter>,
+    sender: OnceLock<Option<SyncSender<String>>>,
+    dropped: prometheus::IntCounter,
 }
 
 impl AccessLog {
-    /// An access log that has not started its writer yet. Dropped lines are also counted in
-    /// `dropped_metric`, if given.
-    pub fn new(
+    /// An access log that has not started its writer yet. Dropped lines (the writer fell
+    /// behind, or could not start) are counted in `dropped`.
+    pub(crate) fn new(
         format: Format,
         target: Target,
-        dropped_metric: Option<prometheus::IntCounter>,
+        dropped: prometheus::IntCounter,
     ) -> AccessLog {
         AccessLog {
             format,
             target,
-            sender: OnceCell::new(),
-            dropped: AtomicU64::new(0),
-            dropped_metric,
+            sender: OnceLock::new(),
+            dropped,
         }
     }
 
     fn drop_line(&self) {
-        self.dropped.fetch_add(1, Ordering::Relaxed);
-        if let Some(m) = &self.dropped_metric {
-            m.inc();
-        }
-    }
-
-    /// Lines dropped because the writer fell behind (or could not start).
-    pub fn dropped(&self) -> u64 {
-        self.dropped.load(Ordering::Relaxed)
+        self.dropped.inc();
     }
 
     fn start(&self) -> Option<SyncSender<String>> {
@@ -276,7 +236,7 @@ impl AccessLog {
     }
 
     /// Queues one request's line. Never blocks.
-    pub fn log(&self, entry: &Entry<'_>) {
+    pub(crate) fn log(&self, entry: &Entry<'_>) {
         let Some(tx) = self.sender.get_or_init(|| self.start()) else {
             self.drop_line();
             return;
@@ -300,7 +260,7 @@ mod tests {
             method,
             path,
             status: Some(204),
-            cors: CorsDecision::PreflightAllowed,
+            cors: "preflight_allowed",
             replica: None,
             duration: Duration::from_micros(1500),
         }
@@ -315,7 +275,7 @@ mod tests {
         let mut e = entry("GET", "/a b\n\"x\"");
         e.replica = Some("ackee 1");
         e.status = None;
-        e.cors = CorsDecision::Refused;
+        e.cors = "refused";
         e.client = None;
         assert_eq!(
             format_line(Format::Text, &e),
@@ -328,7 +288,7 @@ mod tests {
         let mut e = entry("POST", "/api\"\\\u{1}");
         e.replica = Some("ackee-1");
         e.status = Some(200);
-        e.cors = CorsDecision::Allowed;
+        e.cors = "allowed";
         assert_eq!(
             format_line(Format::Json, &e),
             "{\"time\":\"2026-01-01T00:00:00.123Z\",\"client\":\"203.0.113.9\",\"method\":\"POST\",\"path\":\"/api\\\"\\\\\\u0001\",\"status\":200,\"cors\":\"allowed\",\"replica\":\"ackee-1\",\"duration_ms\":1.500}\n"

@@ -14,7 +14,7 @@ use http::{HeaderName, HeaderValue};
 
 /// The client-IP headers that `request-ip` trusts and that a visitor could forge, other than
 /// `X-Forwarded-For` and `X-Real-IP`, which the gateway sets itself.
-pub static SPOOFABLE: [HeaderName; 8] = [
+pub(crate) static SPOOFABLE: [HeaderName; 8] = [
     HeaderName::from_static("x-client-ip"),
     HeaderName::from_static("cf-connecting-ip"),
     HeaderName::from_static("fastly-client-ip"),
@@ -26,11 +26,11 @@ pub static SPOOFABLE: [HeaderName; 8] = [
 ];
 
 /// `X-Forwarded-For`.
-pub static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+pub(crate) static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 /// `X-Real-IP`.
-pub static X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
+pub(crate) static X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
 /// `X-Forwarded-Proto`.
-pub static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+pub(crate) static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 
 /// An IP network in CIDR notation, such as `10.0.0.0/8` or `2001:db8::/32`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -53,7 +53,7 @@ impl Cidr {
     /// Parses `ADDRESS/PREFIX`, or a bare address as a single host.
     ///
     /// Host bits must be zero (`10.0.0.1/8` is refused, because it usually hides a typo).
-    pub fn parse(text: &str) -> Result<Cidr, CidrError> {
+    pub(crate) fn parse(text: &str) -> Result<Cidr, CidrError> {
         let text = text.trim();
         let (addr, prefix) = match text.split_once('/') {
             Some((a, p)) => (a, Some(p)),
@@ -110,7 +110,7 @@ impl Cidr {
     }
 
     /// Whether an address lies in this network. IPv4-mapped IPv6 addresses count as IPv4.
-    pub fn contains(&self, ip: IpAddr) -> bool {
+    pub(crate) fn contains(&self, ip: IpAddr) -> bool {
         let ip = canonical(ip);
         match (self.network, ip) {
             (IpAddr::V4(_), IpAddr::V4(_)) | (IpAddr::V6(_), IpAddr::V6(_)) => {
@@ -128,7 +128,7 @@ impl fmt::Display for Cidr {
 }
 
 /// `::ffff:192.0.2.1` becomes `192.0.2.1`, so dual-stack sockets compare like IPv4 ones.
-pub fn canonical(ip: IpAddr) -> IpAddr {
+pub(crate) fn canonical(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
         v4 => v4,
@@ -141,18 +141,13 @@ pub struct TrustedProxies(Vec<Cidr>);
 
 impl TrustedProxies {
     /// A list of trusted networks; empty trusts nobody.
-    pub fn new(cidrs: Vec<Cidr>) -> Self {
+    pub(crate) fn new(cidrs: Vec<Cidr>) -> Self {
         TrustedProxies(cidrs)
     }
 
     /// Whether a peer address is a trusted proxy.
-    pub fn trusts(&self, peer: IpAddr) -> bool {
+    pub(crate) fn trusts(&self, peer: IpAddr) -> bool {
         self.0.iter().any(|c| c.contains(peer))
-    }
-
-    /// The configured networks.
-    pub fn networks(&self) -> &[Cidr] {
-        &self.0
     }
 }
 
@@ -161,7 +156,7 @@ impl TrustedProxies {
 /// From a trusted proxy, the peer is appended to what the proxy sent (several header lines are
 /// joined). From anyone else, whatever the client sent is dropped and the value is the peer alone,
 /// so Ackee records the address that really connected whichever end of the list it reads.
-pub fn forwarded_for<'a>(
+pub(crate) fn forwarded_for<'a>(
     existing: impl Iterator<Item = &'a HeaderValue>,
     peer: IpAddr,
     trusted: bool,
@@ -185,7 +180,7 @@ pub fn forwarded_for<'a>(
 
 /// The visitor's address: the peer's, or, from a trusted proxy, the one it reports in
 /// `X-Real-IP` or first in `X-Forwarded-For`. Used for consistent hashing.
-pub fn client_ip(peer: IpAddr, trusted: bool, headers: &http::HeaderMap) -> IpAddr {
+pub(crate) fn client_ip(peer: IpAddr, trusted: bool, headers: &http::HeaderMap) -> IpAddr {
     if trusted {
         let reported = headers
             .get(&X_REAL_IP)
@@ -213,7 +208,11 @@ pub fn client_ip(peer: IpAddr, trusted: bool, headers: &http::HeaderMap) -> IpAd
 /// a client that could choose its address would get a fresh limit with every request. When every
 /// entry is a trusted proxy, the leftmost is the client; an entry that is not an address stops
 /// the walk at the last trusted hop. Nothing is allocated.
-pub fn limit_client(peer: IpAddr, trusted: &TrustedProxies, headers: &http::HeaderMap) -> IpAddr {
+pub(crate) fn limit_client(
+    peer: IpAddr,
+    trusted: &TrustedProxies,
+    headers: &http::HeaderMap,
+) -> IpAddr {
     let mut client = canonical(peer);
     if !trusted.trusts(client) {
         return client;
@@ -236,7 +235,7 @@ pub fn limit_client(peer: IpAddr, trusted: &TrustedProxies, headers: &http::Head
 }
 
 /// The bytes of an address, for hashing, without allocating.
-pub fn ip_bytes(ip: IpAddr) -> ([u8; 16], usize) {
+pub(crate) fn ip_bytes(ip: IpAddr) -> ([u8; 16], usize) {
     let mut out = [0u8; 16];
     match ip {
         IpAddr::V4(v4) => {
@@ -248,7 +247,7 @@ pub fn ip_bytes(ip: IpAddr) -> ([u8; 16], usize) {
 }
 
 /// The peer address as a header value, for `X-Real-IP`.
-pub fn real_ip(peer: IpAddr) -> HeaderValue {
+pub(crate) fn real_ip(peer: IpAddr) -> HeaderValue {
     HeaderValue::from_str(&canonical(peer).to_string())
         .unwrap_or_else(|_| HeaderValue::from_static("unknown"))
 }

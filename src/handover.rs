@@ -30,7 +30,7 @@ pub fn lock_path(upgrade_sock: &str) -> PathBuf {
 
 /// The ready marker of a PID file: `PID_FILE.ready`, next to it. It holds the PID of the last
 /// daemon that served on every listener.
-pub fn ready_path(pid_file: &str) -> PathBuf {
+pub(crate) fn ready_path(pid_file: &str) -> PathBuf {
     PathBuf::from(format!("{pid_file}.ready"))
 }
 
@@ -72,7 +72,8 @@ impl UpgradeLock {
     }
 
     /// Whether a lock at `path` is free now (it is taken and released at once).
-    pub fn is_free(path: &Path) -> bool {
+    #[cfg(test)]
+    fn is_free(path: &Path) -> bool {
         UpgradeLock::acquire(path, Duration::ZERO).is_ok()
     }
 }
@@ -90,7 +91,7 @@ impl Drop for UpgradeLock {
 /// Whether process `pid` serves on every address in `addresses`: it holds a listening socket
 /// on each, and it handles SIGQUIT and SIGTERM (pingora installs both once it runs), so the
 /// next upgrade's SIGQUIT or a stop's SIGTERM does not kill it outright.
-pub fn serves_on_all(pid: u32, addresses: &[SocketAddr]) -> bool {
+pub(crate) fn serves_on_all(pid: u32, addresses: &[SocketAddr]) -> bool {
     let listening = procnet::listening(pid);
     addresses.iter().all(|a| listening.contains(a))
         && procnet::catches(pid, libc::SIGQUIT) == Some(true)
@@ -98,7 +99,7 @@ pub fn serves_on_all(pid: u32, addresses: &[SocketAddr]) -> bool {
 }
 
 /// Writes `pid` to the ready marker at `path`, atomically (a new file renamed over the old).
-pub fn mark_ready(path: &Path, pid: u32) -> std::io::Result<()> {
+pub(crate) fn mark_ready(path: &Path, pid: u32) -> std::io::Result<()> {
     let tmp = PathBuf::from(format!("{}.tmp", path.display()));
     std::fs::write(&tmp, format!("{pid}\n"))?;
     std::fs::rename(&tmp, path)
@@ -135,7 +136,7 @@ impl std::fmt::Display for NotReady {
 }
 
 /// Waits until the process named in `pid_file` has written its PID to the ready marker
-/// ([`ready_path`]), up to `limit`. Returns that PID. The PID file is read again on every
+/// (`ready_path`), up to `limit`. Returns that PID. The PID file is read again on every
 /// look, so a reload that replaces the process is followed.
 pub fn wait_ready(pid_file: &str, limit: Duration) -> Result<u32, NotReady> {
     let marker = ready_path(pid_file);

@@ -4,38 +4,46 @@
 //!
 //! # Layout
 //!
-//! Pure logic first; none of these modules imports pingora, and each is unit-tested on its own:
+//! Pure logic first; none of these modules imports pingora or the pingora layer below, and each
+//! is unit-tested on its own:
 //!
 //! | module | owns |
 //! |---|---|
 //! | [`origin`] | normalising allow-list entries, compiling and matching origins |
 //! | [`ackee_origins`] | origins from Ackee's domain list: titles to origins, the GraphQL answer, the refresh state machine, the poll client |
-//! | [`cors`] | preflight and actual-request decisions, every CORS header value, `Vary` merging |
+//! | [`cors`] | a request's whole CORS fate as one decision (preflight allowed or refused, allowed, forwarded bare, rejected, same origin, not applicable) and its log and metric labels; every CORS header value, `Vary` merging |
 //! | [`forwarded`] | trusted proxies and the client-IP headers Ackee believes |
-//! | [`health`] | each replica's health from active checks: thresholds, first-pass rule |
-//! | [`framing`] | request framing checks (`Host`, ambiguous lengths), hop-by-hop response headers |
-//! | [`limits`] | request head and body size checks |
+//! | `health` | each replica's health from active checks: thresholds, first-pass rule |
+//! | `framing` | request framing checks (`Host`, ambiguous lengths), hop-by-hop response headers |
+//! | `limits` | request head and body size checks |
 //! | [`ratelimit`] | per-client rate limits: which rule a request falls under, `createToken` in a body, the decision, `Retry-After` (its counters are pingora-limits, a standalone crate) |
-//! | [`retry`] | whether a failed attempt at Ackee is tried again, and where |
-//! | [`redirect`] | the plain-HTTP to HTTPS redirect |
-//! | [`acme`] | serving certbot's HTTP-01 challenge files from a webroot, safely |
+//! | `retry` | one request's attempts at Ackee (replicas tried, the next one, the client key), and whether a failed attempt is tried again, and where |
+//! | `redirect` | the plain-HTTP to HTTPS redirect |
+//! | `acme` | serving certbot's HTTP-01 challenge files from a webroot, safely |
 //! | [`tls`] | loading certificates, choosing one by SNI, reloading them |
 //! | [`config`] | reading the YAML file, validating it, reporting every problem at once |
 //! | [`procnet`] | the TCP addresses a process listens on, from `/proc` (graceful upgrade checks) |
 //! | [`handover`] | the upgrade lock, the ready marker, and waiting for a gateway to serve |
 //! | [`access_log`] | one line per request, text or JSON, written off the request path |
+//! | [`metrics`] | every Prometheus metric, registered once; the label sets |
+//! | [`logging`] | stderr logging with levels; pingora's handshake failures counted |
 //! | [`explain`] | `ackee-gateway explain`: what a browser gets, and why it fails (no pingora; its online half speaks plain HTTP/1.1 and rustls) |
-//! | [`outage`] | failed requests during an Ackee outage, tallied and summarised, not logged one by one |
+//! | `outage` | failed requests during an Ackee outage, tallied and summarised, not logged one by one |
 //!
-//! Then the thin pingora layer:
+//! Then the thin pingora layer, which imports the modules above and never the other way:
 //!
 //! | module | owns |
 //! |---|---|
-//! | [`metrics`] | every Prometheus metric, registered once |
-//! | [`logging`] | stderr logging with levels; pingora's handshake failures counted |
-//! | [`proxy`] | the `ProxyHttp` implementation: each phase calls into the modules above |
-//! | [`server`] | turning a [`config::Config`] into a running pingora `Server` |
-//! | [`upstream`] | choosing an Ackee replica on pingora's load balancer; peers; health checks |
+//! | `upstream` | choosing an Ackee replica on pingora's load balancer (each backend carries its replica's index); peers; the health checker, which holds the replicas and the metrics |
+//! | `proxy` | the `ProxyHttp` implementation: each phase calls into the modules above (`request.rs` the steps of `request_filter`, `respond.rs` the answers at the edge, `failure.rs` Ackee's failures) |
+//! | [`server`] | turning a [`config::Config`] into a running pingora `Server`; its background services (`services.rs`) |
+//!
+//! One import still crosses the line upwards, in code another change owns: `config`'s
+//! validation reads `upstream::MAX_REPLICAS`, which is `retry`'s constant re-exported;
+//! reading it from `retry` ends the `config` → `upstream` → `config` circle.
+//!
+//! Modules without a link are `pub(crate)`: only the crate uses them. Inside every module, what
+//! only the crate uses is `pub(crate)` too, so the compiler reports dead code.
 //!
 //! The binary (`src/main.rs`) parses the command line, loads the config and calls [`server`],
 //! or hands `explain` to [`explain::cli`].
@@ -44,24 +52,24 @@
 
 pub mod access_log;
 pub mod ackee_origins;
-pub mod acme;
+pub(crate) mod acme;
 pub mod config;
 pub mod cors;
 pub mod explain;
 pub mod forwarded;
-pub mod framing;
+pub(crate) mod framing;
 pub mod handover;
-pub mod health;
-pub mod limits;
+pub(crate) mod health;
+pub(crate) mod limits;
 pub mod logging;
 pub mod metrics;
 pub mod origin;
-pub mod outage;
+pub(crate) mod outage;
 pub mod procnet;
-pub mod proxy;
+pub(crate) mod proxy;
 pub mod ratelimit;
-pub mod redirect;
-pub mod retry;
+pub(crate) mod redirect;
+pub(crate) mod retry;
 pub mod server;
 pub mod tls;
-pub mod upstream;
+pub(crate) mod upstream;

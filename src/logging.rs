@@ -12,22 +12,21 @@
 //! logger recognises that one record, counts it in `ackee_gateway_tls_handshakes_total` and
 //! re-logs it at debug level. Everything else passes through unchanged.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use log::{Level, Log, Metadata, Record};
-use once_cell::sync::OnceCell;
 
 use crate::metrics::Metrics;
 
-static HANDSHAKE_METRICS: OnceCell<Arc<Metrics>> = OnceCell::new();
+static HANDSHAKE_METRICS: OnceLock<Arc<Metrics>> = OnceLock::new();
 
 /// Where failed handshakes are counted. Called once the metrics exist.
-pub fn count_handshake_failures_in(metrics: Arc<Metrics>) {
+pub(crate) fn count_handshake_failures_in(metrics: Arc<Metrics>) {
     let _ = HANDSHAKE_METRICS.set(metrics);
 }
 
 /// Whether a log record is pingora's report of a failed downstream handshake.
-pub fn is_handshake_failure(target: &str, level: Level, message: &str) -> bool {
+pub(crate) fn is_handshake_failure(target: &str, level: Level, message: &str) -> bool {
     level == Level::Error
         && target.starts_with("pingora_core::services::listening")
         && message.starts_with("Downstream handshake")
@@ -36,14 +35,14 @@ pub fn is_handshake_failure(target: &str, level: Level, message: &str) -> bool {
 /// Whether a log record is pingora's note, while a new process waits for the old one's sockets
 /// during a graceful upgrade, that they have not arrived yet. It is expected for the first
 /// second or so of every reload, so it is logged at info level, not as an error.
-pub fn is_upgrade_wait(target: &str, level: Level, message: &str) -> bool {
+pub(crate) fn is_upgrade_wait(target: &str, level: Level, message: &str) -> bool {
     level == Level::Error
         && target.starts_with("pingora_core::server::transfer_fd")
         && message.starts_with("No incoming socket transfer")
 }
 
 /// The gateway's logger: env_logger, plus the handshake-failure hook.
-pub struct GatewayLogger {
+pub(crate) struct GatewayLogger {
     inner: env_logger::Logger,
 }
 
@@ -97,7 +96,7 @@ impl GatewayLogger {
 }
 
 /// The sd-daemon(3) prefix that gives a line its syslog priority in the journal.
-pub fn syslog_prefix(level: Level) -> &'static str {
+pub(crate) fn syslog_prefix(level: Level) -> &'static str {
     match level {
         Level::Error => "<3>",
         Level::Warn => "<4>",
@@ -109,7 +108,7 @@ pub fn syslog_prefix(level: Level) -> &'static str {
 /// Whether a `JOURNAL_STREAM` value (`"dev:ino"`, in decimal) names the file whose device and
 /// inode numbers are `dev` and `ino`. sd-daemon(3) says to compare it with `fstat` of the fd,
 /// since a service may redirect stderr while the variable stays in its environment.
-pub fn journal_stream_names(value: &str, dev: u64, ino: u64) -> bool {
+pub(crate) fn journal_stream_names(value: &str, dev: u64, ino: u64) -> bool {
     let Some((d, i)) = value.trim().split_once(':') else {
         return false;
     };
@@ -117,7 +116,7 @@ pub fn journal_stream_names(value: &str, dev: u64, ino: u64) -> bool {
 }
 
 /// Whether stderr is connected to the journal.
-pub fn stderr_is_journal() -> bool {
+pub(crate) fn stderr_is_journal() -> bool {
     let Ok(value) = std::env::var("JOURNAL_STREAM") else {
         return false;
     };
@@ -132,7 +131,7 @@ pub fn stderr_is_journal() -> bool {
 }
 
 /// Prefixes every line of a message with the level's syslog priority, for the journal.
-pub fn journal_lines(level: Level, message: &str) -> String {
+pub(crate) fn journal_lines(level: Level, message: &str) -> String {
     let prefix = syslog_prefix(level);
     let mut out = String::with_capacity(message.len() + 4);
     for line in message.lines() {
@@ -147,7 +146,7 @@ pub fn journal_lines(level: Level, message: &str) -> String {
     out
 }
 
-static JOURNAL: OnceCell<bool> = OnceCell::new();
+static JOURNAL: OnceLock<bool> = OnceLock::new();
 
 /// Writes a message that is not a log record (a config diagnostic, a start-up problem) to
 /// stderr, with its priority when stderr is the journal and as it is otherwise.

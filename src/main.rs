@@ -189,6 +189,31 @@ fn main() -> ExitCode {
         libc::signal(libc::SIGHUP, libc::SIG_IGN);
     }
 
+    let loaded = match load(&args) {
+        Ok(l) => l,
+        Err(code) => return code,
+    };
+    if args.test {
+        to_stderr(
+            Level::Info,
+            &format!("ackee-gateway: {} is valid", args.conf),
+        );
+        return ExitCode::SUCCESS;
+    }
+    if args.wait_ready {
+        return wait_ready(&loaded);
+    }
+    match upgrade_lock(&args, &loaded).and_then(|lock| {
+        check_listeners(&args, &loaded)?;
+        Ok(lock)
+    }) {
+        Ok(lock) => serve(&args, &loaded, lock),
+        Err(code) => code,
+    }
+}
+
+/// Loads the config and reports its problems and warnings.
+fn load(args: &Args) -> Result<config::Loaded, ExitCode> {
     let env_origins = std::env::var(ENV_ALLOW_ORIGIN).ok();
     let loaded = match config::load(&args.conf, env_origins.as_deref()) {
         Ok(l) => l,
@@ -202,7 +227,7 @@ fn main() -> ExitCode {
                 Level::Error,
                 &format!("ackee-gateway: {n} problem{s} in the configuration; nothing was started"),
             );
-            return ExitCode::from(2);
+            return Err(ExitCode::from(2));
         }
     };
     for w in loaded
@@ -212,98 +237,106 @@ fn main() -> ExitCode {
     {
         to_stderr(Level::Warn, &w.to_string());
     }
-    if args.test {
-        to_stderr(
-            Level::Info,
-            &format!("ackee-gateway: {} is valid", args.conf),
-        );
-        return ExitCode::SUCCESS;
-    }
-    if args.wait_ready {
-        let pid_file = &loaded.config.server.pid_file;
-        return match ackee_gateway::handover::wait_ready(pid_file, HANDOVER_LIMIT) {
-            Ok(pid) => {
-                to_stderr(
-                    Level::Info,
-                    &format!("ackee-gateway: the gateway (PID {pid}) serves on every listener"),
-                );
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                to_stderr(
-                    Level::Error,
-                    &format!("ackee-gateway: {e} (PID file {pid_file})"),
-                );
-                ExitCode::from(1)
-            }
-        };
-    }
+    Ok(loaded)
+}
 
-    // One upgrade at a time: a second `-u` would unlink the upgrade socket the first one is
-    // waiting on. Held until this process serves on every listener (see handover).
-    let upgrade_lock = if args.upgrade {
-        use ackee_gateway::handover::{UpgradeLock, lock_path};
-        let path = lock_path(&loaded.config.server.upgrade_sock);
-        let lock = UpgradeLock::acquire(&path, std::time::Duration::ZERO).or_else(|_| {
+/// `--wait-ready`: waits until the gateway of the PID file serves on every listener.
+fn wait_ready(loaded: &config::Loaded) -> ExitCode {
+    let pid_file = &loaded.config.server.pid_file;
+    match ackee_gateway::handover::wait_ready(pid_file, HANDOVER_LIMIT) {
+        Ok(pid) => {
             to_stderr(
-                Level::Warn,
-                &format!(
-                    "ackee-gateway: another upgrade holds {}; waiting for it to finish",
-                    path.display()
-                ),
+                Level::Info,
+                &format!("ackee-gateway: the gateway (PID {pid}) serves on every listener"),
             );
-            UpgradeLock::acquire(&path, HANDOVER_LIMIT)
-        });
-        match lock {
-            Ok(lock) => Some(lock),
-            Err(e) => {
-                to_stderr(
-                    Level::Error,
-                    &format!("ackee-gateway: {e}; nothing was started"),
-                );
-                return ExitCode::from(1);
-            }
+            ExitCode::SUCCESS
         }
-    } else {
-        None
-    };
-
-    // A listener that cannot bind would otherwise leave a running gateway with a dead port
-    // (pingora retries for 30 s, then gives up on that one service). Check first. With -u the
-    // addresses the running gateway holds are handed over; every other one must bind now,
-    // before the old process is told to hand over, so a failed reload leaves it serving.
-    {
-        let inherited = if args.upgrade {
-            // The running gateway: the PID file's (a daemon writes one), else any process of
-            // this name (one in the foreground writes none).
-            use ackee_gateway::procnet;
-            match procnet::running_pid(&loaded.config.server.pid_file) {
-                Some(pid) => procnet::listening(pid),
-                None => procnet::processes_named("ackee-gateway")
-                    .into_iter()
-                    .flat_map(procnet::listening)
-                    .collect(),
-            }
-        } else {
-            Vec::new()
-        };
-        let problems = unbindable(&args.conf, &loaded.config, &inherited);
-        if !problems.is_empty() {
-            for p in &problems {
-                to_stderr(Level::Error, p);
-            }
+        Err(e) => {
             to_stderr(
                 Level::Error,
-                if args.upgrade {
-                    "ackee-gateway: cannot listen; nothing was started, and the running gateway keeps its sockets"
-                } else {
-                    "ackee-gateway: cannot listen; nothing was started"
-                },
+                &format!("ackee-gateway: {e} (PID file {pid_file})"),
             );
-            return ExitCode::from(1);
+            ExitCode::from(1)
         }
     }
+}
 
+/// One upgrade at a time: a second `-u` would unlink the upgrade socket the first one is
+/// waiting on. Held until this process serves on every listener (see handover).
+fn upgrade_lock(
+    args: &Args,
+    loaded: &config::Loaded,
+) -> Result<Option<ackee_gateway::handover::UpgradeLock>, ExitCode> {
+    use ackee_gateway::handover::{UpgradeLock, lock_path};
+    if !args.upgrade {
+        return Ok(None);
+    }
+    let path = lock_path(&loaded.config.server.upgrade_sock);
+    let lock = UpgradeLock::acquire(&path, std::time::Duration::ZERO).or_else(|_| {
+        to_stderr(
+            Level::Warn,
+            &format!(
+                "ackee-gateway: another upgrade holds {}; waiting for it to finish",
+                path.display()
+            ),
+        );
+        UpgradeLock::acquire(&path, HANDOVER_LIMIT)
+    });
+    match lock {
+        Ok(lock) => Ok(Some(lock)),
+        Err(e) => {
+            to_stderr(
+                Level::Error,
+                &format!("ackee-gateway: {e}; nothing was started"),
+            );
+            Err(ExitCode::from(1))
+        }
+    }
+}
+
+/// A listener that cannot bind would otherwise leave a running gateway with a dead port
+/// (pingora retries for 30 s, then gives up on that one service). Check first. With -u the
+/// addresses the running gateway holds are handed over; every other one must bind now,
+/// before the old process is told to hand over, so a failed reload leaves it serving.
+fn check_listeners(args: &Args, loaded: &config::Loaded) -> Result<(), ExitCode> {
+    let inherited = if args.upgrade {
+        // The running gateway: the PID file's (a daemon writes one), else any process of
+        // this name (one in the foreground writes none).
+        use ackee_gateway::procnet;
+        match procnet::running_pid(&loaded.config.server.pid_file) {
+            Some(pid) => procnet::listening(pid),
+            None => procnet::processes_named("ackee-gateway")
+                .into_iter()
+                .flat_map(procnet::listening)
+                .collect(),
+        }
+    } else {
+        Vec::new()
+    };
+    let problems = unbindable(&args.conf, &loaded.config, &inherited);
+    if problems.is_empty() {
+        return Ok(());
+    }
+    for p in &problems {
+        to_stderr(Level::Error, p);
+    }
+    to_stderr(
+        Level::Error,
+        if args.upgrade {
+            "ackee-gateway: cannot listen; nothing was started, and the running gateway keeps its sockets"
+        } else {
+            "ackee-gateway: cannot listen; nothing was started"
+        },
+    );
+    Err(ExitCode::from(1))
+}
+
+/// Builds the server and runs it.
+fn serve(
+    args: &Args,
+    loaded: &config::Loaded,
+    upgrade_lock: Option<ackee_gateway::handover::UpgradeLock>,
+) -> ExitCode {
     let opt = Opt {
         upgrade: args.upgrade,
         daemon: args.daemon,

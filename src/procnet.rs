@@ -14,7 +14,7 @@ const LISTEN: &str = "0A";
 
 /// Parses a `/proc/net/tcp{,6}` address such as `0100007F:1F90` (127.0.0.1:8080): the address
 /// in the kernel's byte order, 32-bit word by 32-bit word, then the port in hex.
-pub fn parse_address(text: &str) -> Option<SocketAddr> {
+pub(crate) fn parse_address(text: &str) -> Option<SocketAddr> {
     let (ip, port) = text.split_once(':')?;
     let port = u16::from_str_radix(port, 16).ok()?;
     let words: Option<Vec<u32>> = (0..ip.len() / 8)
@@ -40,7 +40,7 @@ pub fn parse_address(text: &str) -> Option<SocketAddr> {
 
 /// The listening addresses of the rows of a `/proc/net/tcp{,6}` table whose inode is in
 /// `inodes`.
-pub fn listening_in_table(table: &str, inodes: &HashSet<String>) -> Vec<SocketAddr> {
+pub(crate) fn listening_in_table(table: &str, inodes: &HashSet<String>) -> Vec<SocketAddr> {
     table
         .lines()
         .skip(1)
@@ -92,7 +92,7 @@ pub fn processes_named(name: &str) -> Vec<u32> {
 
 /// Whether process `pid` catches `signal` (it has a handler installed), from the `SigCgt` mask
 /// of `/proc/PID/status`; `None` if that cannot be read (the process is gone, or not Linux).
-pub fn catches(pid: u32, signal: i32) -> Option<bool> {
+pub(crate) fn catches(pid: u32, signal: i32) -> Option<bool> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let mask = status.lines().find_map(|l| l.strip_prefix("SigCgt:"))?;
     let mask = u64::from_str_radix(mask.trim(), 16).ok()?;

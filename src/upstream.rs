@@ -10,11 +10,11 @@
 //! - Each replica's [`HttpPeer`] is built once; pooled connections idle for less than Node's
 //!   5 s keep-alive timeout, so a request never races Ackee closing the connection under it.
 
-use std::collections::{BTreeSet, HashMap};
-use std::net::SocketAddr;
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use futures::FutureExt;
 use log::{info, warn};
 use pingora_core::server::ShutdownWatch;
 use pingora_core::services::ServiceReadyNotifier;
@@ -29,9 +29,10 @@ use pingora_load_balancing::{Backend, Backends, LoadBalancer, discovery};
 use crate::config::types::{HealthCheckSettings, HealthProbe, Selection};
 use crate::config::{Replica, UpstreamSettings};
 use crate::health::{ReplicaHealth, Thresholds};
+use crate::metrics::Metrics;
 
-/// The most replicas a request can remember having tried (the width of the bit mask).
-pub const MAX_REPLICAS: usize = 64;
+pub use crate::retry::MAX_REPLICAS;
+use crate::retry::Tried;
 
 enum Balancer {
     RoundRobin(LoadBalancer<RoundRobin>),
@@ -46,17 +47,28 @@ where
 {
     let lb = LoadBalancer::from_backends(Backends::new(discovery::Static::new(backends)));
     // Static discovery never blocks or fails.
-    let _ = now(lb.update());
+    let _ = lb.update().now_or_never();
     lb
 }
 
+/// A replica's index in the config, carried in its [`Backend`]'s extensions (as River does).
+#[derive(Clone, Copy, Debug)]
+struct ReplicaIndex(usize);
+
 /// A replica as pingora's load balancer and health checks see it.
-fn backend(r: &Replica) -> Backend {
+fn backend(i: usize, r: &Replica) -> Backend {
+    let mut ext = http::Extensions::new();
+    ext.insert(ReplicaIndex(i));
     Backend {
         addr: pingora_core::protocols::l4::socket::SocketAddr::Inet(r.address),
         weight: r.weight,
-        ext: http::Extensions::new(),
+        ext,
     }
+}
+
+/// The config index of a backend.
+fn index_of(b: &Backend) -> Option<usize> {
+    b.ext.get::<ReplicaIndex>().map(|r| r.0)
 }
 
 /// The replicas and how to reach them.
@@ -64,7 +76,6 @@ pub struct Upstream {
     balancer: Balancer,
     names: Vec<String>,
     peers: Vec<HttpPeer>,
-    by_addr: HashMap<SocketAddr, usize>,
     health: Vec<ReplicaHealth>,
     thresholds: Option<Thresholds>,
     max_iterations: usize,
@@ -75,12 +86,10 @@ impl Upstream {
     /// or all up when checks are off).
     pub fn new(settings: &UpstreamSettings) -> Upstream {
         let mut backends = BTreeSet::new();
-        let mut by_addr = HashMap::new();
         let mut peers = Vec::new();
         let mut names = Vec::new();
         for (i, r) in settings.replicas.iter().enumerate() {
-            backends.insert(backend(r));
-            by_addr.insert(r.address, i);
+            backends.insert(backend(i, r));
             let mut peer = HttpPeer::new(r.address, false, String::new());
             peer.options.connection_timeout = Some(settings.connect_timeout);
             peer.options.read_timeout = Some(settings.read_timeout);
@@ -115,22 +124,20 @@ impl Upstream {
             balancer,
             names,
             peers,
-            by_addr,
             health,
             thresholds,
             max_iterations: total_weight.max(1) * 4 + 64,
         }
     }
 
-    /// Picks a healthy replica not in `tried` (a bit mask of replica indexes), or `None` if none
+    /// Picks a healthy replica not in `tried`, or `None` if none
     /// is left. When no replica is healthy, every one may be picked ([`crate::health::routable`]).
     /// `key` is the client address, used by consistent hashing.
-    pub fn select(&self, key: &[u8], tried: u64) -> Option<usize> {
+    pub fn select(&self, key: &[u8], tried: Tried) -> Option<usize> {
         let any_healthy = self.any_healthy();
         let accept = |b: &Backend, _: bool| {
-            self.index_of(b).is_some_and(|i| {
-                crate::health::routable(self.is_healthy(i), any_healthy)
-                    && (i >= MAX_REPLICAS || tried & (1 << i) == 0)
+            index_of(b).is_some_and(|i| {
+                crate::health::routable(self.is_healthy(i), any_healthy) && !tried.contains(i)
             })
         };
         let backend = match &self.balancer {
@@ -138,11 +145,7 @@ impl Upstream {
             Balancer::Random(lb) => lb.select_with(key, self.max_iterations, accept),
             Balancer::Consistent(lb) => lb.select_with(key, self.max_iterations, accept),
         }?;
-        self.index_of(&backend)
-    }
-
-    fn index_of(&self, b: &Backend) -> Option<usize> {
-        b.addr.as_inet().and_then(|a| self.by_addr.get(a).copied())
+        index_of(&backend)
     }
 
     /// Whether a replica currently gets traffic.
@@ -185,27 +188,25 @@ impl Upstream {
     pub fn len(&self) -> usize {
         self.names.len()
     }
-
-    /// Whether there are no replicas (never, after validation).
-    pub fn is_empty(&self) -> bool {
-        self.names.is_empty()
-    }
 }
 
 /// Runs the active health checks for every replica, every interval, in the background.
 pub struct HealthChecker {
-    shared: Arc<crate::proxy::Shared>,
+    upstream: Arc<Upstream>,
+    metrics: Arc<Metrics>,
     probe: Box<dyn HealthCheck + Send + Sync>,
     backends: Vec<Backend>,
     settings: HealthCheckSettings,
 }
 
 impl HealthChecker {
-    /// A checker for the shared state's replicas, or `None` when checks are off. An error (a
+    /// A checker for the replicas, whose health changes it records in `upstream` and in
+    /// `metrics`, or `None` when checks are off. An error (a
     /// path the HTTP check cannot send) must stop the start: without a checker no replica
     /// would ever be marked up.
     pub fn new(
-        shared: Arc<crate::proxy::Shared>,
+        upstream: Arc<Upstream>,
+        metrics: Arc<Metrics>,
         settings: &UpstreamSettings,
     ) -> Result<Option<HealthChecker>, String> {
         let hc = &settings.health_check;
@@ -231,9 +232,15 @@ impl HealthChecker {
             }
         };
         Ok(Some(HealthChecker {
-            shared,
+            upstream,
+            metrics,
             probe,
-            backends: settings.replicas.iter().map(backend).collect(),
+            backends: settings
+                .replicas
+                .iter()
+                .enumerate()
+                .map(|(i, r)| backend(i, r))
+                .collect(),
             settings: hc.clone(),
         }))
     }
@@ -253,12 +260,12 @@ impl HealthChecker {
             .enumerate()
         {
             let passed = matches!(result, Ok(Ok(())));
-            let up = &self.shared.upstream;
+            let up = &self.upstream;
             let Some(state) = up.health.get(i) else {
                 continue;
             };
             if let Some(now) = state.record(passed, thresholds) {
-                self.shared.metrics.replica_health(i, now);
+                self.metrics.replica_health(i, now);
                 if now {
                     info!(
                         "replica \"{}\" is up: it passes its health check",
@@ -310,14 +317,4 @@ pub fn fresh_group_key() -> u64 {
     use std::sync::atomic::{AtomicU64, Ordering};
     static NEXT: AtomicU64 = AtomicU64::new(1);
     NEXT.fetch_add(1, Ordering::Relaxed)
-}
-
-/// Polls a future that is known to complete without waiting.
-fn now<F: std::future::Future>(f: F) -> Option<F::Output> {
-    use std::task::{Context, Poll, Waker};
-    let mut f = std::pin::pin!(f);
-    match f.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
-        Poll::Ready(v) => Some(v),
-        Poll::Pending => None,
-    }
 }

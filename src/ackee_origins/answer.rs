@@ -7,7 +7,7 @@
 use serde_json::Value;
 
 /// The query the poller sends: every domain's id and title.
-pub const QUERY_BODY: &str = r#"{"query":"{ domains { id title } }"}"#;
+pub(crate) const QUERY_BODY: &str = r#"{"query":"{ domains { id title } }"}"#;
 
 /// One of Ackee's domains.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -33,7 +33,7 @@ pub enum Failure {
 
 impl Failure {
     /// Every reason, for pre-registering metric series.
-    pub const ALL: [Failure; 4] = [
+    pub(crate) const ALL: [Failure; 4] = [
         Failure::Unreachable,
         Failure::TokenRefused,
         Failure::BadAnswer,
@@ -41,7 +41,7 @@ impl Failure {
     ];
 
     /// The metric label value.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Failure::Unreachable => "unreachable",
             Failure::TokenRefused => "token_refused",
@@ -62,7 +62,7 @@ pub struct Failed {
 
 impl Failed {
     /// A failure with a detail.
-    pub fn new(reason: Failure, detail: impl Into<String>) -> Failed {
+    pub(crate) fn new(reason: Failure, detail: impl Into<String>) -> Failed {
         Failed {
             reason,
             detail: detail.into(),
@@ -84,7 +84,7 @@ fn about_the_token(error: &Value) -> bool {
 }
 
 /// Judges Ackee's answer: its HTTP status and body.
-pub fn parse(status: u16, body: &[u8]) -> Result<Vec<Domain>, Failed> {
+pub(crate) fn parse(status: u16, body: &[u8]) -> Result<Vec<Domain>, Failed> {
     let json: Option<Value> = serde_json::from_slice(body).ok();
     let errors = json
         .as_ref()

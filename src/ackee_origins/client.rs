@@ -1,7 +1,7 @@
 //! The poller's HTTP/1.1 client: one `POST /api` to each replica in turn, over a plain
 //! `std::net::TcpStream`, every step bounded by the timeout. Replicas are plain HTTP on a
 //! private network, so there is no TLS, no pooling and no redirect to follow; the request asks
-//! for `Connection: close` and the answer is read whole (at most [`MAX_ANSWER`] bytes).
+//! for `Connection: close` and the answer is read whole (at most `MAX_ANSWER` bytes).
 //!
 //! It blocks: the gateway runs it on tokio's blocking pool, `explain` calls it directly.
 
@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use super::answer::{self, Domain, Failed, Failure, QUERY_BODY};
 
 /// The largest answer read: about 50,000 domains.
-pub const MAX_ANSWER: usize = 4 << 20;
+pub(crate) const MAX_ANSWER: usize = 4 << 20;
 
 /// One Ackee replica to ask.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -27,7 +27,11 @@ pub struct Target {
 
 /// Asks each replica in order until one answers with a domain list or refuses the token.
 /// A replica that cannot be reached, or answers something else, passes the question on.
-pub fn fetch(targets: &[Target], token: &str, timeout: Duration) -> Result<Vec<Domain>, Failed> {
+pub(crate) fn fetch(
+    targets: &[Target],
+    token: &str,
+    timeout: Duration,
+) -> Result<Vec<Domain>, Failed> {
     let mut problems: Vec<String> = Vec::new();
     let mut bad_answer: Option<Failed> = None;
     for target in targets {
@@ -57,7 +61,7 @@ fn timed_out(what: &str) -> std::io::Error {
 }
 
 /// Sends the query to one replica and returns the status and the body.
-pub fn exchange(
+pub(crate) fn exchange(
     target: &Target,
     token: &str,
     timeout: Duration,

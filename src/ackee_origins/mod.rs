@@ -32,9 +32,9 @@ pub use refresh::{Refresh, State, Step};
 pub use titles::TitleRules;
 
 /// The default poll interval.
-pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(60);
+pub(crate) const DEFAULT_INTERVAL: Duration = Duration::from_secs(60);
 /// The default bound on each replica's answer.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// `cors.origins_from_ackee`, validated.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -50,7 +50,7 @@ pub struct Settings {
 }
 
 /// Reads the token: the file's text, trimmed. Errors say why, without the file's name.
-pub fn read_token(path: &Path) -> Result<String, String> {
+pub(crate) fn read_token(path: &Path) -> Result<String, String> {
     let bytes = crate::config::read_regular(path).map_err(|e| format!("cannot be read ({e})"))?;
     let text = String::from_utf8(bytes).map_err(|_| "is not text".to_owned())?;
     let token = text.trim();
@@ -67,7 +67,7 @@ pub fn read_token(path: &Path) -> Result<String, String> {
 }
 
 /// One poll: reads the token, then asks the replicas in turn.
-pub fn poll(settings: &Settings, targets: &[Target]) -> Result<Vec<Domain>, Failed> {
+pub(crate) fn poll(settings: &Settings, targets: &[Target]) -> Result<Vec<Domain>, Failed> {
     let token = read_token(&settings.token_file).map_err(|e| {
         Failed::new(
             Failure::TokenUnreadable,

@@ -49,7 +49,7 @@ pub struct Refresh {
 }
 
 /// Compiles the static entries together with the origins from Ackee.
-pub fn merge(static_entries: &[Entry], from_ackee: &[String]) -> OriginSet {
+pub(crate) fn merge(static_entries: &[Entry], from_ackee: &[String]) -> OriginSet {
     OriginSet::new(
         static_entries
             .iter()
@@ -73,7 +73,7 @@ fn quoted(list: &[String]) -> String {
 
 impl Refresh {
     /// A refresh that starts from the static entries alone.
-    pub fn new(static_entries: Vec<Entry>, rules: TitleRules) -> Refresh {
+    pub(crate) fn new(static_entries: Vec<Entry>, rules: TitleRules) -> Refresh {
         Refresh {
             static_entries,
             rules,
@@ -83,22 +83,23 @@ impl Refresh {
     }
 
     /// Where the refresh stands.
-    pub fn state(&self) -> State {
+    #[cfg(test)]
+    fn state(&self) -> State {
         self.state
     }
 
     /// The origins from Ackee in use (empty before the first success).
-    pub fn origins(&self) -> &[String] {
+    pub(crate) fn origins(&self) -> &[String] {
         self.last_good.as_ref().map_or(&[], |d| &d.origins)
     }
 
     /// The titles of the last good list that are not host names.
-    pub fn skipped(&self) -> &[String] {
+    pub(crate) fn skipped(&self) -> &[String] {
         self.last_good.as_ref().map_or(&[], |d| &d.skipped)
     }
 
     /// Takes one poll's result.
-    pub fn on_result(&mut self, result: Result<Vec<Domain>, Failed>) -> Step {
+    pub(crate) fn on_result(&mut self, result: Result<Vec<Domain>, Failed>) -> Step {
         let mut step = Step::default();
         match result {
             Ok(domains) => {
@@ -130,32 +131,7 @@ impl Refresh {
                     )),
                 }
                 if let Some(old) = old_origins {
-                    let added: Vec<String> = derived
-                        .origins
-                        .iter()
-                        .filter(|o| old.binary_search(o).is_err())
-                        .cloned()
-                        .collect();
-                    let removed: Vec<String> = old
-                        .iter()
-                        .filter(|o| derived.origins.binary_search(o).is_err())
-                        .cloned()
-                        .collect();
-                    if !added.is_empty() {
-                        step.log.push((
-                            Level::Info,
-                            format!("origins from Ackee: now allowed: {}", quoted(&added)),
-                        ));
-                    }
-                    if !removed.is_empty() {
-                        step.log.push((
-                            Level::Info,
-                            format!(
-                                "origins from Ackee: no longer allowed: {}",
-                                quoted(&removed)
-                            ),
-                        ));
-                    }
+                    log_changes(old, &derived.origins, &mut step.log);
                 }
                 if derived.skipped != old_skipped && !derived.skipped.is_empty() {
                     step.log.push((
@@ -193,6 +169,35 @@ impl Refresh {
             }
         }
         step
+    }
+}
+
+/// Logs the origins a successful poll added and removed; both lists are sorted.
+fn log_changes(old: &[String], new: &[String], log: &mut Vec<(Level, String)>) {
+    let added: Vec<String> = new
+        .iter()
+        .filter(|o| old.binary_search(o).is_err())
+        .cloned()
+        .collect();
+    let removed: Vec<String> = old
+        .iter()
+        .filter(|o| new.binary_search(o).is_err())
+        .cloned()
+        .collect();
+    if !added.is_empty() {
+        log.push((
+            Level::Info,
+            format!("origins from Ackee: now allowed: {}", quoted(&added)),
+        ));
+    }
+    if !removed.is_empty() {
+        log.push((
+            Level::Info,
+            format!(
+                "origins from Ackee: no longer allowed: {}",
+                quoted(&removed)
+            ),
+        ));
     }
 }
 

@@ -20,7 +20,7 @@ const MAX_LABEL: usize = 63;
 /// letters, digits and inner hyphens, and a last label that is not a number (so an IPv4
 /// address is not a host name). Case is folded, one trailing dot is dropped, surrounding
 /// spaces are trimmed, and an internationalised name becomes punycode, as browsers send it.
-pub fn host_name(title: &str) -> Option<String> {
+pub(crate) fn host_name(title: &str) -> Option<String> {
     let t = title.trim();
     let t = t.strip_suffix('.').unwrap_or(t);
     if t.is_empty() || t.len() > 4 * MAX_HOST {
@@ -91,7 +91,7 @@ pub struct Derived {
 }
 
 /// Derives the origins for every title.
-pub fn derive<'a>(titles: impl IntoIterator<Item = &'a str>, rules: &TitleRules) -> Derived {
+pub(crate) fn derive<'a>(titles: impl IntoIterator<Item = &'a str>, rules: &TitleRules) -> Derived {
     let mut out = Derived::default();
     for title in titles {
         let Some(host) = host_name(title) else {
@@ -119,7 +119,7 @@ pub fn derive<'a>(titles: impl IntoIterator<Item = &'a str>, rules: &TitleRules)
 
 /// The first title that gives `origin`, if any (for `explain`: "allowed because Ackee has a
 /// domain titled ...").
-pub fn title_giving<'a>(
+pub(crate) fn title_giving<'a>(
     titles: impl IntoIterator<Item = &'a str>,
     rules: &TitleRules,
     origin: &str,

@@ -10,7 +10,7 @@ static TRUE: HeaderValue = HeaderValue::from_static("true");
 
 impl AllowCredentials {
     /// The header value to send, if any.
-    pub fn value(self) -> Option<&'static HeaderValue> {
+    pub(crate) fn value(self) -> Option<&'static HeaderValue> {
         self.0.then_some(&TRUE)
     }
 }

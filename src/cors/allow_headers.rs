@@ -13,7 +13,7 @@ impl AllowHeaders {
     /// Builds the list. Names are compared without regard to case.
     ///
     /// Returns `None` if a name is not a valid header value (config validation rules that out).
-    pub fn new<S: AsRef<str>>(names: &[S]) -> Option<Self> {
+    pub(crate) fn new<S: AsRef<str>>(names: &[S]) -> Option<Self> {
         let joined = names
             .iter()
             .map(AsRef::as_ref)
@@ -29,14 +29,17 @@ impl AllowHeaders {
     }
 
     /// The `Access-Control-Allow-Headers` value, such as `Content-Type, Authorization, Time-Zone`.
-    pub fn value(&self) -> &HeaderValue {
+    pub(crate) fn value(&self) -> &HeaderValue {
         &self.value
     }
 
     /// Whether every name in the preflight's `Access-Control-Request-Headers` values is allowed.
     ///
     /// Names are separated by commas with optional spaces; empty items are ignored.
-    pub fn allows_all<'a>(&self, requested: impl IntoIterator<Item = &'a HeaderValue>) -> bool {
+    pub(crate) fn allows_all<'a>(
+        &self,
+        requested: impl IntoIterator<Item = &'a HeaderValue>,
+    ) -> bool {
         requested.into_iter().all(|value| {
             value
                 .as_bytes()

@@ -13,7 +13,7 @@ impl AllowMethods {
     /// Builds the list. Methods are compared byte for byte, as browsers compare them.
     ///
     /// Returns `None` if a method is not a valid HTTP token (config validation rules those out).
-    pub fn new<S: AsRef<str>>(methods: &[S]) -> Option<Self> {
+    pub(crate) fn new<S: AsRef<str>>(methods: &[S]) -> Option<Self> {
         let joined = methods
             .iter()
             .map(AsRef::as_ref)
@@ -26,12 +26,12 @@ impl AllowMethods {
     }
 
     /// The `Access-Control-Allow-Methods` value, such as `GET, POST, PATCH, OPTIONS`.
-    pub fn value(&self) -> &HeaderValue {
+    pub(crate) fn value(&self) -> &HeaderValue {
         &self.value
     }
 
     /// Whether a preflight's `Access-Control-Request-Method` is allowed.
-    pub fn allows(&self, requested: &[u8]) -> bool {
+    pub(crate) fn allows(&self, requested: &[u8]) -> bool {
         self.methods.iter().any(|m| m.as_bytes() == requested)
     }
 }

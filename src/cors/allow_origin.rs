@@ -2,8 +2,6 @@
 
 use http::{HeaderMap, HeaderValue, header};
 
-use std::sync::Arc;
-
 use crate::origin::{LiveOrigins, OriginMatch, OriginSet};
 
 /// The request's `Origin`, as far as CORS is concerned.
@@ -19,7 +17,7 @@ pub enum RequestOrigin<'a> {
 
 impl<'a> RequestOrigin<'a> {
     /// Reads the `Origin` headers of a request without allocating.
-    pub fn of(headers: &'a HeaderMap) -> Self {
+    pub(crate) fn of(headers: &'a HeaderMap) -> Self {
         let mut all = headers.get_all(header::ORIGIN).iter();
         match (all.next(), all.next()) {
             (None, _) => RequestOrigin::Absent,
@@ -40,43 +38,30 @@ pub enum OriginVerdict {
     Refused,
 }
 
-/// The allow list in use, swappable (origins from Ackee), and whether it is `*`.
+/// The allow list in use, swappable (origins from Ackee).
 #[derive(Clone, Debug)]
 pub struct AllowOrigin {
     live: LiveOrigins,
-    any: bool,
 }
 
 static ANY: HeaderValue = HeaderValue::from_static("*");
 
 impl AllowOrigin {
     /// Wraps a compiled allow list.
-    pub fn new(set: OriginSet) -> Self {
+    pub(crate) fn new(set: OriginSet) -> Self {
         AllowOrigin {
-            any: set.allows_any(),
             live: LiveOrigins::new(set),
         }
     }
 
-    /// True in wildcard mode, where the answer is `*` and credentials are never sent. Fixed at
-    /// start-up: a swapped-in list never adds or removes `*`.
-    pub fn is_any(&self) -> bool {
-        self.any
-    }
-
-    /// The allow list in use now.
-    pub fn current(&self) -> Arc<OriginSet> {
-        self.live.load().clone()
-    }
-
     /// The handle a refresh stores new lists through.
-    pub fn live(&self) -> &LiveOrigins {
+    pub(crate) fn live(&self) -> &LiveOrigins {
         &self.live
     }
 
     /// Decides on a request's origin. The returned value is a cheap clone of a value built at
     /// start-up, or of the request's own header when a subdomain pattern matched.
-    pub fn verdict(&self, origin: RequestOrigin<'_>) -> OriginVerdict {
+    pub(crate) fn verdict(&self, origin: RequestOrigin<'_>) -> OriginVerdict {
         let value = match origin {
             RequestOrigin::Absent => return OriginVerdict::Absent,
             RequestOrigin::Several => return OriginVerdict::Refused,
@@ -98,7 +83,7 @@ impl AllowOrigin {
 /// Whether a request's `Origin` is the gateway's own origin: `scheme://host`, where `host` is the
 /// request's `Host` (or HTTP/2 `:authority`). Browsers send `Origin` on same-origin POSTs, such as
 /// those of Ackee's own dashboard; those must pass even in `reject` mode.
-pub fn is_same_origin(origin: &HeaderValue, scheme: &str, host: &[u8]) -> bool {
+pub(crate) fn is_same_origin(origin: &HeaderValue, scheme: &str, host: &[u8]) -> bool {
     let Some(rest) = origin
         .as_bytes()
         .strip_prefix(scheme.as_bytes())
@@ -204,7 +189,6 @@ mod tests {
     #[test]
     fn wildcard_mode_answers_a_literal_star() {
         let a = allow(&["*"]);
-        assert!(a.is_any());
         let h = headers(&[b"https://anything.test"]);
         assert_eq!(
             a.verdict(RequestOrigin::of(&h)),

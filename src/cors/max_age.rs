@@ -8,12 +8,12 @@ pub struct MaxAge(Option<HeaderValue>);
 
 impl MaxAge {
     /// `Some(seconds)` sends the header; `None` leaves it out.
-    pub fn new(seconds: Option<u32>) -> Self {
+    pub(crate) fn new(seconds: Option<u32>) -> Self {
         MaxAge(seconds.map(HeaderValue::from))
     }
 
     /// The header value to send, if any.
-    pub fn value(&self) -> Option<&HeaderValue> {
+    pub(crate) fn value(&self) -> Option<&HeaderValue> {
         self.0.as_ref()
     }
 }

@@ -11,6 +11,7 @@
 //! | [`max_age`] | `Access-Control-Max-Age` |
 //! | [`vary`] | merging `Vary: Origin` into a response |
 //! | [`strip`] | finding Ackee's own `Access-Control-*` headers to remove |
+//! | `decision` | a request's whole CORS fate, one `Decision`, and its log and metric labels |
 //!
 //! [`CorsPolicy`] ties them together. Every header value is built once, at start-up.
 
@@ -18,6 +19,7 @@ pub mod allow_credentials;
 pub mod allow_headers;
 pub mod allow_methods;
 pub mod allow_origin;
+pub(crate) mod decision;
 pub mod max_age;
 pub mod strip;
 pub mod vary;
@@ -25,6 +27,7 @@ pub mod vary;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, header};
 
 pub use allow_origin::{OriginVerdict, RequestOrigin};
+pub(crate) use decision::{Decision, RequestKind, request_host};
 
 use crate::origin::OriginSet;
 use allow_credentials::AllowCredentials;
@@ -36,25 +39,25 @@ use max_age::MaxAge;
 /// Header names as written on HTTP/1.1 responses, in the case Ackee and nginx use.
 pub mod names {
     /// `Access-Control-Allow-Origin`.
-    pub const ALLOW_ORIGIN: &str = "Access-Control-Allow-Origin";
+    pub(crate) const ALLOW_ORIGIN: &str = "Access-Control-Allow-Origin";
     /// `Access-Control-Allow-Methods`.
-    pub const ALLOW_METHODS: &str = "Access-Control-Allow-Methods";
+    pub(crate) const ALLOW_METHODS: &str = "Access-Control-Allow-Methods";
     /// `Access-Control-Allow-Headers`.
-    pub const ALLOW_HEADERS: &str = "Access-Control-Allow-Headers";
+    pub(crate) const ALLOW_HEADERS: &str = "Access-Control-Allow-Headers";
     /// `Access-Control-Allow-Credentials`.
-    pub const ALLOW_CREDENTIALS: &str = "Access-Control-Allow-Credentials";
+    pub(crate) const ALLOW_CREDENTIALS: &str = "Access-Control-Allow-Credentials";
     /// `Access-Control-Max-Age`.
-    pub const MAX_AGE: &str = "Access-Control-Max-Age";
+    pub(crate) const MAX_AGE: &str = "Access-Control-Max-Age";
     /// `Vary`.
-    pub const VARY: &str = "Vary";
+    pub(crate) const VARY: &str = "Vary";
 }
 
 /// Ackee's own `Access-Control-Allow-Methods`, the default.
-pub const ACKEE_METHODS: [&str; 4] = ["GET", "POST", "PATCH", "OPTIONS"];
+pub(crate) const ACKEE_METHODS: [&str; 4] = ["GET", "POST", "PATCH", "OPTIONS"];
 /// Ackee's own `Access-Control-Allow-Headers`, the default.
-pub const ACKEE_HEADERS: [&str; 3] = ["Content-Type", "Authorization", "Time-Zone"];
+pub(crate) const ACKEE_HEADERS: [&str; 3] = ["Content-Type", "Authorization", "Time-Zone"];
 /// Ackee's own `Access-Control-Max-Age`, the default.
-pub const ACKEE_MAX_AGE_SECONDS: u32 = 3600;
+pub(crate) const ACKEE_MAX_AGE_SECONDS: u32 = 3600;
 
 /// What happens to an actual (non-preflight) request whose origin is not allowed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -63,16 +66,6 @@ pub enum DisallowedOrigin {
     Forward,
     /// Answer 403 at the edge; Ackee never sees it.
     Reject,
-}
-
-impl DisallowedOrigin {
-    /// The config spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DisallowedOrigin::Forward => "forward",
-            DisallowedOrigin::Reject => "reject",
-        }
-    }
 }
 
 /// Validated CORS settings, the input to [`CorsPolicy::new`].
@@ -123,10 +116,10 @@ pub enum Refusal {
 
 impl Refusal {
     /// All reasons, for pre-registering metric series.
-    pub const ALL: [Refusal; 3] = [Refusal::Origin, Refusal::Method, Refusal::Header];
+    pub(crate) const ALL: [Refusal; 3] = [Refusal::Origin, Refusal::Method, Refusal::Header];
 
     /// The metric label value.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Refusal::Origin => "origin",
             Refusal::Method => "method",
@@ -135,7 +128,7 @@ impl Refusal {
     }
 
     /// The short text body of the 403.
-    pub fn body(self) -> &'static [u8] {
+    pub(crate) fn body(self) -> &'static [u8] {
         match self {
             Refusal::Origin => {
                 b"Forbidden: this origin is not allowed to use this Ackee server (CORS)\n"
@@ -190,7 +183,7 @@ impl CorsPolicy {
 
     /// A preflight is `OPTIONS` with `Origin` and `Access-Control-Request-Method`.
     /// Any other `OPTIONS` is an ordinary request.
-    pub fn is_preflight(method: &Method, headers: &HeaderMap) -> bool {
+    pub(crate) fn is_preflight(method: &Method, headers: &HeaderMap) -> bool {
         method == Method::OPTIONS
             && headers.contains_key(header::ORIGIN)
             && headers.contains_key(&ACRM)
@@ -223,7 +216,7 @@ impl CorsPolicy {
 
     /// The headers of an allowed preflight's 204, `Vary: Origin` included. Names are spelt as
     /// Ackee and nginx spell them on HTTP/1.1; HTTP/2 lowercases them on the wire.
-    pub fn preflight_headers(
+    pub(crate) fn preflight_headers(
         &self,
         allow_origin: HeaderValue,
     ) -> impl Iterator<Item = (&'static str, HeaderValue)> + '_ {
@@ -242,32 +235,28 @@ impl CorsPolicy {
     }
 
     /// Decides an actual (non-preflight) request's origin.
-    pub fn actual(&self, headers: &HeaderMap) -> OriginVerdict {
+    pub(crate) fn actual(&self, headers: &HeaderMap) -> OriginVerdict {
         self.origin.verdict(RequestOrigin::of(headers))
     }
 
     /// `Access-Control-Allow-Credentials` for allowed origins, if credentials are on.
-    pub fn credentials(&self) -> Option<&'static HeaderValue> {
+    pub(crate) fn credentials(&self) -> Option<&'static HeaderValue> {
         self.credentials.value()
     }
 
     /// Whether responses carry `Access-Control-Allow-Credentials: true`.
-    pub fn allows_credentials(&self) -> bool {
+    #[cfg(test)]
+    fn allows_credentials(&self) -> bool {
         self.credentials.0
     }
 
     /// The fate of actual requests from origins that are not allowed.
-    pub fn disallowed_origin(&self) -> DisallowedOrigin {
+    pub(crate) fn disallowed_origin(&self) -> DisallowedOrigin {
         self.disallowed
     }
 
-    /// The allow list in use now.
-    pub fn origins(&self) -> std::sync::Arc<OriginSet> {
-        self.origin.current()
-    }
-
     /// The handle through which a refresh (origins from Ackee) swaps in a new allow list.
-    pub fn live_origins(&self) -> &crate::origin::LiveOrigins {
+    pub(crate) fn live_origins(&self) -> &crate::origin::LiveOrigins {
         self.origin.live()
     }
 }

@@ -3,14 +3,14 @@
 use http::{HeaderMap, HeaderName};
 
 /// Whether a response header belongs to CORS (`Access-Control-` prefix, any case).
-pub fn is_access_control(name: &HeaderName) -> bool {
+pub(crate) fn is_access_control(name: &HeaderName) -> bool {
     // HeaderName is always lowercase.
     name.as_str().starts_with("access-control-")
 }
 
 /// The first `Access-Control-*` header in a map, if any. Call it in a loop to remove them all
 /// without collecting the names into a new allocation.
-pub fn first_access_control(headers: &HeaderMap) -> Option<HeaderName> {
+pub(crate) fn first_access_control(headers: &HeaderMap) -> Option<HeaderName> {
     headers.keys().find(|n| is_access_control(n)).cloned()
 }
 

@@ -3,7 +3,7 @@
 use http::{HeaderMap, HeaderValue, header};
 
 /// The value the gateway sends when the response has no `Vary` of its own.
-pub static ORIGIN: HeaderValue = HeaderValue::from_static("Origin");
+pub(crate) static ORIGIN: HeaderValue = HeaderValue::from_static("Origin");
 
 /// What to do with a response's `Vary` headers.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -18,7 +18,7 @@ pub enum VaryMerge {
 
 /// Decides how to make a response's `Vary` cover `Origin`. Allocates only when the response
 /// already has a `Vary` that must be extended.
-pub fn merge(headers: &HeaderMap) -> VaryMerge {
+pub(crate) fn merge(headers: &HeaderMap) -> VaryMerge {
     let mut values = headers.get_all(header::VARY).iter().peekable();
     if values.peek().is_none() {
         return VaryMerge::Insert;

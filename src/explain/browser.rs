@@ -15,7 +15,7 @@ pub struct Answer {
 
 impl Answer {
     /// Every value of a header, in order (names compared without case).
-    pub fn all(&self, name: &str) -> Vec<&str> {
+    pub(crate) fn all(&self, name: &str) -> Vec<&str> {
         self.headers
             .iter()
             .filter(|(k, _)| k.eq_ignore_ascii_case(name))
@@ -24,7 +24,7 @@ impl Answer {
     }
 
     /// The values of a header combined as Fetch does: joined with `", "`, or `None` if absent.
-    pub fn combined(&self, name: &str) -> Option<String> {
+    pub(crate) fn combined(&self, name: &str) -> Option<String> {
         let all = self.all(name);
         (!all.is_empty()).then(|| all.join(", "))
     }
@@ -43,7 +43,7 @@ pub struct Ask {
 
 impl Ask {
     /// The tracker's request: `POST` with `Content-Type: application/json;charset=UTF-8`.
-    pub fn tracker(origin: &str) -> Ask {
+    pub(crate) fn tracker(origin: &str) -> Ask {
         Ask {
             origin: origin.to_owned(),
             method: "POST".to_owned(),
@@ -56,7 +56,7 @@ impl Ask {
 
     /// The names a preflight lists in `Access-Control-Request-Headers`: the request's
     /// non-safelisted header names, lowercased, sorted, without duplicates.
-    pub fn unsafe_header_names(&self) -> Vec<String> {
+    pub(crate) fn unsafe_header_names(&self) -> Vec<String> {
         let mut names: Vec<String> = self
             .headers
             .iter()
@@ -69,14 +69,14 @@ impl Ask {
     }
 
     /// Whether the method is one of GET, HEAD and POST, which need no listing.
-    pub fn safelisted_method(&self) -> bool {
+    pub(crate) fn safelisted_method(&self) -> bool {
         matches!(self.method.as_str(), "GET" | "HEAD" | "POST")
     }
 }
 
 /// Whether a request header is CORS-safelisted (simplified to the names and, for
 /// `Content-Type`, the three types Fetch allows).
-pub fn is_safelisted(name: &str, value: &str) -> bool {
+pub(crate) fn is_safelisted(name: &str, value: &str) -> bool {
     let name = name.to_ascii_lowercase();
     match name.as_str() {
         "accept" | "accept-language" | "content-language" => true,
@@ -186,12 +186,12 @@ pub enum Finding {
 
 impl Finding {
     /// Whether the browser refuses (true) or only a cache is at risk (false).
-    pub fn is_failure(&self) -> bool {
+    pub(crate) fn is_failure(&self) -> bool {
         !matches!(self, Finding::MissingVary { .. })
     }
 
     /// The request the finding is about.
-    pub fn stage(&self) -> Stage {
+    pub(crate) fn stage(&self) -> Stage {
         match self {
             Finding::NotOk { .. }
             | Finding::MethodNotAllowed { .. }
@@ -273,7 +273,7 @@ fn redirect(stage: Stage, a: &Answer) -> Option<Finding> {
 
 /// Checks a preflight's answer as a browser does. Any failure here means the actual request
 /// is never sent.
-pub fn check_preflight(ask: &Ask, a: &Answer, credentials: bool) -> Vec<Finding> {
+pub(crate) fn check_preflight(ask: &Ask, a: &Answer, credentials: bool) -> Vec<Finding> {
     let mut out = Vec::new();
     if let Some(r) = redirect(Stage::Preflight, a) {
         out.push(r);
@@ -313,7 +313,7 @@ pub fn check_preflight(ask: &Ask, a: &Answer, credentials: bool) -> Vec<Finding>
 }
 
 /// Checks the actual request's answer as a browser does.
-pub fn check_actual(ask: &Ask, a: &Answer, credentials: bool) -> Vec<Finding> {
+pub(crate) fn check_actual(ask: &Ask, a: &Answer, credentials: bool) -> Vec<Finding> {
     let mut out = Vec::new();
     if let Some(r) = redirect(Stage::Actual, a) {
         out.push(r);
@@ -324,254 +324,9 @@ pub fn check_actual(ask: &Ask, a: &Answer, credentials: bool) -> Vec<Finding> {
 }
 
 /// Whether a list of findings lets the request through.
-pub fn succeeds(findings: &[Finding]) -> bool {
+pub(crate) fn succeeds(findings: &[Finding]) -> bool {
     !findings.iter().any(Finding::is_failure)
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const O: &str = "https://blog.example.com";
-
-    fn answer(status: u16, headers: &[(&str, &str)]) -> Answer {
-        Answer {
-            status,
-            headers: headers
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-        }
-    }
-
-    const GOOD: &[(&str, &str)] = &[
-        ("Access-Control-Allow-Origin", O),
-        ("Access-Control-Allow-Methods", "GET, POST, PATCH, OPTIONS"),
-        (
-            "Access-Control-Allow-Headers",
-            "Content-Type, Authorization, Time-Zone",
-        ),
-        ("Access-Control-Allow-Credentials", "true"),
-        ("Vary", "Origin"),
-    ];
-
-    fn with(changes: &[(&str, Option<&str>)]) -> Vec<(&'static str, String)> {
-        let mut h: Vec<(&'static str, String)> =
-            GOOD.iter().map(|(k, v)| (*k, v.to_string())).collect();
-        for (name, value) in changes {
-            h.retain(|(k, _)| !k.eq_ignore_ascii_case(name));
-            if let Some(v) = value {
-                let k = GOOD
-                    .iter()
-                    .find(|(k, _)| k.eq_ignore_ascii_case(name))
-                    .map_or("Location", |(k, _)| k);
-                h.push((k, v.to_string()));
-            }
-        }
-        h
-    }
-
-    #[test]
-    fn preflights_are_judged_by_the_fetch_rules() {
-        type Case = (
-            &'static str,
-            u16,
-            Vec<(&'static str, String)>,
-            &'static str,
-            bool,
-            Vec<&'static str>,
-        );
-        let two = {
-            let mut h = with(&[]);
-            h.push(("Access-Control-Allow-Origin", O.to_owned()));
-            h
-        };
-        let cases: Vec<Case> = vec![
-            ("the gateway's answer", 204, with(&[]), "POST", true, vec![]),
-            (
-                "without credentials too",
-                204,
-                with(&[]),
-                "POST",
-                false,
-                vec![],
-            ),
-            (
-                "two allow-origin headers",
-                204,
-                two,
-                "POST",
-                false,
-                vec!["SeveralAllowOrigin"],
-            ),
-            (
-                "* with credentials",
-                204,
-                with(&[("Access-Control-Allow-Origin", Some("*")), ("Vary", None)]),
-                "POST",
-                true,
-                vec!["WildcardWithCredentials"],
-            ),
-            (
-                "* without credentials",
-                204,
-                with(&[("Access-Control-Allow-Origin", Some("*")), ("Vary", None)]),
-                "POST",
-                false,
-                vec![],
-            ),
-            (
-                "a trailing slash",
-                204,
-                with(&[(
-                    "Access-Control-Allow-Origin",
-                    Some("https://blog.example.com/"),
-                )]),
-                "POST",
-                true,
-                vec!["OtherAllowOrigin"],
-            ),
-            (
-                "no vary",
-                204,
-                with(&[("Vary", None)]),
-                "POST",
-                true,
-                vec!["MissingVary"],
-            ),
-            (
-                "no credentials header",
-                204,
-                with(&[("Access-Control-Allow-Credentials", None)]),
-                "POST",
-                true,
-                vec!["NoCredentials"],
-            ),
-            (
-                "no credentials header, credentials off",
-                204,
-                with(&[("Access-Control-Allow-Credentials", None)]),
-                "POST",
-                false,
-                vec![],
-            ),
-            (
-                "PATCH not allowed",
-                204,
-                with(&[("Access-Control-Allow-Methods", Some("GET, POST"))]),
-                "PATCH",
-                true,
-                vec!["MethodNotAllowed"],
-            ),
-            (
-                "content-type not allowed",
-                204,
-                with(&[("Access-Control-Allow-Headers", Some("Authorization"))]),
-                "POST",
-                true,
-                vec!["HeaderNotAllowed"],
-            ),
-            (
-                "* headers count only without credentials",
-                204,
-                with(&[("Access-Control-Allow-Headers", Some("*"))]),
-                "POST",
-                true,
-                vec!["HeaderNotAllowed"],
-            ),
-            (
-                "* headers without credentials",
-                204,
-                with(&[("Access-Control-Allow-Headers", Some("*"))]),
-                "POST",
-                false,
-                vec![],
-            ),
-            (
-                "a 404 preflight",
-                404,
-                with(&[]),
-                "POST",
-                true,
-                vec!["NotOk"],
-            ),
-            (
-                "a redirect",
-                301,
-                vec![("Location", "https://stats.example.com/api".to_owned())],
-                "POST",
-                true,
-                vec!["Redirect"],
-            ),
-            (
-                "nothing at all",
-                403,
-                vec![],
-                "POST",
-                true,
-                vec!["NotOk", "NoAllowOrigin"],
-            ),
-        ];
-        for (what, status, headers, method, credentials, want) in cases {
-            let refs: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
-            let mut ask = Ask::tracker(O);
-            ask.method = method.to_owned();
-            let got = check_preflight(&ask, &answer(status, &refs), credentials);
-            let names: Vec<String> = got
-                .iter()
-                .map(|f| {
-                    format!("{f:?}")
-                        .split([' ', '{'])
-                        .next()
-                        .unwrap()
-                        .to_owned()
-                })
-                .collect();
-            assert_eq!(names, want, "{what}: {got:?}");
-        }
-    }
-
-    #[test]
-    fn the_actual_answer_needs_the_origin_and_credentials_only() {
-        let ask = Ask::tracker(O);
-        let ok = answer(
-            200,
-            &[
-                ("Access-Control-Allow-Origin", O),
-                ("Access-Control-Allow-Credentials", "true"),
-                ("Vary", "Accept-Encoding, Origin"),
-            ],
-        );
-        assert_eq!(check_actual(&ask, &ok, true), vec![]);
-        let bare = answer(200, &[("Vary", "Origin")]);
-        assert_eq!(
-            check_actual(&ask, &bare, false),
-            vec![Finding::NoAllowOrigin {
-                stage: Stage::Actual
-            }]
-        );
-        let moved = answer(302, &[("Location", "/api/")]);
-        assert!(matches!(
-            check_actual(&ask, &moved, true).as_slice(),
-            [Finding::Redirect { status: 302, .. }]
-        ));
-    }
-
-    #[test]
-    fn safelisted_headers_need_no_listing() {
-        let cases = [
-            ("Content-Type", "application/json;charset=UTF-8", false),
-            ("Content-Type", "text/plain;charset=UTF-8", true),
-            ("Accept", "*/*", true),
-            ("Authorization", "Bearer x", false),
-            ("Time-Zone", "Europe/Berlin", false),
-        ];
-        for (name, value, want) in cases {
-            assert_eq!(is_safelisted(name, value), want, "{name}: {value}");
-        }
-        let mut ask = Ask::tracker(O);
-        ask.headers.push(("Time-Zone".into(), "UTC".into()));
-        ask.headers.push(("Accept".into(), "*/*".into()));
-        assert_eq!(ask.unsafe_header_names(), ["content-type", "time-zone"]);
-    }
-}
+mod tests;

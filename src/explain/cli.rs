@@ -15,7 +15,7 @@ use crate::cors::CorsPolicy;
 use crate::origin::{Entry, parse_entry};
 
 /// The usage text.
-pub const USAGE: &str = "\
+pub(crate) const USAGE: &str = "\
 usage: ackee-gateway explain --origin ORIGIN [-c FILE | --url URL] [options]
 
 Says what a browser on ORIGIN gets from the gateway (offline, from the config) or from any
@@ -58,7 +58,7 @@ pub struct Args {
 }
 
 /// Parses the arguments after `explain`. `Ok(None)` means help was printed.
-pub fn parse(args: &[String]) -> Result<Option<Args>, String> {
+pub(crate) fn parse(args: &[String]) -> Result<Option<Args>, String> {
     let mut a = Args {
         origin: String::new(),
         conf: "/etc/ackee-gateway/ackee-gateway.yaml".to_owned(),
@@ -131,7 +131,7 @@ fn normalise_method(m: &str) -> String {
 }
 
 /// The origin as a browser would send it, and a note if the typed one was not in that form.
-pub fn browser_origin(typed: &str) -> Result<(String, Option<String>), String> {
+pub(crate) fn browser_origin(typed: &str) -> Result<(String, Option<String>), String> {
     match parse_entry(typed) {
         Ok(Entry::Exact(o)) => {
             let note = (o != typed.trim()).then(|| {
@@ -209,6 +209,74 @@ pub fn run(argv: &[String]) -> u8 {
     }
 }
 
+/// Polls Ackee's domain list as the gateway does at start-up, merges its origins into
+/// `entries` and the policy, and says what it found. Also returns whether Ackee could offer
+/// the asked origin (its scheme is one `origins_from_ackee` derives).
+fn from_ackee(
+    a: &ackee_origins::Settings,
+    cfg: &config::Config,
+    policy: &CorsPolicy,
+    ask: &Ask,
+    entries: &mut Vec<Entry>,
+) -> (Vec<String>, bool) {
+    let mut from_ackee_lines: Vec<String> = Vec::new();
+    let mut ackee_offers = false;
+    let targets: Vec<ackee_origins::Target> = cfg
+        .upstream
+        .replicas
+        .iter()
+        .map(|r| ackee_origins::Target {
+            name: r.name.clone(),
+            address: r.address,
+            host: r.written.clone(),
+        })
+        .collect();
+    match ackee_origins::poll(a, &targets) {
+        Ok(domains) => {
+            let titles = || domains.iter().map(|d| d.title.as_str());
+            let derived = ackee_origins::titles::derive(titles(), &a.rules);
+            let set = ackee_origins::refresh::merge(entries, &derived.origins);
+            *entries = set.entries();
+            policy.live_origins().store(set);
+            ackee_offers = a.rules.schemes.iter().any(|s| {
+                ask.origin.starts_with(s.as_str())
+                    && ask.origin[s.as_str().len()..].starts_with("://")
+            });
+            from_ackee_lines.push(format!(
+                "Origins from Ackee: {} domain(s) give {} origin(s)",
+                domains.len(),
+                derived.origins.len()
+            ));
+            let statically = cfg.cors.origins.find(&ask.origin).is_some();
+            if let Some(title) =
+                ackee_origins::titles::title_giving(titles(), &a.rules, &ask.origin)
+            {
+                from_ackee_lines.push(format!(
+                    "\"{}\" comes from Ackee: the domain titled \"{title}\"{}",
+                    ask.origin,
+                    if statically {
+                        " (it is in the static list too)"
+                    } else {
+                        ""
+                    }
+                ));
+            }
+        }
+        Err(f) => {
+            eprintln!(
+                "ackee-gateway explain: cannot read Ackee's domain list ({}: {}); explaining with the static list alone",
+                f.reason.as_str(),
+                f.detail
+            );
+            from_ackee_lines.push(
+                "Origins from Ackee: none, Ackee's domain list could not be read (see above)"
+                    .to_owned(),
+            );
+        }
+    }
+    (from_ackee_lines, ackee_offers)
+}
+
 fn offline(args: &Args, ask: Ask) -> Result<Report, (u8, String)> {
     let env = std::env::var(ENV_ALLOW_ORIGIN).ok();
     let loaded = config::load(&args.conf, env.as_deref()).map_err(|diags| {
@@ -227,63 +295,10 @@ fn offline(args: &Args, ask: Ask) -> Result<Report, (u8, String)> {
     let mut entries = cfg.cors.origins.entries();
     let policy = CorsPolicy::new(cfg.cors.clone()).map_err(|e| (2, e))?;
     // With origins_from_ackee, ask Ackee for its domains as the gateway does at start-up.
-    let mut from_ackee_lines: Vec<String> = Vec::new();
-    let mut ackee_offers = false;
-    if let Some(a) = &cfg.cors.from_ackee {
-        let targets: Vec<ackee_origins::Target> = cfg
-            .upstream
-            .replicas
-            .iter()
-            .map(|r| ackee_origins::Target {
-                name: r.name.clone(),
-                address: r.address,
-                host: r.written.clone(),
-            })
-            .collect();
-        match ackee_origins::poll(a, &targets) {
-            Ok(domains) => {
-                let titles = || domains.iter().map(|d| d.title.as_str());
-                let derived = ackee_origins::titles::derive(titles(), &a.rules);
-                let set = ackee_origins::refresh::merge(&entries, &derived.origins);
-                entries = set.entries();
-                policy.live_origins().store(set);
-                ackee_offers = a.rules.schemes.iter().any(|s| {
-                    ask.origin.starts_with(s.as_str())
-                        && ask.origin[s.as_str().len()..].starts_with("://")
-                });
-                from_ackee_lines.push(format!(
-                    "Origins from Ackee: {} domain(s) give {} origin(s)",
-                    domains.len(),
-                    derived.origins.len()
-                ));
-                let statically = cfg.cors.origins.find(&ask.origin).is_some();
-                if let Some(title) =
-                    ackee_origins::titles::title_giving(titles(), &a.rules, &ask.origin)
-                {
-                    from_ackee_lines.push(format!(
-                        "\"{}\" comes from Ackee: the domain titled \"{title}\"{}",
-                        ask.origin,
-                        if statically {
-                            " (it is in the static list too)"
-                        } else {
-                            ""
-                        }
-                    ));
-                }
-            }
-            Err(f) => {
-                eprintln!(
-                    "ackee-gateway explain: cannot read Ackee's domain list ({}: {}); explaining with the static list alone",
-                    f.reason.as_str(),
-                    f.detail
-                );
-                from_ackee_lines.push(
-                    "Origins from Ackee: none, Ackee's domain list could not be read (see above)"
-                        .to_owned(),
-                );
-            }
-        }
-    }
+    let (from_ackee_lines, ackee_offers) = match &cfg.cors.from_ackee {
+        Some(a) => from_ackee(a, &cfg, &policy, &ask, &mut entries),
+        None => (Vec::new(), false),
+    };
     let source = if cfg.origins_from_env {
         ListSource::Env
     } else {

@@ -19,7 +19,7 @@ pub struct Parts {
 }
 
 /// Takes apart `scheme://host[:port][tail]`; `None` for anything else.
-pub fn parts(text: &str) -> Option<Parts> {
+pub(crate) fn parts(text: &str) -> Option<Parts> {
     let (scheme, rest) = if let Some(r) = strip_prefix_ci(text, "https://") {
         (Scheme::Https, r)
     } else if let Some(r) = strip_prefix_ci(text, "http://") {
@@ -92,7 +92,7 @@ pub struct Nearest {
 
 impl Nearest {
     /// The difference as a phrase about the candidate and the origin.
-    pub fn describe(&self, origin: &str) -> String {
+    pub(crate) fn describe(&self, origin: &str) -> String {
         let c = &self.candidate;
         match &self.difference {
             Difference::Scheme => format!(
@@ -129,7 +129,7 @@ fn www_pair(a: &str, b: &str) -> bool {
 }
 
 /// How one candidate (an entry as text) differs from a well-formed origin, if it is close.
-pub fn compare(origin: &str, candidate: &str) -> Option<Difference> {
+pub(crate) fn compare(origin: &str, candidate: &str) -> Option<Difference> {
     if candidate == origin {
         return None;
     }
@@ -169,7 +169,7 @@ fn covers(p: &Pattern, o: &Parts) -> bool {
 }
 
 /// The configured entry the origin came nearest to, if any is close.
-pub fn nearest_entry(origin: &str, entries: &[Entry]) -> Option<Nearest> {
+pub(crate) fn nearest_entry(origin: &str, entries: &[Entry]) -> Option<Nearest> {
     let o = parts(origin)?;
     let mut best: Option<(usize, Nearest)> = None;
     for entry in entries {

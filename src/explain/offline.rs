@@ -41,7 +41,7 @@ fn text(v: &HeaderValue) -> String {
 }
 
 /// Computes what the gateway answers.
-pub fn simulate(policy: &CorsPolicy, ask: &Ask) -> Simulated {
+pub(crate) fn simulate(policy: &CorsPolicy, ask: &Ask) -> Simulated {
     let acrh = ask.unsafe_header_names().join(",");
     let mut pairs = vec![
         ("Origin", ask.origin.as_str()),
@@ -143,7 +143,7 @@ pub struct Diagnosis {
 ///
 /// `findings` are the browser's objections (with the credentials mode that decides);
 /// `credentials` is that mode.
-pub fn diagnose(
+pub(crate) fn diagnose(
     sim: &Simulated,
     ask: &Ask,
     entries: &[Entry],

@@ -12,7 +12,7 @@ use rustls::pki_types::ServerName;
 use super::browser::Answer;
 
 /// Debian's bundle of the system's trusted roots (package ca-certificates).
-pub const SYSTEM_ROOTS: &str = "/etc/ssl/certs/ca-certificates.crt";
+pub(crate) const SYSTEM_ROOTS: &str = "/etc/ssl/certs/ca-certificates.crt";
 
 /// Where to send the requests.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -29,7 +29,7 @@ pub struct Target {
 
 impl Target {
     /// The `Host` header value.
-    pub fn authority(&self) -> String {
+    pub(crate) fn authority(&self) -> String {
         let default = if self.https { 443 } else { 80 };
         let host = if self.host.contains(':') {
             format!("[{}]", self.host)
@@ -45,7 +45,7 @@ impl Target {
 }
 
 /// Parses `http[s]://host[:port][/path]`.
-pub fn parse_url(url: &str) -> Result<Target, String> {
+pub(crate) fn parse_url(url: &str) -> Result<Target, String> {
     let (https, rest) = if let Some(r) = url.strip_prefix("https://") {
         (true, r)
     } else if let Some(r) = url.strip_prefix("http://") {
@@ -88,7 +88,7 @@ pub fn parse_url(url: &str) -> Result<Target, String> {
 }
 
 /// A TLS client config trusting the roots in `cacert`, or the system's.
-pub fn tls_config(cacert: Option<&str>) -> Result<Arc<rustls::ClientConfig>, String> {
+pub(crate) fn tls_config(cacert: Option<&str>) -> Result<Arc<rustls::ClientConfig>, String> {
     let file = cacert.unwrap_or(SYSTEM_ROOTS);
     let pem = std::fs::read(file).map_err(|e| {
         format!("cannot read the CA certificates in {file} ({e}); pass --cacert FILE, or install ca-certificates")
@@ -110,7 +110,7 @@ pub fn tls_config(cacert: Option<&str>) -> Result<Arc<rustls::ClientConfig>, Str
 }
 
 /// Sends one request and reads the answer's head.
-pub fn exchange(
+pub(crate) fn exchange(
     target: &Target,
     tls: Option<&Arc<rustls::ClientConfig>>,
     method: &str,
@@ -194,7 +194,7 @@ fn read_head(mut r: impl Read) -> Result<Answer, String> {
 }
 
 /// Parses `HTTP/1.1 204 No Content\r\nName: value\r\n...`.
-pub fn parse_head(text: &str) -> Result<Answer, String> {
+pub(crate) fn parse_head(text: &str) -> Result<Answer, String> {
     let mut lines = text.split("\r\n");
     let status_line = lines.next().unwrap_or("");
     let status = status_line

@@ -32,7 +32,7 @@ pub struct Report {
 
 impl Report {
     /// Whether a browser would succeed in the mode that decides.
-    pub fn succeeds(&self) -> bool {
+    pub(crate) fn succeeds(&self) -> bool {
         succeeds(if self.credentials {
             &self.with_credentials
         } else {
@@ -42,7 +42,12 @@ impl Report {
 }
 
 /// Runs a browser's checks: the preflight, then, if that passes, the actual request.
-pub fn judge(ask: &Ask, preflight: &Answer, actual: &Answer, credentials: bool) -> Vec<Finding> {
+pub(crate) fn judge(
+    ask: &Ask,
+    preflight: &Answer,
+    actual: &Answer,
+    credentials: bool,
+) -> Vec<Finding> {
     let mut f = super::browser::check_preflight(ask, preflight, credentials);
     if succeeds(&f) {
         f.extend(super::browser::check_actual(ask, actual, credentials));
@@ -88,7 +93,7 @@ fn answer_lines(out: &mut String, a: &Answer, stand_in: bool) {
 }
 
 /// What a finding means, in one sentence.
-pub fn describe(f: &Finding, origin: &str) -> String {
+pub(crate) fn describe(f: &Finding, origin: &str) -> String {
     match f {
         Finding::Redirect {
             stage,
@@ -149,7 +154,7 @@ pub fn describe(f: &Finding, origin: &str) -> String {
 }
 
 /// What the server's operator should change, for any server.
-pub fn fix(f: &Finding, origin: &str) -> String {
+pub(crate) fn fix(f: &Finding, origin: &str) -> String {
     match f {
         Finding::Redirect { location, .. } => format!(
             "point the tracker's server option at the final URL{}, so that no redirect happens (nginx: exempt /api and OPTIONS from the redirect)",
@@ -209,7 +214,7 @@ fn verdict(out: &mut String, title: &str, findings: &[Finding], origin: &str) {
 }
 
 /// Renders the report.
-pub fn render(r: &Report) -> String {
+pub(crate) fn render(r: &Report) -> String {
     let mut out = String::new();
     let origin = r.ask.origin.as_str();
     let acrh = r.ask.unsafe_header_names().join(",");

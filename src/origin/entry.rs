@@ -124,18 +124,8 @@ impl Fixable {
 /// ```
 pub fn parse_entry(raw: &str) -> Result<Entry, EntryError> {
     let found = raw.trim();
-    if found.is_empty() {
-        return Err(refuse(found, "is empty", EXAMPLE));
-    }
-    if found == "*" {
-        return Ok(Entry::Any);
-    }
-    if found.eq_ignore_ascii_case("null") {
-        return Err(refuse(
-            found,
-            "is what sandboxed frames, file: pages and redirects send, and it never identifies a site",
-            "remove it",
-        ));
+    if let Some(answer) = special(found) {
+        return answer;
     }
 
     let mut first_problem: Option<Fixable> = None;
@@ -145,23 +135,8 @@ pub fn parse_entry(raw: &str) -> Result<Entry, EntryError> {
         }
     };
 
-    // Scheme.
-    let (scheme, rest) = match found.find("://") {
-        Some(i) => {
-            let name = &found[..i];
-            let scheme = if name.eq_ignore_ascii_case("https") {
-                Scheme::Https
-            } else if name.eq_ignore_ascii_case("http") {
-                Scheme::Http
-            } else {
-                return Err(refuse(
-                    found,
-                    format!("has the scheme \"{name}\""),
-                    "write an origin that starts with https:// or http://",
-                ));
-            };
-            (scheme, &found[i + 3..])
-        }
+    let (scheme, rest) = match split_scheme(found)? {
+        Some(split) => split,
         None => {
             note(Fixable::NoScheme);
             (Scheme::Https, found)
@@ -169,74 +144,11 @@ pub fn parse_entry(raw: &str) -> Result<Entry, EntryError> {
     };
 
     // Authority, then whatever follows it.
-    let tail_at = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(tail_at);
-    let mut authority = authority;
-    if let Some(at) = authority.rfind('@') {
-        note(Fixable::Userinfo);
-        authority = &authority[at + 1..];
-    }
-    match tail.as_bytes().first() {
-        Some(b'/') => note(Fixable::Path),
-        Some(b'?') => note(Fixable::Query),
-        Some(b'#') => note(Fixable::Fragment),
-        _ => {}
-    }
+    let (authority, problems) = split_authority(rest);
+    problems.into_iter().flatten().for_each(&mut note);
 
-    // Host and port.
-    let (host, port_text) = if let Some(inner) = authority.strip_prefix('[') {
-        match inner.find(']') {
-            Some(close) => {
-                let after = &inner[close + 1..];
-                let port = match after.strip_prefix(':') {
-                    Some(p) => Some(p),
-                    None if after.is_empty() => None,
-                    None => {
-                        return Err(refuse(
-                            found,
-                            format!("has \"{after}\" after its IPv6 address"),
-                            "write the port as \"[address]:port\"",
-                        ));
-                    }
-                };
-                (&authority[..close + 2], port)
-            }
-            None => {
-                return Err(refuse(
-                    found,
-                    "has an IPv6 address without its closing \"]\"",
-                    EXAMPLE,
-                ));
-            }
-        }
-    } else {
-        match authority.rfind(':') {
-            Some(colon) => (&authority[..colon], Some(&authority[colon + 1..])),
-            None => (authority, None),
-        }
-    };
-
-    let port = match port_text {
-        None | Some("") => None,
-        Some(text) => {
-            let parsed = if text.len() <= 5 && text.bytes().all(|b| b.is_ascii_digit()) {
-                text.parse::<u32>().ok().filter(|p| (1..=65535).contains(p))
-            } else {
-                None
-            };
-            match parsed {
-                Some(p) if p == u32::from(scheme.default_port()) => None,
-                Some(p) => Some(p as u16),
-                None => {
-                    return Err(refuse(
-                        found,
-                        format!("has the port \"{text}\""),
-                        "write a port from 1 to 65535",
-                    ));
-                }
-            }
-        }
-    };
+    let (host, port_text) = split_host_port(found, authority)?;
+    let port = parse_port(found, port_text, scheme)?;
 
     // Wildcard.
     let (is_pattern, host) = match host.strip_prefix("*.") {
@@ -264,34 +176,10 @@ pub fn parse_entry(raw: &str) -> Result<Entry, EntryError> {
     let host = normalise_host(found, host)?;
 
     if is_pattern {
-        if host.starts_with('[') || host.parse::<Ipv4Addr>().is_ok() {
-            return Err(refuse(
-                found,
-                "puts \"*.\" in front of an IP address",
-                "list the address itself",
-            ));
-        }
-        if !host.contains('.') {
-            return Err(refuse(
-                found,
-                format!("would allow every site under \".{host}\""),
-                "list a domain you own, as in \"https://*.example.com\"",
-            ));
-        }
+        check_pattern_parent(found, &host)?;
     }
 
-    let normalised = {
-        let mut s = format!("{}://", scheme.as_str());
-        if is_pattern {
-            s.push_str("*.");
-        }
-        s.push_str(&host);
-        if let Some(p) = port {
-            s.push(':');
-            s.push_str(&p.to_string());
-        }
-        s
-    };
+    let normalised = spell(scheme, is_pattern, &host, port);
 
     if let Some(problem) = first_problem {
         return Err(refuse(
@@ -310,6 +198,155 @@ pub fn parse_entry(raw: &str) -> Result<Entry, EntryError> {
     } else {
         Ok(Entry::Exact(normalised))
     }
+}
+
+/// The answer for an empty entry, `*` and `null`, which are no origins to parse.
+fn special(found: &str) -> Option<Result<Entry, EntryError>> {
+    if found.is_empty() {
+        return Some(Err(refuse(found, "is empty", EXAMPLE)));
+    }
+    if found == "*" {
+        return Some(Ok(Entry::Any));
+    }
+    if found.eq_ignore_ascii_case("null") {
+        return Some(Err(refuse(
+            found,
+            "is what sandboxed frames, file: pages and redirects send, and it never identifies a site",
+            "remove it",
+        )));
+    }
+    None
+}
+
+/// The authority (without userinfo), and the fixable problems around it, in the order they
+/// are reported: userinfo, then a path, query or fragment after it.
+fn split_authority(rest: &str) -> (&str, [Option<Fixable>; 2]) {
+    let tail_at = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (mut authority, tail) = rest.split_at(tail_at);
+    let mut userinfo = None;
+    if let Some(at) = authority.rfind('@') {
+        userinfo = Some(Fixable::Userinfo);
+        authority = &authority[at + 1..];
+    }
+    let after = match tail.as_bytes().first() {
+        Some(b'/') => Some(Fixable::Path),
+        Some(b'?') => Some(Fixable::Query),
+        Some(b'#') => Some(Fixable::Fragment),
+        _ => None,
+    };
+    (authority, [userinfo, after])
+}
+
+/// The normalised spelling of an origin or pattern.
+fn spell(scheme: Scheme, is_pattern: bool, host: &str, port: Option<u16>) -> String {
+    let mut s = format!("{}://", scheme.as_str());
+    if is_pattern {
+        s.push_str("*.");
+    }
+    s.push_str(host);
+    if let Some(p) = port {
+        s.push(':');
+        s.push_str(&p.to_string());
+    }
+    s
+}
+
+/// The scheme and what follows `://`, or `None` when there is no `://`.
+fn split_scheme(found: &str) -> Result<Option<(Scheme, &str)>, EntryError> {
+    let Some(i) = found.find("://") else {
+        return Ok(None);
+    };
+    let name = &found[..i];
+    let scheme = if name.eq_ignore_ascii_case("https") {
+        Scheme::Https
+    } else if name.eq_ignore_ascii_case("http") {
+        Scheme::Http
+    } else {
+        return Err(refuse(
+            found,
+            format!("has the scheme \"{name}\""),
+            "write an origin that starts with https:// or http://",
+        ));
+    };
+    Ok(Some((scheme, &found[i + 3..])))
+}
+
+/// The host (an IPv6 address keeps its brackets) and the port as written, if any.
+fn split_host_port<'a>(
+    found: &str,
+    authority: &'a str,
+) -> Result<(&'a str, Option<&'a str>), EntryError> {
+    if let Some(inner) = authority.strip_prefix('[') {
+        match inner.find(']') {
+            Some(close) => {
+                let after = &inner[close + 1..];
+                let port = match after.strip_prefix(':') {
+                    Some(p) => Some(p),
+                    None if after.is_empty() => None,
+                    None => {
+                        return Err(refuse(
+                            found,
+                            format!("has \"{after}\" after its IPv6 address"),
+                            "write the port as \"[address]:port\"",
+                        ));
+                    }
+                };
+                Ok((&authority[..close + 2], port))
+            }
+            None => Err(refuse(
+                found,
+                "has an IPv6 address without its closing \"]\"",
+                EXAMPLE,
+            )),
+        }
+    } else {
+        match authority.rfind(':') {
+            Some(colon) => Ok((&authority[..colon], Some(&authority[colon + 1..]))),
+            None => Ok((authority, None)),
+        }
+    }
+}
+
+/// The port, `None` when absent or the scheme's default.
+fn parse_port(found: &str, text: Option<&str>, scheme: Scheme) -> Result<Option<u16>, EntryError> {
+    match text {
+        None | Some("") => Ok(None),
+        Some(text) => {
+            let parsed = if text.len() <= 5 && text.bytes().all(|b| b.is_ascii_digit()) {
+                text.parse::<u32>().ok().filter(|p| (1..=65535).contains(p))
+            } else {
+                None
+            };
+            match parsed {
+                Some(p) if p == u32::from(scheme.default_port()) => Ok(None),
+                Some(p) => Ok(Some(p as u16)),
+                None => Err(refuse(
+                    found,
+                    format!("has the port \"{text}\""),
+                    "write a port from 1 to 65535",
+                )),
+            }
+        }
+    }
+}
+
+/// A pattern's parent must be a domain with a dot, not an IP address.
+fn check_pattern_parent(found: &str, host: &str) -> Result<(), EntryError> {
+    if host.starts_with('[') || host.parse::<Ipv4Addr>().is_ok() {
+        return Err(refuse(
+            found,
+            "puts \"*.\" in front of an IP address",
+            "list the address itself",
+        ));
+    }
+    if !host.contains('.') {
+        return Err(refuse(
+            found,
+            format!("would allow every site under \".{host}\""),
+            "list a domain you own, as in \"https://*.example.com\"",
+        ));
+    }
+    Ok(())
 }
 
 /// Lowercases the host, converts IDN to punycode, canonicalises IP addresses and checks labels.
@@ -378,220 +415,4 @@ fn normalise_host(found: &str, host: &str) -> Result<String, EntryError> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn exact(s: &str) -> Entry {
-        Entry::Exact(s.to_owned())
-    }
-
-    fn pattern(scheme: Scheme, parent: &str, port: Option<u16>) -> Entry {
-        Entry::Pattern(Pattern {
-            scheme,
-            parent: parent.to_owned(),
-            port,
-        })
-    }
-
-    #[test]
-    fn entries_are_normalised_the_way_browsers_serialise_origins() {
-        let cases: &[(&str, Entry)] = &[
-            (
-                "https://stats.example.com",
-                exact("https://stats.example.com"),
-            ),
-            (
-                "  https://stats.example.com  ",
-                exact("https://stats.example.com"),
-            ),
-            (
-                "HTTPS://STATS.EXAMPLE.COM",
-                exact("https://stats.example.com"),
-            ),
-            (
-                "https://stats.example.com:443",
-                exact("https://stats.example.com"),
-            ),
-            (
-                "http://stats.example.com:80",
-                exact("http://stats.example.com"),
-            ),
-            (
-                "http://stats.example.com:443",
-                exact("http://stats.example.com:443"),
-            ),
-            (
-                "https://stats.example.com:8443",
-                exact("https://stats.example.com:8443"),
-            ),
-            (
-                "https://stats.example.com:",
-                exact("https://stats.example.com"),
-            ),
-            ("http://127.0.0.1:8080", exact("http://127.0.0.1:8080")),
-            ("http://[::1]:3000", exact("http://[::1]:3000")),
-            ("http://[0:0:0:0:0:0:0:1]", exact("http://[::1]")),
-            ("http://[2001:DB8::1]", exact("http://[2001:db8::1]")),
-            (
-                "https://bücher.example",
-                exact("https://xn--bcher-kva.example"),
-            ),
-            (
-                "https://BÜCHER.example",
-                exact("https://xn--bcher-kva.example"),
-            ),
-            (
-                "https://xn--bcher-kva.example",
-                exact("https://xn--bcher-kva.example"),
-            ),
-            (
-                "https://münchen.de:8443",
-                exact("https://xn--mnchen-3ya.de:8443"),
-            ),
-            ("http://localhost:5173", exact("http://localhost:5173")),
-            (
-                "https://my_site.example.com",
-                exact("https://my_site.example.com"),
-            ),
-            ("*", Entry::Any),
-            (" * ", Entry::Any),
-            (
-                "https://*.example.com",
-                pattern(Scheme::Https, "example.com", None),
-            ),
-            (
-                "HTTPS://*.Example.COM:443",
-                pattern(Scheme::Https, "example.com", None),
-            ),
-            (
-                "http://*.example.com:8080",
-                pattern(Scheme::Http, "example.com", Some(8080)),
-            ),
-            (
-                "https://*.bücher.example",
-                pattern(Scheme::Https, "xn--bcher-kva.example", None),
-            ),
-        ];
-        for (input, want) in cases {
-            assert_eq!(parse_entry(input).as_ref(), Ok(want), "input {input:?}");
-        }
-    }
-
-    #[test]
-    fn entries_a_browser_never_sends_are_errors_that_say_what_to_write() {
-        let cases: &[(&str, &str)] = &[
-            (
-                "https://stats.example.com/",
-                r#""https://stats.example.com/" has a path; write "https://stats.example.com""#,
-            ),
-            (
-                "https://stats.example.com/api",
-                r#""https://stats.example.com/api" has a path; write "https://stats.example.com""#,
-            ),
-            (
-                "https://stats.example.com?x=1",
-                r#""https://stats.example.com?x=1" has a query; write "https://stats.example.com""#,
-            ),
-            (
-                "https://stats.example.com#top",
-                r#""https://stats.example.com#top" has a fragment; write "https://stats.example.com""#,
-            ),
-            (
-                "https://user:pw@stats.example.com",
-                r#""https://user:pw@stats.example.com" has userinfo; write "https://stats.example.com""#,
-            ),
-            (
-                "https://stats.example.com.",
-                r#""https://stats.example.com." has a trailing dot; write "https://stats.example.com""#,
-            ),
-            (
-                "https://Stats.Example.com.:443/x",
-                r#""https://Stats.Example.com.:443/x" has a path; write "https://stats.example.com""#,
-            ),
-            (
-                "stats.example.com",
-                r#""stats.example.com" has no scheme; write "https://stats.example.com""#,
-            ),
-            (
-                "ftp://stats.example.com",
-                r#""ftp://stats.example.com" has the scheme "ftp"; write an origin that starts with https:// or http://"#,
-            ),
-            (
-                "https://stats.example.com:99999",
-                r#""https://stats.example.com:99999" has the port "99999"; write a port from 1 to 65535"#,
-            ),
-            (
-                "https://stats.example.com:0",
-                r#""https://stats.example.com:0" has the port "0"; write a port from 1 to 65535"#,
-            ),
-            (
-                "https://stats.example.com:8o",
-                r#""https://stats.example.com:8o" has the port "8o"; write a port from 1 to 65535"#,
-            ),
-            (
-                "null",
-                r#""null" is what sandboxed frames, file: pages and redirects send, and it never identifies a site; remove it"#,
-            ),
-            (
-                "",
-                r#""" is empty; write an origin such as "https://example.com""#,
-            ),
-            (
-                "https://",
-                r#""https://" has no host; write an origin such as "https://example.com""#,
-            ),
-            (
-                "https://a..example.com",
-                r#""https://a..example.com" has an empty label ("..") in its host; remove the extra dot"#,
-            ),
-            (
-                "https://exa mple.com",
-                r#""https://exa mple.com" has the character ' ' in its host; write the host with letters, digits, '-' and '.' (an IDN host may be written in Unicode or punycode)"#,
-            ),
-            (
-                "https://a.*.example.com",
-                r#""https://a.*.example.com" has "*" inside its host; only a whole first label may be "*", as in "https://*.example.com""#,
-            ),
-            (
-                "https://*example.com",
-                r#""https://*example.com" has "*" inside its host; only a whole first label may be "*", as in "https://*.example.com""#,
-            ),
-            (
-                "https://*.com",
-                r#""https://*.com" would allow every site under ".com"; list a domain you own, as in "https://*.example.com""#,
-            ),
-            (
-                "http://*.10.0.0.1",
-                r#""http://*.10.0.0.1" puts "*." in front of an IP address; list the address itself"#,
-            ),
-            (
-                "http://999.0.0.1",
-                r#""http://999.0.0.1" has "999.0.0.1", which is not an IPv4 address; write four numbers from 0 to 255, as in "http://192.0.2.10""#,
-            ),
-            (
-                "http://[::1",
-                r#""http://[::1" has an IPv6 address without its closing "]"; write an origin such as "https://example.com""#,
-            ),
-        ];
-        for (input, want) in cases {
-            let got = parse_entry(input)
-                .map(|e| e.to_string())
-                .unwrap_err()
-                .to_string();
-            assert_eq!(&got, want, "input {input:?}");
-        }
-    }
-
-    #[test]
-    fn display_round_trips_normalised_entries() {
-        for input in [
-            "https://stats.example.com",
-            "http://localhost:8080",
-            "https://*.example.com",
-            "http://*.example.com:8080",
-            "*",
-        ] {
-            assert_eq!(parse_entry(input).unwrap().to_string(), input);
-        }
-    }
-}
+mod tests;

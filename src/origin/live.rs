@@ -19,7 +19,7 @@ pub struct LiveOrigins {
 
 impl LiveOrigins {
     /// Starts with a compiled set.
-    pub fn new(set: OriginSet) -> LiveOrigins {
+    pub(crate) fn new(set: OriginSet) -> LiveOrigins {
         LiveOrigins {
             current: Arc::new(ArcSwap::from_pointee(set)),
         }
@@ -27,12 +27,12 @@ impl LiveOrigins {
 
     /// The set in use, for one request.
     #[inline]
-    pub fn load(&self) -> Guard<Arc<OriginSet>> {
+    pub(crate) fn load(&self) -> Guard<Arc<OriginSet>> {
         self.current.load()
     }
 
     /// Replaces the set in use.
-    pub fn store(&self, set: OriginSet) {
+    pub(crate) fn store(&self, set: OriginSet) {
         self.current.store(Arc::new(set));
     }
 }

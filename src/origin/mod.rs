@@ -30,7 +30,7 @@ pub enum Scheme {
 
 impl Scheme {
     /// The scheme's name, without `://`.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Scheme::Http => "http",
             Scheme::Https => "https",
@@ -38,7 +38,7 @@ impl Scheme {
     }
 
     /// The port a browser leaves out of the origin for this scheme.
-    pub fn default_port(self) -> u16 {
+    pub(crate) fn default_port(self) -> u16 {
         match self {
             Scheme::Http => 80,
             Scheme::Https => 443,

@@ -55,7 +55,7 @@ impl OriginSet {
     }
 
     /// True when `*` is configured.
-    pub fn allows_any(&self) -> bool {
+    pub(crate) fn allows_any(&self) -> bool {
         self.any
     }
 
@@ -70,7 +70,7 @@ impl OriginSet {
     }
 
     /// The entries, normalised: `*` first, then exact origins and patterns, each sorted.
-    pub fn entries(&self) -> Vec<Entry> {
+    pub(crate) fn entries(&self) -> Vec<Entry> {
         let mut exact: Vec<&str> = self.exact.keys().map(|k| &**k).collect();
         exact.sort_unstable();
         let mut patterns: Vec<super::Pattern> = self

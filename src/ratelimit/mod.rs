@@ -11,11 +11,11 @@
 //! A count-min sketch never under-counts: a client is never admitted more often than its
 //! limit because of it. It can over-count when many addresses land on the same counters: N
 //! requests from other addresses in the same minute put about N / slots on each counter, and a
-//! client's estimate is the lowest of its [`HASHES`] counters. The login rule, whose traffic an
-//! attacker chooses and whose limit is small, gets [`LOGIN_SLOTS`] counters per row: with
+//! client's estimate is the lowest of its `HASHES` counters. The login rule, whose traffic an
+//! attacker chooses and whose limit is small, gets `LOGIN_SLOTS` counters per row: with
 //! 100,000 other addresses guessing in the same minute, a new client usually keeps all 5 of its
 //! attempts and rarely loses more than one (each of its counters holds about 1.5 others'
-//! guesses, and the lowest of four is taken). The tracker rule gets [`TRACKER_SLOTS`]: 100,000
+//! guesses, and the lowest of four is taken). The tracker rule gets `TRACKER_SLOTS`: 100,000
 //! other addresses in a minute cost a new client a few of its 300 requests. The hashes are keyed at random at start-up, so nobody can choose
 //! addresses that collide with someone else's.
 
@@ -27,18 +27,20 @@ use std::net::IpAddr;
 use http::HeaderValue;
 use pingora_limits::rate::Rate;
 
-pub use request::{LoginScan, Write, write_kind};
-pub use window::{Counts, RetryAfter, Verdict, WINDOW, decide};
+pub(crate) use request::write_kind;
+pub use request::{LoginScan, Write};
+pub use window::{Counts, RetryAfter, Verdict};
+pub(crate) use window::{WINDOW, decide};
 
 /// Rows of each count-min sketch.
-pub const HASHES: usize = 4;
+pub(crate) const HASHES: usize = 4;
 /// Counters per row for the tracker rule.
-pub const TRACKER_SLOTS: usize = 16_384;
+pub(crate) const TRACKER_SLOTS: usize = 16_384;
 /// Counters per row for the login rule.
-pub const LOGIN_SLOTS: usize = 65_536;
+pub(crate) const LOGIN_SLOTS: usize = 65_536;
 
 /// The largest `requests_per_minute` accepted.
-pub const MAX_PER_MINUTE: u32 = 1_000_000;
+pub(crate) const MAX_PER_MINUTE: u32 = 1_000_000;
 
 /// Which limit a request is counted against. Its label is one of a fixed set, safe for metrics.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -51,10 +53,10 @@ pub enum Rule {
 
 impl Rule {
     /// Every rule, in label order.
-    pub const ALL: [Rule; 2] = [Rule::Tracker, Rule::Login];
+    pub(crate) const ALL: [Rule; 2] = [Rule::Tracker, Rule::Login];
 
     /// The metric label value, also the config key.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Rule::Tracker => "tracker",
             Rule::Login => "login",
@@ -62,7 +64,7 @@ impl Rule {
     }
 
     /// The short text body of the 429 answer.
-    pub fn body(self) -> &'static [u8] {
+    pub(crate) fn body(self) -> &'static [u8] {
         match self {
             Rule::Tracker => b"Too Many Requests: this address sends too many\n",
             Rule::Login => b"Too Many Requests: too many login attempts from this address\n",
@@ -82,9 +84,9 @@ pub struct RateLimits {
 impl RateLimits {
     /// The default tracker limit: a tab sends a few requests a minute (createRecord, an
     /// updateRecord every 15 s, actions), so 300 leaves room for dozens of tabs behind one NAT.
-    pub const TRACKER: u32 = 300;
+    pub(crate) const TRACKER: u32 = 300;
     /// The default login limit: a person mistypes a password a few times, a script thousands.
-    pub const LOGIN: u32 = 5;
+    pub(crate) const LOGIN: u32 = 5;
 }
 
 impl Default for RateLimits {
@@ -98,7 +100,7 @@ impl Default for RateLimits {
 
 /// The key a client is counted under: an IPv4 address, or the /64 network of an IPv6 address
 /// (one host usually has a whole /64 to choose addresses from).
-pub fn client_key(ip: IpAddr) -> u128 {
+pub(crate) fn client_key(ip: IpAddr) -> u128 {
     match crate::forwarded::canonical(ip) {
         IpAddr::V4(v4) => u128::from(v4.to_ipv6_mapped()),
         IpAddr::V6(v6) => u128::from(v6) & !u128::from(u64::MAX),
@@ -108,6 +110,7 @@ pub fn client_key(ip: IpAddr) -> u128 {
 /// One rule's limit and counters.
 struct Counter {
     limit: u32,
+    #[cfg(test)]
     slots: usize,
     rate: Rate,
 }
@@ -116,12 +119,14 @@ impl Counter {
     fn new(limit: u32, slots: usize) -> Counter {
         Counter {
             limit,
+            #[cfg(test)]
             slots,
             rate: Rate::new_with_estimator_config(WINDOW, HASHES, slots),
         }
     }
 
     /// Two windows of `HASHES` × `slots` atomic counters.
+    #[cfg(test)]
     fn bytes(&self) -> usize {
         2 * HASHES * self.slots * std::mem::size_of::<std::sync::atomic::AtomicIsize>()
     }
@@ -159,7 +164,7 @@ pub struct Refused<'a> {
 
 impl RateLimiter {
     /// Counters for the configured limits.
-    pub fn new(limits: RateLimits) -> RateLimiter {
+    pub(crate) fn new(limits: RateLimits) -> RateLimiter {
         RateLimiter {
             tracker: limits.tracker.map(|l| Counter::new(l, TRACKER_SLOTS)),
             login: limits.login.map(|l| Counter::new(l, LOGIN_SLOTS)),
@@ -168,14 +173,14 @@ impl RateLimiter {
     }
 
     /// Whether a request's body must be scanned for `createToken`.
-    pub fn scans_body(&self, write: Option<Write>) -> bool {
+    pub(crate) fn scans_body(&self, write: Option<Write>) -> bool {
         self.login.is_some() && write == Some(Write::Api)
     }
 
     /// The rule a request is counted against, and its cost: `logins` (the `createToken` calls
     /// in its body) under the login limit, else 1 under the tracker limit; `None` if neither
     /// applies or the rule is off.
-    pub fn rule(&self, write: Option<Write>, logins: u32) -> Option<(Rule, u32)> {
+    pub(crate) fn rule(&self, write: Option<Write>, logins: u32) -> Option<(Rule, u32)> {
         match write? {
             Write::Api if logins > 0 && self.login.is_some() => Some((Rule::Login, logins)),
             _ if self.tracker.is_some() => Some((Rule::Tracker, 1)),
@@ -184,7 +189,7 @@ impl RateLimiter {
     }
 
     /// Counts a request of `cost` from `client` against `rule`, or refuses it.
-    pub fn check(&self, rule: Rule, client: IpAddr, cost: u32) -> Result<(), Refused<'_>> {
+    pub(crate) fn check(&self, rule: Rule, client: IpAddr, cost: u32) -> Result<(), Refused<'_>> {
         let counter = match rule {
             Rule::Tracker => &self.tracker,
             Rule::Login => &self.login,
@@ -201,9 +206,10 @@ impl RateLimiter {
         }
     }
 
-    /// The bytes of counters held, fixed at construction: two windows of [`HASHES`] rows of
+    /// The bytes of counters held, fixed at construction: two windows of `HASHES` rows of
     /// atomic counters per rule that is on (1 MiB for the tracker rule, 4 MiB for login).
-    pub fn counter_bytes(&self) -> usize {
+    #[cfg(test)]
+    fn counter_bytes(&self) -> usize {
         [&self.tracker, &self.login]
             .into_iter()
             .flatten()

@@ -31,7 +31,7 @@ fn at_or_below(path: &str, prefix: &str) -> bool {
 }
 
 /// The kind of tracker write a request is, from its method and path (without the query).
-pub fn write_kind(method: &Method, path: &str) -> Option<Write> {
+pub(crate) fn write_kind(method: &Method, path: &str) -> Option<Write> {
     if *method == Method::POST && at_or_below(path, "/api") {
         Some(Write::Api)
     } else if (*method == Method::POST || *method == Method::PATCH)
@@ -101,7 +101,7 @@ pub struct LoginScan {
 
 impl LoginScan {
     /// Feeds the next chunk of the body.
-    pub fn feed(&mut self, chunk: &[u8]) {
+    pub(crate) fn feed(&mut self, chunk: &[u8]) {
         for &b in chunk {
             match self.escape {
                 Escape::None if b == b'\\' => self.escape = Escape::Backslash,
@@ -180,7 +180,7 @@ impl LoginScan {
     }
 
     /// How many `createToken` calls were in what was fed.
-    pub fn count(&self) -> u32 {
+    pub(crate) fn count(&self) -> u32 {
         self.count
     }
 }

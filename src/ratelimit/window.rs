@@ -1,7 +1,7 @@
 //! The limit decision over a sliding window, and its `Retry-After`. Pure arithmetic: no clock,
 //! no pingora, so every case is a row in a table.
 //!
-//! pingora-limits counts admitted requests per key in fixed windows of [`WINDOW`]. The estimate
+//! pingora-limits counts admitted requests per key in fixed windows of `WINDOW`. The estimate
 //! of a client's requests in the last minute is Cloudflare's sliding-window one: the previous
 //! window's count, weighted by the part of it still inside the last minute, plus the current
 //! window's count. A request is admitted when the estimate plus its cost stays within the
@@ -13,10 +13,10 @@ use std::time::Duration;
 use http::HeaderValue;
 
 /// The window the limits are counted over: `requests_per_minute` means per minute.
-pub const WINDOW: Duration = Duration::from_secs(60);
+pub(crate) const WINDOW: Duration = Duration::from_secs(60);
 
 /// The longest `Retry-After`, in seconds: the rest of this window and all of the next.
-pub const MAX_RETRY_AFTER: u32 = 2 * WINDOW.as_secs() as u32;
+pub(crate) const MAX_RETRY_AFTER: u32 = 2 * WINDOW.as_secs() as u32;
 
 /// One client's counts as pingora-limits reports them.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -34,7 +34,7 @@ pub struct Counts {
 pub enum Verdict {
     /// Within the limit: count it and let it through.
     Admit,
-    /// Over the limit: refuse it with `Retry-After` seconds, from 1 to [`MAX_RETRY_AFTER`].
+    /// Over the limit: refuse it with `Retry-After` seconds, from 1 to `MAX_RETRY_AFTER`.
     Refuse {
         /// Seconds until a request of the same cost would be admitted.
         retry_after: u32,
@@ -43,7 +43,7 @@ pub enum Verdict {
 
 /// Decides whether a request of `cost` (1, or the number of login attempts it carries) from a
 /// client with these counts stays within `limit` requests a window.
-pub fn decide(limit: u32, cost: u32, counts: Counts, window: Duration) -> Verdict {
+pub(crate) fn decide(limit: u32, cost: u32, counts: Counts, window: Duration) -> Verdict {
     let previous = counts.previous.max(0) as f64;
     let current = counts.current.max(0) as f64;
     let elapsed = counts.elapsed.clamp(0.0, 1.0);
@@ -84,8 +84,8 @@ impl Default for RetryAfter {
 }
 
 impl RetryAfter {
-    /// The header value for `seconds`, clamped to 1 to [`MAX_RETRY_AFTER`].
-    pub fn get(&self, seconds: u32) -> &HeaderValue {
+    /// The header value for `seconds`, clamped to 1 to `MAX_RETRY_AFTER`.
+    pub(crate) fn get(&self, seconds: u32) -> &HeaderValue {
         let i = seconds.clamp(1, MAX_RETRY_AFTER) as usize;
         &self.0[i]
     }

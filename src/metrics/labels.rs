@@ -1,0 +1,105 @@
+//! The fixed label sets of the gateway's metrics: whatever a client sends, a label value comes
+//! from one of these.
+
+/// What went wrong talking to Ackee. A fixed set, safe for labels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum UpstreamErrorKind {
+    /// The connection was refused: nothing listens.
+    ConnectRefused,
+    /// The connection timed out.
+    ConnectTimeout,
+    /// Any other failure to connect.
+    ConnectError,
+    /// Ackee did not answer within the read timeout.
+    ReadTimeout,
+    /// Writing the request to Ackee timed out.
+    WriteTimeout,
+    /// Ackee closed or reset the connection mid-request.
+    ConnectionClosed,
+    /// Ackee sent something that is not valid HTTP.
+    InvalidResponse,
+    /// Anything else.
+    Other,
+}
+
+impl UpstreamErrorKind {
+    /// Every kind, for pre-registering series.
+    pub(crate) const ALL: [UpstreamErrorKind; 8] = [
+        UpstreamErrorKind::ConnectRefused,
+        UpstreamErrorKind::ConnectTimeout,
+        UpstreamErrorKind::ConnectError,
+        UpstreamErrorKind::ReadTimeout,
+        UpstreamErrorKind::WriteTimeout,
+        UpstreamErrorKind::ConnectionClosed,
+        UpstreamErrorKind::InvalidResponse,
+        UpstreamErrorKind::Other,
+    ];
+
+    /// The metric label value.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            UpstreamErrorKind::ConnectRefused => "connect_refused",
+            UpstreamErrorKind::ConnectTimeout => "connect_timeout",
+            UpstreamErrorKind::ConnectError => "connect_error",
+            UpstreamErrorKind::ReadTimeout => "read_timeout",
+            UpstreamErrorKind::WriteTimeout => "write_timeout",
+            UpstreamErrorKind::ConnectionClosed => "connection_closed",
+            UpstreamErrorKind::InvalidResponse => "invalid_response",
+            UpstreamErrorKind::Other => "other",
+        }
+    }
+}
+
+/// The method label: the common methods by name, anything else as `other`.
+pub(crate) const METHODS: [&str; 8] = [
+    "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "other",
+];
+
+/// Maps a request method to its label index in [`METHODS`].
+pub(crate) fn method_label(method: &http::Method) -> usize {
+    METHODS[..7]
+        .iter()
+        .position(|m| *m == method.as_str())
+        .unwrap_or(7)
+}
+
+/// Status classes, plus `none` when no response could be sent.
+pub(crate) const STATUS_CLASSES: [&str; 6] = ["1xx", "2xx", "3xx", "4xx", "5xx", "none"];
+
+/// Maps a status code to its label index in [`STATUS_CLASSES`].
+pub(crate) fn status_label(status: Option<u16>) -> usize {
+    match status {
+        Some(s @ 100..=599) => usize::from(s / 100) - 1,
+        _ => 5,
+    }
+}
+
+/// Upstream latency buckets in seconds: Ackee answers tracker mutations in milliseconds.
+pub(crate) const LATENCY_BUCKETS: [f64; 12] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
+];
+
+/// Outcomes of a request sent to a replica: its status class, or how it failed.
+pub(crate) const OUTCOMES: [&str; 7] =
+    ["1xx", "2xx", "3xx", "4xx", "5xx", "connect_error", "error"];
+
+/// What happened to one attempt at a replica.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    /// The replica answered with this status.
+    Status(u16),
+    /// The connection could not be made; nothing was sent.
+    ConnectError,
+    /// The request failed after it was sent.
+    Error,
+}
+
+impl Outcome {
+    pub(super) fn index(self) -> usize {
+        match self {
+            Outcome::Status(s @ 100..=599) => usize::from(s / 100) - 1,
+            Outcome::Status(_) | Outcome::Error => 6,
+            Outcome::ConnectError => 5,
+        }
+    }
+}

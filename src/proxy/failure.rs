@@ -1,0 +1,52 @@
+//! Errors talking to Ackee: their metric label, and the answer the client gets.
+
+use pingora_core::{Error, ErrorSource, ErrorType};
+
+use crate::limits::Exceeded;
+use crate::metrics::UpstreamErrorKind;
+
+pub(super) fn upstream_error_kind(e: &Error) -> UpstreamErrorKind {
+    match e.etype() {
+        ErrorType::ConnectRefused => UpstreamErrorKind::ConnectRefused,
+        ErrorType::ConnectTimedout => UpstreamErrorKind::ConnectTimeout,
+        ErrorType::ConnectNoRoute
+        | ErrorType::ConnectError
+        | ErrorType::BindError
+        | ErrorType::SocketError => UpstreamErrorKind::ConnectError,
+        ErrorType::ReadTimedout => UpstreamErrorKind::ReadTimeout,
+        ErrorType::WriteTimedout => UpstreamErrorKind::WriteTimeout,
+        ErrorType::ConnectionClosed | ErrorType::ReadError | ErrorType::WriteError => {
+            UpstreamErrorKind::ConnectionClosed
+        }
+        ErrorType::InvalidHTTPHeader
+        | ErrorType::H1Error
+        | ErrorType::H2Error
+        | ErrorType::InvalidH2 => UpstreamErrorKind::InvalidResponse,
+        _ => UpstreamErrorKind::Other,
+    }
+}
+
+/// The status and body for a request that failed after `request_filter`.
+pub(super) fn failure_response(e: &Error) -> (u16, &'static [u8]) {
+    match e.etype() {
+        ErrorType::HTTPStatus(413) => (413, Exceeded::Body.body()),
+        ErrorType::HTTPStatus(503) => (503, b"Service Unavailable: no Ackee replica is up\n"),
+        ErrorType::HTTPStatus(code) if (400..600).contains(code) => (*code, b"Error\n"),
+        ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout
+            if e.esource() == &ErrorSource::Upstream =>
+        {
+            (504, b"Gateway Timeout: Ackee did not answer in time\n")
+        }
+        _ => match e.esource() {
+            ErrorSource::Upstream => (502, b"Bad Gateway: Ackee is not reachable\n"),
+            ErrorSource::Downstream => match e.etype() {
+                ErrorType::ReadError | ErrorType::WriteError | ErrorType::ConnectionClosed => {
+                    (0, b"")
+                }
+                ErrorType::ReadTimedout => (408, b"Request Timeout\n"),
+                _ => (400, b"Bad Request\n"),
+            },
+            ErrorSource::Internal | ErrorSource::Unset => (500, b"Internal Server Error\n"),
+        },
+    }
+}

@@ -1,0 +1,178 @@
+//! Answers at the edge, and the CORS and listener headers every answer carries.
+
+use bytes::Bytes;
+use http::HeaderValue;
+use pingora_core::Result;
+use pingora_proxy::Session;
+
+use pingora::http::ResponseHeader;
+
+use super::Gateway;
+use crate::acme::{Challenge, Webroot};
+use crate::cors::{Decision, names, request_host, vary};
+use crate::limits::Exceeded;
+use crate::{ratelimit, redirect};
+
+const TEXT_PLAIN: HeaderValue = HeaderValue::from_static("text/plain; charset=utf-8");
+
+impl Gateway {
+    /// Adds the CORS headers an allowed origin gets on an actual response, and `Vary: Origin`.
+    pub(super) fn decorate(&self, resp: &mut ResponseHeader, cors: &Decision) -> Result<()> {
+        if let Some(value) = cors.allow_origin() {
+            resp.insert_header(names::ALLOW_ORIGIN, value.clone())?;
+            if let Some(c) = self.shared.cors.credentials() {
+                resp.insert_header(names::ALLOW_CREDENTIALS, c.clone())?;
+            }
+        }
+        match vary::merge(&resp.headers) {
+            vary::VaryMerge::Keep => {}
+            vary::VaryMerge::Insert => resp.insert_header(names::VARY, vary::ORIGIN.clone())?,
+            vary::VaryMerge::Replace(v) => resp.insert_header(names::VARY, v)?,
+        }
+        self.add_listener_headers(resp)
+    }
+
+    /// Adds the listener's configured response headers, replacing any of the same name.
+    pub(super) fn add_listener_headers(&self, resp: &mut ResponseHeader) -> Result<()> {
+        for (name, value) in &self.policy.response_headers {
+            resp.insert_header(name.clone(), value.clone())?;
+        }
+        Ok(())
+    }
+
+    /// Answers at the edge: status, extra headers, body, the CORS headers `cors` calls for,
+    /// `Vary: Origin` and the listener's headers. `keepalive: false` closes the connection
+    /// afterwards (when a request body may be left unread).
+    pub(super) async fn respond(
+        &self,
+        session: &mut Session,
+        cors: &Decision,
+        status: u16,
+        headers: &[(&'static str, HeaderValue)],
+        body: Bytes,
+        keepalive: bool,
+    ) -> Result<()> {
+        let mut resp = ResponseHeader::build(status, Some(4 + headers.len()))?;
+        for (name, value) in headers {
+            resp.insert_header(*name, value.clone())?;
+        }
+        resp.insert_header("Content-Length", body.len())?;
+        self.decorate(&mut resp, cors)?;
+        if !keepalive {
+            session.set_keepalive(None);
+        }
+        let head_only = session.req_header().method == http::Method::HEAD;
+        if head_only || body.is_empty() {
+            session.write_response_header(Box::new(resp), true).await
+        } else {
+            session.write_response_header(Box::new(resp), false).await?;
+            session.write_response_body(Some(body), true).await
+        }
+    }
+
+    /// ACME challenges and the HTTPS redirect. Returns true if it answered.
+    pub(super) async fn listener_answers(&self, session: &mut Session) -> Result<bool> {
+        let none = &Decision::NotApplicable;
+        let path = session.req_header().uri.path();
+        if let Some(webroot) = &self.policy.acme {
+            if Webroot::claims(path) {
+                let (status, body) = match webroot.serve(path) {
+                    Challenge::Found(bytes) => (200, Bytes::from(bytes)),
+                    Challenge::NotFound => (404, Bytes::from_static(b"Not Found\n")),
+                };
+                self.shared.metrics.acme_challenge(status == 200);
+                let headers = [("Content-Type", TEXT_PLAIN)];
+                self.respond(session, none, status, &headers, body, true)
+                    .await?;
+                return Ok(true);
+            }
+        }
+        if let Some(port) = self.policy.redirect_to_https {
+            let req = session.req_header();
+            let host = std::str::from_utf8(request_host(&req.uri, &req.headers)).unwrap_or("");
+            let target = req.uri.path_and_query().map_or("/", |p| p.as_str());
+            match redirect::https_location(host, target, port)
+                .and_then(|l| HeaderValue::from_str(&l).ok())
+            {
+                Some(location) => {
+                    let headers = [("Location", location)];
+                    self.respond(session, none, 301, &headers, Bytes::new(), true)
+                        .await?;
+                }
+                None => {
+                    self.respond_text(
+                        session,
+                        none,
+                        400,
+                        b"Bad Request: no usable Host to redirect to\n",
+                        true,
+                    )
+                    .await?;
+                }
+            }
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    /// Answers at the edge with a short text body (and `Retry-After` on a 503).
+    pub(super) async fn respond_text(
+        &self,
+        session: &mut Session,
+        cors: &Decision,
+        status: u16,
+        body: &'static [u8],
+        keepalive: bool,
+    ) -> Result<()> {
+        let headers = [
+            ("Content-Type", TEXT_PLAIN),
+            ("Retry-After", self.retry_after.clone()),
+        ];
+        let headers = if status == 503 {
+            &headers[..]
+        } else {
+            &headers[..1]
+        };
+        self.respond(
+            session,
+            cors,
+            status,
+            headers,
+            Bytes::from_static(body),
+            keepalive,
+        )
+        .await
+    }
+
+    /// Answers 431 or 413, counts it, and closes the connection (a body may be left unread).
+    pub(super) async fn refuse_size(
+        &self,
+        session: &mut Session,
+        cors: &Decision,
+        exceeded: Exceeded,
+    ) -> Result<bool> {
+        self.shared.metrics.limit(exceeded);
+        self.respond_text(session, cors, exceeded.status(), exceeded.body(), false)
+            .await?;
+        Ok(true)
+    }
+
+    /// Answers 429 with `Retry-After` for a request over its client's rate limit. The body was
+    /// read whole, so the connection stays open.
+    pub(super) async fn refuse_rate(
+        &self,
+        session: &mut Session,
+        cors: &Decision,
+        refused: ratelimit::Refused<'_>,
+    ) -> Result<bool> {
+        self.shared.metrics.rate_limited(refused.rule);
+        let headers = [
+            ("Content-Type", TEXT_PLAIN),
+            ("Retry-After", refused.retry_after.clone()),
+        ];
+        let body = Bytes::from_static(refused.rule.body());
+        self.respond(session, cors, 429, &headers, body, true)
+            .await?;
+        Ok(true)
+    }
+}

@@ -1,0 +1,352 @@
+//! Turning a validated [`Config`] into a running pingora `Server`: one proxy service per
+//! listener (TLS listeners with the SNI resolver, HTTP/2 and the handshake counter), the
+//! certificate reloader, the metrics service, and pingora's own settings mapped from
+//! [`ServerSettings`]. The background services themselves are in `services.rs`.
+
+use std::any::Any;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use http::Response;
+use pingora_core::apps::http_app::{HttpServer, ServeHttp};
+use pingora_core::listeners::tls::TlsSettings;
+use pingora_core::listeners::{L4BufferSettings, ListenerConfig, TlsAccept};
+use pingora_core::protocols::http::ServerSession;
+use pingora_core::protocols::tls::TlsRef;
+use pingora_core::server::Server;
+use pingora_core::server::configuration::{Opt, ServerConf};
+use pingora_core::services::ServiceHandle;
+use pingora_core::services::background::background_service;
+use pingora_core::services::listening::Service;
+
+use crate::access_log::AccessLog;
+use crate::ackee_origins;
+use crate::acme::Webroot;
+use crate::config::types::ListenerTls;
+use crate::config::{Config, Listener, ServerSettings};
+use crate::cors::CorsPolicy;
+use crate::handover::{self, UpgradeLock};
+use crate::metrics::Metrics;
+use crate::outage::OutageTally;
+use crate::proxy::{Gateway, ListenerPolicy, Shared};
+use crate::ratelimit::RateLimiter;
+use crate::tls::Reloader;
+use crate::tls::resolver::SniResolver;
+use crate::upstream::{HealthChecker, Upstream};
+use services::{
+    AckeeOriginsService, AllocatorCollector, CertReloadService, OutageSummary, ParentReadyGate,
+    ReadyReporter,
+};
+
+mod services;
+
+/// The socket buffers of a client connection. Pingora's default read buffer is 64 KiB per
+/// connection, allocated at accept and kept while the connection idles; a tracker request is a
+/// few hundred bytes, and the HTTP/1 parser reads into its own 4 KiB buffer anyway. Without it
+/// an idle keep-alive connection costs a few kB instead of about 47 kB (see the README's
+/// benchmarks). The 1460-byte write buffer stays: it joins a response head and its body.
+const CLIENT_BUFFERS: L4BufferSettings = L4BufferSettings {
+    read: Some(0),
+    write: None,
+};
+
+/// Maps the gateway's view of pingora's settings onto pingora's `ServerConf`.
+pub(crate) fn server_conf(s: &ServerSettings) -> ServerConf {
+    ServerConf {
+        version: 1,
+        daemon: s.daemon,
+        error_log: s.error_log.clone(),
+        pid_file: s.pid_file.clone(),
+        upgrade_sock: s.upgrade_sock.clone(),
+        user: s.user.clone(),
+        group: s.group.clone(),
+        threads: s.threads,
+        work_stealing: s.work_stealing,
+        grace_period_seconds: Some(s.grace_period_seconds),
+        graceful_shutdown_timeout_seconds: Some(s.graceful_shutdown_timeout_seconds),
+        upstream_keepalive_pool_size: s.upstream_keepalive_pool_size,
+        daemon_wait_for_ready: s.daemon_wait_for_ready,
+        ..ServerConf::default()
+    }
+}
+
+/// Serves `/metrics` in Prometheus text format; every other path is 404.
+pub(crate) struct MetricsApp {
+    metrics: Arc<Metrics>,
+}
+
+#[async_trait]
+impl ServeHttp for MetricsApp {
+    async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
+        let (status, content_type, body) = if session.req_header().uri.path() == "/metrics" {
+            (
+                200,
+                "text/plain; version=0.0.4; charset=utf-8",
+                self.metrics.render(),
+            )
+        } else {
+            (
+                404,
+                "text/plain; charset=utf-8",
+                b"Not Found: the metrics are at /metrics\n".to_vec(),
+            )
+        };
+        Response::builder()
+            .status(status)
+            .header(http::header::CONTENT_TYPE, content_type)
+            .header(http::header::CONTENT_LENGTH, body.len())
+            .body(body)
+            .unwrap_or_default()
+    }
+}
+
+/// Counts completed TLS handshakes. Failed ones are counted from pingora's log record, see
+/// [`crate::logging`].
+struct HandshakeCounter {
+    metrics: Arc<Metrics>,
+}
+
+#[async_trait]
+impl TlsAccept for HandshakeCounter {
+    async fn handshake_complete_callback(
+        &self,
+        _tls: &TlsRef,
+    ) -> Option<Arc<dyn Any + Send + Sync>> {
+        self.metrics.tls_handshake(true);
+        None
+    }
+}
+
+fn policy(listener: &Listener) -> ListenerPolicy {
+    ListenerPolicy {
+        tls: listener.tls.is_some(),
+        redirect_to_https: listener.redirect_to_https,
+        acme: listener.acme_webroot.clone().map(Webroot::new),
+        response_headers: listener.response_headers.clone(),
+    }
+}
+
+/// Builds the server with every service, ready to run. `opt` carries `-u` and `-d`.
+/// `upgrade_lock` (taken by a `-u` process before it looked at the running gateway) is
+/// released once this process serves on every listener.
+pub fn build(
+    config: &Config,
+    opt: Opt,
+    upgrade_lock: Option<UpgradeLock>,
+) -> Result<Server, String> {
+    let daemon = opt.daemon || config.server.daemon;
+    let mut server = Server::new_with_opt_and_conf(opt, server_conf(&config.server));
+    // Bootstrap (taking over the old process's sockets with -u) runs as a service after any
+    // daemonising fork. With daemon_wait_for_ready the parent returns as soon as the child waits
+    // for the sockets, which is what lets a reload start the new process first and only then
+    // send SIGQUIT to the old one. Every listening service waits for it.
+    let bootstrap = server.bootstrap_as_a_service();
+    if daemon && config.server.daemon_wait_for_ready {
+        // The process running now becomes the waiting parent after the fork.
+        let gate = server.add_service(background_service(
+            "parent ready gate",
+            ParentReadyGate {
+                parent: std::process::id(),
+            },
+        ));
+        bootstrap.add_dependency(&gate);
+    }
+
+    let (shared, reloader, resolvers) = shared_state(config)?;
+    let waits = add_background(&mut server, config, &shared, reloader)?;
+    add_listeners(&mut server, config, &shared, resolvers, &bootstrap, &waits)?;
+    let metrics = shared.metrics.clone();
+
+    if let Some(m) = &config.metrics {
+        let mut service = Service::new(
+            "metrics".to_owned(),
+            HttpServer::new_app(MetricsApp { metrics }),
+        );
+        service.add_tcp(&m.address.to_string());
+        server.add_service(service).add_dependency(&bootstrap);
+    }
+
+    let reporter = server.add_service(background_service(
+        "ready reporter",
+        ReadyReporter {
+            addresses: config
+                .listeners
+                .iter()
+                .map(|l| l.address)
+                .chain(config.metrics.iter().map(|m| m.address))
+                .collect(),
+            // Only a daemon writes a PID file, and so the marker that goes with it.
+            marker: daemon.then(|| handover::ready_path(&config.server.pid_file)),
+            lock: std::sync::Mutex::new(upgrade_lock),
+        },
+    ));
+    reporter.add_dependency(&bootstrap);
+    Ok(server)
+}
+
+/// One SNI resolver per TLS listener, by the listener's address.
+type Resolvers = HashMap<SocketAddr, Arc<SniResolver>>;
+
+/// The state every listener shares, the certificate reloader and one SNI resolver per TLS
+/// listener.
+fn shared_state(config: &Config) -> Result<(Arc<Shared>, Reloader, Resolvers), String> {
+    let upstream = Arc::new(Upstream::new(&config.upstream));
+    let tls: Vec<ListenerTls> = config
+        .listeners
+        .iter()
+        .filter_map(|l| l.tls.clone())
+        .collect();
+    let certificate_names: Vec<String> = tls
+        .iter()
+        .flat_map(|t| t.certificates.iter().map(|c| c.name.clone()))
+        .collect();
+    let metrics = Arc::new(Metrics::new(upstream.names(), &certificate_names));
+    crate::logging::count_handshake_failures_in(metrics.clone());
+    let (reloader, resolvers) = Reloader::new(&config.listeners, metrics.clone());
+    let shared = Arc::new(Shared {
+        cors: CorsPolicy::new(config.cors.clone())?,
+        limits: config.limits,
+        trusted: config.trusted_proxies.clone(),
+        rate: RateLimiter::new(config.rate_limits),
+        upstream: upstream.clone(),
+        retry_after_seconds: config.upstream.retry_after_seconds,
+        access_log: config
+            .access_log
+            .as_ref()
+            .map(|a| AccessLog::new(a.format, a.target.clone(), metrics.access_log_dropped())),
+        metrics: metrics.clone(),
+        outages: OutageTally::default(),
+    });
+    for i in 0..upstream.len() {
+        metrics.replica_health(i, upstream.is_healthy(i));
+    }
+    Ok((shared, reloader, resolvers))
+}
+
+/// The background services: the outage summary, the health checks, the origins from Ackee
+/// and the certificate reloader. Returns those the listeners wait for.
+fn add_background(
+    server: &mut Server,
+    config: &Config,
+    shared: &Arc<Shared>,
+    reloader: Reloader,
+) -> Result<Vec<ServiceHandle>, String> {
+    let metrics = &shared.metrics;
+    server.add_service(background_service(
+        "allocator collector",
+        AllocatorCollector,
+    ));
+    server.add_service(background_service(
+        "outage summary",
+        OutageSummary {
+            shared: shared.clone(),
+        },
+    ));
+    let health_handle =
+        HealthChecker::new(shared.upstream.clone(), metrics.clone(), &config.upstream)?
+            .map(|checker| server.add_service(background_service("health checks", checker)));
+    let ackee_handle = config.cors.from_ackee.as_ref().map(|settings| {
+        let service = AckeeOriginsService {
+            settings: settings.clone(),
+            targets: config
+                .upstream
+                .replicas
+                .iter()
+                .map(|r| ackee_origins::Target {
+                    name: r.name.clone(),
+                    address: r.address,
+                    host: r.written.clone(),
+                })
+                .collect(),
+            refresh: std::sync::Mutex::new(ackee_origins::Refresh::new(
+                config.cors.origins.entries(),
+                settings.rules.clone(),
+            )),
+            live: shared.cors.live_origins().clone(),
+            metrics: metrics.clone(),
+        };
+        server.add_service(background_service("origins from Ackee", service))
+    });
+
+    let reload_handle = (!reloader.is_empty()).then(|| {
+        server.add_service(background_service(
+            "certificate reloader",
+            CertReloadService { reloader },
+        ))
+    });
+    Ok([reload_handle, health_handle, ackee_handle]
+        .into_iter()
+        .flatten()
+        .collect())
+}
+
+/// One proxy service per listener, each waiting for the bootstrap and for `waits`.
+fn add_listeners(
+    server: &mut Server,
+    config: &Config,
+    shared: &Arc<Shared>,
+    resolvers: Resolvers,
+    bootstrap: &ServiceHandle,
+    waits: &[ServiceHandle],
+) -> Result<(), String> {
+    let mut resolvers = resolvers;
+    for listener in &config.listeners {
+        let mut service = pingora_proxy::http_proxy_service_with_name(
+            &server.configuration,
+            Gateway::new(shared.clone(), policy(listener)),
+            &format!("listener {}", listener.name),
+        );
+        let address = listener.address.to_string();
+        if listener.tls.is_some() {
+            let resolver = resolvers
+                .remove(&listener.address)
+                .ok_or_else(|| "internal error: a TLS listener without certificates".to_owned())?;
+            let mut settings = TlsSettings::with_callbacks(Box::new(HandshakeCounter {
+                metrics: shared.metrics.clone(),
+            }))
+            .map_err(|e| format!("TLS settings for {}: {e}", listener.name))?;
+            settings.set_cert_resolver(resolver);
+            settings.enable_h2();
+            service.add_listener(
+                ListenerConfig::tcp(address)
+                    .tls(settings)
+                    .l4_buffer(CLIENT_BUFFERS),
+            );
+        } else {
+            service.add_listener(ListenerConfig::tcp(address).l4_buffer(CLIENT_BUFFERS));
+        }
+        let handle = server.add_service(service);
+        handle.add_dependency(bootstrap);
+        for dependency in waits {
+            handle.add_dependency(dependency);
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::pingora_keys;
+
+    #[test]
+    fn every_pingora_key_the_gateway_accepts_exists_in_pingoras_server_conf() {
+        let yaml = serde_yaml::to_value(ServerConf::default()).unwrap();
+        let map = yaml.as_mapping().unwrap();
+        for key in pingora_keys() {
+            assert!(
+                map.contains_key(key),
+                "pingora's ServerConf has no key {key}"
+            );
+        }
+    }
+
+    #[test]
+    fn grace_periods_default_to_seconds_not_minutes() {
+        let conf = server_conf(&ServerSettings::default());
+        assert_eq!(conf.grace_period_seconds, Some(3));
+        assert_eq!(conf.graceful_shutdown_timeout_seconds, Some(2));
+    }
+}
