@@ -22,6 +22,7 @@
 //! | `acme` | serving certbot's HTTP-01 challenge files from a webroot, safely |
 //! | [`tls`] | loading certificates, choosing one by SNI, reloading them |
 //! | [`config`] | reading the YAML file, validating it, reporting every problem at once |
+//! | `files` | reading the files the config names: regular files only, never a blocking read |
 //! | [`procnet`] | the TCP addresses a process listens on, from `/proc` (graceful upgrade checks) |
 //! | [`handover`] | the upgrade lock, the ready marker, and waiting for a gateway to serve |
 //! | [`access_log`] | one line per request, text or JSON, written off the request path |
@@ -38,10 +39,6 @@
 //! | `proxy` | the `ProxyHttp` implementation: each phase calls into the modules above (`request.rs` the steps of `request_filter`, `respond.rs` the answers at the edge, `failure.rs` Ackee's failures) |
 //! | [`server`] | turning a [`config::Config`] into a running pingora `Server`; its background services (`services.rs`) |
 //!
-//! One import still crosses the line upwards, in code another change owns: `config`'s
-//! validation reads `upstream::MAX_REPLICAS`, which is `retry`'s constant re-exported;
-//! reading it from `retry` ends the `config` → `upstream` → `config` circle.
-//!
 //! Modules without a link are `pub(crate)`: only the crate uses them. Inside every module, what
 //! only the crate uses is `pub(crate)` too, so the compiler reports dead code.
 //!
@@ -56,6 +53,7 @@ pub(crate) mod acme;
 pub mod config;
 pub mod cors;
 pub mod explain;
+pub(crate) mod files;
 pub mod forwarded;
 pub(crate) mod framing;
 pub mod handover;

@@ -31,7 +31,6 @@ use crate::config::{Replica, UpstreamSettings};
 use crate::health::{ReplicaHealth, Thresholds};
 use crate::metrics::Metrics;
 
-pub use crate::retry::MAX_REPLICAS;
 use crate::retry::Tried;
 
 enum Balancer {

@@ -51,7 +51,7 @@ pub struct Settings {
 
 /// Reads the token: the file's text, trimmed. Errors say why, without the file's name.
 pub(crate) fn read_token(path: &Path) -> Result<String, String> {
-    let bytes = crate::config::read_regular(path).map_err(|e| format!("cannot be read ({e})"))?;
+    let bytes = crate::files::read_regular(path).map_err(|e| format!("cannot be read ({e})"))?;
     let text = String::from_utf8(bytes).map_err(|_| "is not text".to_owned())?;
     let token = text.trim();
     if token.is_empty() {

@@ -220,29 +220,7 @@ pub struct MetricsSettings {
     pub address: SocketAddr,
 }
 
-/// Request size limits.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Limits {
-    /// Largest request body; more gets 413.
-    pub max_body_bytes: u64,
-    /// Largest request head (request line plus headers); more gets 431.
-    pub max_header_bytes: usize,
-    /// How long a request body may pause before the request gets 408.
-    pub body_timeout: std::time::Duration,
-    /// How long the gateway waits for a whole request head before it answers 408.
-    pub header_timeout: std::time::Duration,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            max_body_bytes: 64 * 1024,
-            max_header_bytes: 16 * 1024,
-            body_timeout: std::time::Duration::from_secs(15),
-            header_timeout: std::time::Duration::from_secs(60),
-        }
-    }
-}
+pub use crate::limits::Limits;
 
 /// The access log.
 #[derive(Clone, Debug, PartialEq, Eq)]

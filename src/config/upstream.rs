@@ -59,13 +59,13 @@ pub(super) fn upstream(
 
     let (replicas, mut ok) = replicas?;
     idle_warning(r, &timeouts[3].0);
-    if replicas.len() > crate::upstream::MAX_REPLICAS {
+    if replicas.len() > crate::retry::MAX_REPLICAS {
         r.error(
             "upstream.replicas",
             format!(
                 "lists {} replicas; write at most {}",
                 replicas.len(),
-                crate::upstream::MAX_REPLICAS
+                crate::retry::MAX_REPLICAS
             ),
         );
         ok = false;

@@ -64,7 +64,7 @@ fn err(which: Which, message: String) -> CertError {
 pub fn load(cert_path: &Path, key_path: &Path) -> Result<LoadedCert, CertError> {
     let c = cert_path.display();
     let k = key_path.display();
-    let cert_pem = crate::config::read_regular(cert_path).map_err(|e| {
+    let cert_pem = crate::files::read_regular(cert_path).map_err(|e| {
         err(
             Which::Cert,
             format!("cannot read \"{c}\" ({e}); write the path of a PEM certificate chain, such as /etc/letsencrypt/live/NAME/fullchain.pem"),
@@ -84,7 +84,7 @@ pub fn load(cert_path: &Path, key_path: &Path) -> Result<LoadedCert, CertError> 
     let (dns_names, not_after) = leaf_facts(leaf.as_ref())
         .map_err(|detail| err(Which::Cert, format!("\"{c}\" holds a certificate that cannot be parsed ({detail}); write the path of a PEM certificate chain")))?;
 
-    let key_pem = crate::config::read_regular(key_path).map_err(|e| {
+    let key_pem = crate::files::read_regular(key_path).map_err(|e| {
         err(
             Which::Key,
             format!("cannot read \"{k}\" ({e}); write the path of the PEM private key, such as /etc/letsencrypt/live/NAME/privkey.pem"),
@@ -163,26 +163,20 @@ pub fn covers(dns_names: &[String], server_name: &str) -> bool {
     })
 }
 
-/// Formats Unix seconds as `YYYY-MM-DD HH:MM:SS UTC`.
+/// Formats Unix seconds as `YYYY-MM-DD HH:MM:SS UTC` (out of `time`'s range: the seconds).
 pub fn format_utc(ts: i64) -> String {
-    let days = ts.div_euclid(86_400);
-    let secs = ts.rem_euclid(86_400);
-    // Civil-from-days, Howard Hinnant's algorithm.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC",
-        secs / 3600,
-        secs % 3600 / 60,
-        secs % 60
-    )
+    match time::OffsetDateTime::from_unix_timestamp(ts) {
+        Ok(t) => format!(
+            "{:04}-{:02}-{:02} {:02}:{:02}:{:02} UTC",
+            t.year(),
+            u8::from(t.month()),
+            t.day(),
+            t.hour(),
+            t.minute(),
+            t.second()
+        ),
+        Err(_) => format!("{ts} seconds after 1970 UTC"),
+    }
 }
 
 #[cfg(test)]
