@@ -20,7 +20,8 @@
 //! | `retry` | one request's attempts at Ackee (replicas tried, the next one, the client key), and whether a failed attempt is tried again, and where |
 //! | `redirect` | the plain-HTTP to HTTPS redirect |
 //! | `acme` | serving certbot's HTTP-01 challenge files from a webroot, safely |
-//! | [`tls`] | loading certificates, choosing one by SNI, reloading them |
+//! | `certs` | certificates from PEM files: loading a chain and its key, the names it covers, its expiry |
+//! | [`tls`] | choosing a certificate by SNI, reloading them |
 //! | [`config`] | reading the YAML file, validating it, reporting every problem at once |
 //! | `files` | reading the files the config names: regular files only, never a blocking read |
 //! | [`procnet`] | the TCP addresses a process listens on, from `/proc` (graceful upgrade checks) |
@@ -50,6 +51,7 @@
 pub mod access_log;
 pub mod ackee_origins;
 pub(crate) mod acme;
+pub(crate) mod certs;
 pub mod config;
 pub mod cors;
 pub mod explain;

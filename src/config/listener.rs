@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use super::section::{Keyed, KeyedPairs, Problems, Section};
 use super::types::{CertificateSettings, Listener, ListenerTls};
 use super::validate::{LISTEN_EXAMPLE, listen_address, non_empty, seconds};
-use crate::tls::certs;
+use crate::certs;
 
 /// What the listeners validated so far have used, to the key path that used it first.
 struct Seen {

@@ -106,7 +106,7 @@ pub struct CertificateSettings {
     pub server_names: Option<Vec<String>>,
     /// The chain and key as loaded and checked when the config was: the gateway starts with
     /// these, and reads the files again only to reload them.
-    pub loaded: crate::tls::certs::LoadedCert,
+    pub loaded: crate::certs::LoadedCert,
 }
 
 /// One Ackee process.

@@ -1,10 +1,9 @@
-//! TLS certificates: loading and checking them ([`certs`]), choosing one by SNI
+//! TLS certificates: loading and checking them ([`crate::certs`]), choosing one by SNI
 //! ([`resolver`]), and reloading them on SIGHUP or when their files change ([`Reloader`]).
 //!
 //! No pingora here; the server wires a [`resolver::SniResolver`] into pingora's rustls
 //! listener and calls [`Reloader::reload`] from a background service.
 
-pub(crate) mod certs;
 pub(crate) mod resolver;
 
 use std::collections::HashMap;
@@ -15,6 +14,7 @@ use std::time::SystemTime;
 
 use log::{error, info};
 
+use crate::certs;
 use crate::config::types::{CertificateSettings, Listener, ListenerTls};
 use crate::metrics::Metrics;
 use resolver::{CertStore, SniResolver, StoreEntry};

@@ -55,6 +55,10 @@ use std::time::Duration;
 
 /// ackee-gateway patch: the error context of a request head that missed its deadline.
 const HEAD_DEADLINE: &str = "the request head did not arrive in time";
+
+/// ackee-gateway patch: how long a connection still waits for a request once the service
+/// shuts down, before it is closed.
+const SHUTDOWN_READ_GRACE: Duration = Duration::from_secs(1);
 use tokio::sync::{mpsc, Notify};
 use tokio::time;
 
@@ -334,20 +338,28 @@ where
 
         // ackee-gateway patch: an optional deadline for the whole request head (408).
         let deadline = self.inner.request_header_deadline();
-        let read = async {
-            match deadline {
-                Some(d) => tokio::time::timeout(d, downstream_session.read_request())
-                    .await
-                    .unwrap_or_else(|_| Error::e_explain(ReadTimedout, HEAD_DEADLINE)),
-                None => downstream_session.read_request().await,
-            }
-        };
-        let res = tokio::select! {
-            biased; // biased select is cheaper, and we don't want to drop already buffered requests
-            res = read => { res }
-            _ = self.await_shutdown() => {
-                // service shutting down, dropping the connection to stop more req from coming in
-                return None;
+        let res = {
+            let read = async {
+                match deadline {
+                    Some(d) => tokio::time::timeout(d, downstream_session.read_request())
+                        .await
+                        .unwrap_or_else(|_| Error::e_explain(ReadTimedout, HEAD_DEADLINE)),
+                    None => downstream_session.read_request().await,
+                }
+            };
+            tokio::pin!(read);
+            tokio::select! {
+                biased; // biased select is cheaper, and we don't want to drop already buffered requests
+                res = &mut read => { res }
+                _ = self.await_shutdown() => {
+                    // ackee-gateway patch: a request may be on its way, on a connection accepted
+                    // just before the shutdown or a keep-alive one the client reuses right now.
+                    // Closing at once dropped it without an answer; wait for it a moment.
+                    match tokio::time::timeout(SHUTDOWN_READ_GRACE, &mut read).await {
+                        Ok(res) => res,
+                        Err(_) => return None,
+                    }
+                }
             }
         };
         match res {
