@@ -2,7 +2,6 @@
 
 use pingora_core::{Error, ErrorSource, ErrorType};
 
-use crate::limits::Exceeded;
 use crate::metrics::UpstreamErrorKind;
 
 pub(super) fn upstream_error_kind(e: &Error) -> UpstreamErrorKind {
@@ -29,7 +28,6 @@ pub(super) fn upstream_error_kind(e: &Error) -> UpstreamErrorKind {
 /// The status and body for a request that failed after `request_filter`.
 pub(super) fn failure_response(e: &Error) -> (u16, &'static [u8]) {
     match e.etype() {
-        ErrorType::HTTPStatus(413) => (413, Exceeded::Body.body()),
         ErrorType::HTTPStatus(503) => (503, b"Service Unavailable: no Ackee replica is up\n"),
         ErrorType::HTTPStatus(code) if (400..600).contains(code) => (*code, b"Error\n"),
         ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout

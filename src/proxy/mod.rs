@@ -6,7 +6,6 @@
 //! | `request_filter` | framing (`Host`, ambiguous lengths); size limits; ACME challenges and the HTTPS redirect; preflights answered at the edge; the origin decision |
 //! | `request_filter` (body) | the whole body read before a replica is chosen: 413, 408 |
 //! | `request_filter` (rate) | the client's rate limit, decided by [`crate::ratelimit`]: 429 |
-//! | `request_body_filter` | nothing for buffered bodies (counted as they were read) |
 //! | `upstream_peer` | picks a replica not yet tried for this request |
 //! | `upstream_request_filter` | client-IP headers, `X-Forwarded-*` |
 //! | `upstream_response_filter` | upstream latency |
@@ -23,7 +22,6 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use async_trait::async_trait;
-use bytes::Bytes;
 use http::{HeaderName, HeaderValue, header};
 use log::{debug, warn};
 use pingora_core::upstreams::peer::HttpPeer;
@@ -121,7 +119,7 @@ pub struct Ctx {
     /// Request body bytes seen so far.
     pub body_bytes: u64,
     /// Whether the whole body was read in `request_filter` (pingora sends it from its retry
-    /// buffer, through `request_body_filter` once more).
+    /// buffer; every non-empty body is, so `request_body_filter` has nothing to count).
     pub body_buffered: bool,
     /// When the request started, if the access log needs it.
     pub started: Option<Instant>,
@@ -163,30 +161,6 @@ impl ProxyHttp for Gateway {
             return Ok(true);
         }
         self.read_body_and_limit(session, ctx).await
-    }
-
-    async fn request_body_filter(
-        &self,
-        _session: &mut Session,
-        body: &mut Option<Bytes>,
-        _end_of_stream: bool,
-        ctx: &mut Ctx,
-    ) -> Result<()> {
-        if ctx.body_buffered {
-            // Counted and checked as it was read in request_filter.
-            return Ok(());
-        }
-        if let Some(chunk) = body {
-            ctx.body_bytes += chunk.len() as u64;
-            if let Err(exceeded) = self.shared.limits.check_body_so_far(ctx.body_bytes) {
-                self.shared.metrics.limit(exceeded);
-                return Error::e_explain(
-                    ErrorType::HTTPStatus(413),
-                    "request body over limits.max_body_bytes",
-                );
-            }
-        }
-        Ok(())
     }
 
     async fn upstream_peer(&self, session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
