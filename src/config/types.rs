@@ -122,6 +122,17 @@ pub struct Replica {
     pub weight: usize,
 }
 
+impl Replica {
+    /// Where the poll of Ackee's domain list asks this replica.
+    pub fn domains_target(&self) -> crate::ackee_origins::Target {
+        crate::ackee_origins::Target {
+            name: self.name.clone(),
+            address: self.address,
+            host: self.written.clone(),
+        }
+    }
+}
+
 /// How a replica is chosen for a request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Selection {

@@ -225,11 +225,7 @@ fn from_ackee(
         .upstream
         .replicas
         .iter()
-        .map(|r| ackee_origins::Target {
-            name: r.name.clone(),
-            address: r.address,
-            host: r.written.clone(),
-        })
+        .map(config::Replica::domains_target)
         .collect();
     match ackee_origins::poll(a, &targets) {
         Ok(domains) => {

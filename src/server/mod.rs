@@ -254,11 +254,7 @@ fn add_background(
                 .upstream
                 .replicas
                 .iter()
-                .map(|r| ackee_origins::Target {
-                    name: r.name.clone(),
-                    address: r.address,
-                    host: r.written.clone(),
-                })
+                .map(crate::config::Replica::domains_target)
                 .collect(),
             refresh: std::sync::Mutex::new(ackee_origins::Refresh::new(
                 config.cors.origins.entries(),
