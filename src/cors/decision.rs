@@ -140,7 +140,6 @@ mod tests {
     use super::*;
     use crate::cors::CorsSettings;
     use crate::origin::{OriginSet, parse_entry};
-    use http::HeaderName;
 
     fn policy(disallowed: DisallowedOrigin) -> CorsPolicy {
         let set = OriginSet::new([parse_entry("https://site.test").unwrap()]);
@@ -149,16 +148,7 @@ mod tests {
         CorsPolicy::new(settings).unwrap()
     }
 
-    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        for (k, v) in pairs {
-            h.append(
-                HeaderName::from_bytes(k.as_bytes()).unwrap(),
-                HeaderValue::from_str(v).unwrap(),
-            );
-        }
-        h
-    }
+    use crate::cors::tests::request as headers;
 
     #[test]
     fn every_request_gets_one_decision() {

@@ -271,7 +271,8 @@ mod tests {
         CorsPolicy::new(CorsSettings::ackee_defaults(set)).unwrap()
     }
 
-    fn request(pairs: &[(&str, &str)]) -> HeaderMap {
+    /// A request's headers from name and value pairs.
+    pub(super) fn request(pairs: &[(&str, &str)]) -> HeaderMap {
         let mut h = HeaderMap::new();
         for (k, v) in pairs {
             h.append(
