@@ -126,11 +126,8 @@ impl Gateway {
         let expects_continue = crate::limits::expects_continue(&session.req_header().headers);
         let downstream = session.as_mut();
         if expects_continue {
-            // The client waits for this before it sends the body; Ackee will not be asked. An
-            // answer before the body normally closes the connection afterwards; not this one.
-            downstream.set_close_on_response_before_downstream_finish(false);
+            // The client waits for this before it sends the body; Ackee will not be asked.
             downstream.write_continue_response().await?;
-            downstream.set_close_on_response_before_downstream_finish(true);
         }
         downstream.enable_retry_buffering();
         ctx.body_buffered = true;

@@ -872,7 +872,10 @@ impl HttpSession {
         }
 
         // if body unfinished, or request header was not finished reading
+        // (ackee-gateway patch: not for an informational answer such as 100 Continue, which
+        // by definition comes before the body)
         if self.close_on_response_before_downstream_finish
+            && !header.status.is_informational()
             && (self.request_header.is_none() || !self.is_body_done())
         {
             debug!("set connection close before downstream finish");
