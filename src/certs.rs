@@ -5,6 +5,7 @@ use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
 
+use rustls::pki_types::pem::{self, PemObject};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::sign::CertifiedKey;
 
@@ -70,7 +71,7 @@ pub fn load(cert_path: &Path, key_path: &Path) -> Result<LoadedCert, CertError> 
             format!("cannot read \"{c}\" ({e}); write the path of a PEM certificate chain, such as /etc/letsencrypt/live/NAME/fullchain.pem"),
         )
     })?;
-    let chain: Vec<CertificateDer<'static>> = rustls_pemfile::certs(&mut cert_pem.as_slice())
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&cert_pem)
         .collect::<Result<_, _>>()
         .map_err(|e| err(Which::Cert, format!("\"{c}\" is not valid PEM ({e}); write the path of a PEM certificate chain (fullchain.pem)")))?;
     let Some(leaf) = chain.first() else {
@@ -90,9 +91,9 @@ pub fn load(cert_path: &Path, key_path: &Path) -> Result<LoadedCert, CertError> 
             format!("cannot read \"{k}\" ({e}); write the path of the PEM private key, such as /etc/letsencrypt/live/NAME/privkey.pem"),
         )
     })?;
-    let key: PrivateKeyDer<'static> = match rustls_pemfile::private_key(&mut key_pem.as_slice()) {
-        Ok(Some(key)) => key,
-        Ok(None) => {
+    let key = match PrivateKeyDer::from_pem_slice(&key_pem) {
+        Ok(key) => key,
+        Err(pem::Error::NoItemsFound) => {
             return Err(err(
                 Which::Key,
                 format!(

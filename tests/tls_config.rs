@@ -157,3 +157,45 @@ fn listener_mistakes_are_reported_together() {
         )
     );
 }
+
+#[test]
+fn files_that_hold_the_wrong_pem_say_which_file_and_what_it_should_hold() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = TestCa::new();
+    let (cert, key) = ca.leaf(&["stats.example.com"]).write(dir.path(), "a");
+    let broken = dir.path().join("broken.pem");
+    fs::write(&broken, "-----BEGIN CERTIFICATE-----\nnot base64 at all!\n").unwrap();
+    let cases = [
+        (
+            &key,
+            &key,
+            "cert",
+            "holds no PEM certificate; write the path of a PEM certificate chain (fullchain.pem)",
+        ),
+        (
+            &cert,
+            &cert,
+            "key",
+            "holds no PEM private key; write the path of the private key (privkey.pem)",
+        ),
+        (&broken, &key, "cert", "is not valid PEM ("),
+        (&cert, &broken, "key", "is not valid PEM ("),
+    ];
+    for (cert_file, key_file, which, want) in cases {
+        let (code, stderr, p) = check(
+            dir.path(),
+            &format!(
+                "    tls: {{certificates: [{{cert: \"{}\", key: \"{}\"}}]}}",
+                cert_file.display(),
+                key_file.display()
+            ),
+        );
+        let named = if which == "cert" { cert_file } else { key_file };
+        let prefix = format!(
+            "error: {p}: listeners[1].tls.certificates[0].{which}: \"{}\" {want}",
+            named.display()
+        );
+        assert_eq!(code, 2, "{stderr}");
+        assert!(stderr.starts_with(&prefix), "want {prefix}\ngot {stderr}");
+    }
+}

@@ -7,7 +7,8 @@ use std::net::{TcpStream, ToSocketAddrs};
 use std::sync::Arc;
 use std::time::Duration;
 
-use rustls::pki_types::ServerName;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName};
 
 use super::browser::Answer;
 
@@ -94,7 +95,7 @@ pub(crate) fn tls_config(cacert: Option<&str>) -> Result<Arc<rustls::ClientConfi
         format!("cannot read the CA certificates in {file} ({e}); pass --cacert FILE, or install ca-certificates")
     })?;
     let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls_pemfile::certs(&mut &pem[..]).flatten() {
+    for cert in CertificateDer::pem_slice_iter(&pem).flatten() {
         let _ = roots.add(cert);
     }
     if roots.is_empty() {

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{
     ClientConfig, ClientConnection, DigitallySignedStruct, RootCertStore, SignatureScheme,
@@ -84,7 +85,7 @@ impl TestCa {
 
     fn roots(&self) -> RootCertStore {
         let mut roots = RootCertStore::empty();
-        for c in rustls_pemfile::certs(&mut self.pem.as_bytes()) {
+        for c in CertificateDer::pem_slice_iter(self.pem.as_bytes()) {
             roots.add(c.unwrap()).unwrap();
         }
         roots
