@@ -233,154 +233,67 @@ mod tests {
         )
     }
 
+    /// Feeds one poll result to `r` and checks the step: the origins swapped in (if any), the
+    /// log levels, and the failure; success and the state follow from the failure.
+    fn poll(
+        r: &mut Refresh,
+        result: Result<Vec<Domain>, Failed>,
+        set: Option<&[&str]>,
+        log: &[Level],
+        failure: Option<Failure>,
+    ) {
+        let step = r.on_result(result);
+        let want_set = set.map(|s| s.iter().map(|o| o.to_string()).collect());
+        let want = (want_set, log.to_vec(), failure, failure.is_none());
+        assert_eq!(summary(&step), want, "{:?}", step.log);
+        assert_eq!(r.state(), failure.map_or(State::Working, State::Failing));
+    }
+
     #[test]
     fn each_poll_swaps_only_on_change_and_logs_only_state_changes() {
         use Failure::*;
         use Level::*;
         let statics = vec![parse_entry("https://static.example").unwrap()];
-        let mut r = Refresh::new(statics, TitleRules::default());
-        type Want = (
-            Option<&'static [&'static str]>,
-            &'static [Level],
-            Option<Failure>,
-            bool,
-            State,
+        let r = &mut Refresh::new(statics, TitleRules::default());
+        let (a, b, s) = (
+            "https://a.example",
+            "https://b.example",
+            "https://static.example",
         );
-        let steps: Vec<(Result<Vec<Domain>, Failed>, Want)> = vec![
-            // Ackee down at start: the static list stays, one warning.
-            (
-                failed(Unreachable),
-                (
-                    None,
-                    &[Warn],
-                    Some(Unreachable),
-                    false,
-                    State::Failing(Unreachable),
-                ),
-            ),
-            // Still down: counted, not logged.
-            (
-                failed(Unreachable),
-                (
-                    None,
-                    &[],
-                    Some(Unreachable),
-                    false,
-                    State::Failing(Unreachable),
-                ),
-            ),
-            // Up: the first list, merged with the static one; the skipped title is logged.
-            (
-                domains(&["a.example", "My blog"]),
-                (
-                    Some(&["https://a.example", "https://static.example"]),
-                    &[Info, Info],
-                    None,
-                    true,
-                    State::Working,
-                ),
-            ),
-            // The same list: nothing to swap, nothing to log.
-            (
-                domains(&["a.example", "My blog"]),
-                (None, &[], None, true, State::Working),
-            ),
-            // A domain added: swapped, the addition logged.
-            (
-                domains(&["a.example", "b.example", "My blog"]),
-                (
-                    Some(&[
-                        "https://a.example",
-                        "https://b.example",
-                        "https://static.example",
-                    ]),
-                    &[Info],
-                    None,
-                    true,
-                    State::Working,
-                ),
-            ),
-            // The token is refused: the last good list stays, one warning.
-            (
-                failed(TokenRefused),
-                (
-                    None,
-                    &[Warn],
-                    Some(TokenRefused),
-                    false,
-                    State::Failing(TokenRefused),
-                ),
-            ),
-            (
-                failed(TokenRefused),
-                (
-                    None,
-                    &[],
-                    Some(TokenRefused),
-                    false,
-                    State::Failing(TokenRefused),
-                ),
-            ),
-            // Another reason is another state: logged once more.
-            (
-                failed(Unreachable),
-                (
-                    None,
-                    &[Warn],
-                    Some(Unreachable),
-                    false,
-                    State::Failing(Unreachable),
-                ),
-            ),
-            // Back, with a domain removed: working again, and the removal logged.
-            (
-                domains(&["b.example", "My blog"]),
-                (
-                    Some(&["https://b.example", "https://static.example"]),
-                    &[Info, Info],
-                    None,
-                    true,
-                    State::Working,
-                ),
-            ),
-            // Back again with the same list after a failure: nothing to swap.
-            (
-                failed(BadAnswer),
-                (
-                    None,
-                    &[Warn],
-                    Some(BadAnswer),
-                    false,
-                    State::Failing(BadAnswer),
-                ),
-            ),
-            (
-                domains(&["b.example", "My blog"]),
-                (None, &[Info], None, true, State::Working),
-            ),
-            // Every domain deleted in Ackee: only the static list is left.
-            (
-                domains(&[]),
-                (
-                    Some(&["https://static.example"]),
-                    &[Info],
-                    None,
-                    true,
-                    State::Working,
-                ),
-            ),
-        ];
-        for (i, (result, want)) in steps.into_iter().enumerate() {
-            let step = r.on_result(result);
-            let want_set = want.0.map(|s| s.iter().map(|o| o.to_string()).collect());
-            assert_eq!(
-                summary(&step),
-                (want_set, want.1.to_vec(), want.2, want.3),
-                "step {i}: {:?}",
-                step.log
-            );
-            assert_eq!(r.state(), want.4, "step {i}");
-        }
+        // Ackee down at start: the static list stays, one warning; still down: not logged.
+        poll(r, failed(Unreachable), None, &[Warn], Some(Unreachable));
+        poll(r, failed(Unreachable), None, &[], Some(Unreachable));
+        // Up: the first list, merged with the static one; the skipped title is logged.
+        poll(
+            r,
+            domains(&["a.example", "My blog"]),
+            Some(&[a, s]),
+            &[Info, Info],
+            None,
+        );
+        // The same list: nothing to swap, nothing to log.
+        poll(r, domains(&["a.example", "My blog"]), None, &[], None);
+        // A domain added: swapped, the addition logged.
+        let abs = &["a.example", "b.example", "My blog"];
+        poll(r, domains(abs), Some(&[a, b, s]), &[Info], None);
+        // The token is refused: the last good list stays, one warning, then silence.
+        poll(r, failed(TokenRefused), None, &[Warn], Some(TokenRefused));
+        poll(r, failed(TokenRefused), None, &[], Some(TokenRefused));
+        // Another reason is another state: logged once more.
+        poll(r, failed(Unreachable), None, &[Warn], Some(Unreachable));
+        // Back, with a domain removed: working again, and the removal logged.
+        poll(
+            r,
+            domains(&["b.example", "My blog"]),
+            Some(&[b, s]),
+            &[Info, Info],
+            None,
+        );
+        // Back again with the same list after a failure: nothing to swap.
+        poll(r, failed(BadAnswer), None, &[Warn], Some(BadAnswer));
+        poll(r, domains(&["b.example", "My blog"]), None, &[Info], None);
+        // Every domain deleted in Ackee: only the static list is left.
+        poll(r, domains(&[]), Some(&[s]), &[Info], None);
     }
 
     #[test]

@@ -241,118 +241,79 @@ mod tests {
         )
     }
 
-    /// (origin, allow list, method, succeeds with credentials, succeeds without, fix contains)
-    type Case = (
-        &'static str,
-        &'static [&'static str],
-        &'static str,
-        bool,
-        bool,
-        Option<&'static str>,
-    );
+    /// Explains a tracker request of `method` from `origin` against `list`: whether it
+    /// succeeds with credentials and without, and the fix suggested with credentials.
+    fn explain(origin: &str, list: &[&str], method: &str) -> (bool, bool, Option<String>) {
+        let (p, entries) = policy(list);
+        let mut ask = Ask::tracker(origin);
+        ask.method = method.to_string();
+        let sim = simulate(&p, &ask);
+        let judge = |c: bool| {
+            let mut f = check_preflight(&ask, &sim.preflight, c);
+            if succeeds(&f) {
+                f.extend(check_actual(&ask, &sim.actual, c));
+            }
+            f
+        };
+        let (on, off) = (judge(true), judge(false));
+        assert!(on.iter().all(|f| !matches!(f, Finding::MissingVary { .. })));
+        let source = ListSource::File("gw.yaml".into());
+        let d = diagnose(&sim, &ask, &entries, &source, &on, true);
+        (succeeds(&on), succeeds(&off), d.map(|d| d.fix))
+    }
+
+    /// Asserts that a refused request gets a fix containing `want`, with or without credentials.
+    fn refused_with_fix(origin: &str, list: &[&str], method: &str, want: &str) {
+        let (with, without, fix) = explain(origin, list, method);
+        assert!(!with && !without, "{origin} {list:?} {method}");
+        let fix = fix.unwrap_or_default();
+        assert!(fix.contains(want), "{origin} {list:?}: {fix}");
+    }
 
     #[test]
-    fn the_gateway_is_explained_to_the_operator() {
-        let f = ListSource::File("gw.yaml".into());
-        let cases: &[Case] = &[
-            (
-                "https://example.com",
-                &["https://example.com"],
-                "POST",
-                true,
-                true,
-                None,
-            ),
-            (
-                "https://a.example.org",
-                &["https://*.example.org"],
-                "POST",
-                true,
-                true,
-                None,
-            ),
-            (
-                "https://www.example.com",
-                &["https://example.com"],
-                "POST",
-                false,
-                false,
-                Some(
-                    "add \"https://www.example.com\" to cors.allowed_origins in gw.yaml, or redirect",
-                ),
-            ),
-            (
-                "http://example.com",
-                &["https://example.com"],
-                "POST",
-                false,
-                false,
-                Some("serve the site over https, or add \"http://example.com\""),
-            ),
-            (
-                "https://example.com:8443",
-                &["https://example.com"],
-                "POST",
-                false,
-                false,
-                Some("add \"https://example.com:8443\""),
-            ),
-            (
-                "https://example.org",
-                &["https://*.example.org"],
-                "POST",
-                false,
-                false,
-                Some("a pattern never covers the apex"),
-            ),
-            (
-                "https://example.com",
-                &["*"],
-                "POST",
-                false,
-                true,
-                Some("replace \"*\" with your sites' origins, such as \"https://example.com\""),
-            ),
-            (
-                "https://example.com",
-                &["https://example.com"],
-                "DELETE",
-                false,
-                false,
-                Some("add \"DELETE\" to cors.allowed_methods"),
-            ),
-        ];
-        for (origin, list, method, with, without, fix) in cases {
-            let (p, entries) = policy(list);
-            let mut ask = Ask::tracker(origin);
-            ask.method = method.to_string();
-            let sim = simulate(&p, &ask);
-            let judge = |c: bool| {
-                let mut f = check_preflight(&ask, &sim.preflight, c);
-                if succeeds(&f) {
-                    f.extend(check_actual(&ask, &sim.actual, c));
-                }
-                f
-            };
-            let (on, off) = (judge(true), judge(false));
-            assert_eq!(
-                succeeds(&on),
-                *with,
-                "{origin} {list:?} with credentials: {on:?}"
-            );
-            assert_eq!(
-                succeeds(&off),
-                *without,
-                "{origin} {list:?} without: {off:?}"
-            );
-            let d = diagnose(&sim, &ask, &entries, &f, &on, true);
-            match (fix, &d) {
-                (None, None) => {}
-                (Some(want), Some(d)) => assert!(d.fix.contains(want), "{origin}: {d:?}"),
-                _ => panic!("{origin} {list:?}: {d:?}"),
-            }
-            assert!(on.iter().all(|f| !matches!(f, Finding::MissingVary { .. })));
+    fn listed_origins_and_patterns_succeed_with_nothing_to_fix() {
+        for (origin, list) in [
+            ("https://example.com", "https://example.com"),
+            ("https://a.example.org", "https://*.example.org"),
+        ] {
+            assert_eq!(explain(origin, &[list], "POST"), (true, true, None));
         }
+    }
+
+    #[test]
+    fn near_misses_name_the_entry_to_add() {
+        let com = &["https://example.com"];
+        refused_with_fix(
+            "https://www.example.com",
+            com,
+            "POST",
+            "add \"https://www.example.com\" to cors.allowed_origins in gw.yaml, or redirect",
+        );
+        refused_with_fix(
+            "http://example.com",
+            com,
+            "POST",
+            "serve the site over https, or add \"http://example.com\"",
+        );
+        let port = "add \"https://example.com:8443\"";
+        refused_with_fix("https://example.com:8443", com, "POST", port);
+        let apex = "a pattern never covers the apex";
+        refused_with_fix(
+            "https://example.org",
+            &["https://*.example.org"],
+            "POST",
+            apex,
+        );
+        let method = "add \"DELETE\" to cors.allowed_methods";
+        refused_with_fix("https://example.com", com, "DELETE", method);
+    }
+
+    #[test]
+    fn star_fails_only_with_credentials_and_says_to_list_the_origins() {
+        let (with, without, fix) = explain("https://example.com", &["*"], "POST");
+        assert!(!with && without);
+        let want = "replace \"*\" with your sites' origins, such as \"https://example.com\"";
+        assert!(fix.unwrap_or_default().contains(want));
     }
 
     #[test]

@@ -103,14 +103,25 @@ mod tests {
         }
     }
 
+    const ADMIT: Verdict = Verdict::Admit;
+
+    fn refuse(retry_after: u32) -> Verdict {
+        Verdict::Refuse { retry_after }
+    }
+
+    /// Each case: the limit, the cost of the request, the counts, the verdict, and why.
+    fn decides(cases: &[(u32, u32, Counts, Verdict, &str)]) {
+        for (limit, cost, counts, want, why) in cases {
+            let got = decide(*limit, *cost, *counts, WINDOW);
+            assert_eq!(got, *want, "{why}: {counts:?}");
+        }
+    }
+
     #[test]
     fn requests_within_the_limit_pass_and_the_next_waits_as_long_as_it_must() {
-        let admit = Verdict::Admit;
-        let refuse = |s| Verdict::Refuse { retry_after: s };
-        // (limit, cost, counts, verdict, why)
-        let cases: &[(u32, u32, Counts, Verdict, &str)] = &[
-            (5, 1, at(0, 0, 0.0), admit, "a new client"),
-            (5, 1, at(0, 4, 0.5), admit, "the 5th request"),
+        decides(&[
+            (5, 1, at(0, 0, 0.0), ADMIT, "a new client"),
+            (5, 1, at(0, 4, 0.5), ADMIT, "the 5th request"),
             (
                 5,
                 1,
@@ -118,15 +129,14 @@ mod tests {
                 refuse(57),
                 "the 6th: the rest of this window (45 s), then 12 s into the next, when 5 × 0.8 + 1 ≤ 5",
             ),
+            (5, 1, at(4, 1, 0.5), ADMIT, "2 + 1 + 1 ≤ 5"),
             (
                 5,
                 1,
-                at(5, 0, 0.1),
-                refuse(6),
-                "last window's 5 still weigh 4.5: wait until they weigh 4, at 0.2 of this window",
+                at(4, 2, 0.5),
+                ADMIT,
+                "2 + 2 + 1 = 5, exactly the limit",
             ),
-            (5, 1, at(5, 0, 0.8), admit, "last window's 5 weigh 1 now"),
-            (5, 1, at(4, 1, 0.5), admit, "2 + 1 + 1 ≤ 5"),
             (
                 5,
                 1,
@@ -134,13 +144,20 @@ mod tests {
                 refuse(15),
                 "2 + 3 + 1 > 5: wait until the 4 weigh 1, at 0.75",
             ),
+        ]);
+    }
+
+    #[test]
+    fn the_last_windows_requests_weigh_less_as_this_window_goes_on() {
+        decides(&[
             (
                 5,
                 1,
-                at(4, 2, 0.5),
-                admit,
-                "2 + 2 + 1 = 5, exactly the limit",
+                at(5, 0, 0.1),
+                refuse(6),
+                "last window's 5 still weigh 4.5: wait until they weigh 4, at 0.2 of this window",
             ),
+            (5, 1, at(5, 0, 0.8), ADMIT, "last window's 5 weigh 1 now"),
             (
                 300,
                 1,
@@ -148,11 +165,17 @@ mod tests {
                 refuse(31),
                 "a flood last window: until 600 weigh 299",
             ),
+        ]);
+    }
+
+    #[test]
+    fn a_request_that_costs_several_counts_them_all() {
+        decides(&[
             (
                 5,
                 3,
                 at(0, 2, 0.0),
-                admit,
+                ADMIT,
                 "three guesses in one request, within the limit",
             ),
             (
@@ -169,6 +192,12 @@ mod tests {
                 refuse(60),
                 "more guesses in one request than the limit",
             ),
+        ]);
+    }
+
+    #[test]
+    fn edges_wait_at_least_a_second_and_overflowed_counts_are_nothing() {
+        decides(&[
             (
                 1,
                 1,
@@ -181,17 +210,10 @@ mod tests {
                 5,
                 1,
                 at(-3, isize::MIN, 0.5),
-                admit,
+                ADMIT,
                 "overflowed counters count as nothing",
             ),
-        ];
-        for (limit, cost, counts, want, why) in cases {
-            assert_eq!(
-                decide(*limit, *cost, *counts, WINDOW),
-                *want,
-                "{why}: {counts:?}"
-            );
-        }
+        ]);
     }
 
     #[test]

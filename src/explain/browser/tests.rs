@@ -41,164 +41,158 @@ fn with(changes: &[(&str, Option<&str>)]) -> Vec<(&'static str, String)> {
     h
 }
 
-#[test]
-fn preflights_are_judged_by_the_fetch_rules() {
-    type Case = (
-        &'static str,
-        u16,
-        Vec<(&'static str, String)>,
-        &'static str,
-        bool,
-        Vec<&'static str>,
-    );
-    let two = {
-        let mut h = with(&[]);
-        h.push(("Access-Control-Allow-Origin", O.to_owned()));
-        h
-    };
-    let cases: Vec<Case> = vec![
-        ("the gateway's answer", 204, with(&[]), "POST", true, vec![]),
-        (
-            "without credentials too",
-            204,
-            with(&[]),
-            "POST",
-            false,
-            vec![],
-        ),
-        (
-            "two allow-origin headers",
-            204,
-            two,
-            "POST",
-            false,
-            vec!["SeveralAllowOrigin"],
-        ),
-        (
-            "* with credentials",
-            204,
-            with(&[("Access-Control-Allow-Origin", Some("*")), ("Vary", None)]),
-            "POST",
-            true,
-            vec!["WildcardWithCredentials"],
-        ),
-        (
-            "* without credentials",
-            204,
-            with(&[("Access-Control-Allow-Origin", Some("*")), ("Vary", None)]),
-            "POST",
-            false,
-            vec![],
-        ),
-        (
-            "a trailing slash",
-            204,
-            with(&[(
-                "Access-Control-Allow-Origin",
-                Some("https://blog.example.com/"),
-            )]),
-            "POST",
-            true,
-            vec!["OtherAllowOrigin"],
-        ),
-        (
-            "no vary",
-            204,
-            with(&[("Vary", None)]),
-            "POST",
-            true,
-            vec!["MissingVary"],
-        ),
-        (
-            "no credentials header",
-            204,
-            with(&[("Access-Control-Allow-Credentials", None)]),
-            "POST",
-            true,
-            vec!["NoCredentials"],
-        ),
-        (
-            "no credentials header, credentials off",
-            204,
-            with(&[("Access-Control-Allow-Credentials", None)]),
-            "POST",
-            false,
-            vec![],
-        ),
-        (
-            "PATCH not allowed",
-            204,
-            with(&[("Access-Control-Allow-Methods", Some("GET, POST"))]),
-            "PATCH",
-            true,
-            vec!["MethodNotAllowed"],
-        ),
-        (
-            "content-type not allowed",
-            204,
-            with(&[("Access-Control-Allow-Headers", Some("Authorization"))]),
-            "POST",
-            true,
-            vec!["HeaderNotAllowed"],
-        ),
-        (
-            "* headers count only without credentials",
-            204,
-            with(&[("Access-Control-Allow-Headers", Some("*"))]),
-            "POST",
-            true,
-            vec!["HeaderNotAllowed"],
-        ),
-        (
-            "* headers without credentials",
-            204,
-            with(&[("Access-Control-Allow-Headers", Some("*"))]),
-            "POST",
-            false,
-            vec![],
-        ),
-        (
-            "a 404 preflight",
-            404,
-            with(&[]),
-            "POST",
-            true,
-            vec!["NotOk"],
-        ),
-        (
-            "a redirect",
-            301,
-            vec![("Location", "https://stats.example.com/api".to_owned())],
-            "POST",
-            true,
-            vec!["Redirect"],
-        ),
-        (
-            "nothing at all",
-            403,
-            vec![],
-            "POST",
-            true,
-            vec!["NotOk", "NoAllowOrigin"],
-        ),
-    ];
-    for (what, status, headers, method, credentials, want) in cases {
-        let refs: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        let mut ask = Ask::tracker(O);
-        ask.method = method.to_owned();
-        let got = check_preflight(&ask, &answer(status, &refs), credentials);
-        let names: Vec<String> = got
-            .iter()
-            .map(|f| {
-                format!("{f:?}")
-                    .split([' ', '{'])
-                    .next()
-                    .unwrap()
-                    .to_owned()
-            })
-            .collect();
-        assert_eq!(names, want, "{what}: {got:?}");
+/// The failures `check_preflight` finds, by variant name, for a preflight of `method`.
+fn judge(status: u16, headers: &[(&str, String)], method: &str, credentials: bool) -> Vec<String> {
+    let refs: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let mut ask = Ask::tracker(O);
+    ask.method = method.to_owned();
+    check_preflight(&ask, &answer(status, &refs), credentials)
+        .iter()
+        .map(|f| {
+            format!("{f:?}")
+                .split([' ', '{'])
+                .next()
+                .unwrap_or("")
+                .to_owned()
+        })
+        .collect()
+}
+
+/// Each case: what it is, the answer's status and headers, whether credentials are on, and
+/// the failures expected.
+type Case<'a> = (
+    &'a str,
+    u16,
+    Vec<(&'static str, String)>,
+    bool,
+    &'a [&'a str],
+);
+
+fn check_all(method: &str, cases: Vec<Case<'_>>) {
+    for (what, status, headers, credentials, want) in cases {
+        assert_eq!(judge(status, &headers, method, credentials), want, "{what}");
     }
+}
+
+#[test]
+fn the_gateways_answer_passes_with_or_without_credentials() {
+    check_all(
+        "POST",
+        vec![
+            ("credentials on", 204, with(&[]), true, &[]),
+            ("credentials off", 204, with(&[]), false, &[]),
+        ],
+    );
+}
+
+#[test]
+fn allow_origin_must_be_one_exact_origin_and_star_only_without_credentials() {
+    let mut two = with(&[]);
+    two.push(("Access-Control-Allow-Origin", O.to_owned()));
+    let star = with(&[("Access-Control-Allow-Origin", Some("*")), ("Vary", None)]);
+    let slash = with(&[(
+        "Access-Control-Allow-Origin",
+        Some("https://blog.example.com/"),
+    )]);
+    check_all(
+        "POST",
+        vec![
+            (
+                "two allow-origin headers",
+                204,
+                two,
+                false,
+                &["SeveralAllowOrigin"],
+            ),
+            (
+                "* with credentials",
+                204,
+                star.clone(),
+                true,
+                &["WildcardWithCredentials"],
+            ),
+            ("* without credentials", 204, star, false, &[]),
+            ("a trailing slash", 204, slash, true, &["OtherAllowOrigin"]),
+        ],
+    );
+}
+
+#[test]
+fn credentials_need_their_header_and_a_shared_cache_needs_vary() {
+    let no_credentials = with(&[("Access-Control-Allow-Credentials", None)]);
+    check_all(
+        "POST",
+        vec![
+            (
+                "no vary",
+                204,
+                with(&[("Vary", None)]),
+                true,
+                &["MissingVary"],
+            ),
+            (
+                "no credentials header",
+                204,
+                no_credentials.clone(),
+                true,
+                &["NoCredentials"],
+            ),
+            (
+                "no credentials header, credentials off",
+                204,
+                no_credentials,
+                false,
+                &[],
+            ),
+        ],
+    );
+}
+
+#[test]
+fn the_method_and_headers_must_be_allowed_and_star_headers_only_without_credentials() {
+    let get_post = with(&[("Access-Control-Allow-Methods", Some("GET, POST"))]);
+    assert_eq!(judge(204, &get_post, "PATCH", true), ["MethodNotAllowed"]);
+    let no_type = with(&[("Access-Control-Allow-Headers", Some("Authorization"))]);
+    let star = with(&[("Access-Control-Allow-Headers", Some("*"))]);
+    check_all(
+        "POST",
+        vec![
+            (
+                "content-type not allowed",
+                204,
+                no_type,
+                true,
+                &["HeaderNotAllowed"],
+            ),
+            (
+                "* headers with credentials",
+                204,
+                star.clone(),
+                true,
+                &["HeaderNotAllowed"],
+            ),
+            ("* headers without credentials", 204, star, false, &[]),
+        ],
+    );
+}
+
+#[test]
+fn a_preflight_must_be_answered_ok_and_never_redirected() {
+    let location = vec![("Location", "https://stats.example.com/api".to_owned())];
+    check_all(
+        "POST",
+        vec![
+            ("a 404 preflight", 404, with(&[]), true, &["NotOk"]),
+            ("a redirect", 301, location, true, &["Redirect"]),
+            (
+                "nothing at all",
+                403,
+                vec![],
+                true,
+                &["NotOk", "NoAllowOrigin"],
+            ),
+        ],
+    );
 }
 
 #[test]
