@@ -30,6 +30,7 @@
 //! | [`metrics`] | every Prometheus metric, registered once; the label sets |
 //! | [`logging`] | stderr logging with levels; pingora's handshake failures counted |
 //! | [`explain`] | `ackee-gateway explain`: what a browser gets, and why it fails (no pingora; its online half speaks plain HTTP/1.1 and rustls) |
+//! | `periodic` | a background service's steady beat: one step every period until shutdown (tokio only) |
 //! | `outage` | failed requests during an Ackee outage, tallied and summarised, not logged one by one |
 //!
 //! Then the thin pingora layer, which imports the modules above and never the other way:
@@ -65,6 +66,7 @@ pub mod logging;
 pub mod metrics;
 pub mod origin;
 pub(crate) mod outage;
+pub(crate) mod periodic;
 pub mod procnet;
 pub(crate) mod proxy;
 pub mod ratelimit;

@@ -298,15 +298,7 @@ impl BackgroundService for HealthChecker {
         // looked at the replicas yet.
         self.check_all().await;
         ready.notify_ready();
-        let mut tick = tokio::time::interval(self.settings.interval);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        tick.tick().await;
-        loop {
-            tokio::select! {
-                _ = shutdown.changed() => return,
-                _ = tick.tick() => self.check_all().await,
-            }
-        }
+        crate::periodic::every(self.settings.interval, &mut shutdown, || self.check_all()).await;
     }
 }
 

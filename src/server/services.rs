@@ -14,6 +14,7 @@ use crate::ackee_origins;
 use crate::handover::{self, UpgradeLock};
 use crate::metrics::Metrics;
 use crate::outage::SUMMARY_PERIOD;
+use crate::periodic;
 use crate::procnet;
 use crate::proxy::Shared;
 use crate::tls::Reloader;
@@ -27,15 +28,11 @@ pub(super) struct AllocatorCollector;
 #[async_trait]
 impl BackgroundService for AllocatorCollector {
     async fn start(&self, mut shutdown: ShutdownWatch) {
-        let mut tick = tokio::time::interval(Duration::from_secs(1));
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = shutdown.changed() => return,
-                // SAFETY: mi_collect has no preconditions; it purges expired free pages.
-                _ = tick.tick() => unsafe { libmimalloc_sys::mi_collect(false) },
-            }
-        }
+        periodic::every(Duration::from_secs(1), &mut shutdown, || async {
+            // SAFETY: mi_collect has no preconditions; it purges expired free pages.
+            unsafe { libmimalloc_sys::mi_collect(false) }
+        })
+        .await;
     }
 }
 
@@ -176,19 +173,12 @@ pub(super) struct OutageSummary {
 #[async_trait]
 impl BackgroundService for OutageSummary {
     async fn start(&self, mut shutdown: ShutdownWatch) {
-        let mut tick = tokio::time::interval(SUMMARY_PERIOD);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        tick.tick().await;
-        loop {
-            tokio::select! {
-                _ = shutdown.changed() => return,
-                _ = tick.tick() => {
-                    if let Some(line) = self.shared.outages.summary(SUMMARY_PERIOD) {
-                        log::warn!("{line}");
-                    }
-                }
+        periodic::every(SUMMARY_PERIOD, &mut shutdown, || async {
+            if let Some(line) = self.shared.outages.summary(SUMMARY_PERIOD) {
+                log::warn!("{line}");
             }
-        }
+        })
+        .await;
     }
 }
 
@@ -250,14 +240,6 @@ impl BackgroundService for AckeeOriginsService {
     ) {
         self.poll_once().await;
         ready.notify_ready();
-        let mut tick = tokio::time::interval(self.settings.interval);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        tick.tick().await;
-        loop {
-            tokio::select! {
-                _ = shutdown.changed() => return,
-                _ = tick.tick() => self.poll_once().await,
-            }
-        }
+        periodic::every(self.settings.interval, &mut shutdown, || self.poll_once()).await;
     }
 }
