@@ -59,7 +59,7 @@ impl Default for ServerSettings {
             work_stealing: true,
             grace_period_seconds: DEFAULT_GRACE_PERIOD_SECONDS,
             graceful_shutdown_timeout_seconds: DEFAULT_GRACEFUL_SHUTDOWN_TIMEOUT_SECONDS,
-            upstream_keepalive_pool_size: 128,
+            upstream_keepalive_pool_size: 1024,
             daemon_wait_for_ready: false,
         }
     }

@@ -261,7 +261,7 @@ impl TransportConnector {
                         // test_reusable_stream: we assume server would never actively send data
                         // first on an idle stream.
                         #[cfg(unix)]
-                        if peer.matches_fd(stream.id())
+                        if peer_matches_stream(peer, &stream)
                             && test_reusable_stream(&mut stream, &self.unexpected_data_conn_count)
                         {
                             Some(stream)
@@ -474,6 +474,27 @@ impl PreferredHttpVersion {
 
 use futures::future::FutureExt;
 use tokio::io::AsyncReadExt;
+
+/// ackee-gateway patch: whether a pooled stream is connected to `peer`, from the peer address
+/// its socket digest caches (one getpeername per connection, not one per reuse). Peers behind
+/// a CONNECT proxy, unix sockets and streams without a digest keep `Peer::matches_fd`.
+#[cfg(unix)]
+fn peer_matches_stream<P: Peer>(peer: &P, stream: &Stream) -> bool {
+    use crate::protocols::l4::socket::SocketAddr as PeerAddr;
+    let digest = stream.get_socket_digest();
+    let cached = digest.as_ref().and_then(|d| d.peer_addr());
+    match (peer.get_proxy(), peer.address(), cached) {
+        (None, PeerAddr::Inet(want), Some(PeerAddr::Inet(got))) => {
+            // As `check_fd_match`: 0.0.0.0 may be mapped to 127.0.0.1 by the system.
+            if want.ip() == std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED) || want == got {
+                return true;
+            }
+            error!("Crit: FD mismatch: fd: {:?}, addr: {want}, peer: {got}", stream.id());
+            false
+        }
+        _ => peer.matches_fd(stream.id()),
+    }
+}
 
 /// Test whether a stream is already closed or not reusable (server sent unexpected data)
 fn test_reusable_stream(stream: &mut Stream, unexpected_data_conn_count: &AtomicU64) -> bool {
