@@ -5,6 +5,53 @@ mod common;
 
 use common::*;
 
+/// Sends the traffic the counters are checked against: 11 requests in all.
+fn send_eleven_requests(gw: &Gateway, ackee: &mut FakeAckee) {
+    let preflight_with = |method: &str, headers: &str| {
+        let mut fields = vec![
+            ("Origin", "https://example.com"),
+            ("Access-Control-Request-Method", method),
+        ];
+        if !headers.is_empty() {
+            fields.push(("Access-Control-Request-Headers", headers));
+        }
+        request(gw.http, "OPTIONS", "/api", &fields, b"").status
+    };
+    // 2 allowed preflights, 3 refused (origin, method, header).
+    for _ in 0..2 {
+        assert_eq!(preflight(gw.http, "https://example.com").status, 204);
+    }
+    let evil = "https://evil-origin-label.test";
+    assert_eq!(preflight(gw.http, evil).status, 403);
+    assert_eq!(preflight_with("DELETE", ""), 403);
+    assert_eq!(preflight_with("POST", "x-evil"), 403);
+    // 3 proxied POSTs: 2 allowed, 1 refused at the edge (reject mode).
+    let body = mutation_body("createRecord");
+    let post = |origin| {
+        request(
+            gw.http,
+            "POST",
+            "/api",
+            &[("Origin", origin)],
+            body.as_bytes(),
+        )
+    };
+    for _ in 0..2 {
+        assert_eq!(post("https://example.com").status, 200);
+    }
+    assert_eq!(post(evil).status, 403);
+    // 1 GET without origin, then Ackee down: the refused connect takes the only replica
+    // down, so the POST gets 503 with Retry-After.
+    assert_eq!(request(gw.http, "GET", "/tracker.js", &[], b"").status, 200);
+    ackee.stop();
+    let down = request(gw.http, "POST", "/api", &[], body.as_bytes());
+    assert_eq!(down.status, 503);
+    // 1 oversized header.
+    let long = "x".repeat(20_000);
+    let too_long = request(gw.http, "GET", "/", &[("X-Long", &long)], b"");
+    assert_eq!(too_long.status, 431);
+}
+
 #[test]
 fn counters_move_by_exactly_the_expected_amounts() {
     let mut ackee = FakeAckee::start();
@@ -13,148 +60,62 @@ fn counters_move_by_exactly_the_expected_amounts() {
             .cors("allowed_origins: [\"https://example.com\"]\ndisallowed_origin: reject"),
     );
     let before = gw.scrape();
-
-    // 2 allowed preflights, 3 refused (origin, method, header).
-    for _ in 0..2 {
-        assert_eq!(preflight(gw.http, "https://example.com").status, 204);
-    }
-    assert_eq!(
-        preflight(gw.http, "https://evil-origin-label.test").status,
-        403
-    );
-    let method = request(
-        gw.http,
-        "OPTIONS",
-        "/api",
-        &[
-            ("Origin", "https://example.com"),
-            ("Access-Control-Request-Method", "DELETE"),
-        ],
-        b"",
-    );
-    assert_eq!(method.status, 403);
-    let header = request(
-        gw.http,
-        "OPTIONS",
-        "/api",
-        &[
-            ("Origin", "https://example.com"),
-            ("Access-Control-Request-Method", "POST"),
-            ("Access-Control-Request-Headers", "x-evil"),
-        ],
-        b"",
-    );
-    assert_eq!(header.status, 403);
-    // 3 proxied POSTs: 2 allowed, 1 refused at the edge (reject mode).
-    let body = mutation_body("createRecord");
-    for _ in 0..2 {
-        let r = request(
-            gw.http,
-            "POST",
-            "/api",
-            &[("Origin", "https://example.com")],
-            body.as_bytes(),
-        );
-        assert_eq!(r.status, 200);
-    }
-    let r = request(
-        gw.http,
-        "POST",
-        "/api",
-        &[("Origin", "https://evil-origin-label.test")],
-        body.as_bytes(),
-    );
-    assert_eq!(r.status, 403);
-    // 1 GET without origin, then Ackee down: the refused connect takes the only replica
-    // down, so the POST gets 503 with Retry-After.
-    assert_eq!(request(gw.http, "GET", "/tracker.js", &[], b"").status, 200);
-    ackee.stop();
-    assert_eq!(
-        request(gw.http, "POST", "/api", &[], body.as_bytes()).status,
-        503
-    );
-    // 1 oversized header.
-    let long = "x".repeat(20_000);
-    assert_eq!(
-        request(gw.http, "GET", "/", &[("X-Long", &long)], b"").status,
-        431
-    );
+    send_eleven_requests(&gw, &mut ackee);
 
     // Requests are counted as they finish, just after the answer is sent: wait for all 11.
     let req = "ackee_gateway_requests_total";
     let after = gw.scrape_until("11 requests to be counted", |s| {
         s.total(req) - before.total(req) == 11.0
     });
-    let delta =
-        |name: &str, labels: &[(&str, &str)]| after.get(name, labels) - before.get(name, labels);
-
-    assert_eq!(
-        delta("ackee_gateway_preflights_total", &[("result", "allowed")]),
-        2.0
-    );
-    assert_eq!(
-        delta("ackee_gateway_preflights_total", &[("result", "refused")]),
-        3.0
-    );
     let rej = "ackee_gateway_cors_rejections_total";
-    assert_eq!(
-        delta(rej, &[("reason", "origin"), ("request", "preflight")]),
-        1.0
-    );
-    assert_eq!(
-        delta(rej, &[("reason", "method"), ("request", "preflight")]),
-        1.0
-    );
-    assert_eq!(
-        delta(rej, &[("reason", "header"), ("request", "preflight")]),
-        1.0
-    );
-    assert_eq!(
-        delta(rej, &[("reason", "origin"), ("request", "actual")]),
-        1.0
-    );
-    assert_eq!(delta(req, &[("method", "OPTIONS"), ("status", "2xx")]), 2.0);
-    assert_eq!(delta(req, &[("method", "OPTIONS"), ("status", "4xx")]), 3.0);
-    assert_eq!(delta(req, &[("method", "POST"), ("status", "2xx")]), 2.0);
-    assert_eq!(delta(req, &[("method", "POST"), ("status", "4xx")]), 1.0);
-    assert_eq!(delta(req, &[("method", "POST"), ("status", "5xx")]), 1.0);
-    assert_eq!(delta(req, &[("method", "GET"), ("status", "2xx")]), 1.0);
-    assert_eq!(delta(req, &[("method", "GET"), ("status", "4xx")]), 1.0);
-    assert_eq!(
-        delta(
+    let replica = ("replica", "ackee-0");
+    let want: &[(&str, &[(&str, &str)], f64)] = &[
+        (
+            "ackee_gateway_preflights_total",
+            &[("result", "allowed")],
+            2.0,
+        ),
+        (
+            "ackee_gateway_preflights_total",
+            &[("result", "refused")],
+            3.0,
+        ),
+        (rej, &[("reason", "origin"), ("request", "preflight")], 1.0),
+        (rej, &[("reason", "method"), ("request", "preflight")], 1.0),
+        (rej, &[("reason", "header"), ("request", "preflight")], 1.0),
+        (rej, &[("reason", "origin"), ("request", "actual")], 1.0),
+        (req, &[("method", "OPTIONS"), ("status", "2xx")], 2.0),
+        (req, &[("method", "OPTIONS"), ("status", "4xx")], 3.0),
+        (req, &[("method", "POST"), ("status", "2xx")], 2.0),
+        (req, &[("method", "POST"), ("status", "4xx")], 1.0),
+        (req, &[("method", "POST"), ("status", "5xx")], 1.0),
+        (req, &[("method", "GET"), ("status", "2xx")], 1.0),
+        (req, &[("method", "GET"), ("status", "4xx")], 1.0),
+        // Two POSTs and one GET reached Ackee.
+        (
             "ackee_gateway_upstream_response_seconds_count",
-            &[("replica", "ackee-0")]
+            &[replica],
+            3.0,
         ),
-        3.0,
-        "two POSTs and one GET reached Ackee"
-    );
-    assert!(
-        delta(
-            "ackee_gateway_upstream_response_seconds_sum",
-            &[("replica", "ackee-0")]
-        ) > 0.0
-    );
-    assert_eq!(
-        delta(
+        (
             "ackee_gateway_upstream_errors_total",
-            &[("replica", "ackee-0"), ("kind", "connect_refused")]
+            &[replica, ("kind", "connect_refused")],
+            1.0,
         ),
-        1.0
-    );
-    assert_eq!(
-        delta(
+        (
             "ackee_gateway_limit_rejections_total",
-            &[("limit", "header")]
+            &[("limit", "header")],
+            1.0,
         ),
-        1.0
-    );
-    assert_eq!(
-        after.get(
-            "ackee_gateway_build_info",
-            &[("version", env!("CARGO_PKG_VERSION"))]
-        ),
-        1.0
-    );
+    ];
+    for (name, labels, n) in want {
+        let delta = after.get(name, labels) - before.get(name, labels);
+        assert_eq!(delta, *n, "{name} {labels:?}");
+    }
+    let latency = "ackee_gateway_upstream_response_seconds_sum";
+    assert!(after.get(latency, &[replica]) > before.get(latency, &[replica]));
+    let version = [("version", env!("CARGO_PKG_VERSION"))];
+    assert_eq!(after.get("ackee_gateway_build_info", &version), 1.0);
     assert!(
         !after.text.contains("evil-origin-label"),
         "a raw Origin must never become a label"
