@@ -75,24 +75,7 @@ fn domains_added_and_removed_in_ackee_are_allowed_and_refused_without_a_restart(
     ] {
         assert_eq!(status(&gw, origin), want, "{origin}");
     }
-    let polls = ackee.count_path("/api");
-    assert!(polls >= 1);
-    let seen = ackee.seen();
-    let poll = seen.iter().find(|s| s.path == "/api").unwrap();
-    assert_eq!(
-        poll.header("authorization"),
-        Some(format!("Bearer {TOKEN}").as_str())
-    );
-    assert_eq!(
-        String::from_utf8_lossy(&poll.body),
-        r#"{"query":"{ domains { id title } }"}"#
-    );
-    // Preflights cause no lookup: only the poller asks Ackee.
-    assert!(
-        seen.iter()
-            .all(|s| s.path != "/api" || s.header("authorization").is_some()),
-        "only the poller's requests may reach Ackee"
-    );
+    assert_only_the_poller_asks_ackee(&ackee);
 
     // A site added in Ackee's dashboard.
     ackee.set(|b| b.domains.push("b.example".into()));
@@ -116,27 +99,47 @@ fn domains_added_and_removed_in_ackee_are_allowed_and_refused_without_a_restart(
         scrape.total("ackee_gateway_ackee_origins_refresh_failures_total"),
         0.0
     );
+    assert_logged(
+        &gw,
+        &[
+            "origins from Ackee: 3 domain(s) give 4 origin(s)",
+            r#"origins from Ackee: 1 title(s) are not host names and give no origin: "My blog""#,
+            r#"origins from Ackee: now allowed: "http://b.example", "https://b.example""#,
+            r#"origins from Ackee: no longer allowed: "http://a.example", "https://a.example""#,
+        ],
+    );
+}
+
+/// The poll carries the token and asks for the domains; preflights cause no lookup.
+fn assert_only_the_poller_asks_ackee(ackee: &FakeAckee) {
+    assert!(ackee.count_path("/api") >= 1);
+    let seen = ackee.seen();
+    let poll = seen.iter().find(|s| s.path == "/api").unwrap();
+    let bearer = format!("Bearer {TOKEN}");
+    assert_eq!(poll.header("authorization"), Some(bearer.as_str()));
+    let query = r#"{"query":"{ domains { id title } }"}"#;
+    assert_eq!(String::from_utf8_lossy(&poll.body), query);
+    assert!(
+        seen.iter()
+            .all(|s| s.path != "/api" || s.header("authorization").is_some()),
+        "only the poller's requests may reach Ackee"
+    );
+}
+
+/// Every line is in the gateway's log.
+fn assert_logged(gw: &Gateway, lines: &[&str]) {
     let log = gw.stderr();
-    assert!(
-        log.contains("origins from Ackee: 3 domain(s) give 4 origin(s)"),
-        "{log}"
-    );
-    assert!(
-        log.contains(
-            r#"origins from Ackee: 1 title(s) are not host names and give no origin: "My blog""#
-        ),
-        "{log}"
-    );
-    assert!(
-        log.contains(r#"origins from Ackee: now allowed: "http://b.example", "https://b.example""#),
-        "{log}"
-    );
-    assert!(
-        log.contains(
-            r#"origins from Ackee: no longer allowed: "http://a.example", "https://a.example""#
-        ),
-        "{log}"
-    );
+    for line in lines {
+        assert!(log.contains(line), "{line}\nnot in:\n{log}");
+    }
+}
+
+/// Each line is in the gateway's log exactly once.
+fn assert_logged_once(gw: &Gateway, lines: &[&str]) {
+    let log = gw.stderr();
+    for line in lines {
+        assert_eq!(log.matches(line).count(), 1, "{line}\nin:\n{log}");
+    }
 }
 
 #[test]
@@ -190,28 +193,19 @@ fn a_refused_token_and_a_stopped_ackee_keep_the_last_good_list_counted_and_logge
     fs::write(&token, "a-new-token\n").unwrap();
     becomes(&gw, "https://b.example", 204);
 
-    let log = gw.stderr();
-    let count = |needle: &str| log.matches(needle).count();
-    assert_eq!(
-        count(
-            "origins from Ackee: cannot refresh (token refused): replica \"ackee-0\": Ackee answered 200 with the GraphQL error \"Token invalid\"; keeping the last good list of 1 origin(s) from Ackee"
-        ),
-        1,
-        "{log}"
+    assert_logged_once(
+        &gw,
+        &[
+            "origins from Ackee: cannot refresh (token refused): replica \"ackee-0\": Ackee answered 200 with the GraphQL error \"Token invalid\"; keeping the last good list of 1 origin(s) from Ackee",
+            "origins from Ackee: cannot refresh (unreachable)",
+            "origins from Ackee: the domain list can be read again; 2 domain(s) give 2 origin(s)",
+        ],
     );
-    assert_eq!(
-        count("origins from Ackee: cannot refresh (unreachable)"),
-        1,
-        "{log}"
-    );
-    assert_eq!(count("origins from Ackee: cannot refresh"), 2, "{log}");
-    assert_eq!(
-        count(
-            "origins from Ackee: the domain list can be read again; 2 domain(s) give 2 origin(s)"
-        ),
-        1,
-        "{log}"
-    );
+    let refreshes = gw
+        .stderr()
+        .matches("origins from Ackee: cannot refresh")
+        .count();
+    assert_eq!(refreshes, 2, "one line for each failing state");
     let scrape = gw.scrape();
     assert_eq!(scrape.get("ackee_gateway_ackee_origins", &[]), 2.0);
     for reason in [
@@ -220,10 +214,10 @@ fn a_refused_token_and_a_stopped_ackee_keep_the_last_good_list_counted_and_logge
         "bad_answer",
         "token_unreadable",
     ] {
+        let series =
+            format!("ackee_gateway_ackee_origins_refresh_failures_total{{reason=\"{reason}\"}}");
         assert!(
-            scrape.text.contains(&format!(
-                "ackee_gateway_ackee_origins_refresh_failures_total{{reason=\"{reason}\"}}"
-            )),
+            scrape.text.contains(&series),
             "every reason is exported: {reason}"
         );
     }
