@@ -88,45 +88,56 @@ fn assert_tracker_worked(
     credentials: bool,
 ) {
     let seen = received_for(ackee, plan, visit);
-    let context = format!(
-        "{}  Ackee received for this visit:\n{}",
-        visit.describe(),
-        describe_seen(&seen)
-    );
-    let fail = |what: &str| -> ! { panic!("{step}: {what}\n{context}") };
+    let problem = tracker_problem(visit, credentials)
+        .or_else(|| ackee_problem(ackee, &seen, origin))
+        .or_else(|| browser_problem(visit));
+    if let Some(what) = problem {
+        panic!(
+            "{step}: {what}\n{}  Ackee received for this visit:\n{}",
+            visit.describe(),
+            describe_seen(&seen)
+        );
+    }
+}
 
+/// What went wrong in the page: the tracker's three requests and the ids it got back.
+fn tracker_problem(visit: &Visit, credentials: bool) -> Option<String> {
     if visit.thrown.is_some() || !visit.page_errors.is_empty() {
-        fail("the page threw");
+        return Some("the page threw".into());
     }
     let ops: Vec<&str> = visit.xhrs.iter().map(|x| x.op.as_str()).collect();
     if ops != ["createRecord", "createAction", "updateAction"] {
-        fail("the tracker did not send createRecord, createAction, then updateAction");
+        return Some(
+            "the tracker did not send createRecord, createAction, then updateAction".into(),
+        );
     }
     if visit
         .xhrs
         .iter()
         .any(|x| x.outcome != "load" || x.status != 200)
     {
-        fail("a tracker request did not load with status 200");
+        return Some("a tracker request did not load with status 200".into());
     }
     if visit.xhrs.iter().any(|x| x.with_credentials != credentials) {
-        fail(&format!(
+        return Some(format!(
             "the tracker's requests were expected with withCredentials = {credentials}"
         ));
     }
     let (Some(record_id), Some(action_id)) = (&visit.record_id, &visit.action_id) else {
-        fail("the tracker did not get the record id and the action id back");
+        return Some("the tracker did not get the record id and the action id back".into());
     };
     // The fake Ackee hands out ids of this form.
-    for id in [record_id, action_id] {
-        if !id.starts_with("00000000-0000-4000-8000-") {
-            fail(&format!("{id:?} is not an id Ackee handed out"));
-        }
+    if let Some(id) = [record_id, action_id]
+        .into_iter()
+        .find(|id| !id.starts_with("00000000-0000-4000-8000-"))
+    {
+        return Some(format!("{id:?} is not an id Ackee handed out"));
     }
-    if record_id == action_id {
-        fail("the record and the action got the same id");
-    }
+    (record_id == action_id).then(|| "the record and the action got the same id".into())
+}
 
+/// What went wrong at Ackee: exactly the three mutations, each from `origin`, no preflight.
+fn ackee_problem(ackee: &FakeAckee, seen: &[Seen], origin: &str) -> Option<String> {
     let count = |m: &str| seen.iter().filter(|s| s.mutation() == Some(m)).count();
     // The updateAction counts only if it carries the action id the tracker got back.
     if seen.len() != 3
@@ -134,38 +145,43 @@ fn assert_tracker_worked(
         || count("createAction") != 1
         || count("updateAction") != 1
     {
-        fail(
+        return Some(
             "Ackee did not receive exactly one createRecord, one createAction, and one \
-             updateAction for the action id the tracker got back",
+             updateAction for the action id the tracker got back"
+                .into(),
         );
     }
     if seen.iter().any(|s| s.header("origin") != Some(origin)) {
-        fail(&format!(
+        return Some(format!(
             "Ackee should have seen Origin {origin} on each request"
         ));
     }
     if ackee.seen().iter().any(|s| s.method == "OPTIONS") {
-        fail("a preflight reached Ackee; the gateway answers them at the edge");
+        return Some("a preflight reached Ackee; the gateway answers them at the edge".into());
     }
+    None
+}
 
+/// What the browser itself reported: CORS and console errors, failed requests, DevTools.
+fn browser_problem(visit: &Visit) -> Option<String> {
     if !visit.cors_console_errors().is_empty() {
-        fail("the browser reported a CORS error");
+        return Some("the browser reported a CORS error".into());
     }
     if visit.console.iter().any(|(t, _)| t == "error") {
-        fail("the browser's console has an error");
+        return Some("the browser's console has an error".into());
     }
-    if !visit.failed_requests.is_empty()
-        || visit
-            .network
-            .iter()
-            .any(|r| r.failed.is_some() || r.cors_error.is_some())
-    {
-        fail("a request failed in the browser");
+    let network_failed = visit
+        .network
+        .iter()
+        .any(|r| r.failed.is_some() || r.cors_error.is_some());
+    if !visit.failed_requests.is_empty() || network_failed {
+        return Some("a request failed in the browser".into());
     }
     let posts = visit.api("POST");
     if posts.len() != 3 || posts.iter().any(|r| r.status != Some(200)) {
-        fail("DevTools should show three POST /api answered with 200");
+        return Some("DevTools should show three POST /api answered with 200".into());
     }
+    None
 }
 
 /// The browser refused the tracker's requests for CORS: nothing of this visit reached Ackee,

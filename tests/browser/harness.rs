@@ -481,33 +481,7 @@ pub fn run_browser_with(
     let result = work.path().join("result.json");
     let config = work.path().join("config.json");
     let timeout = Duration::from_secs(60);
-    let visits_json: Vec<String> = visits
-        .iter()
-        .map(|v| {
-            format!(
-                "{{\"name\":{},\"url\":{}}}",
-                json_string(&v.name),
-                json_string(&v.url)
-            )
-        })
-        .collect();
-    fs::write(
-        &config,
-        format!(
-            "{{\"chromium\":{},\"args\":[{}],\"userDataDir\":{},\"result\":{},\"timeoutMs\":{},\"visits\":[{}]}}",
-            json_string(CHROMIUM),
-            chromium_args
-                .iter()
-                .map(|a| json_string(a))
-                .collect::<Vec<_>>()
-                .join(","),
-            json_string(&profile.to_string_lossy()),
-            json_string(&result.to_string_lossy()),
-            timeout.as_millis(),
-            visits_json.join(",")
-        ),
-    )
-    .unwrap();
+    write_driver_config(&config, chromium_args, &profile, &result, timeout, visits);
     let stderr_path = work.path().join("driver.stderr");
     let mut cmd = Command::new("node");
     {
@@ -539,7 +513,48 @@ pub fn run_browser_with(
         panic!("{step}: the browser driver exited with {status} and wrote no result:\n{stderr}")
     });
     drop(driver);
-    let value: Value = serde_yaml::from_str(&text)
+    parse_result(step, &text, &stderr)
+}
+
+/// Writes the driver's JSON config: Chromium, its flags, the profile, where the result goes,
+/// the time limit, and the visits.
+fn write_driver_config(
+    config: &Path,
+    chromium_args: &[&str],
+    profile: &Path,
+    result: &Path,
+    timeout: Duration,
+    visits: &[VisitPlan],
+) {
+    let visits_json: Vec<String> = visits
+        .iter()
+        .map(|v| {
+            format!(
+                "{{\"name\":{},\"url\":{}}}",
+                json_string(&v.name),
+                json_string(&v.url)
+            )
+        })
+        .collect();
+    let args: Vec<String> = chromium_args.iter().map(|a| json_string(a)).collect();
+    fs::write(
+        config,
+        format!(
+            "{{\"chromium\":{},\"args\":[{}],\"userDataDir\":{},\"result\":{},\"timeoutMs\":{},\"visits\":[{}]}}",
+            json_string(CHROMIUM),
+            args.join(","),
+            json_string(&profile.to_string_lossy()),
+            json_string(&result.to_string_lossy()),
+            timeout.as_millis(),
+            visits_json.join(",")
+        ),
+    )
+    .unwrap();
+}
+
+/// The visits in the driver's result, or a panic that says what the driver reported.
+fn parse_result(step: &str, text: &str, stderr: &str) -> Vec<Visit> {
+    let value: Value = serde_yaml::from_str(text)
         .unwrap_or_else(|e| panic!("{step}: unreadable driver result ({e}):\n{text}"));
     if let Some(error) = value["error"].as_str() {
         panic!("{step}: the browser run failed: {error}\n{stderr}");
