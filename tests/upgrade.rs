@@ -132,6 +132,53 @@ fn fresh_worker(addr: std::net::SocketAddr, stop: Arc<AtomicBool>, tally: Arc<Ta
     }
 }
 
+/// Clients that send requests from background threads until stopped, and what they saw.
+struct Load {
+    stop: Arc<AtomicBool>,
+    tally: Arc<Tally>,
+    workers: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Load {
+    /// A client that opens a connection per request, and with `keepalive` one that reuses
+    /// its connection.
+    fn start(addr: std::net::SocketAddr, keepalive: bool) -> Load {
+        let stop = Arc::new(AtomicBool::new(false));
+        let tally = Arc::new(Tally::default());
+        let mut workers = Vec::new();
+        let (s, t) = (stop.clone(), tally.clone());
+        workers.push(std::thread::spawn(move || fresh_worker(addr, s, t)));
+        if keepalive {
+            let (s, t) = (stop.clone(), tally.clone());
+            workers.push(std::thread::spawn(move || keepalive_worker(addr, s, t)));
+        }
+        Load {
+            stop,
+            tally,
+            workers,
+        }
+    }
+
+    /// Waits for `n` more answers.
+    fn served(&self, n: usize) {
+        let start = self.tally.ok.load(Ordering::SeqCst);
+        eventually(
+            Duration::from_secs(60),
+            &format!("{n} more answers"),
+            || (self.tally.ok.load(Ordering::SeqCst) >= start + n).then_some(()),
+        );
+    }
+
+    /// Stops the clients; the requests that failed.
+    fn stop(self) -> Vec<String> {
+        self.stop.store(true, Ordering::SeqCst);
+        for w in self.workers {
+            w.join().unwrap();
+        }
+        self.tally.failures.lock().unwrap().clone()
+    }
+}
+
 #[test]
 fn a_graceful_upgrade_under_load_loses_no_request() {
     let ackee = FakeAckee::start();
@@ -139,28 +186,8 @@ fn a_graceful_upgrade_under_load_loses_no_request() {
     let upgrade_sock = old.dir.path().join("upgrade.sock");
     assert!(!upgrade_sock.exists());
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let tally = Arc::new(Tally::default());
-    let workers: Vec<_> = (0..2)
-        .map(|i| {
-            let (stop, tally, addr) = (stop.clone(), tally.clone(), old.http);
-            std::thread::spawn(move || {
-                if i == 0 {
-                    keepalive_worker(addr, stop, tally)
-                } else {
-                    fresh_worker(addr, stop, tally)
-                }
-            })
-        })
-        .collect();
-    let served = |n: usize| {
-        let start = tally.ok.load(Ordering::SeqCst);
-        eventually(
-            Duration::from_secs(60),
-            &format!("{n} more answers"),
-            || (tally.ok.load(Ordering::SeqCst) >= start + n).then_some(()),
-        );
-    };
+    let load = Load::start(old.http, true);
+    let served = |n| load.served(n);
     served(40);
 
     // The new process waits on the upgrade socket for the listeners...
@@ -183,16 +210,16 @@ fn a_graceful_upgrade_under_load_loses_no_request() {
     );
     served(40);
 
-    stop.store(true, Ordering::SeqCst);
-    for w in workers {
-        w.join().unwrap();
-    }
-    let failures = tally.failures.lock().unwrap().clone();
+    let tally = load.tally.clone();
+    let failures = load.stop();
+    let (ok, resent) = (
+        tally.ok.load(Ordering::SeqCst),
+        tally.resent.load(Ordering::SeqCst),
+    );
     assert!(
         failures.is_empty(),
-        "{} of {} requests failed during the upgrade: {failures:?}\nold:\n{}\nnew:\n{}",
+        "{} of {ok} requests failed during the upgrade: {failures:?}\nold:\n{}\nnew:\n{}",
         failures.len(),
-        tally.ok.load(Ordering::SeqCst),
         old.stderr(),
         old.upgrade_stderr()
     );
@@ -207,11 +234,7 @@ fn a_graceful_upgrade_under_load_loses_no_request() {
             &[("version", env!("CARGO_PKG_VERSION"))]
         ) == 1.0
     );
-    eprintln!(
-        "upgrade: {} answers, {} resent after an idle keep-alive close",
-        tally.ok.load(Ordering::SeqCst),
-        tally.resent.load(Ordering::SeqCst)
-    );
+    eprintln!("upgrade: {ok} answers, {resent} resent after an idle keep-alive close");
     let _ = new.kill();
     let _ = new.wait();
 }
@@ -310,20 +333,8 @@ fn a_second_upgrade_waits_for_the_first_instead_of_taking_its_socket() {
     let dir = old.dir.path().to_owned();
     let log = |name: &str| std::fs::read_to_string(dir.join(name)).unwrap_or_default();
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let tally = Arc::new(Tally::default());
-    let worker = {
-        let (stop, tally, addr) = (stop.clone(), tally.clone(), old.http);
-        std::thread::spawn(move || fresh_worker(addr, stop, tally))
-    };
-    let served = |n: usize| {
-        let start = tally.ok.load(Ordering::SeqCst);
-        eventually(
-            Duration::from_secs(60),
-            &format!("{n} more answers"),
-            || (tally.ok.load(Ordering::SeqCst) >= start + n).then_some(()),
-        );
-    };
+    let load = Load::start(old.http, false);
+    let served = |n| load.served(n);
     served(20);
 
     // The first new process waits on the upgrade socket; a second one, started before the old
@@ -384,9 +395,7 @@ fn a_second_upgrade_waits_for_the_first_instead_of_taking_its_socket() {
     let status = old.wait_exit(Duration::from_secs(30));
     assert!(status.success(), "{}", old.stderr());
 
-    stop.store(true, Ordering::SeqCst);
-    worker.join().unwrap();
-    let failures = tally.failures.lock().unwrap().clone();
+    let failures = load.stop();
     assert!(
         failures.is_empty(),
         "{} requests failed: {failures:?}\nfirst:\n{}\nsecond:\n{}",
