@@ -52,6 +52,9 @@ fn send_eleven_requests(gw: &Gateway, ackee: &mut FakeAckee) {
     assert_eq!(too_long.status, 431);
 }
 
+/// A metric family, the labels of one series, and by how much it must have moved.
+type Expected<'a> = (&'a str, &'a [(&'a str, &'a str)], f64);
+
 #[test]
 fn counters_move_by_exactly_the_expected_amounts() {
     let mut ackee = FakeAckee::start();
@@ -69,7 +72,7 @@ fn counters_move_by_exactly_the_expected_amounts() {
     });
     let rej = "ackee_gateway_cors_rejections_total";
     let replica = ("replica", "ackee-0");
-    let want: &[(&str, &[(&str, &str)], f64)] = &[
+    let want: &[Expected] = &[
         (
             "ackee_gateway_preflights_total",
             &[("result", "allowed")],

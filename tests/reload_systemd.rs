@@ -103,6 +103,48 @@ struct Container {
     dir: tempfile::TempDir,
 }
 
+/// The shell command that boots this machine's own "/" in a container named `name`, with the
+/// gateway's binary, unit and config bound in.
+fn nspawn_script(root: &std::path::Path, name: &str) -> String {
+    let binds = [
+        (common::gateway::binary(), "/usr/bin/ackee-gateway"),
+        (
+            std::env::var("ACKEE_GATEWAY_UNIT")
+                .unwrap_or_else(|_| format!("{ROOT}/systemd/ackee-gateway.service")),
+            "/etc/systemd/system/ackee-gateway.service",
+        ),
+        (
+            format!("{ROOT}/conf/ackee-gateway.yaml"),
+            "/etc/ackee-gateway/ackee-gateway.yaml",
+        ),
+    ];
+    // nspawn refuses to boot "/" itself, so "/" is bind-mounted on a directory first, in a
+    // mount namespace of its own that this machine never sees. --volatile=overlay puts a
+    // tmpfs over it: nothing the container writes reaches this machine's disk.
+    let mut script = format!("mount --bind / {} && exec systemd-nspawn", root.display());
+    for arg in [
+        "--boot".to_owned(),
+        "--private-network".to_owned(),
+        "--volatile=overlay".to_owned(),
+        // No systemd runs on the host to register with or to allocate a scope from.
+        "--register=no".to_owned(),
+        "--keep-unit".to_owned(),
+        "--console=passive".to_owned(),
+        format!("--machine={name}"),
+        format!("--directory={}", root.display()),
+    ]
+    .into_iter()
+    .chain(
+        binds
+            .iter()
+            .map(|(from, to)| format!("--bind-ro={from}:{to}")),
+    ) {
+        script.push(' ');
+        script.push_str(&arg);
+    }
+    script
+}
+
 impl Container {
     /// Boots the container, or says why it cannot be booted here.
     fn boot() -> Result<Container, String> {
@@ -111,44 +153,9 @@ impl Container {
         std::fs::create_dir(&root).unwrap();
         let log = std::fs::File::create(dir.path().join("nspawn.log")).unwrap();
         let name = format!("ackee-reload-{}", std::process::id());
-        let binds = [
-            (common::gateway::binary(), "/usr/bin/ackee-gateway"),
-            (
-                std::env::var("ACKEE_GATEWAY_UNIT")
-                    .unwrap_or_else(|_| format!("{ROOT}/systemd/ackee-gateway.service")),
-                "/etc/systemd/system/ackee-gateway.service",
-            ),
-            (
-                format!("{ROOT}/conf/ackee-gateway.yaml"),
-                "/etc/ackee-gateway/ackee-gateway.yaml",
-            ),
-        ];
-        // nspawn refuses to boot "/" itself, so "/" is bind-mounted on a directory first, in a
-        // mount namespace of its own that this machine never sees. --volatile=overlay puts a
-        // tmpfs over it: nothing the container writes reaches this machine's disk.
-        let mut script = format!("mount --bind / {} && exec systemd-nspawn", root.display());
-        for arg in [
-            "--boot".to_owned(),
-            "--private-network".to_owned(),
-            "--volatile=overlay".to_owned(),
-            // No systemd runs on the host to register with or to allocate a scope from.
-            "--register=no".to_owned(),
-            "--keep-unit".to_owned(),
-            "--console=passive".to_owned(),
-            format!("--machine={name}"),
-            format!("--directory={}", root.display()),
-        ]
-        .into_iter()
-        .chain(
-            binds
-                .iter()
-                .map(|(from, to)| format!("--bind-ro={from}:{to}")),
-        ) {
-            script.push(' ');
-            script.push_str(&arg);
-        }
         let nspawn = Command::new("unshare")
-            .args(["--mount", "--propagation", "private", "sh", "-c", &script])
+            .args(["--mount", "--propagation", "private", "sh", "-c"])
+            .arg(nspawn_script(&root, &name))
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
@@ -159,27 +166,31 @@ impl Container {
             nspawn,
             dir,
         };
+        container.find_init()?;
+        container.wait_booted()?;
+        Ok(container)
+    }
+
+    /// Waits for the container's systemd to start, and keeps its PID.
+    fn find_init(&mut self) -> Result<(), String> {
         // unshare and sh exec systemd-nspawn, so its PID is the child's; the container's init
         // is a child of it.
-        let nspawn_pid = container.nspawn.id();
+        let nspawn_pid = self.nspawn.id();
         let deadline = Instant::now() + Duration::from_secs(30);
-        while container.init == 0 {
-            if let Some(status) = container.nspawn.try_wait().unwrap() {
-                return Err(format!(
-                    "systemd-nspawn exited ({status}):\n{}",
-                    container.log()
-                ));
+        while self.init == 0 {
+            if let Some(status) = self.nspawn.try_wait().unwrap() {
+                return Err(format!("systemd-nspawn exited ({status}):\n{}", self.log()));
             }
             if Instant::now() > deadline {
                 return Err(format!(
                     "no systemd in the container after 30 s:\n{}",
-                    container.log()
+                    self.log()
                 ));
             }
             let children =
                 std::fs::read_to_string(format!("/proc/{nspawn_pid}/task/{nspawn_pid}/children"))
                     .unwrap_or_default();
-            container.init = children
+            self.init = children
                 .split_whitespace()
                 .filter_map(|p| p.parse::<u32>().ok())
                 .find(|p| {
@@ -189,23 +200,28 @@ impl Container {
                 .unwrap_or(0);
             std::thread::sleep(Duration::from_millis(20));
         }
+        Ok(())
+    }
+
+    /// Waits for the container's systemd to finish booting.
+    fn wait_booted(&self) -> Result<(), String> {
         // "degraded" is fine: some of this machine's own services fail in a container. Until
         // systemd listens on its bus, systemctl cannot connect, and is asked again.
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            let out = container.run(
+            let out = self.run(
                 &["systemctl", "is-system-running", "--wait"],
                 Duration::from_secs(60),
             );
             let state = String::from_utf8_lossy(&out.stdout).trim().to_owned();
             if ["running", "degraded"].contains(&state.as_str()) {
-                return Ok(container);
+                return Ok(());
             }
             if Instant::now() > deadline {
                 return Err(format!(
                     "the container's systemd did not finish booting: {}\n{}",
                     text(&out),
-                    container.log()
+                    self.log()
                 ));
             }
             std::thread::sleep(Duration::from_millis(50));
@@ -482,34 +498,33 @@ fn under_load(c: &Container, what: &str, warm_up: usize, scenario: impl FnOnce()
     );
 }
 
-#[test]
-fn any_sequence_of_reloads_refuses_no_connection_and_restarts_nothing() {
+/// A container booted with systemd, or `None` (said on stderr) where none can boot here.
+fn booted_container() -> Option<Container> {
     // SAFETY: geteuid(2) has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
         eprintln!("SKIPPED: booting a container with systemd-nspawn needs root");
-        return;
+        return None;
     }
     let nspawn = Command::new("systemd-nspawn").arg("--version").output();
     assert!(
         nspawn.is_ok_and(|o| o.status.success()),
         "systemd-nspawn is missing: apt-get install systemd-container"
     );
-    let c = match Container::boot() {
-        Ok(c) => c,
+    match Container::boot() {
+        Ok(c) => {
+            let version = c.ok(&["systemctl", "--version"]);
+            eprintln!("{}", version.lines().next().unwrap_or(""));
+            Some(c)
+        }
         Err(reason) => {
             eprintln!("SKIPPED: this machine cannot boot a systemd container: {reason}");
-            return;
+            None
         }
-    };
-    eprintln!(
-        "{}",
-        c.ok(&["systemctl", "--version"])
-            .lines()
-            .next()
-            .unwrap_or("")
-    );
+    }
+}
 
-    // The README's installation steps 2 and 4, inside the container.
+/// The README's installation steps 2 and 4, inside the container; the main PID once started.
+fn install_and_start(c: &Container) -> u32 {
     let user = c.run(&["id", "ackee-gateway"], Duration::from_secs(10));
     if !user.status.success() {
         c.ok(&[
@@ -526,8 +541,47 @@ fn any_sequence_of_reloads_refuses_no_connection_and_restarts_nothing() {
     }
     c.ok(&["systemctl", "daemon-reload"]);
     c.ok(&["systemctl", "start", UNIT]);
-    main_process_serves(&c, "systemctl start");
-    let mut main = settled(&c, "the start");
+    main_process_serves(c, "systemctl start");
+    settled(c, "the start")
+}
+
+/// Five reloads were asked for, and five ran, each a hand-over, and the journal holds no
+/// panic, failed hand-over or restart.
+fn assert_five_clean_hand_overs(c: &Container) {
+    let journal = c.journal();
+    if std::env::var_os("SHOW_JOURNAL").is_some() {
+        eprintln!("{journal}");
+    }
+    // The one asked for during another ran after it (systemd logs "Reloaded" once for the
+    // two, as one job).
+    let count = |what: &str| journal.lines().filter(|l| l.contains(what)).count();
+    let reloads = count("Reloading ackee-gateway.service");
+    let hand_overs = count("listener sockets sent");
+    assert_eq!(
+        (reloads, hand_overs),
+        (5, 5),
+        "five reloads, five hand-overs:\n{journal}"
+    );
+    for bad in [
+        "panicked",
+        "Unable to send listener sockets",
+        "Giving up",
+        "Main process exited",
+        "Scheduled restart",
+    ] {
+        assert!(
+            !journal.contains(bad),
+            "the journal says {bad:?}:\n{journal}"
+        );
+    }
+}
+
+#[test]
+fn any_sequence_of_reloads_refuses_no_connection_and_restarts_nothing() {
+    let Some(c) = booted_container() else {
+        return;
+    };
+    let mut main = install_and_start(&c);
 
     // 1. Two reloads back to back.
     under_load(&c, "reload; reload", 20, || {
@@ -576,31 +630,5 @@ fn any_sequence_of_reloads_refuses_no_connection_and_restarts_nothing() {
     );
     no_restart(&c, "a reload right after a restart");
 
-    let journal = c.journal();
-    if std::env::var_os("SHOW_JOURNAL").is_some() {
-        eprintln!("{journal}");
-    }
-    // Five reloads were asked for, and five ran, each a hand-over: the one asked for during
-    // another ran after it (systemd logs "Reloaded" once for the two, as one job).
-    let count = |what: &str| journal.lines().filter(|l| l.contains(what)).count();
-    assert_eq!(
-        (
-            count("Reloading ackee-gateway.service"),
-            count("listener sockets sent")
-        ),
-        (5, 5),
-        "five reloads, five hand-overs:\n{journal}"
-    );
-    for bad in [
-        "panicked",
-        "Unable to send listener sockets",
-        "Giving up",
-        "Main process exited",
-        "Scheduled restart",
-    ] {
-        assert!(
-            !journal.contains(bad),
-            "the journal says {bad:?}:\n{journal}"
-        );
-    }
+    assert_five_clean_hand_overs(&c);
 }

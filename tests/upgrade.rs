@@ -339,53 +339,43 @@ fn a_second_upgrade_waits_for_the_first_instead_of_taking_its_socket() {
 
     // The first new process waits on the upgrade socket; a second one, started before the old
     // process has handed over, waits for the first instead of unlinking that socket.
+    let socket_waits = |what: &str| {
+        eventually(Duration::from_secs(30), what, || {
+            upgrade_sock.exists().then_some(())
+        })
+    };
     let mut first = spawn_upgrade_logged(&old, "first.log");
-    eventually(
-        Duration::from_secs(30),
-        "the first new process to listen on the upgrade socket",
-        || upgrade_sock.exists().then_some(()),
-    );
+    socket_waits("the first new process to listen on the upgrade socket");
     let mut second = spawn_upgrade_logged(&old, "second.log");
-    eventually(
-        Duration::from_secs(30),
-        "the second new process to wait for the first",
-        || {
-            log("second.log")
-                .contains("another upgrade holds")
-                .then_some(())
-        },
+    let logged = |name: &str, line: &str, what: &str| {
+        eventually(Duration::from_secs(30), what, || {
+            log(name).contains(line).then_some(())
+        })
+    };
+    logged(
+        "second.log",
+        "another upgrade holds",
+        "the second to wait for the first",
     );
 
     // The hand-over to the first goes through...
     old.signal("QUIT");
-    eventually(
-        Duration::from_secs(30),
-        "the first new process to serve",
-        || {
-            log("first.log")
-                .contains("serving on every listener")
-                .then_some(())
-        },
+    logged(
+        "first.log",
+        "serving on every listener",
+        "the first to serve",
     );
     served(20);
     // ...and only then does the second one wait on the socket, and take over from the first.
-    eventually(
-        Duration::from_secs(30),
-        "the second new process to listen on the upgrade socket",
-        || upgrade_sock.exists().then_some(()),
-    );
+    socket_waits("the second new process to listen on the upgrade socket");
     let quit = std::process::Command::new("kill")
         .args(["-QUIT", &first.id().to_string()])
         .status();
     assert!(quit.is_ok_and(|s| s.success()), "kill -QUIT the first");
-    eventually(
-        Duration::from_secs(30),
-        "the second new process to serve",
-        || {
-            log("second.log")
-                .contains("serving on every listener")
-                .then_some(())
-        },
+    logged(
+        "second.log",
+        "serving on every listener",
+        "the second to serve",
     );
     served(20);
     let status = eventually(Duration::from_secs(30), "the first to exit", || {
