@@ -90,20 +90,28 @@ pub struct Gateway {
     scheme: &'static str,
     proto: HeaderValue,
     retry_after: HeaderValue,
+    /// The answer to an allowed preflight, built once: only its allowed origin changes.
+    preflight: ResponseHeader,
 }
 
 impl Gateway {
     /// A proxy for one listener.
-    pub fn new(shared: Arc<Shared>, policy: ListenerPolicy) -> Gateway {
+    pub fn new(
+        shared: Arc<Shared>,
+        policy: ListenerPolicy,
+    ) -> std::result::Result<Gateway, String> {
         let shared_retry_after = shared.retry_after_seconds;
         let scheme = if policy.tls { "https" } else { "http" };
-        Gateway {
+        let preflight = respond::preflight_template(&shared.cors, &policy)
+            .map_err(|e| format!("internal error: the preflight answer cannot be built: {e}"))?;
+        Ok(Gateway {
             shared,
             policy,
             scheme,
             proto: HeaderValue::from_static(scheme),
             retry_after: HeaderValue::from(shared_retry_after),
-        }
+            preflight,
+        })
     }
 }
 

@@ -5,8 +5,6 @@ use http::header;
 use pingora_core::Result;
 use pingora_proxy::Session;
 
-use pingora::http::ResponseHeader;
-
 use super::{Ctx, Gateway};
 use crate::cors::{Decision, OriginVerdict};
 use crate::limits::Exceeded;
@@ -57,11 +55,7 @@ impl Gateway {
         s.metrics.cors(&ctx.cors);
         match &ctx.cors {
             Decision::PreflightAllowed(allow_origin) => {
-                let mut resp = ResponseHeader::build(204, Some(8))?;
-                for (name, value) in s.cors.preflight_headers(allow_origin.clone()) {
-                    resp.append_header(name, value)?;
-                }
-                self.add_listener_headers(&mut resp)?;
+                let resp = self.preflight_answer(allow_origin)?;
                 session.write_response_header(Box::new(resp), true).await?;
                 return Ok(true);
             }

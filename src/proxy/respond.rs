@@ -7,15 +7,42 @@ use pingora_proxy::Session;
 
 use pingora::http::ResponseHeader;
 
-use super::Gateway;
+use super::{Gateway, ListenerPolicy};
 use crate::acme::{Challenge, Webroot};
-use crate::cors::{Decision, names, request_host, vary};
+use crate::cors::{CorsPolicy, Decision, names, request_host, vary};
 use crate::limits::Exceeded;
 use crate::{ratelimit, redirect};
 
 const TEXT_PLAIN: HeaderValue = HeaderValue::from_static("text/plain; charset=utf-8");
 
+/// The answer to an allowed preflight, built once per listener: 204, every
+/// `Access-Control-Allow-*` header, `Vary: Origin` and the listener's headers, in the order they
+/// are sent. `Access-Control-Allow-Origin` holds a placeholder that
+/// [`Gateway::preflight_answer`] replaces, in place, with the request's origin.
+pub(super) fn preflight_template(
+    cors: &CorsPolicy,
+    policy: &ListenerPolicy,
+) -> Result<ResponseHeader> {
+    let mut resp = ResponseHeader::build(204, Some(8))?;
+    for (name, value) in cors.preflight_headers(HeaderValue::from_static("null")) {
+        resp.append_header(name, value)?;
+    }
+    for (name, value) in &policy.response_headers {
+        resp.insert_header(name.clone(), value.clone())?;
+    }
+    Ok(resp)
+}
+
 impl Gateway {
+    /// The answer to a preflight from `allow_origin`: a copy of the listener's template with
+    /// the origin put in (in place: the header keeps its position). One header is set per
+    /// request instead of the whole set.
+    pub(super) fn preflight_answer(&self, allow_origin: &HeaderValue) -> Result<ResponseHeader> {
+        let mut resp = self.preflight.clone();
+        resp.insert_header(names::ALLOW_ORIGIN, allow_origin.clone())?;
+        Ok(resp)
+    }
+
     /// Adds the CORS headers an allowed origin gets on an actual response, and `Vary: Origin`.
     pub(super) fn decorate(&self, resp: &mut ResponseHeader, cors: &Decision) -> Result<()> {
         if let Some(value) = cors.allow_origin() {

@@ -291,7 +291,7 @@ fn add_listeners(
     for listener in &config.listeners {
         let mut service = pingora_proxy::http_proxy_service_with_name(
             &server.configuration,
-            Gateway::new(shared.clone(), policy(listener)),
+            Gateway::new(shared.clone(), policy(listener))?,
             &format!("listener {}", listener.name),
         );
         let address = listener.address.to_string();
