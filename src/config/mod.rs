@@ -101,6 +101,3 @@ pub fn parse_with(
         _ => Err(r.into_diagnostics()),
     }
 }
-
-#[cfg(test)]
-mod tests;
