@@ -15,7 +15,6 @@
 mod cors;
 pub(crate) mod diag;
 mod listener;
-mod request_target;
 mod section;
 pub mod types;
 mod upstream;

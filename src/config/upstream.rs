@@ -3,12 +3,12 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 
-use super::request_target::check_request_target;
 use super::section::{Keyed, Later, Problems, Section};
 use super::types::{
     HealthCheckSettings, HealthProbe, NODE_KEEP_ALIVE_SECONDS, Replica, Selection, UpstreamSettings,
 };
 use super::validate::{MAX_SECONDS, Resolver, non_empty, seconds};
+use crate::health::check_request_target;
 
 /// Reads and validates `upstream`. `None` if anything in it is wrong, or it is missing.
 pub(super) fn upstream(
