@@ -2,7 +2,7 @@
 //! come in; `cors.origins_from_ackee` with its token file.
 
 use ackee_gateway::config::types::{HealthCheckSettings, HealthProbe, Selection};
-use ackee_gateway::config::{parse, parse_with};
+use ackee_gateway::config::{Diagnostics, Source, parse, parse_with};
 use ackee_gateway::cors::DisallowedOrigin;
 
 const MINIMAL: &str = r#"
@@ -530,4 +530,20 @@ fn origins_from_ackee_report_every_problem() {
             r#"error: gw.yaml: cors.origins_from_ackee.token_file: missing; write the file that holds a permanent token from Ackee (Settings, Permanent tokens), such as "/etc/ackee-gateway/ackee-token""#
         ]
     );
+}
+
+#[test]
+fn diagnostics_print_level_place_key_and_message() {
+    let mut d = Diagnostics::new();
+    let file = Source::File("conf/x.yaml".into());
+    d.error(&file, "cors.allowed_origins[2]", "bad");
+    d.warning(&Source::Env("ACKEE_ALLOW_ORIGIN"), "[0]", "odd");
+    d.error(&file, "", "not YAML");
+    assert_eq!(
+        d.to_string(),
+        "error: conf/x.yaml: cors.allowed_origins[2]: bad\n\
+         warning: environment variable ACKEE_ALLOW_ORIGIN: [0]: odd\n\
+         error: conf/x.yaml: not YAML\n"
+    );
+    assert_eq!(d.error_count(), 2);
 }
