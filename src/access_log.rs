@@ -25,6 +25,15 @@ pub enum Format {
     Json,
 }
 
+/// The access log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AccessLogSettings {
+    /// Text or JSON lines.
+    pub format: Format,
+    /// Standard output or a file.
+    pub target: Target,
+}
+
 /// One request, ready to be written.
 #[derive(Clone, Debug)]
 pub(crate) struct Entry<'a> {

@@ -6,6 +6,9 @@
 
 use http::{HeaderMap, Method, Uri, header};
 
+/// The largest body the gateway buffers: pingora's retry buffer holds 64 KiB.
+pub const MAX_BUFFERED_BODY: u64 = 64 * 1024;
+
 /// Request size limits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Limits {

@@ -1,5 +1,6 @@
 //! Whether a failed attempt at Ackee is tried again, and where. No pingora here: the proxy
 //! layer describes the failure, this module decides, and the proxy carries the decision out.
+//! The replicas themselves, and how the gateway talks to them, are [`UpstreamSettings`].
 //!
 //! - A failed **connect** sent nothing, so any request may go to a replica it has not tried.
 //! - A failure **after sending** is retried only for an idempotent method (never `POST` or
@@ -12,6 +13,81 @@
 //! [`Attempts`] holds one request's side of this: the replicas it tried, the one it is trying,
 //! the one a failure chose for the next attempt, and the client key the balancer hashes. The
 //! balancer itself is passed in as a function, so the whole sequence is unit-tested here.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use crate::health::HealthCheckSettings;
+
+/// Node's HTTP keep-alive timeout, which Ackee inherits.
+pub const NODE_KEEP_ALIVE_SECONDS: f64 = 5.0;
+
+/// One Ackee process.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Replica {
+    /// Name for metrics and logs; defaults to the address as written.
+    pub name: String,
+    /// The address as written, such as `ackee:3000`.
+    pub written: String,
+    /// The resolved address.
+    pub address: SocketAddr,
+    /// Relative share of traffic.
+    pub weight: usize,
+}
+
+impl Replica {
+    /// Where the poll of Ackee's domain list asks this replica.
+    pub fn domains_target(&self) -> crate::ackee_origins::Target {
+        crate::ackee_origins::Target {
+            name: self.name.clone(),
+            address: self.address,
+            host: self.written.clone(),
+        }
+    }
+}
+
+/// How a replica is chosen for a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Selection {
+    /// Weighted round robin.
+    RoundRobin,
+    /// Weighted random.
+    Random,
+    /// Consistent (Ketama) hashing on the client address: a client stays on one replica.
+    ConsistentHash,
+}
+
+/// How the gateway talks to Ackee.
+#[derive(Clone, Debug, PartialEq)]
+pub struct UpstreamSettings {
+    /// The Ackee processes.
+    pub replicas: Vec<Replica>,
+    /// How a replica is chosen.
+    pub selection: Selection,
+    /// Active health checks.
+    pub health_check: HealthCheckSettings,
+    /// `Retry-After` seconds on a 503 when no replica is up.
+    pub retry_after_seconds: u32,
+    /// TCP connect timeout.
+    pub connect_timeout: Duration,
+    /// Timeout for each read from Ackee.
+    pub read_timeout: Duration,
+    /// Timeout for each write to Ackee.
+    pub write_timeout: Duration,
+    /// How long a pooled connection may idle; below Node's 5 s keep-alive.
+    pub idle_timeout: Duration,
+}
+
+impl UpstreamSettings {
+    /// Default connect timeout.
+    pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+    /// Default read timeout.
+    pub const READ_TIMEOUT: Duration = Duration::from_secs(60);
+    /// Default write timeout.
+    pub const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+    /// Default idle timeout for pooled connections.
+    pub const IDLE_TIMEOUT: Duration = Duration::from_secs(4);
+}
 
 /// The most replicas a request can remember having tried (the width of [`Tried`]).
 pub const MAX_REPLICAS: usize = 64;

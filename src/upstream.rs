@@ -26,10 +26,10 @@ use pingora_load_balancing::selection::{
 };
 use pingora_load_balancing::{Backend, Backends, LoadBalancer, discovery};
 
-use crate::config::types::{HealthCheckSettings, HealthProbe, Selection};
-use crate::config::{Replica, UpstreamSettings};
+use crate::health::{HealthCheckSettings, HealthProbe};
 use crate::health::{ReplicaHealth, Thresholds};
 use crate::metrics::Metrics;
+use crate::retry::{Replica, Selection, UpstreamSettings};
 
 use crate::retry::Tried;
 

@@ -2,41 +2,16 @@
 //! credentials, methods, headers and what happens to other origins.
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 
 use super::diag::Source;
-use super::section::{Keyed, Later, Problems, Section};
-use super::validate::{ENV_ALLOW_ORIGIN, MAX_SECONDS, seconds};
-use crate::ackee_origins::Settings as FromAckee;
+use super::section::{Keyed, Later, Problems, Section, Texts};
+use super::validate::{ENV_ALLOW_ORIGIN, MAX_SECONDS, each, seconds};
+use crate::ackee_origins::{DEFAULT_INTERVAL, DEFAULT_TIMEOUT, Settings as FromAckee, TitleRules};
 use crate::cors::{
     ACKEE_HEADERS, ACKEE_MAX_AGE_SECONDS, ACKEE_METHODS, CorsSettings, DisallowedOrigin,
 };
-use crate::origin::{Entry, OriginSet, parse_entry};
-
-type Texts = Option<Keyed<Vec<Keyed<String>>>>;
-
-/// One origin entry with the key it came from, for messages.
-struct Written {
-    key: String,
-    text: String,
-}
-
-/// The allow list, normalised: entries with their keys, and the key of `"*"` if listed.
-struct Origins {
-    source: Source,
-    entries: Vec<(String, Entry)>,
-    star: Option<String>,
-    ok: bool,
-}
-
-impl Origins {
-    /// Where `"*"` was written, for messages: `ACKEE_ALLOW_ORIGIN is "*"` or a key path.
-    fn star_place(&self, default: &str) -> String {
-        match &self.source {
-            Source::Env(var) => format!("{var} is \"*\""),
-            Source::File(_) => format!("{} is \"*\"", self.star.as_deref().unwrap_or(default)),
-        }
-    }
-}
+use crate::origin::{Entry, OriginSet, Scheme, parse_entry};
 
 /// Reads and validates `cors`, with `env` the value of `ACKEE_ALLOW_ORIGIN`. Also says whether
 /// the origins came from the environment.
@@ -44,82 +19,89 @@ pub(super) fn cors(
     r: &mut Problems,
     root: &Section<'_>,
     env: Option<&str>,
-) -> (Option<CorsSettings>, bool) {
-    let s = root.section(
-        r,
-        "cors",
-        "a mapping with allowed_origins and the other CORS keys",
-    );
-    let text = |r: &mut Problems, key, example| s.as_ref().and_then(|s| s.texts(r, key, example));
-    let allowed_origins = text(r, "allowed_origins", "[\"https://example.com\"]");
-    let allow_credentials = s.as_ref().and_then(|s| s.flag(r, "allow_credentials"));
-    let methods = text(r, "allowed_methods", "[GET, POST, PATCH, OPTIONS]");
-    let headers = text(
-        r,
-        "allowed_headers",
-        "[Content-Type, Authorization, Time-Zone]",
-    );
-    let max_age = s.as_ref().and_then(|s| {
-        s.whole(
-            r,
-            "max_age_seconds",
-            "a whole number of seconds such as 3600",
-        )
-    });
-    let disallowed = s
-        .as_ref()
-        .and_then(|s| s.text(r, "disallowed_origin", "forward or reject"));
-    let from_ackee = s.as_ref().and_then(|s| origins_from_ackee(r, s));
-    if let Some(s) = s {
-        s.finish(r);
-    }
+) -> (CorsSettings, bool) {
+    let example = "a mapping with allowed_origins and the other CORS keys";
+    let s = root.section_or_empty(r, "cors", example);
+    let allowed_origins = s.texts(r, "allowed_origins", "[\"https://example.com\"]");
+    let allow_credentials = s.flag(r, "allow_credentials");
+    let methods = s.texts(r, "allowed_methods", "[GET, POST, PATCH, OPTIONS]");
+    let example = "[Content-Type, Authorization, Time-Zone]";
+    let headers = s.texts(r, "allowed_headers", example);
+    let example = "a whole number of seconds such as 3600";
+    let max_age = s.whole(r, "max_age_seconds", example);
+    let disallowed = s.text(r, "disallowed_origin", "forward or reject");
+    let from_ackee = origins_from_ackee(r, &s);
+    s.finish(r);
 
-    let written = written_origins(r, env, allowed_origins, from_ackee.is_some());
-    let from_env = matches!(written.0, Source::Env(_));
-    let origins = normalise(r, written);
-    let mut ok = origins.ok;
-    let allow_credentials = credentials(r, &origins, allow_credentials, &mut ok);
-    let allowed_methods = self::methods(r, methods, &mut ok);
-    let allowed_headers = self::headers(r, headers, &mut ok);
-    let max_age_seconds = self::max_age(r, max_age, &mut ok);
-    let disallowed_origin = self::disallowed(r, disallowed, &mut ok);
+    let (source, written) = written_origins(r, env, allowed_origins, from_ackee.is_some());
+    let (entries, star) = normalise(r, &source, written);
+    // Where `"*"` was written, for messages: `ACKEE_ALLOW_ORIGIN is "*"` or a key path.
+    let star_place = |default: &str| match &source {
+        Source::Env(var) => format!("{var} is \"*\""),
+        Source::File(_) => format!("{} is \"*\"", star.as_deref().unwrap_or(default)),
+    };
+    let allow_credentials = match allow_credentials {
+        None => star.is_none(),
+        Some(c) if c.value && star.is_some() => {
+            r.error(
+                &c.key,
+                format!(
+                    "is true, but {}; browsers refuse credentials together with \"*\", so write cors.allow_credentials: false, or list the origins instead of \"*\"",
+                    star_place("cors.allowed_origins")
+                ),
+            );
+            false
+        }
+        Some(c) => c.value,
+    };
+    let allowed_methods = match methods {
+        None => ACKEE_METHODS.iter().map(|s| s.to_string()).collect(),
+        Some(list) => self::methods(r, list),
+    };
+    let allowed_headers = match headers {
+        None => ACKEE_HEADERS.iter().map(|s| s.to_string()).collect(),
+        Some(list) => self::headers(r, list),
+    };
+    let max_age_seconds = max_age.map_or(Some(ACKEE_MAX_AGE_SECONDS), |m| {
+        let write = "a number of seconds such as 3600 (browsers cap it at 7200 or 86400)";
+        r.within(&m, 0..=u32::MAX.into(), write).map(|v| v as u32)
+    });
+    let choices = [
+        ("forward", DisallowedOrigin::Forward),
+        ("reject", DisallowedOrigin::Reject),
+    ];
+    let disallowed_origin = disallowed.and_then(|d| r.choice(&d, &choices));
     let from_ackee = from_ackee.and_then(|(key, check)| {
-        if origins.star.is_some() {
+        if star.is_some() {
             r.error(
                 &key,
                 format!(
                     "is set, but {}, which already allows every origin; remove origins_from_ackee, or list the origins instead of \"*\"",
-                    origins.star_place("")
+                    star_place("")
                 ),
             );
-            ok = false;
         }
-        let settings = check(r);
-        ok &= settings.is_some();
-        settings
+        check(r)
     });
-    if !ok {
-        return (None, from_env);
-    }
     let settings = CorsSettings {
         from_ackee,
-        origins: OriginSet::new(origins.entries.into_iter().map(|(_, e)| e)),
+        origins: OriginSet::new(entries.into_iter().map(|(_, e)| e)),
         allow_credentials,
         allowed_methods,
         allowed_headers,
         max_age_seconds,
-        disallowed_origin,
+        disallowed_origin: disallowed_origin.unwrap_or(DisallowedOrigin::Forward),
     };
-    (Some(settings), from_env)
+    (settings, matches!(source, Source::Env(_)))
 }
 
-/// Where the origins come from, and the entries as written: `None` if there are none to use.
+/// Where the origins come from, and the entries as written with their keys.
 fn written_origins(
     r: &mut Problems,
     env: Option<&str>,
-    file: Texts,
+    file: Option<Texts>,
     from_ackee: bool,
-) -> (Source, Option<Vec<Written>>) {
+) -> (Source, Vec<Keyed<String>>) {
     let Some(value) = env else {
         return (r.source().clone(), file_origins(r, file, from_ackee));
     };
@@ -136,24 +118,21 @@ fn written_origins(
             "",
             "is set but empty; set it to an origin such as \"https://example.com\", to a comma-separated list, or to \"*\", or unset it",
         );
-        return (env_source, None);
+        return (env_source, Vec::new());
     }
-    let items = value
-        .split(',')
-        .enumerate()
-        .map(|(i, t)| Written {
-            key: format!("[{i}]"),
-            text: t.to_owned(),
-        })
-        .collect();
-    (env_source, Some(items))
+    let items = value.split(',').enumerate();
+    let items = items.map(|(i, t)| Keyed {
+        key: format!("[{i}]"),
+        value: t.to_owned(),
+    });
+    (env_source, items.collect())
 }
 
 /// `cors.allowed_origins` as written; with origins from Ackee it may be missing or empty.
-fn file_origins(r: &mut Problems, file: Texts, from_ackee: bool) -> Option<Vec<Written>> {
+fn file_origins(r: &mut Problems, file: Option<Texts>, from_ackee: bool) -> Vec<Keyed<String>> {
     match file {
-        None if from_ackee => Some(Vec::new()),
-        Some(list) if list.value.is_empty() && from_ackee => Some(Vec::new()),
+        Some(list) if !list.value.is_empty() => list.value,
+        _ if from_ackee => Vec::new(),
         None => {
             r.error(
                 "cors.allowed_origins",
@@ -161,202 +140,105 @@ fn file_origins(r: &mut Problems, file: Texts, from_ackee: bool) -> Option<Vec<W
                     "missing; list the origins of the sites that embed the tracker, such as [\"https://example.com\"], or set {ENV_ALLOW_ORIGIN}"
                 ),
             );
-            None
+            Vec::new()
         }
-        Some(list) if list.value.is_empty() => {
+        Some(list) => {
             r.error(
                 &list.key,
                 "is empty, so no site could send visits; list the origins of the sites that embed the tracker, such as [\"https://example.com\"]",
             );
-            None
+            Vec::new()
         }
-        Some(list) => Some(
-            list.value
-                .into_iter()
-                .map(|k| Written {
-                    key: k.key,
-                    text: k.value,
-                })
-                .collect(),
-        ),
     }
 }
 
-/// Normalises every entry, reporting each bad one, `"*"` among others, and duplicates.
-fn normalise(r: &mut Problems, (source, written): (Source, Option<Vec<Written>>)) -> Origins {
+/// Normalises every entry, reporting each bad one, `"*"` among others, and duplicates. Returns
+/// the entries with their keys, and the key of `"*"` if it is listed.
+fn normalise(
+    r: &mut Problems,
+    source: &Source,
+    written: Vec<Keyed<String>>,
+) -> (Vec<(String, Entry)>, Option<String>) {
     let mut entries: Vec<(String, Entry)> = Vec::new();
-    let mut ok = written.is_some();
-    for w in written.unwrap_or_default() {
-        match parse_entry(&w.text) {
+    for w in written {
+        match parse_entry(&w.value) {
             Ok(e) => entries.push((w.key, e)),
-            Err(e) => {
-                r.error_in(&source, &w.key, e.to_string());
-                ok = false;
-            }
+            Err(e) => r.error_in(source, &w.key, e.to_string()),
         }
     }
-    let star = entries
-        .iter()
-        .find(|(_, e)| *e == Entry::Any)
-        .map(|(k, _)| k.clone());
-    if let Some(star) = &star {
-        if entries.len() > 1 {
-            r.error_in(
-                &source,
-                star,
-                "is \"*\", which allows every origin, so the other entries do nothing; keep only \"*\", or remove it and list the origins",
-            );
-            ok = false;
-        }
+    let star = entries.iter().find(|(_, e)| *e == Entry::Any);
+    let star = star.map(|(k, _)| k.clone());
+    if let Some(star) = star.as_ref().filter(|_| entries.len() > 1) {
+        r.error_in(
+            source,
+            star,
+            "is \"*\", which allows every origin, so the other entries do nothing; keep only \"*\", or remove it and list the origins",
+        );
     }
-    let mut seen: HashMap<String, String> = HashMap::new();
+    let mut seen: HashMap<String, &str> = HashMap::new();
     for (key, e) in &entries {
         let text = e.to_string();
         if let Some(first) = seen.get(&text) {
-            r.warning_in(
-                &source,
-                key,
-                format!("\"{text}\" is the same origin as {first}; remove one"),
-            );
+            let message = format!("\"{text}\" is the same origin as {first}; remove one");
+            r.warning_in(source, key, message);
         } else {
-            seen.insert(text, key.clone());
+            seen.insert(text, key);
         }
     }
-    Origins {
-        source,
-        entries,
-        star,
-        ok,
-    }
+    (entries, star)
 }
 
-/// Credentials: on by default, off with `"*"`, and never both.
-fn credentials(
-    r: &mut Problems,
-    origins: &Origins,
-    written: Option<Keyed<bool>>,
-    ok: &mut bool,
-) -> bool {
-    let any = origins.star.is_some();
-    match written {
-        None => !any,
-        Some(c) if c.value && any => {
-            r.error(
-                &c.key,
-                format!(
-                    "is true, but {}; browsers refuse credentials together with \"*\", so write cors.allow_credentials: false, or list the origins instead of \"*\"",
-                    origins.star_place("cors.allowed_origins")
-                ),
-            );
-            *ok = false;
-            false
-        }
-        Some(c) => c.value,
-    }
-}
-
-fn methods(r: &mut Problems, written: Texts, ok: &mut bool) -> Vec<String> {
-    let Some(list) = written else {
-        return ACKEE_METHODS.iter().map(|s| s.to_string()).collect();
-    };
+/// `allowed_methods`: at least one, uppercased.
+fn methods(r: &mut Problems, list: Texts) -> Vec<String> {
     if list.value.is_empty() {
         r.error(&list.key, "is empty, so every preflight would be refused; write at least POST, such as [GET, POST, PATCH, OPTIONS]");
-        *ok = false;
     }
-    let mut out: Vec<String> = Vec::new();
-    for m in list.value {
-        let text = m.value.trim();
-        if text == "*" {
-            r.error(
-                &m.key,
-                "is \"*\"; write the methods by name, such as GET, POST, PATCH, OPTIONS",
-            );
-            *ok = false;
-        } else if !is_token(text) {
-            r.error(
-                &m.key,
-                format!(
-                    "found \"{}\", which is not an HTTP method; write a method such as POST",
-                    m.value
-                ),
-            );
-            *ok = false;
-        } else {
-            let upper = text.to_ascii_uppercase();
-            if !out.contains(&upper) {
-                out.push(upper);
-            }
-        }
-    }
-    out
+    tokens(
+        r,
+        list.value,
+        "is \"*\"; write the methods by name, such as GET, POST, PATCH, OPTIONS",
+        "an HTTP method; write a method such as POST",
+        true,
+    )
 }
 
-fn headers(r: &mut Problems, written: Texts, ok: &mut bool) -> Vec<String> {
-    let Some(list) = written else {
-        return ACKEE_HEADERS.iter().map(|s| s.to_string()).collect();
-    };
+/// `allowed_headers`, as written.
+fn headers(r: &mut Problems, list: Texts) -> Vec<String> {
+    tokens(
+        r,
+        list.value,
+        "is \"*\"; browsers ignore \"*\" when credentials are on, so write the header names, such as Content-Type",
+        "a header name; write a name such as Content-Type",
+        false,
+    )
+}
+
+/// Method or header names: RFC 9110 tokens, not `"*"`, each once whatever its case.
+fn tokens(
+    r: &mut Problems,
+    list: Vec<Keyed<String>>,
+    star: &str,
+    not_a: &str,
+    upper: bool,
+) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
-    for h in list.value {
-        let text = h.value.trim();
+    for item in list {
+        let text = item.value.trim();
+        let token = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
         if text == "*" {
-            r.error(
-                &h.key,
-                "is \"*\"; browsers ignore \"*\" when credentials are on, so write the header names, such as Content-Type",
-            );
-            *ok = false;
-        } else if !is_token(text) {
-            r.error(
-                &h.key,
-                format!(
-                    "found \"{}\", which is not a header name; write a name such as Content-Type",
-                    h.value
-                ),
-            );
-            *ok = false;
+            r.error(&item.key, star);
+        } else if text.is_empty() || !text.bytes().all(token) {
+            let found = format!("found \"{}\", which is not {not_a}", item.value);
+            r.error(&item.key, found);
         } else if !out.iter().any(|o| o.eq_ignore_ascii_case(text)) {
-            out.push(text.to_owned());
+            out.push(if upper {
+                text.to_ascii_uppercase()
+            } else {
+                text.to_owned()
+            });
         }
     }
     out
-}
-
-fn max_age(r: &mut Problems, written: Option<Keyed<u64>>, ok: &mut bool) -> Option<u32> {
-    let Some(m) = written else {
-        return Some(ACKEE_MAX_AGE_SECONDS);
-    };
-    match u32::try_from(m.value) {
-        Ok(v) => Some(v),
-        Err(_) => {
-            r.error(&m.key, format!("found {}; write a number of seconds such as 3600 (browsers cap it at 7200 or 86400)", m.value));
-            *ok = false;
-            None
-        }
-    }
-}
-
-fn disallowed(r: &mut Problems, written: Option<Keyed<String>>, ok: &mut bool) -> DisallowedOrigin {
-    let Some(d) = written else {
-        return DisallowedOrigin::Forward;
-    };
-    match d.value.trim() {
-        "forward" => DisallowedOrigin::Forward,
-        "reject" => DisallowedOrigin::Reject,
-        other => {
-            r.error(
-                &d.key,
-                format!("found \"{other}\"; write forward or reject"),
-            );
-            *ok = false;
-            DisallowedOrigin::Forward
-        }
-    }
-}
-
-/// RFC 9110 token characters.
-fn is_token(s: &str) -> bool {
-    !s.is_empty()
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
 /// Reads `cors.origins_from_ackee` now, with its key path; the returned check validates it
@@ -369,50 +251,32 @@ fn origins_from_ackee(r: &mut Problems, s: &Section<'_>) -> Option<(String, Late
         "a mapping with token_file, such as {token_file: /etc/ackee-gateway/ackee-token}",
     )?;
     let at = a.path().to_owned();
-    let token_file = a.text(
-        r,
-        "token_file",
-        "a file path in quotes, such as \"/etc/ackee-gateway/ackee-token\"",
-    );
-    let interval = a.seconds(
-        r,
-        "interval_seconds",
-        "a number of seconds greater than 0, such as 60",
-    );
-    let timeout = a.seconds(
-        r,
-        "timeout_seconds",
-        "a number of seconds greater than 0, such as 5",
-    );
+    let example = "a file path in quotes, such as \"/etc/ackee-gateway/ackee-token\"";
+    let token_file = a.text(r, "token_file", example);
+    let interval = a.duration(r, "interval_seconds", DEFAULT_INTERVAL);
+    let timeout = a.duration(r, "timeout_seconds", DEFAULT_TIMEOUT);
     let schemes = a.texts(r, "schemes", "[https]");
     let www = a.flag(r, "www").is_some_and(|w| w.value);
     a.finish(r);
     let key = at.clone();
     let check = move |r: &mut Problems| {
-        use crate::ackee_origins::{DEFAULT_INTERVAL, DEFAULT_TIMEOUT, TitleRules};
         let token_file = self::token_file(r, &at, token_file);
         let interval = seconds(r, interval, DEFAULT_INTERVAL, 24.0 * MAX_SECONDS);
         let timeout = seconds(r, timeout, DEFAULT_TIMEOUT, 60.0);
         let schemes = self::schemes(r, schemes);
+        let rules = TitleRules { schemes, www };
         Some(FromAckee {
             token_file: token_file?,
-            interval: interval?,
-            timeout: timeout?,
-            rules: TitleRules {
-                schemes: schemes?,
-                www,
-            },
+            interval,
+            timeout,
+            rules,
         })
     };
     Some((key, Box::new(check)))
 }
 
 /// The token file, read now so that `-t` proves it can be; world-readable is a warning.
-fn token_file(
-    r: &mut Problems,
-    at: &str,
-    written: Option<Keyed<String>>,
-) -> Option<std::path::PathBuf> {
+fn token_file(r: &mut Problems, at: &str, written: Option<Keyed<String>>) -> Option<PathBuf> {
     let Some(t) = written else {
         r.error(
             &format!("{at}.token_file"),
@@ -420,7 +284,7 @@ fn token_file(
         );
         return None;
     };
-    let path = std::path::PathBuf::from(t.value.trim());
+    let path = PathBuf::from(t.value.trim());
     if let Err(why) = crate::ackee_origins::read_token(&path) {
         r.error(
             &t.key,
@@ -446,36 +310,26 @@ fn token_file(
 }
 
 /// `schemes`: https (the default), http, each once.
-fn schemes(r: &mut Problems, written: Texts) -> Option<Vec<crate::origin::Scheme>> {
-    use crate::origin::Scheme;
+fn schemes(r: &mut Problems, written: Option<Texts>) -> Vec<Scheme> {
     let Some(list) = written else {
-        return Some(vec![Scheme::Https]);
+        return vec![Scheme::Https];
     };
-    let mut ok = true;
     if list.value.is_empty() {
         r.error(
             &list.key,
             "is empty, so no title would give an origin; write [https], or [https, http]",
         );
-        ok = false;
     }
     let mut schemes: Vec<Scheme> = Vec::new();
-    for item in list.value {
-        let scheme = match item.value.trim().to_ascii_lowercase().as_str() {
-            "https" => Scheme::Https,
-            "http" => Scheme::Http,
-            _ => {
-                r.error(
-                    &item.key,
-                    format!("found \"{}\"; write https or http", item.value),
-                );
-                ok = false;
-                continue;
-            }
-        };
+    let parse = |t: &str| match t.trim().to_ascii_lowercase().as_str() {
+        "https" => Ok(Scheme::Https),
+        "http" => Ok(Scheme::Http),
+        _ => Err(format!("found \"{t}\"; write https or http")),
+    };
+    for scheme in each(r, Some(list), parse) {
         if !schemes.contains(&scheme) {
             schemes.push(scheme);
         }
     }
-    ok.then_some(schemes)
+    schemes
 }

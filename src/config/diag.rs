@@ -172,20 +172,4 @@ mod tests {
         );
         assert_eq!(did_you_mean("database", &keys), None);
     }
-
-    #[test]
-    fn diagnostics_print_level_place_key_and_message() {
-        let mut d = Diagnostics::new();
-        let file = Source::File("conf/x.yaml".into());
-        d.error(&file, "cors.allowed_origins[2]", "bad");
-        d.warning(&Source::Env("ACKEE_ALLOW_ORIGIN"), "[0]", "odd");
-        d.error(&file, "", "not YAML");
-        assert_eq!(
-            d.to_string(),
-            "error: conf/x.yaml: cors.allowed_origins[2]: bad\n\
-             warning: environment variable ACKEE_ALLOW_ORIGIN: [0]: odd\n\
-             error: conf/x.yaml: not YAML\n"
-        );
-        assert_eq!(d.error_count(), 2);
-    }
 }

@@ -6,10 +6,10 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use super::section::{Keyed, KeyedPairs, Problems, Section};
+use super::section::{Keyed, KeyedPairs, Problems, Section, Texts};
 use super::types::{CertificateSettings, Listener, ListenerTls};
-use super::validate::{LISTEN_EXAMPLE, listen_address, non_empty, seconds};
-use crate::certs;
+use super::validate::{LISTEN_EXAMPLE, listen_address, non_empty, required, seconds};
+use crate::certs::{self, LoadedCert};
 
 /// What the listeners validated so far have used, to the key path that used it first.
 struct Seen {
@@ -23,75 +23,47 @@ struct Seen {
 /// Reads and validates `listeners`. `None` if it is missing, empty, or anything in it is wrong.
 pub(super) fn listeners(r: &mut Problems, root: &Section<'_>) -> Option<Vec<Listener>> {
     let example = "[{address: \"127.0.0.1:8080\"}]";
-    let Some(list) = root.sections(r, "listeners", example) else {
-        r.error(
-            "listeners",
-            format!("missing; write at least one listener, such as listeners: {example}"),
-        );
-        return None;
-    };
-    if list.value.is_empty() {
-        r.error(
-            &list.key,
-            format!("is empty; write at least one listener, such as {example}"),
-        );
-        return None;
-    }
+    let list = root.sections(r, "listeners", example);
+    let write = "at least one listener";
+    let missing = format!("listeners: {example}");
+    let list = required(r, list, "listeners", write, example, &missing)?;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
     let mut seen = Seen {
         addresses: HashMap::new(),
         cert_names: HashMap::new(),
-        now: std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs() as i64),
+        now: now.map_or(0, |d| d.as_secs() as i64),
     };
-    let mut ok = true;
-    let mut out = Vec::new();
-    for entry in list.value {
-        match listener(r, entry, &mut seen) {
-            Some(l) => out.push(l),
-            None => ok = false,
-        }
-    }
-    ok.then_some(out)
+    let listeners: Vec<_> = list
+        .into_iter()
+        .map(|e| listener(r, e, &mut seen))
+        .collect();
+    listeners.into_iter().collect()
 }
 
 /// One listener. `None` if anything in it is wrong.
 fn listener(r: &mut Problems, e: Section<'_>, seen: &mut Seen) -> Option<Listener> {
+    let before = r.errors();
     let at = e.path().to_owned();
     let name = e.text(r, "name", "a name in quotes, such as \"public\"");
-    let address = e.text(
-        r,
-        "address",
-        "an address in quotes, such as \"127.0.0.1:8080\"",
-    );
-    let tls = e
-        .section(r, "tls", "a mapping with certificates")
-        .map(|t| tls(r, t, seen));
+    let example = "an address in quotes, such as \"127.0.0.1:8080\"";
+    let address = e.text(r, "address", example);
+    let tls = e.section(r, "tls", "a mapping with certificates");
+    let has_tls = tls.is_some();
+    let tls = tls.and_then(|t| self::tls(r, t, seen));
     let redirect = e.flag(r, "redirect_to_https");
     let https_port = e.whole(r, "https_port", "a port number such as 443");
-    let acme_webroot = e.text(
-        r,
-        "acme_webroot",
-        "a directory path in quotes, such as \"/var/www/letsencrypt\"",
-    );
-    let headers = e.text_map(
-        r,
-        "response_headers",
-        "{Strict-Transport-Security: \"max-age=31536000\", X-Frame-Options: deny}",
-    );
+    let example = "a directory path in quotes, such as \"/var/www/letsencrypt\"";
+    let acme_webroot = e.text(r, "acme_webroot", example);
+    let example = "{Strict-Transport-Security: \"max-age=31536000\", X-Frame-Options: deny}";
+    let headers = e.text_map(r, "response_headers", example);
     e.finish(r);
 
-    let has_tls = tls.is_some();
-    let mut ok = tls.as_ref().is_none_or(Option::is_some);
-    let redirect_to_https = self::redirect(r, has_tls, redirect, https_port, &mut ok);
-    let acme_webroot = self::acme_webroot(r, acme_webroot, &mut ok);
-    let response_headers = self::response_headers(r, has_tls, headers, &mut ok);
-
+    let redirect_to_https = self::redirect(r, has_tls, redirect, https_port);
+    let acme_webroot = acme_webroot.and_then(|w| self::acme_webroot(r, w));
+    let response_headers = self::response_headers(r, has_tls, headers);
     let Some(addr) = address else {
-        r.error(
-            &format!("{at}.address"),
-            format!("missing; write {LISTEN_EXAMPLE}"),
-        );
+        let message = format!("missing; write {LISTEN_EXAMPLE}");
+        r.error(&format!("{at}.address"), message);
         return None;
     };
     let address = listen_address(r, &addr)?;
@@ -103,11 +75,13 @@ fn listener(r: &mut Problems, e: Section<'_>, seen: &mut Seen) -> Option<Listene
         return None;
     }
     seen.addresses.insert(address, at);
+    // An empty name is an error, but the listener is still valid for the checks that follow.
+    let valid = r.errors() == before;
     let name = non_empty(r, name, "a name").unwrap_or_else(|| address.to_string());
-    ok.then_some(Listener {
+    valid.then_some(Listener {
         name,
         address,
-        tls: tls.flatten(),
+        tls,
         redirect_to_https,
         acme_webroot,
         response_headers,
@@ -120,77 +94,43 @@ fn redirect(
     has_tls: bool,
     redirect: Option<Keyed<bool>>,
     https_port: Option<Keyed<u64>>,
-    ok: &mut bool,
 ) -> Option<u16> {
     let redirect = redirect.filter(|k| k.value);
-    let https_port = match https_port {
-        None => 443,
-        Some(p) => match u16::try_from(p.value) {
-            Ok(port) if port != 0 => {
-                if redirect.is_none() {
-                    r.warning(&p.key, "does nothing without redirect_to_https: true");
-                }
-                port
-            }
-            _ => {
-                r.error(
-                    &p.key,
-                    format!(
-                        "found {}; write a port from 1 to 65535, such as 443",
-                        p.value
-                    ),
-                );
-                *ok = false;
-                443
-            }
-        },
-    };
+    let port = https_port.map_or(Some(443), |p| {
+        let port = r.within(&p, 1..=65535, "a port from 1 to 65535, such as 443");
+        if port.is_some() && redirect.is_none() {
+            r.warning(&p.key, "does nothing without redirect_to_https: true");
+        }
+        port
+    });
     match redirect {
         Some(k) if has_tls => {
             r.error(
                 &k.key,
                 "is set on a TLS listener, which would redirect HTTPS to itself; set it on the plain-HTTP listener (port 80) instead",
             );
-            *ok = false;
             None
         }
-        Some(_) => Some(https_port),
+        Some(_) => port.map(|p| p as u16),
         None => None,
     }
 }
 
 /// `acme_webroot`: an existing directory, canonicalised.
-fn acme_webroot(
-    r: &mut Problems,
-    written: Option<Keyed<String>>,
-    ok: &mut bool,
-) -> Option<PathBuf> {
-    let w = written?;
-    match std::fs::canonicalize(w.value.trim()) {
-        Ok(p) if p.is_dir() => Some(p),
-        Ok(_) => {
-            r.error(
-                &w.key,
-                format!(
-                    "\"{}\" is not a directory; write the directory certbot's --webroot-path uses",
-                    w.value
-                ),
-            );
-            *ok = false;
-            None
-        }
-        Err(e) => {
-            r.error(
-                &w.key,
-                format!(
-                    "\"{}\" cannot be used ({e}); create it (mkdir -p {}) or write the directory certbot's --webroot-path uses",
-                    w.value, w.value
-                ),
-            );
-            *ok = false;
-            None
-        }
-    }
+fn acme_webroot(r: &mut Problems, w: Keyed<String>) -> Option<PathBuf> {
+    let message = match std::fs::canonicalize(w.value.trim()) {
+        Ok(p) if p.is_dir() => return Some(p),
+        Ok(_) => format!(
+            "\"{}\" is not a directory; write the directory certbot's --webroot-path uses",
+            w.value
+        ),
+        Err(e) => format!(
+            "\"{}\" cannot be used ({e}); create it (mkdir -p {}) or write the directory certbot's --webroot-path uses",
+            w.value, w.value
+        ),
+    };
+    r.error(&w.key, message);
+    None
 }
 
 /// `response_headers`: valid names and values; HSTS on plain HTTP is a warning.
@@ -198,7 +138,6 @@ fn response_headers(
     r: &mut Problems,
     has_tls: bool,
     written: Option<KeyedPairs>,
-    ok: &mut bool,
 ) -> Vec<(http::HeaderName, http::HeaderValue)> {
     let mut out = Vec::new();
     for h in written.map(|m| m.value).unwrap_or_default() {
@@ -208,17 +147,11 @@ fn response_headers(
                 &h.key,
                 format!("\"{name}\" is not a header name; write a name such as X-Frame-Options"),
             );
-            *ok = false;
             continue;
         };
         let Ok(header_value) = http::HeaderValue::from_str(&value) else {
-            r.error(
-                &h.key,
-                format!(
-                    "found \"{value}\", which cannot be a header value; write printable ASCII text"
-                ),
-            );
-            *ok = false;
+            let found = format!("\"{value}\", which cannot be a header value");
+            r.found(&h.key, found, "printable ASCII text");
             continue;
         };
         if !has_tls && header_name == http::header::STRICT_TRANSPORT_SECURITY {
@@ -231,86 +164,55 @@ fn response_headers(
 
 /// `listeners[].tls`. `None` if anything in it is wrong.
 fn tls(r: &mut Problems, t: Section<'_>, seen: &mut Seen) -> Option<ListenerTls> {
+    let before = r.errors();
     let example = "[{cert: \"/etc/letsencrypt/live/NAME/fullchain.pem\", key: \"/etc/letsencrypt/live/NAME/privkey.pem\"}]";
-    let at = t.path().to_owned();
-    let certificates = t.sections(r, "certificates", example).map(|list| {
-        let mut sni_owner = HashMap::new();
-        let value: Vec<_> = list
-            .value
-            .into_iter()
-            .map(|c| certificate(r, c, seen, &mut sni_owner))
-            .collect();
-        Keyed {
-            key: list.key,
-            value,
-        }
+    let at = format!("{}.certificates", t.path());
+    let list = t.sections(r, "certificates", example);
+    let list = required(r, list, &at, "at least one", example, example);
+    let mut sni_owner = HashMap::new();
+    let certificates = list.map(|list| {
+        let list = list.into_iter();
+        let certificates = list.filter_map(|c| certificate(r, c, seen, &mut sni_owner));
+        certificates.collect::<Vec<_>>()
     });
-    let default_certificate = t.text(
-        r,
-        "default_certificate",
-        "the name of one of the certificates",
-    );
+    let example = "the name of one of the certificates";
+    let default_certificate = t.text(r, "default_certificate", example);
     let watch = t.flag(r, "watch").is_some_and(|w| w.value);
-    let watch_interval = t.seconds(
-        r,
-        "watch_interval_seconds",
-        "a number of seconds greater than 0, such as 5",
-    );
+    let interval = t.duration(r, "watch_interval_seconds", ListenerTls::WATCH_INTERVAL);
     t.finish(r);
-    let list = match certificates {
-        None => {
-            r.error(
-                &format!("{at}.certificates"),
-                format!("missing; write at least one, such as {example}"),
-            );
-            return None;
-        }
-        Some(l) if l.value.is_empty() => {
-            r.error(
-                &l.key,
-                format!("is empty; write at least one, such as {example}"),
-            );
-            return None;
-        }
-        Some(l) => l.value,
+    let certificates = certificates?;
+    let default_certificate = match default_certificate {
+        None => 0,
+        Some(d) => default_index(r, &certificates, d, r.errors() == before),
     };
-    let mut ok = list.iter().all(Option::is_some);
-    let certificates: Vec<CertificateSettings> = list.into_iter().flatten().collect();
-    let default_certificate = default_index(r, &certificates, default_certificate, &mut ok);
-    let watch_interval = match (watch, watch_interval) {
-        (true, Some(i)) => {
-            let d = seconds(r, Some(i), ListenerTls::WATCH_INTERVAL, 86400.0);
-            ok &= d.is_some();
-            d
-        }
-        (true, None) => Some(ListenerTls::WATCH_INTERVAL),
+    let watch_interval = match (watch, interval) {
+        (true, i) => Some(seconds(r, i, ListenerTls::WATCH_INTERVAL, 86400.0)),
         (false, Some(i)) => {
             r.warning(&i.key, "does nothing without watch: true");
             None
         }
         (false, None) => None,
     };
-    ok.then_some(ListenerTls {
+    let valid = r.errors() == before;
+    valid.then_some(ListenerTls {
         certificates,
         default_certificate,
         watch_interval,
     })
 }
 
-/// `default_certificate`: the index of the named certificate, or the first.
+/// `default_certificate`: the index of the named certificate. Another name is an error when
+/// every certificate was valid (else it may name one that was not).
 fn default_index(
     r: &mut Problems,
     certificates: &[CertificateSettings],
-    written: Option<Keyed<String>>,
-    ok: &mut bool,
+    d: Keyed<String>,
+    valid: bool,
 ) -> usize {
-    let Some(d) = written else {
-        return 0;
-    };
     if let Some(i) = certificates.iter().position(|c| c.name == d.value) {
         return i;
     }
-    if *ok {
+    if valid {
         let names: Vec<String> = certificates
             .iter()
             .map(|c| format!("\"{}\"", c.name))
@@ -324,11 +226,10 @@ fn default_index(
             ),
         );
     }
-    *ok = false;
     0
 }
 
-/// One certificate: its files loaded and checked now. `None` if anything in it is wrong.
+/// One certificate: its files loaded and checked now. `None` if it cannot be used at all.
 fn certificate(
     r: &mut Problems,
     c: Section<'_>,
@@ -337,16 +238,10 @@ fn certificate(
 ) -> Option<CertificateSettings> {
     let at = c.path().to_owned();
     let written_name = c.text(r, "name", "a name in quotes, such as \"stats\"");
-    let cert = c.text(
-        r,
-        "cert",
-        "a file path in quotes, such as \"/etc/letsencrypt/live/NAME/fullchain.pem\"",
-    );
-    let key = c.text(
-        r,
-        "key",
-        "a file path in quotes, such as \"/etc/letsencrypt/live/NAME/privkey.pem\"",
-    );
+    let example = "a file path in quotes, such as \"/etc/letsencrypt/live/NAME/fullchain.pem\"";
+    let cert = c.text(r, "cert", example);
+    let example = "a file path in quotes, such as \"/etc/letsencrypt/live/NAME/privkey.pem\"";
+    let key = c.text(r, "key", example);
     let written_names = c.texts(r, "server_names", "[\"stats.example.com\"]");
     c.finish(r);
     let (Some(cert), Some(key)) = (cert.as_ref(), key.as_ref()) else {
@@ -359,10 +254,9 @@ fn certificate(
         return None;
     };
     let loaded = load(r, cert, key, seen.now)?;
-    let mut ok = true;
     let server_names = written_names
         .as_ref()
-        .map(|list| covered_names(r, &loaded, &cert.value, list, &mut ok));
+        .map(|list| covered_names(r, &loaded, &cert.value, list));
     for n in server_names.as_ref().unwrap_or(&loaded.dns_names) {
         if let Some(first) = sni_owner.get(n) {
             let at = written_names.as_ref().map_or(&cert.key, |k| &k.key);
@@ -372,13 +266,12 @@ fn certificate(
                     "\"{n}\" is already served by {first}; each server name maps to one certificate"
                 ),
             );
-            ok = false;
         } else {
             sni_owner.insert(n.clone(), at.clone());
         }
     }
     let name = certificate_name(r, written_name, &loaded, &cert.value, &at, seen)?;
-    ok.then_some(CertificateSettings {
+    Some(CertificateSettings {
         name,
         cert: PathBuf::from(cert.value.trim()),
         key: PathBuf::from(key.value.trim()),
@@ -393,10 +286,9 @@ fn load(
     cert: &Keyed<String>,
     key: &Keyed<String>,
     now: i64,
-) -> Option<certs::LoadedCert> {
+) -> Option<LoadedCert> {
     let cert_path = PathBuf::from(cert.value.trim());
-    let key_path = PathBuf::from(key.value.trim());
-    let loaded = match certs::load(&cert_path, &key_path) {
+    let loaded = match certs::load(&cert_path, &PathBuf::from(key.value.trim())) {
         Ok(l) => l,
         Err(e) => {
             let at = match e.which {
@@ -423,10 +315,9 @@ fn load(
 /// `server_names`, lowercased, each covered by the certificate.
 fn covered_names(
     r: &mut Problems,
-    loaded: &certs::LoadedCert,
+    loaded: &LoadedCert,
     cert_file: &str,
-    list: &Keyed<Vec<Keyed<String>>>,
-    ok: &mut bool,
+    list: &Texts,
 ) -> Vec<String> {
     let mut names = Vec::new();
     for n in &list.value {
@@ -448,7 +339,6 @@ fn covered_names(
                 cert_file.trim()
             ),
         );
-        *ok = false;
     }
     names
 }
@@ -457,7 +347,7 @@ fn covered_names(
 fn certificate_name(
     r: &mut Problems,
     written: Option<Keyed<String>>,
-    loaded: &certs::LoadedCert,
+    loaded: &LoadedCert,
     cert_file: &str,
     at: &str,
     seen: &mut Seen,

@@ -1,21 +1,26 @@
 //! Loading the YAML config. Each section is read and validated in one function, and each key
 //! is named once, where it is read:
 //!
-//! - [`section`] hands out a mapping's values by key, records which keys were asked for, and
-//!   reports the rest as unknown (with a suggestion) when the section is finished. `Problems`
-//!   collects every problem without stopping at the first, shape problems first, in document
-//!   order.
+//! - [`section`] hands out a mapping's values by key, one reader per kind of value (text,
+//!   whole number, duration, flag, lists, nested mappings), records which keys were asked for,
+//!   and reports the rest as unknown (with a suggestion) when the section is finished.
+//!   `Problems` collects every problem without stopping at the first, shape problems first, in
+//!   document order, and words the common ones (`found X; write Y`, a number out of range, a
+//!   word that is not one of a few).
 //! - [`validate`] reads the top level: pingora's keys, then each section in turn;
-//!   [`listener`] (with TLS certificates), [`cors`] and [`upstream`] are the large ones.
-//! - [`types`] is the validated [`Config`]; [`diag`] prints problems as
-//!   `error: FILE: KEY: what was found; what to write`.
+//!   [`listener`] (with TLS certificates), [`cors`] and [`upstream`] are the large ones. A
+//!   config with any error is `None`; a check that needs an earlier part to be valid asks
+//!   `Problems` whether that part added errors.
+//! - [`types`] is the validated [`Config`]; settings that a module of their own acts on live
+//!   there (health checks in `health`, replicas in `retry`, certificates in [`crate::tls`]) and
+//!   are re-exported. [`diag`] prints problems as `error: FILE: KEY: what was found; what to
+//!   write`.
 //!
 //! No pingora here: the binary maps [`ServerSettings`] onto pingora's `ServerConf`.
 
 mod cors;
 pub(crate) mod diag;
 mod listener;
-mod request_target;
 mod section;
 pub mod types;
 mod upstream;
@@ -101,6 +106,3 @@ pub fn parse_with(
         _ => Err(r.into_diagnostics()),
     }
 }
-
-#[cfg(test)]
-mod tests;

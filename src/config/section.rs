@@ -1,11 +1,18 @@
 //! A forgiving walk over a YAML tree: it records every shape problem (unknown key, wrong type)
 //! with its key path and keeps going, so one run reports them all.
 
+use std::cell::RefCell;
+use std::fmt::Display;
+use std::ops::RangeInclusive;
+use std::sync::OnceLock;
+use std::time::Duration;
+
 use serde_yaml::{Mapping, Value};
 
-use std::cell::RefCell;
-
 use super::diag::{Diagnostic, Diagnostics, Severity, Source, did_you_mean};
+
+/// A key of a mapping, as the code names it.
+pub type Key = &'static str;
 
 /// A value read from the file, with the key path it was found at.
 #[derive(Clone, Debug, PartialEq)]
@@ -19,6 +26,9 @@ pub struct Keyed<T> {
 /// A check of values already read, run when its turn comes, so that problems of meaning keep
 /// their order while each section is still read in one function.
 pub type Later<T> = Box<dyn FnOnce(&mut Problems) -> Option<T>>;
+
+/// A list of text items as written, each with its key path.
+pub type Texts = Keyed<Vec<Keyed<String>>>;
 
 /// A mapping of text to text as written, each pair with its key path.
 pub type KeyedPairs = Keyed<Vec<Keyed<(String, String)>>>;
@@ -61,79 +71,98 @@ impl Problems {
         self.next
     }
 
+    /// Records a problem of meaning, found now, in `source` or else the file.
+    fn meaning(&mut self, severity: Severity, source: Option<&Source>, key: &str, message: String) {
+        let source = source.unwrap_or(&self.source).clone();
+        let at = self.mark();
+        self.push(Phase::Meaning, at, severity, source, key, message);
+    }
+
+    /// Records a shape error, as if found at mark `at`.
+    fn shape_at(&mut self, at: u64, key: &str, message: String) {
+        let source = self.source.clone();
+        self.push(Phase::Shape, at, Severity::Error, source, key, message);
+    }
+
     fn push(
         &mut self,
         phase: Phase,
         at: u64,
         severity: Severity,
-        source: &Source,
+        source: Source,
         key: &str,
         message: String,
     ) {
-        self.found.push((
-            phase,
-            at,
-            Diagnostic {
-                severity,
-                source: source.clone(),
-                key: key.to_owned(),
-                message,
-            },
-        ));
-    }
-
-    fn shape_at(&mut self, at: u64, key: &str, message: String) {
-        let source = self.source.clone();
-        self.push(Phase::Shape, at, Severity::Error, &source, key, message);
+        let key = key.to_owned();
+        let d = Diagnostic {
+            severity,
+            source,
+            key,
+            message,
+        };
+        self.found.push((phase, at, d));
     }
 
     /// Records an error of meaning at a key path.
     pub fn error(&mut self, key: &str, message: impl Into<String>) {
-        let source = self.source.clone();
-        self.error_in(&source, key, message);
+        self.meaning(Severity::Error, None, key, message.into());
     }
 
     /// Records a warning at a key path.
     pub fn warning(&mut self, key: &str, message: impl Into<String>) {
-        let source = self.source.clone();
-        self.warning_in(&source, key, message);
+        self.meaning(Severity::Warning, None, key, message.into());
     }
 
     /// Records an error of meaning in another source, such as an environment variable.
     pub fn error_in(&mut self, source: &Source, key: &str, message: impl Into<String>) {
-        let at = self.mark();
-        self.push(
-            Phase::Meaning,
-            at,
-            Severity::Error,
-            source,
-            key,
-            message.into(),
-        );
+        self.meaning(Severity::Error, Some(source), key, message.into());
     }
 
     /// Records a warning in another source.
     pub fn warning_in(&mut self, source: &Source, key: &str, message: impl Into<String>) {
-        let at = self.mark();
-        self.push(
-            Phase::Meaning,
-            at,
-            Severity::Warning,
-            source,
-            key,
-            message.into(),
-        );
+        self.meaning(Severity::Warning, Some(source), key, message.into());
     }
 
-    /// Records a shape error (a value of the wrong kind), printed before errors of meaning.
-    fn shape(&mut self, key: &str, message: String) {
-        let at = self.mark();
-        self.shape_at(at, key, message);
+    /// Records the most common error of meaning: `found <found>; write <write>`.
+    pub fn found(&mut self, key: &str, found: impl Display, write: impl Display) {
+        self.error(key, format!("found {found}; write {write}"));
     }
 
-    /// Records a wrong-type error: `found <value>; write <expected>`.
+    /// A whole number within `range`; outside it, an error that says what to write instead.
+    pub fn within(
+        &mut self,
+        k: &Keyed<u64>,
+        range: RangeInclusive<u64>,
+        write: &str,
+    ) -> Option<u64> {
+        let inside = range.contains(&k.value).then_some(k.value);
+        if inside.is_none() {
+            self.found(&k.key, k.value, write);
+        }
+        inside
+    }
+
+    /// The value of one of a few words (trimmed), or `None` after an error for any other word.
+    pub fn choice<T: Clone>(&mut self, k: &Keyed<String>, words: &[(&str, T)]) -> Option<T> {
+        let word = k.value.trim();
+        let known = words
+            .iter()
+            .find(|(w, _)| *w == word)
+            .map(|(_, t)| t.clone());
+        if known.is_none() {
+            let names: Vec<&str> = words.iter().map(|(w, _)| *w).collect();
+            let (last, rest) = names.split_last().expect("words to choose from");
+            let write = format!("{} or {last}", rest.join(", "));
+            self.found(&k.key, format!("\"{word}\""), write);
+        }
+        known
+    }
+
+    /// A wrong-type error, printed before errors of meaning: `found <value>; write <expected>`.
     pub fn wrong_type(&mut self, key: &str, found: &Value, expected: &str) {
-        self.shape(key, format!("found {}; write {expected}", describe(found)));
+        let at = self.mark();
+        let message = format!("found {}; write {expected}", describe(found));
+        self.shape_at(at, key, message);
     }
 
     /// Whether any error (not just warnings) was recorded.
@@ -141,6 +170,14 @@ impl Problems {
         self.found
             .iter()
             .any(|(_, _, d)| d.severity == Severity::Error)
+    }
+
+    /// How many errors of meaning were recorded: a part read without adding any is valid.
+    pub fn errors(&self) -> usize {
+        let meaning_error = |(phase, _, d): &&(Phase, u64, Diagnostic)| {
+            *phase == Phase::Meaning && d.severity == Severity::Error
+        };
+        self.found.iter().filter(meaning_error).count()
     }
 
     /// Every problem, shape problems first, each kind in the order found.
@@ -270,12 +307,10 @@ impl<'v> Section<'v> {
     }
 
     /// The value at a known key, with its path. An explicit `null` counts as absent.
-    pub fn get(&self, key: &'static str) -> Option<(String, &'v Value)> {
-        {
-            let mut asked = self.asked.borrow_mut();
-            if !asked.contains(&key) {
-                asked.push(key);
-            }
+    pub fn get(&self, key: Key) -> Option<(String, &'v Value)> {
+        let mut asked = self.asked.borrow_mut();
+        if !asked.contains(&key) {
+            asked.push(key);
         }
         match self.map.get(key) {
             None | Some(Value::Null) => None,
@@ -283,118 +318,69 @@ impl<'v> Section<'v> {
         }
     }
 
-    /// A text value.
-    pub fn text(
+    /// The value at `key` as `read` takes it, or a wrong-type error naming `example`.
+    pub fn read<T>(
         &self,
         r: &mut Problems,
-        key: &'static str,
+        key: Key,
         example: &str,
-    ) -> Option<Keyed<String>> {
+        read: impl FnOnce(&'v Value) -> Option<T>,
+    ) -> Option<Keyed<T>> {
         let (path, v) = self.get(key)?;
-        text(r, path, v, example)
+        keyed(r, path, v, example, read)
+    }
+
+    /// A text value.
+    pub fn text(&self, r: &mut Problems, key: Key, example: &str) -> Option<Keyed<String>> {
+        self.read(r, key, example, as_text)
     }
 
     /// A whole number.
-    pub fn whole(&self, r: &mut Problems, key: &'static str, example: &str) -> Option<Keyed<u64>> {
-        let (path, v) = self.get(key)?;
-        whole(r, path, v, example)
+    pub fn whole(&self, r: &mut Problems, key: Key, example: &str) -> Option<Keyed<u64>> {
+        self.read(r, key, example, Value::as_u64)
     }
 
-    /// A number of seconds, whole or fractional, greater than zero.
-    pub fn seconds(
-        &self,
-        r: &mut Problems,
-        key: &'static str,
-        example: &str,
-    ) -> Option<Keyed<f64>> {
-        let (path, v) = self.get(key)?;
-        match v.as_f64() {
-            Some(s) if s > 0.0 && s.is_finite() => Some(Keyed {
-                key: path,
-                value: s,
-            }),
-            _ => {
-                r.wrong_type(&path, v, example);
-                None
-            }
-        }
+    /// A number of seconds, whole or fractional, greater than zero; `default` is the example.
+    pub fn duration(&self, r: &mut Problems, key: Key, default: Duration) -> Option<Keyed<f64>> {
+        let such_as = default.as_secs_f64();
+        let example = format!("a number of seconds greater than 0, such as {such_as}");
+        let positive = |s: &f64| *s > 0.0 && s.is_finite();
+        self.read(r, key, &example, |v| v.as_f64().filter(positive))
     }
 
     /// `true` or `false`.
-    pub fn flag(&self, r: &mut Problems, key: &'static str) -> Option<Keyed<bool>> {
-        let (path, v) = self.get(key)?;
-        match v {
-            Value::Bool(b) => Some(Keyed {
-                key: path,
-                value: *b,
-            }),
-            _ => {
-                r.wrong_type(&path, v, "true or false");
-                None
-            }
-        }
+    pub fn flag(&self, r: &mut Problems, key: Key) -> Option<Keyed<bool>> {
+        self.read(r, key, "true or false", |v| match v {
+            Value::Bool(b) => Some(*b),
+            _ => None,
+        })
     }
 
-    /// A list of text items.
-    pub fn texts(
+    /// A list, each item read by `item` with its own key path.
+    fn list<T>(
         &self,
         r: &mut Problems,
-        key: &'static str,
+        key: Key,
         example: &str,
-    ) -> Option<Keyed<Vec<Keyed<String>>>> {
+        mut item: impl FnMut(&mut Problems, String, &'v Value) -> Option<T>,
+    ) -> Option<Keyed<Vec<T>>> {
         let (path, v) = self.get(key)?;
         let Value::Sequence(items) = v else {
             r.wrong_type(&path, v, &format!("a list, such as {example}"));
             return None;
         };
-        let mut out = Vec::with_capacity(items.len());
-        for (i, item) in items.iter().enumerate() {
-            if let Some(t) = text(r, format!("{path}[{i}]"), item, "text in quotes") {
-                out.push(t);
-            }
-        }
-        Some(Keyed {
-            key: path,
-            value: out,
-        })
+        let value = items
+            .iter()
+            .enumerate()
+            .filter_map(|(i, v)| item(r, format!("{path}[{i}]"), v))
+            .collect();
+        Some(Keyed { key: path, value })
     }
 
-    /// A mapping of text to text, such as response header names to values.
-    pub fn text_map(
-        &self,
-        r: &mut Problems,
-        key: &'static str,
-        example: &str,
-    ) -> Option<KeyedPairs> {
-        let (path, v) = self.get(key)?;
-        let Value::Mapping(map) = v else {
-            r.wrong_type(&path, v, &format!("a mapping, such as {example}"));
-            return None;
-        };
-        let mut out = Vec::with_capacity(map.len());
-        for (k, val) in map {
-            let Value::String(name) = k else {
-                r.shape(
-                    &path,
-                    format!(
-                        "found the key {}; write a name such as X-Frame-Options",
-                        describe(k)
-                    ),
-                );
-                continue;
-            };
-            let item = join(&path, name);
-            match val {
-                Value::String(s) => out.push(Keyed {
-                    key: item,
-                    value: (name.clone(), s.clone()),
-                }),
-                other => r.wrong_type(&item, other, "text in quotes, such as \"max-age=31536000\""),
-            }
-        }
-        Some(Keyed {
-            key: path,
-            value: out,
+    /// A list of text items.
+    pub fn texts(&self, r: &mut Problems, key: Key, example: &str) -> Option<Texts> {
+        self.list(r, key, example, |r, path, v| {
+            keyed(r, path, v, "text in quotes", as_text)
         })
     }
 
@@ -402,59 +388,79 @@ impl<'v> Section<'v> {
     pub fn sections(
         &self,
         r: &mut Problems,
-        key: &'static str,
+        key: Key,
         example: &str,
     ) -> Option<Keyed<Vec<Section<'v>>>> {
-        let (path, v) = self.get(key)?;
-        let Value::Sequence(items) = v else {
-            r.wrong_type(&path, v, &format!("a list, such as {example}"));
-            return None;
-        };
-        let mut out = Vec::with_capacity(items.len());
-        for (i, item) in items.iter().enumerate() {
-            if let Some(s) = Section::open(r, &format!("{path}[{i}]"), item, example) {
-                out.push(s);
-            }
-        }
-        Some(Keyed {
-            key: path,
-            value: out,
+        self.list(r, key, example, |r, path, v| {
+            Section::open(r, &path, v, example)
         })
     }
 
     /// A nested mapping, to be finished by the caller.
-    pub fn section(
-        &self,
-        r: &mut Problems,
-        key: &'static str,
-        example: &str,
-    ) -> Option<Section<'v>> {
+    pub fn section(&self, r: &mut Problems, key: Key, example: &str) -> Option<Section<'v>> {
         let (path, v) = self.get(key)?;
         Section::open(r, &path, v, example)
     }
-}
 
-fn text(r: &mut Problems, path: String, v: &Value, example: &str) -> Option<Keyed<String>> {
-    match v {
-        Value::String(s) => Some(Keyed {
-            key: path,
-            value: s.clone(),
-        }),
-        _ => {
-            r.wrong_type(&path, v, example);
-            None
+    /// A nested mapping like [`Section::section`], or one without keys when it is absent or not
+    /// a mapping, so that its keys can be read either way.
+    pub fn section_or_empty(&self, r: &mut Problems, key: Key, example: &str) -> Section<'v> {
+        static NO_KEYS: OnceLock<Mapping> = OnceLock::new();
+        self.section(r, key, example).unwrap_or_else(|| Section {
+            path: join(&self.path, key),
+            map: NO_KEYS.get_or_init(Mapping::new),
+            opened: 0,
+            asked: RefCell::new(Vec::new()),
+        })
+    }
+
+    /// A mapping of text to text, such as response header names to values.
+    pub fn text_map(&self, r: &mut Problems, key: Key, example: &str) -> Option<KeyedPairs> {
+        let map = self.section(r, key, &format!("a mapping, such as {example}"))?;
+        let mut out = Vec::with_capacity(map.map.len());
+        for (k, val) in map.map {
+            let Value::String(name) = k else {
+                let at = r.mark();
+                let found = describe(k);
+                let message =
+                    format!("found the key {found}; write a name such as X-Frame-Options");
+                r.shape_at(at, &map.path, message);
+                continue;
+            };
+            let example = "text in quotes, such as \"max-age=31536000\"";
+            let item = keyed(r, join(&map.path, name), val, example, as_text);
+            out.extend(item.map(|i| Keyed {
+                key: i.key,
+                value: (name.clone(), i.value),
+            }));
         }
+        Some(Keyed {
+            key: map.path,
+            value: out,
+        })
     }
 }
 
-fn whole(r: &mut Problems, path: String, v: &Value, example: &str) -> Option<Keyed<u64>> {
-    match v.as_u64() {
-        Some(n) => Some(Keyed {
-            key: path,
-            value: n,
-        }),
+/// Text, and only text: a tagged value is not.
+fn as_text(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        _ => None,
+    }
+}
+
+/// `v` as `read` takes it, with its path, or a wrong-type error naming `example`.
+fn keyed<'v, T>(
+    r: &mut Problems,
+    key: String,
+    v: &'v Value,
+    example: &str,
+    read: impl FnOnce(&'v Value) -> Option<T>,
+) -> Option<Keyed<T>> {
+    match read(v) {
+        Some(value) => Some(Keyed { key, value }),
         None => {
-            r.wrong_type(&path, v, example);
+            r.wrong_type(&key, v, example);
             None
         }
     }

@@ -3,14 +3,14 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 
-use super::request_target::check_request_target;
 use super::section::{Keyed, Later, Problems, Section};
 use super::types::{
     HealthCheckSettings, HealthProbe, NODE_KEEP_ALIVE_SECONDS, Replica, Selection, UpstreamSettings,
 };
-use super::validate::{MAX_SECONDS, Resolver, non_empty, seconds};
+use super::validate::{MAX_SECONDS, Resolver, non_empty, required, seconds};
+use crate::health::check_request_target;
 
-/// Reads and validates `upstream`. `None` if anything in it is wrong, or it is missing.
+/// Reads and validates `upstream`. `None` if it is missing, or its replicas are.
 pub(super) fn upstream(
     r: &mut Problems,
     root: &Section<'_>,
@@ -23,78 +23,36 @@ pub(super) fn upstream(
         );
         return None;
     };
-    let replicas = replicas(r, &s, resolver);
-    let selection = s.text(r, "selection", "round_robin, random or consistent_hash");
-    let health_check = s
-        .section(
-            r,
-            "health_check",
-            "a mapping with type, path, interval_seconds and the other health-check keys",
-        )
-        .map(|h| health_check(r, h));
-    let retry_after = s.whole(
-        r,
-        "retry_after_seconds",
-        "a whole number of seconds such as 5",
-    );
-    let timeouts = [
-        (
-            "connect_timeout_seconds",
-            "2",
-            UpstreamSettings::CONNECT_TIMEOUT,
-        ),
-        ("read_timeout_seconds", "60", UpstreamSettings::READ_TIMEOUT),
-        (
-            "write_timeout_seconds",
-            "30",
-            UpstreamSettings::WRITE_TIMEOUT,
-        ),
-        ("idle_timeout_seconds", "4", UpstreamSettings::IDLE_TIMEOUT),
-    ]
-    .map(|(key, example, default)| {
-        let example = format!("a number of seconds greater than 0, such as {example}");
-        (s.seconds(r, key, &example), default)
+    let example = "[{address: \"127.0.0.1:3000\"}]";
+    let replicas = s.sections(r, "replicas", example);
+    let write = "where Ackee listens";
+    let replicas = required(r, replicas, "upstream.replicas", write, example, example);
+    let mut seen = Seen::default();
+    let replicas = replicas.map(|list| {
+        let replicas = list.into_iter();
+        let replicas = replicas.filter_map(|e| replica(r, e, resolver, &mut seen));
+        replicas.collect::<Vec<_>>()
     });
+    let selection = s.text(r, "selection", "round_robin, random or consistent_hash");
+    let example = "a mapping with type, path, interval_seconds and the other health-check keys";
+    let health_check = s.section(r, "health_check", example);
+    let health_check = health_check.map(|h| self::health_check(r, h));
+    let example = "a whole number of seconds such as 5";
+    let retry_after = s.whole(r, "retry_after_seconds", example);
+    let timeouts = [
+        ("connect_timeout_seconds", UpstreamSettings::CONNECT_TIMEOUT),
+        ("read_timeout_seconds", UpstreamSettings::READ_TIMEOUT),
+        ("write_timeout_seconds", UpstreamSettings::WRITE_TIMEOUT),
+        ("idle_timeout_seconds", UpstreamSettings::IDLE_TIMEOUT),
+    ]
+    .map(|(key, default)| (s.duration(r, key, default), default));
     s.finish(r);
 
-    let (replicas, mut ok) = replicas?;
-    idle_warning(r, &timeouts[3].0);
-    if replicas.len() > crate::retry::MAX_REPLICAS {
-        r.error(
-            "upstream.replicas",
-            format!(
-                "lists {} replicas; write at most {}",
-                replicas.len(),
-                crate::retry::MAX_REPLICAS
-            ),
-        );
-        ok = false;
-    }
-    let selection = self::selection(r, selection, &mut ok);
-    let health_check = health_check.map_or(Some(HealthCheckSettings::default()), |check| check(r));
-    ok &= health_check.is_some();
-    let retry_after_seconds = self::retry_after(r, retry_after, &mut ok);
-    let [connect, read, write, idle] =
-        timeouts.map(|(written, default)| seconds(r, written, default, MAX_SECONDS));
-    let settings = UpstreamSettings {
-        replicas,
-        selection,
-        health_check: health_check.unwrap_or_default(),
-        retry_after_seconds,
-        connect_timeout: connect?,
-        read_timeout: read?,
-        write_timeout: write?,
-        idle_timeout: idle?,
-    };
-    ok.then_some(settings)
-}
-
-/// An idle timeout at or above Node's keep-alive lets a request meet a closing connection.
-fn idle_warning(r: &mut Problems, idle: &Option<Keyed<f64>>) {
-    let Some(idle) = idle else {
-        return;
-    };
-    if (NODE_KEEP_ALIVE_SECONDS..=MAX_SECONDS).contains(&idle.value) {
+    let replicas = replicas?;
+    let idle = timeouts[3].0.as_ref();
+    // An idle timeout at or above Node's keep-alive lets a request meet a closing connection.
+    if let Some(idle) = idle.filter(|i| (NODE_KEEP_ALIVE_SECONDS..=MAX_SECONDS).contains(&i.value))
+    {
         r.warning(
             &idle.key,
             format!(
@@ -103,45 +61,32 @@ fn idle_warning(r: &mut Problems, idle: &Option<Keyed<f64>>) {
             ),
         );
     }
-}
-
-fn selection(r: &mut Problems, written: Option<Keyed<String>>, ok: &mut bool) -> Selection {
-    let Some(s) = written else {
-        return Selection::RoundRobin;
-    };
-    match s.value.trim() {
-        "round_robin" => Selection::RoundRobin,
-        "random" => Selection::Random,
-        "consistent_hash" => Selection::ConsistentHash,
-        other => {
-            r.error(
-                &s.key,
-                format!("found \"{other}\"; write round_robin, random or consistent_hash"),
-            );
-            *ok = false;
-            Selection::RoundRobin
-        }
+    let max = crate::retry::MAX_REPLICAS;
+    if replicas.len() > max {
+        let message = format!("lists {} replicas; write at most {max}", replicas.len());
+        r.error("upstream.replicas", message);
     }
-}
-
-fn retry_after(r: &mut Problems, written: Option<Keyed<u64>>, ok: &mut bool) -> u32 {
-    let Some(k) = written else {
-        return 5;
-    };
-    match u32::try_from(k.value) {
-        Ok(v) if v <= 3600 => v,
-        _ => {
-            r.error(
-                &k.key,
-                format!(
-                    "found {}; write a number of seconds from 0 to 3600, such as 5",
-                    k.value
-                ),
-            );
-            *ok = false;
-            5
-        }
-    }
+    let choices = [
+        ("round_robin", Selection::RoundRobin),
+        ("random", Selection::Random),
+        ("consistent_hash", Selection::ConsistentHash),
+    ];
+    let selection = selection.and_then(|k| r.choice(&k, &choices));
+    let health_check = health_check.and_then(|check| check(r));
+    let write = "a number of seconds from 0 to 3600, such as 5";
+    let retry_after = retry_after.map_or(Some(5), |k| r.within(&k, 0..=3600, write));
+    let [connect, read, write, idle] =
+        timeouts.map(|(written, default)| seconds(r, written, default, MAX_SECONDS));
+    Some(UpstreamSettings {
+        replicas,
+        selection: selection.unwrap_or(Selection::RoundRobin),
+        health_check: health_check.unwrap_or_default(),
+        retry_after_seconds: retry_after.unwrap_or(5) as u32,
+        connect_timeout: connect,
+        read_timeout: read,
+        write_timeout: write,
+        idle_timeout: idle,
+    })
 }
 
 /// Names and addresses seen so far, to the key path that used them first.
@@ -151,55 +96,16 @@ struct Seen {
     addresses: HashMap<SocketAddr, String>,
 }
 
-/// `upstream.replicas`, each entry read and validated in turn. `None` if the list is missing
-/// or empty; otherwise the replicas and whether every entry was valid.
-fn replicas(
-    r: &mut Problems,
-    s: &Section<'_>,
-    resolver: Resolver<'_>,
-) -> Option<(Vec<Replica>, bool)> {
-    let example = "[{address: \"127.0.0.1:3000\"}]";
-    let list = match s.sections(r, "replicas", example) {
-        None => {
-            r.error(
-                "upstream.replicas",
-                format!("missing; write where Ackee listens, such as {example}"),
-            );
-            return None;
-        }
-        Some(list) if list.value.is_empty() => {
-            r.error(
-                &list.key,
-                format!("is empty; write where Ackee listens, such as {example}"),
-            );
-            return None;
-        }
-        Some(list) => list.value,
-    };
-    let mut ok = true;
-    let mut out = Vec::new();
-    let mut seen = Seen::default();
-    for entry in list {
-        let (replica, valid) = replica(r, entry, resolver, &mut seen);
-        ok &= valid;
-        out.extend(replica);
-    }
-    Some((out, ok))
-}
-
-/// One replica. The replica is `None` when it cannot be used at all; the flag says whether
-/// everything in it was valid.
+/// One replica, `None` when it cannot be used at all (a bad weight is an error, but the replica
+/// still counts).
 fn replica(
     r: &mut Problems,
     e: Section<'_>,
     resolver: Resolver<'_>,
     seen: &mut Seen,
-) -> (Option<Replica>, bool) {
-    let address = e.text(
-        r,
-        "address",
-        "an address in quotes, such as \"127.0.0.1:3000\"",
-    );
+) -> Option<Replica> {
+    let example = "an address in quotes, such as \"127.0.0.1:3000\"";
+    let address = e.text(r, "address", example);
     let name = e.text(r, "name", "a name in quotes, such as \"ackee-1\"");
     let weight = e.whole(r, "weight", "a whole number such as 1");
     let at = e.path().to_owned();
@@ -209,20 +115,16 @@ fn replica(
             &format!("{at}.address"),
             "missing; write where this Ackee listens, such as \"127.0.0.1:3000\"",
         );
-        return (None, false);
+        return None;
     };
-    let Some(resolved) = resolve(r, &a, resolver) else {
-        return (None, false);
-    };
+    let resolved = resolve(r, &a, resolver)?;
     if let Some(first) = seen.addresses.get(&resolved) {
-        r.error(
-            &a.key,
-            format!(
-                "\"{}\" is the same address as {first}; list each Ackee once",
-                a.value
-            ),
+        let message = format!(
+            "\"{}\" is the same address as {first}; list each Ackee once",
+            a.value
         );
-        return (None, false);
+        r.error(&a.key, message);
+        return None;
     }
     seen.addresses.insert(resolved, at.clone());
     let name = non_empty(r, name, "a name").unwrap_or_else(|| a.value.trim().to_owned());
@@ -231,91 +133,56 @@ fn replica(
             &format!("{at}.name"),
             format!("\"{name}\" is also the name of {first}; give each replica its own name"),
         );
-        return (None, false);
+        return None;
     }
     seen.names.insert(name.clone(), at);
-    let (weight, ok) = match weight {
-        None => (1, true),
-        Some(w) if (1..=1000).contains(&w.value) => (w.value as usize, true),
-        Some(w) => {
-            r.error(
-                &w.key,
-                format!("found {}; write a whole number from 1 to 1000 (to stop traffic to a replica, remove it from the list)", w.value),
-            );
-            (1, false)
-        }
-    };
-    let replica = Replica {
+    let write =
+        "a whole number from 1 to 1000 (to stop traffic to a replica, remove it from the list)";
+    let weight = weight.map_or(Some(1), |w| r.within(&w, 1..=1000, write));
+    Some(Replica {
         name,
         written: a.value.trim().to_owned(),
         address: resolved,
-        weight,
-    };
-    (Some(replica), ok)
+        weight: weight.unwrap_or(1) as usize,
+    })
 }
 
 /// Reads `upstream.health_check` now; the returned check validates it when its turn comes.
 fn health_check(r: &mut Problems, h: Section<'_>) -> Later<HealthCheckSettings> {
+    let defaults = HealthCheckSettings::default();
     let kind = h.text(r, "type", "http, tcp or none");
-    let path = h.text(
-        r,
-        "path",
-        "a path in quotes, such as \"/.well-known/apollo/server-health\"",
-    );
-    let interval = h.seconds(
-        r,
-        "interval_seconds",
-        "a number of seconds greater than 0, such as 2",
-    );
-    let timeout = h.seconds(
-        r,
-        "timeout_seconds",
-        "a number of seconds greater than 0, such as 1",
-    );
+    let example = "a path in quotes, such as \"/.well-known/apollo/server-health\"";
+    let path = h.text(r, "path", example);
+    let interval = h.duration(r, "interval_seconds", defaults.interval);
+    let timeout = h.duration(r, "timeout_seconds", defaults.timeout);
     let unhealthy_after = h.whole(r, "unhealthy_after", "a whole number such as 3");
     let healthy_after = h.whole(r, "healthy_after", "a whole number such as 2");
     h.finish(r);
     Box::new(move |r: &mut Problems| {
-        let mut ok = true;
+        let before = r.errors();
         let mut out = HealthCheckSettings {
-            probe: probe(r, kind, &path, &mut ok),
-            ..HealthCheckSettings::default()
+            probe: probe(r, kind, &path),
+            ..defaults
         };
         if let (Some(p), false) = (&path, matches!(out.probe, HealthProbe::Http { .. })) {
             r.warning(&p.key, "is used only by type: http");
         }
-        let defaults = HealthCheckSettings::default();
         let timeout_key = timeout.as_ref().map(|t| t.key.clone());
-        match seconds(r, interval, defaults.interval, MAX_SECONDS) {
-            Some(d) => out.interval = d,
-            None => ok = false,
-        }
-        match seconds(r, timeout, defaults.timeout, MAX_SECONDS) {
-            Some(d) => out.timeout = d,
-            None => ok = false,
-        }
-        if let Some(key) = timeout_key.filter(|_| ok && out.timeout > out.interval) {
+        out.interval = seconds(r, interval, out.interval, MAX_SECONDS);
+        out.timeout = seconds(r, timeout, out.timeout, MAX_SECONDS);
+        let valid = r.errors() == before;
+        if let Some(key) = timeout_key.filter(|_| valid && out.timeout > out.interval) {
             r.warning(&key, "is longer than interval_seconds, so checks of a slow replica overlap less often than configured");
         }
-        for (field, target) in [
+        let thresholds = [
             (unhealthy_after, &mut out.unhealthy_after),
             (healthy_after, &mut out.healthy_after),
-        ] {
-            let Some(n) = field else {
-                continue;
-            };
-            match u32::try_from(n.value) {
-                Ok(v) if (1..=100).contains(&v) => *target = v,
-                _ => {
-                    r.error(
-                        &n.key,
-                        format!("found {}; write a whole number from 1 to 100", n.value),
-                    );
-                    ok = false;
-                }
-            }
+        ];
+        for (written, target) in thresholds {
+            let n = written.and_then(|n| r.within(&n, 1..=100, "a whole number from 1 to 100"));
+            *target = n.map_or(*target, |n| n as u32);
         }
-        ok.then_some(out)
+        Some(out)
     })
 }
 
@@ -324,31 +191,29 @@ fn probe(
     r: &mut Problems,
     kind: Option<Keyed<String>>,
     path: &Option<Keyed<String>>,
-    ok: &mut bool,
 ) -> HealthProbe {
-    let kind = kind.map(|k| (k.key, k.value.trim().to_owned()));
-    match kind.as_ref().map(|(k, v)| (k.as_str(), v.as_str())) {
-        None | Some((_, "http")) => {
-            let path = match path {
-                None => "/.well-known/apollo/server-health".to_owned(),
-                Some(p) => match check_request_target(&p.value) {
-                    Ok(()) => p.value.clone(),
-                    Err(problem) => {
-                        r.error(&p.key, problem);
-                        *ok = false;
-                        String::new()
-                    }
-                },
-            };
-            HealthProbe::Http { path }
-        }
-        Some((_, "tcp")) => HealthProbe::Tcp,
-        Some((_, "none")) => HealthProbe::Off,
-        Some((key, other)) => {
-            r.error(key, format!("found \"{other}\"; write http, tcp or none"));
-            *ok = false;
-            HealthProbe::Off
-        }
+    let http = HealthProbe::Http {
+        path: "/.well-known/apollo/server-health".to_owned(),
+    };
+    let choices = [
+        ("http", http.clone()),
+        ("tcp", HealthProbe::Tcp),
+        ("none", HealthProbe::Off),
+    ];
+    let probe = kind.map_or(Some(http), |k| r.choice(&k, &choices));
+    match (probe, path) {
+        (Some(HealthProbe::Http { .. }), Some(p)) => match check_request_target(&p.value) {
+            Ok(()) => HealthProbe::Http {
+                path: p.value.clone(),
+            },
+            Err(problem) => {
+                r.error(&p.key, problem);
+                HealthProbe::Http {
+                    path: String::new(),
+                }
+            }
+        },
+        (probe, _) => probe.unwrap_or(HealthProbe::Off),
     }
 }
 
@@ -357,44 +222,37 @@ fn resolve(r: &mut Problems, a: &Keyed<String>, resolver: Resolver<'_>) -> Optio
     let text = a.value.trim();
     if let Ok(addr) = text.parse::<SocketAddr>() {
         if addr.port() == 0 {
-            r.error(
-                &a.key,
-                format!(
-                    "found \"{text}\" with port 0; write the port Ackee listens on, such as 3000"
-                ),
-            );
+            let write = "the port Ackee listens on, such as 3000";
+            r.found(&a.key, format!("\"{text}\" with port 0"), write);
             return None;
         }
         return Some(addr);
     }
     let Some((host, port)) = text.rsplit_once(':') else {
-        r.error(
-            &a.key,
-            format!("found \"{text}\" without a port; write \"{text}:3000\" if Ackee listens on its default port"),
-        );
+        let write = format!("\"{text}:3000\" if Ackee listens on its default port");
+        r.found(&a.key, format!("\"{text}\" without a port"), write);
         return None;
     };
-    let port = match port.parse::<u16>() {
-        Ok(p) if p != 0 => p,
-        _ => {
-            r.error(
-                &a.key,
-                format!("found \"{text}\"; write a port from 1 to 65535 after the host"),
-            );
-            return None;
-        }
+    let Some(port) = port.parse::<u16>().ok().filter(|p| *p != 0) else {
+        let write = "a port from 1 to 65535 after the host";
+        r.found(&a.key, format!("\"{text}\""), write);
+        return None;
     };
     match resolver(host, port) {
-        Ok(addrs) => match addrs.iter().find(|a| a.is_ipv4()).or(addrs.first()) {
-            Some(addr) => Some(*addr),
-            None => {
+        Ok(addrs) => {
+            let addr = addrs
+                .iter()
+                .find(|a| a.is_ipv4())
+                .or(addrs.first())
+                .copied();
+            if addr.is_none() {
                 r.error(
                     &a.key,
                     format!("\"{text}\" resolves to no address; write an IP address and port"),
                 );
-                None
             }
-        },
+            addr
+        }
         Err(e) => {
             r.error(
                 &a.key,

@@ -4,9 +4,11 @@
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
-use super::section::{Keyed, Problems, Section};
+use super::section::{Keyed, Problems, Section, Texts};
 use super::types::{AccessLogSettings, Config, Limits, Listener, MetricsSettings, ServerSettings};
+use crate::access_log::{Format, Target};
 use crate::forwarded::{Cidr, TrustedProxies};
+use crate::limits::MAX_BUFFERED_BODY;
 use crate::ratelimit::{MAX_PER_MINUTE, RateLimits};
 use serde_yaml::Value;
 
@@ -40,18 +42,15 @@ pub fn validate(
     let upstream = super::upstream::upstream(r, &root, resolver);
     let metrics = metrics(r, &root, listeners.as_deref());
     let limits = limits(r, &root);
-    let trusted_proxies = trusted_proxies(r, &root);
+    let proxies = root.texts(r, "trusted_proxies", "[\"10.0.0.0/8\"]");
+    let trusted_proxies = TrustedProxies::new(each(r, proxies, Cidr::parse));
     let access_log = access_log(r, &root);
     let rate_limits = rate_limits(r, &root);
     root.finish_with(r, pingora);
-
-    if r.has_errors() {
-        return None;
-    }
-    Some(Config {
+    let config = Config {
         server,
         listeners: listeners?,
-        cors: cors?,
+        cors,
         origins_from_env,
         upstream: upstream?,
         metrics,
@@ -59,7 +58,42 @@ pub fn validate(
         trusted_proxies,
         access_log,
         rate_limits,
-    })
+    };
+    (!r.has_errors()).then_some(config)
+}
+
+/// A list that must have items: missing (at `at`) or empty is an error that says to write
+/// `what`, such as `example`.
+pub(super) fn required<T>(
+    r: &mut Problems,
+    list: Option<Keyed<Vec<T>>>,
+    at: &str,
+    what: &str,
+    example: &str,
+    missing_example: &str,
+) -> Option<Vec<T>> {
+    match list {
+        None => r.error(
+            at,
+            format!("missing; write {what}, such as {missing_example}"),
+        ),
+        Some(l) if l.value.is_empty() => {
+            r.error(&l.key, format!("is empty; write {what}, such as {example}"));
+        }
+        Some(l) => return Some(l.value),
+    }
+    None
+}
+
+/// Each item of a list that `parse` accepts; the others are errors with its message.
+pub(super) fn each<T, E: ToString>(
+    r: &mut Problems,
+    list: Option<Texts>,
+    parse: impl Fn(&str) -> Result<T, E>,
+) -> Vec<T> {
+    let items = list.map(|l| l.value).unwrap_or_default();
+    let mut parse = |k: Keyed<String>| parse(&k.value).map_err(|e| r.error(&k.key, e.to_string()));
+    items.into_iter().filter_map(|k| parse(k).ok()).collect()
 }
 
 /// `rate_limits`: each rule a number of requests per minute, or `off` (also written 0).
@@ -72,56 +106,34 @@ fn rate_limits(r: &mut Problems, root: &Section<'_>) -> RateLimits {
     ) else {
         return out;
     };
-    let tracker = per_minute(r, &s, "tracker", "{requests_per_minute: 300}");
-    let login = per_minute(r, &s, "login", "{requests_per_minute: 5}");
-    s.finish(r);
-    for (written, target) in [(tracker, &mut out.tracker), (login, &mut out.login)] {
-        let Some(k) = written else {
+    let rules = [
+        ("tracker", "300", &mut out.tracker),
+        ("login", "5", &mut out.login),
+    ];
+    let mut written = Vec::new();
+    for (key, example, target) in rules {
+        let Some(rule) = s.section(r, key, &format!("{{requests_per_minute: {example}}}")) else {
             continue;
         };
-        *target = match k.value {
-            None | Some(0) => None,
-            Some(n) => match u32::try_from(n) {
-                Ok(n) if n <= MAX_PER_MINUTE => Some(n),
-                _ => {
-                    r.error(
-                        &k.key,
-                        format!(
-                            "found {n}; write a whole number of requests per minute from 1 to {MAX_PER_MINUTE}, or off"
-                        ),
-                    );
-                    None
-                }
+        let per_minute = rule.read(
+            r,
+            "requests_per_minute",
+            "a whole number of requests per minute such as 300, or off",
+            |v| match v {
+                Value::String(t) if t.trim().eq_ignore_ascii_case("off") => Some(0),
+                _ => v.as_u64(),
             },
-        };
+        );
+        rule.finish(r);
+        written.extend(per_minute.map(|k| (k, target)));
+    }
+    s.finish(r);
+    let write = format!("a whole number of requests per minute from 1 to {MAX_PER_MINUTE}, or off");
+    for (k, target) in written {
+        let limit = (k.value != 0).then(|| r.within(&k, 1..=MAX_PER_MINUTE.into(), &write));
+        *target = limit.flatten().map(|n| n as u32);
     }
     out
-}
-
-/// `requests_per_minute` of one rule as written: a count, or `None` for `off`.
-fn per_minute(
-    r: &mut Problems,
-    s: &Section<'_>,
-    key: &'static str,
-    example: &str,
-) -> Option<Keyed<Option<u64>>> {
-    let rule = s.section(r, key, example)?;
-    let found = rule.get("requests_per_minute").and_then(|(path, v)| {
-        let value = match v {
-            Value::String(t) if t.trim().eq_ignore_ascii_case("off") => Some(None),
-            _ => v.as_u64().map(Some),
-        };
-        if value.is_none() {
-            r.wrong_type(
-                &path,
-                v,
-                "a whole number of requests per minute such as 300, or off",
-            );
-        }
-        value.map(|value| Keyed { key: path, value })
-    });
-    rule.finish(r);
-    found
 }
 
 /// `metrics`: its own address, not a listener's.
@@ -131,11 +143,8 @@ fn metrics(
     listeners: Option<&[Listener]>,
 ) -> Option<MetricsSettings> {
     let s = root.section(r, "metrics", "a mapping with address")?;
-    let address = s.text(
-        r,
-        "address",
-        "an address in quotes, such as \"127.0.0.1:9464\"",
-    );
+    let example = "an address in quotes, such as \"127.0.0.1:9464\"";
+    let address = s.text(r, "address", example);
     s.finish(r);
     let Some(a) = address else {
         r.error(
@@ -145,11 +154,8 @@ fn metrics(
         return None;
     };
     let address = listen_address(r, &a)?;
-    if let Some(l) = listeners
-        .unwrap_or_default()
-        .iter()
-        .find(|l| l.address == address)
-    {
+    let listeners = listeners.unwrap_or_default();
+    if let Some(l) = listeners.iter().find(|l| l.address == address) {
         r.error(
             "metrics.address",
             format!(
@@ -163,44 +169,33 @@ fn metrics(
 
 /// `access_log`: the format, and a file whose directory exists (or standard output).
 fn access_log(r: &mut Problems, root: &Section<'_>) -> Option<AccessLogSettings> {
-    use crate::access_log::{Format, Target};
     let s = root.section(r, "access_log", "a mapping with format and path")?;
     let format = s.text(r, "format", "text or json");
-    let path = s.text(
-        r,
-        "path",
-        "a file path in quotes, such as \"/var/log/ackee-gateway/access.log\"",
-    );
+    let example = "a file path in quotes, such as \"/var/log/ackee-gateway/access.log\"";
+    let path = s.text(r, "path", example);
     s.finish(r);
-    let format = match format.as_ref().map(|f| (f.key.as_str(), f.value.trim())) {
-        None | Some((_, "text")) => Format::Text,
-        Some((_, "json")) => Format::Json,
-        Some((key, other)) => {
-            r.error(key, format!("found \"{other}\"; write text or json"));
-            return None;
-        }
+    let formats = [("text", Format::Text), ("json", Format::Json)];
+    let format = match format {
+        None => Format::Text,
+        Some(f) => r.choice(&f, &formats)?,
     };
-    let target = match path {
-        None => Target::Stdout,
-        Some(p) => {
-            let path = std::path::PathBuf::from(p.value.trim());
-            let dir = path
-                .parent()
-                .filter(|d| !d.as_os_str().is_empty())
-                .unwrap_or(std::path::Path::new("."));
-            if p.value.trim().is_empty() || !dir.is_dir() {
-                r.error(
-                    &p.key,
-                    format!(
-                        "found \"{}\", whose directory does not exist; create it, or leave path out to log to standard output (journald)",
-                        p.value
-                    ),
-                );
-                return None;
-            }
-            Target::File(path)
-        }
+    let Some(p) = path else {
+        let target = Target::Stdout;
+        return Some(AccessLogSettings { format, target });
     };
+    let path = std::path::PathBuf::from(p.value.trim());
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+    if p.value.trim().is_empty() || !dir.unwrap_or(std::path::Path::new(".")).is_dir() {
+        r.error(
+            &p.key,
+            format!(
+                "found \"{}\", whose directory does not exist; create it, or leave path out to log to standard output (journald)",
+                p.value
+            ),
+        );
+        return None;
+    }
+    let target = Target::File(path);
     Some(AccessLogSettings { format, target })
 }
 
@@ -216,64 +211,40 @@ pub fn pingora_keys() -> Vec<&'static str> {
 /// Pingora's server keys, with the gateway's defaults.
 fn server(r: &mut Problems, s: &Section<'_>) -> ServerSettings {
     const FILE: &str = "a file path";
-    let _version = s.whole(r, "version", "1");
-    let daemon = s.flag(r, "daemon");
-    let error_log = s.text(r, "error_log", "a file path in quotes");
-    let pid_file = s.text(
-        r,
-        "pid_file",
-        "a file path in quotes, such as \"/run/ackee-gateway/ackee-gateway.pid\"",
-    );
-    let upgrade_sock = s.text(
-        r,
-        "upgrade_sock",
-        "a file path in quotes, such as \"/run/ackee-gateway/upgrade.sock\"",
-    );
-    let user = s.text(r, "user", "a user name in quotes");
-    let group = s.text(r, "group", "a group name in quotes");
-    let threads = s.whole(r, "threads", "a whole number such as 2");
-    let work_stealing = s.flag(r, "work_stealing");
-    let grace = s.whole(
-        r,
-        "grace_period_seconds",
-        "a whole number of seconds such as 3",
-    );
-    let shutdown = s.whole(
-        r,
-        "graceful_shutdown_timeout_seconds",
-        "a whole number of seconds such as 2",
-    );
-    let pool = s.whole(r, "upstream_keepalive_pool_size", "a whole number");
-    let wait_for_ready = s.flag(r, "daemon_wait_for_ready");
-
     let mut out = ServerSettings::default();
-    let flag = |k: Option<Keyed<bool>>, default| k.map_or(default, |k| k.value);
-    let whole = |k: Option<Keyed<u64>>, default| k.map_or(default, |k| k.value);
-    out.daemon = flag(daemon, out.daemon);
-    out.error_log = non_empty(r, error_log, FILE);
-    if let Some(v) = non_empty(r, pid_file, FILE) {
-        out.pid_file = v;
+    let flag = |r: &mut Problems, key, default| s.flag(r, key).map_or(default, |k| k.value);
+    let whole = |r: &mut Problems, key, example, default| {
+        s.whole(r, key, example).map_or(default, |k| k.value)
+    };
+    let text = |r: &mut Problems, key, example, what| {
+        let written = s.text(r, key, example);
+        non_empty(r, written, what)
+    };
+    let _version = s.whole(r, "version", "1");
+    out.daemon = flag(r, "daemon", out.daemon);
+    out.error_log = text(r, "error_log", "a file path in quotes", FILE);
+    let example = "a file path in quotes, such as \"/run/ackee-gateway/ackee-gateway.pid\"";
+    out.pid_file = text(r, "pid_file", example, FILE).unwrap_or(out.pid_file);
+    let example = "a file path in quotes, such as \"/run/ackee-gateway/upgrade.sock\"";
+    out.upgrade_sock = text(r, "upgrade_sock", example, FILE).unwrap_or(out.upgrade_sock);
+    out.user = text(r, "user", "a user name in quotes", "a user name");
+    out.group = text(r, "group", "a group name in quotes", "a group name");
+    if let Some(t) = s.whole(r, "threads", "a whole number such as 2") {
+        let threads = r.within(&t, 1..=1024, "a whole number from 1 to 1024");
+        out.threads = threads.map_or(out.threads, |n| n as usize);
     }
-    if let Some(v) = non_empty(r, upgrade_sock, FILE) {
-        out.upgrade_sock = v;
-    }
-    out.user = non_empty(r, user, "a user name");
-    out.group = non_empty(r, group, "a group name");
-    if let Some(t) = threads {
-        match t.value {
-            1..=1024 => out.threads = t.value as usize,
-            n => r.error(
-                &t.key,
-                format!("found {n}; write a whole number from 1 to 1024"),
-            ),
-        }
-    }
-    out.work_stealing = flag(work_stealing, out.work_stealing);
-    out.grace_period_seconds = whole(grace, out.grace_period_seconds);
-    out.graceful_shutdown_timeout_seconds = whole(shutdown, out.graceful_shutdown_timeout_seconds);
-    out.upstream_keepalive_pool_size =
-        whole(pool, out.upstream_keepalive_pool_size as u64) as usize;
-    out.daemon_wait_for_ready = flag(wait_for_ready, out.daemon_wait_for_ready);
+    out.work_stealing = flag(r, "work_stealing", out.work_stealing);
+    let example = "a whole number of seconds such as 3";
+    let grace = whole(r, "grace_period_seconds", example, out.grace_period_seconds);
+    out.grace_period_seconds = grace;
+    let example = "a whole number of seconds such as 2";
+    let key = "graceful_shutdown_timeout_seconds";
+    let shutdown = whole(r, key, example, out.graceful_shutdown_timeout_seconds);
+    out.graceful_shutdown_timeout_seconds = shutdown;
+    let pool = out.upstream_keepalive_pool_size as u64;
+    let pool = whole(r, "upstream_keepalive_pool_size", "a whole number", pool);
+    out.upstream_keepalive_pool_size = pool as usize;
+    out.daemon_wait_for_ready = flag(r, "daemon_wait_for_ready", out.daemon_wait_for_ready);
     out
 }
 
@@ -284,71 +255,42 @@ pub(super) fn non_empty(r: &mut Problems, v: Option<Keyed<String>>, what: &str) 
             &v.key,
             format!("is empty; write {what}, or leave the key out"),
         );
-        None
-    } else {
-        Some(v.value)
+        return None;
     }
+    Some(v.value)
 }
 
 pub(super) fn listen_address(r: &mut Problems, a: &Keyed<String>) -> Option<SocketAddr> {
     match a.value.trim().parse::<SocketAddr>() {
         Ok(addr) if addr.port() == 0 => {
-            r.error(
-                &a.key,
-                format!(
-                    "found \"{}\" with port 0; write a fixed port, such as \"127.0.0.1:8080\"",
-                    a.value
-                ),
-            );
+            let fix = "a fixed port, such as \"127.0.0.1:8080\"";
+            r.found(&a.key, format!("\"{}\" with port 0", a.value), fix);
             None
         }
         Ok(addr) => Some(addr),
         Err(_) => {
-            r.error(
-                &a.key,
-                format!("found \"{}\"; write {LISTEN_EXAMPLE}", a.value),
-            );
+            r.found(&a.key, format!("\"{}\"", a.value), LISTEN_EXAMPLE);
             None
         }
     }
-}
-
-/// The largest body the gateway buffers: pingora's retry buffer holds 64 KiB.
-pub const MAX_BUFFERED_BODY: u64 = 64 * 1024;
-
-/// `s` seconds as a duration, if it is at least a millisecond and at most `max`.
-fn bounded_seconds(s: f64, max: f64) -> Option<Duration> {
-    (0.001..=max)
-        .contains(&s)
-        .then(|| Duration::from_secs_f64(s))
 }
 
 /// The longest duration any `*_seconds` key accepts, but `watch_interval_seconds`: an hour.
 pub const MAX_SECONDS: f64 = 3600.0;
 
-/// A bounded number of seconds, or `default` when the key is absent. Out of bounds is an error
-/// (a duration of 1e20 seconds cannot even be represented) and gives `None`.
-pub fn seconds(
-    r: &mut Problems,
-    v: Option<Keyed<f64>>,
-    default: Duration,
-    max: f64,
-) -> Option<Duration> {
+/// A bounded number of seconds, or `default` when the key is absent. Out of bounds (a duration
+/// of 1e20 seconds cannot even be represented) is an error, and gives `default` too.
+pub fn seconds(r: &mut Problems, v: Option<Keyed<f64>>, default: Duration, max: f64) -> Duration {
     let Some(k) = v else {
-        return Some(default);
+        return default;
     };
-    let d = bounded_seconds(k.value, max);
-    if d.is_none() {
-        r.error(
-            &k.key,
-            format!(
-                "found {}; write a number of seconds from 0.001 to {max}, such as {}",
-                k.value,
-                default.as_secs_f64()
-            ),
-        );
+    if !(0.001..=max).contains(&k.value) {
+        let such_as = default.as_secs_f64();
+        let write = format!("a number of seconds from 0.001 to {max}, such as {such_as}");
+        r.found(&k.key, k.value, write);
+        return default;
     }
-    d
+    Duration::from_secs_f64(k.value)
 }
 
 /// `limits`: request body and head sizes, and how long each may take.
@@ -361,71 +303,28 @@ fn limits(r: &mut Problems, root: &Section<'_>) -> Limits {
     ) else {
         return l;
     };
-    let max_body_bytes = s.whole(r, "max_body_bytes", "a whole number of bytes such as 65536");
-    let max_header_bytes = s.whole(
-        r,
-        "max_header_bytes",
-        "a whole number of bytes such as 16384",
-    );
-    let body_timeout_seconds = s.seconds(
-        r,
-        "body_timeout_seconds",
-        "a number of seconds greater than 0, such as 15",
-    );
-    let header_timeout_seconds = s.seconds(
-        r,
-        "header_timeout_seconds",
-        "a number of seconds greater than 0, such as 60",
-    );
-    s.finish(r);
-
-    if let Some(b) = max_body_bytes {
+    let example = "a whole number of bytes such as 65536";
+    if let Some(b) = s.whole(r, "max_body_bytes", example) {
+        let write = format!(
+            "a number of bytes from 1 to {MAX_BUFFERED_BODY}: bodies are read whole before a replica is chosen, and at most 64 KiB is buffered (tracker bodies are a few hundred bytes)"
+        );
         if b.value == 0 {
             r.error(&b.key, "found 0, which would refuse every tracker request; write a number of bytes such as 65536");
-        } else if b.value > MAX_BUFFERED_BODY {
-            r.error(
-                &b.key,
-                format!(
-                    "found {}; write a number of bytes from 1 to {MAX_BUFFERED_BODY}: bodies are read whole before a replica is chosen, and at most 64 KiB is buffered (tracker bodies are a few hundred bytes)",
-                    b.value
-                ),
-            );
-        } else {
-            l.max_body_bytes = b.value;
+        } else if let Some(n) = r.within(&b, 1..=MAX_BUFFERED_BODY, &write) {
+            l.max_body_bytes = n;
         }
     }
-    let defaults = Limits::default();
-    if let Some(d) = seconds(r, body_timeout_seconds, defaults.body_timeout, MAX_SECONDS) {
-        l.body_timeout = d;
-    }
-    if let Some(d) = seconds(r, header_timeout_seconds, defaults.header_timeout, 60.0) {
-        l.header_timeout = d;
-    }
+    let example = "a whole number of bytes such as 16384";
+    let max_header_bytes = s.whole(r, "max_header_bytes", example);
+    let body = s.duration(r, "body_timeout_seconds", l.body_timeout);
+    l.body_timeout = seconds(r, body, l.body_timeout, MAX_SECONDS);
+    let header = s.duration(r, "header_timeout_seconds", l.header_timeout);
+    l.header_timeout = seconds(r, header, l.header_timeout, 60.0);
+    s.finish(r);
     if let Some(h) = max_header_bytes {
-        if (1024..=1_048_575).contains(&h.value) {
-            l.max_header_bytes = h.value as usize;
-        } else {
-            r.error(
-                &h.key,
-                format!(
-                    "found {}; write a number of bytes from 1024 to 1048575, such as 16384",
-                    h.value
-                ),
-            );
-        }
+        let write = "a number of bytes from 1024 to 1048575, such as 16384";
+        let n = r.within(&h, 1024..=1_048_575, write);
+        l.max_header_bytes = n.map_or(l.max_header_bytes, |n| n as usize);
     }
     l
-}
-
-/// `trusted_proxies`: CIDR blocks whose client-IP headers are believed.
-fn trusted_proxies(r: &mut Problems, root: &Section<'_>) -> TrustedProxies {
-    let written = root.texts(r, "trusted_proxies", "[\"10.0.0.0/8\"]");
-    let mut cidrs = Vec::new();
-    for item in written.map(|l| l.value).unwrap_or_default() {
-        match Cidr::parse(&item.value) {
-            Ok(c) => cidrs.push(c),
-            Err(e) => r.error(&item.key, e.to_string()),
-        }
-    }
-    TrustedProxies::new(cidrs)
 }

@@ -24,7 +24,6 @@ use pingora_core::services::listening::Service;
 use crate::access_log::AccessLog;
 use crate::ackee_origins;
 use crate::acme::Webroot;
-use crate::config::types::ListenerTls;
 use crate::config::{Config, Listener, ServerSettings};
 use crate::cors::CorsPolicy;
 use crate::handover::{self, UpgradeLock};
@@ -32,6 +31,7 @@ use crate::metrics::Metrics;
 use crate::outage::OutageTally;
 use crate::proxy::{Gateway, ListenerPolicy, Shared};
 use crate::ratelimit::RateLimiter;
+use crate::tls::ListenerTls;
 use crate::tls::Reloader;
 use crate::tls::resolver::SniResolver;
 use crate::upstream::{HealthChecker, Upstream};
@@ -204,7 +204,13 @@ fn shared_state(config: &Config) -> Result<(Arc<Shared>, Reloader, Resolvers), S
         .collect();
     let metrics = Arc::new(Metrics::new(upstream.names(), &certificate_names));
     crate::logging::count_handshake_failures_in(metrics.clone());
-    let (reloader, resolvers) = Reloader::new(&config.listeners, metrics.clone());
+    let (reloader, resolvers) = Reloader::new(
+        config
+            .listeners
+            .iter()
+            .filter_map(|l| Some((l.address, l.tls.as_ref()?))),
+        metrics.clone(),
+    );
     let shared = Arc::new(Shared {
         cors: CorsPolicy::new(config.cors.clone())?,
         limits: config.limits,

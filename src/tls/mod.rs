@@ -1,5 +1,6 @@
 //! TLS certificates: loading and checking them ([`crate::certs`]), choosing one by SNI
-//! ([`resolver`]), and reloading them on SIGHUP or when their files change ([`Reloader`]).
+//! ([`resolver`]), and reloading them on SIGHUP or when their files change ([`Reloader`]); a
+//! TLS listener's settings ([`ListenerTls`]).
 //!
 //! No pingora here; the server wires a [`resolver::SniResolver`] into pingora's rustls
 //! listener and calls [`Reloader::reload`] from a background service.
@@ -10,14 +11,45 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use log::{error, info};
 
 use crate::certs;
-use crate::config::types::{CertificateSettings, Listener, ListenerTls};
 use crate::metrics::Metrics;
 use resolver::{CertStore, SniResolver, StoreEntry};
+
+/// The TLS side of an HTTPS listener.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ListenerTls {
+    /// The certificates, in config order.
+    pub certificates: Vec<CertificateSettings>,
+    /// Index of the certificate for clients without SNI or with an unknown name.
+    pub default_certificate: usize,
+    /// Poll the files this often and reload on change; `None` reloads on SIGHUP only.
+    pub watch_interval: Option<Duration>,
+}
+
+/// One certificate of a TLS listener.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CertificateSettings {
+    /// Name for metrics and logs.
+    pub name: String,
+    /// PEM certificate chain.
+    pub cert: PathBuf,
+    /// PEM private key.
+    pub key: PathBuf,
+    /// SNI names to serve it for; `None` means the certificate's own DNS names.
+    pub server_names: Option<Vec<String>>,
+    /// The chain and key as loaded and checked when the config was: the gateway starts with
+    /// these, and reads the files again only to reload them.
+    pub loaded: crate::certs::LoadedCert,
+}
+
+impl ListenerTls {
+    /// Default interval for watching certificate files.
+    pub const WATCH_INTERVAL: Duration = Duration::from_secs(5);
+}
 
 /// The server names a certificate is served for: the configured ones, or else its own DNS names.
 fn server_names(
@@ -73,16 +105,13 @@ pub struct Reloader {
 impl Reloader {
     /// Serves the certificates loaded with the config, without reading their files again.
     /// Returns each TLS listener's resolver, by the listener's address.
-    pub fn new(
-        listeners: &[Listener],
+    pub fn new<'a>(
+        listeners: impl IntoIterator<Item = (SocketAddr, &'a ListenerTls)>,
         metrics: Arc<Metrics>,
     ) -> (Reloader, HashMap<SocketAddr, Arc<SniResolver>>) {
         let mut certs = Vec::new();
         let mut resolvers = HashMap::new();
-        for listener in listeners {
-            let Some(settings) = &listener.tls else {
-                continue;
-            };
+        for (address, settings) in listeners {
             let mut entries = Vec::new();
             for spec in &settings.certificates {
                 metrics.tls_expiry(&spec.name, spec.loaded.not_after);
@@ -99,7 +128,7 @@ impl Reloader {
                 entries,
                 settings.default_certificate,
             )));
-            resolvers.insert(listener.address, resolver.clone());
+            resolvers.insert(address, resolver.clone());
             certs.push(ListenerCerts {
                 settings: settings.clone(),
                 resolver,
