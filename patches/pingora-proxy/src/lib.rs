@@ -326,6 +326,50 @@ where
         .await;
     }
 
+    /// `HttpServerApp::process_new_http` with the session already boxed (ackee-gateway patch).
+    async fn process_boxed_http(
+        self: &Arc<Self>,
+        mut session: Box<HttpSession>,
+        shutdown: &ShutdownWatch,
+    ) -> Option<ReusedHttpStream>
+    where
+        SV: ProxyHttp + Send + Sync + 'static,
+        SV::CTX: Send + Sync,
+    {
+        // Extract user context from the previous request before the session is handled
+        let prev_user_ctx = session.take_connection_user_context();
+
+        // TODO: keepalive pool, use stack
+        let mut session = match self.handle_new_request(session).await {
+            Some(downstream_session) => Session::new(
+                downstream_session,
+                &self.downstream_modules,
+                #[cfg(feature = "upstream_modules")]
+                &self.upstream_modules,
+                self.shutdown_flag.clone(),
+            ),
+            None => return None, // bad request
+        };
+
+        if *shutdown.borrow() {
+            // stop downstream from reusing if this service is shutting down soon
+            session.set_keepalive(None);
+        }
+
+        let mut ctx = self.inner.new_ctx();
+
+        // Deliver user context from the previous request on this reused connection
+        if let Some(prev_ctx) = prev_user_ctx {
+            self.inner
+                .on_connection_reuse(&mut session, &mut ctx, prev_ctx);
+        }
+
+        // ackee-gateway patch: box the request's processing on its own, so that the future an
+        // idle keep-alive connection holds while it waits for the next request stays small
+        // (about 14 kB smaller per connection).
+        Box::pin(self.process_request(session, ctx)).await
+    }
+
     async fn handle_new_request(
         &self,
         mut downstream_session: Box<HttpSession>,
@@ -1605,47 +1649,20 @@ where
     <SV as ProxyHttp>::CTX: Send + Sync,
     C: custom::Connector,
 {
-    async fn process_new_http(
-        self: &Arc<Self>,
+    // ackee-gateway patch: written out instead of through `async_trait`, which would keep the
+    // by-value session (680 bytes) in the future for its whole life although the first thing
+    // the body does is box it. An idle keep-alive connection waits in this future.
+    fn process_new_http<'life0, 'life1, 'async_trait>(
+        self: &'life0 Arc<Self>,
         session: HttpSession,
-        shutdown: &ShutdownWatch,
-    ) -> Option<ReusedHttpStream> {
-        // ackee-gateway patch: box the session before taking the context out of it. The
-        // session borrowed here as a local kept 680 bytes in this future while it waited for
-        // the next request, although it had been moved into the box.
-        let mut session = Box::new(session);
-        // Extract user context from the previous request
-        let prev_user_ctx = session.take_connection_user_context();
-
-        // TODO: keepalive pool, use stack
-        let mut session = match self.handle_new_request(session).await {
-            Some(downstream_session) => Session::new(
-                downstream_session,
-                &self.downstream_modules,
-                #[cfg(feature = "upstream_modules")]
-                &self.upstream_modules,
-                self.shutdown_flag.clone(),
-            ),
-            None => return None, // bad request
-        };
-
-        if *shutdown.borrow() {
-            // stop downstream from reusing if this service is shutting down soon
-            session.set_keepalive(None);
-        }
-
-        let mut ctx = self.inner.new_ctx();
-
-        // Deliver user context from the previous request on this reused connection
-        if let Some(prev_ctx) = prev_user_ctx {
-            self.inner
-                .on_connection_reuse(&mut session, &mut ctx, prev_ctx);
-        }
-
-        // ackee-gateway patch: box the request's processing on its own, so that the future an
-        // idle keep-alive connection holds while it waits for the next request stays small
-        // (about 14 kB smaller per connection).
-        Box::pin(self.process_request(session, ctx)).await
+        shutdown: &'life1 ShutdownWatch,
+    ) -> BoxFuture<'async_trait, Option<ReusedHttpStream>>
+    where
+        'life0: 'async_trait,
+        'life1: 'async_trait,
+        Self: 'async_trait,
+    {
+        Box::pin(self.process_boxed_http(Box::new(session), shutdown))
     }
 
     async fn http_cleanup(&self) {
