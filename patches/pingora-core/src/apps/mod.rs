@@ -257,6 +257,37 @@ pub trait HttpServerApp {
     }
 }
 
+/// ackee-gateway patch: the first HTTP/1.1 session of a connection, as `process_new` built it.
+fn first_http1_session(
+    stream: Stream,
+    shutting_down: bool,
+    keepalive_request_limit: Option<u32>,
+) -> ServerSession {
+    let mut session = ServerSession::new_http1(stream);
+    if shutting_down {
+        // stop downstream from reusing if this service is shutting down soon
+        session.set_keepalive(None);
+    } else {
+        // default 60s
+        session.set_keepalive(Some(60));
+    }
+    session.set_keepalive_reuses_remaining(keepalive_request_limit);
+    session
+}
+
+/// ackee-gateway patch: the next HTTP/1.1 session on a reused connection, as `process_new`
+/// built it.
+fn reused_http1_session(
+    stream: Stream,
+    persistent_settings: Option<HttpPersistentSettings>,
+) -> ServerSession {
+    let mut session = ServerSession::new_http1(stream);
+    if let Some(persistent_settings) = persistent_settings {
+        persistent_settings.apply_to_session(&mut session);
+    }
+    session
+}
+
 #[async_trait]
 impl<T> ServerApp for T
 where
@@ -307,7 +338,9 @@ where
             });
 
             let h2_options = self.h2_options();
-            let h2_conn = match server::handshake(stream, h2_options).await {
+            // ackee-gateway patch: the HTTP/2 handshake and connection in their own allocations,
+            // so an HTTP/1 connection's future does not carry their size while it waits.
+            let h2_conn = match Box::pin(server::handshake(stream, h2_options)).await {
                 Err(e) => {
                     error!("H2 handshake error {e}");
                     return None;
@@ -321,7 +354,7 @@ where
             let app = self.clone();
             let shutdown_for_session = shutdown.clone();
             let h2_idle_timeout = self.server_options().and_then(|o| o.h2_idle_timeout);
-            server::accept_downstream_sessions(
+            Box::pin(server::accept_downstream_sessions(
                 h2_conn,
                 digest,
                 shutdown.clone(),
@@ -338,32 +371,24 @@ where
                             .await;
                     });
                 },
-            )
+            ))
             .await;
         } else if custom || matches!(stream.selected_alpn_proto(), Some(ALPN::Custom(_))) {
             return self.clone().process_custom_session(stream, shutdown).await;
         } else {
             // No ALPN or ALPN::H1 and h2c was not configured, fallback to HTTP/1.1
-            let mut session = ServerSession::new_http1(stream);
-            if *shutdown.borrow() {
-                // stop downstream from reusing if this service is shutting down soon
-                session.set_keepalive(None);
-            } else {
-                // default 60s
-                session.set_keepalive(Some(60));
-            }
-            session.set_keepalive_reuses_remaining(
+            // ackee-gateway patch: the sessions are built in plain functions. A session local
+            // that is borrowed here stays in this future across the await although it was
+            // moved out, 680 bytes each, which every idle keep-alive connection held.
+            let session = first_http1_session(
+                stream,
+                *shutdown.borrow(),
                 self.server_options()
                     .and_then(|opts| opts.keepalive_request_limit),
             );
-
             let mut result = self.process_new_http(session, shutdown).await;
             while let Some((stream, persistent_settings)) = result.map(|r| r.consume()) {
-                let mut session = ServerSession::new_http1(stream);
-                if let Some(persistent_settings) = persistent_settings {
-                    persistent_settings.apply_to_session(&mut session);
-                }
-
+                let session = reused_http1_session(stream, persistent_settings);
                 result = self.process_new_http(session, shutdown).await;
             }
         }

@@ -229,20 +229,28 @@ impl<A: ServerApp + Send + Sync + 'static> Service<A> {
                 Ok(io) => {
                     let app = app_logic.clone();
                     let shutdown = shutdown.clone();
-                    current_handle().spawn(async move {
+                    // ackee-gateway patch: the handshake (a TLS one is several kB), the stream
+                    // it starts from and the peer address for its error log live in their own
+                    // allocation, created here, so the connection's task does not carry them for
+                    // the connection's life.
+                    let handshake = Box::pin(async move {
                         let peer_addr = io.peer_addr();
-                        match timeout(Duration::from_secs(60), io.handshake()).await {
+                        let handshake = io.handshake().await;
+                        if let Err(e) = &handshake {
+                            // TODO: Maybe IOApp trait needs a fn to handle/filter out this error
+                            if let Some(addr) = peer_addr {
+                                error!("Downstream handshake error from {}: {e}", addr);
+                            } else {
+                                error!("Downstream handshake error: {e}");
+                            }
+                        }
+                        handshake
+                    });
+                    current_handle().spawn(async move {
+                        match timeout(Duration::from_secs(60), handshake).await {
                             Ok(handshake) => {
-                                match handshake {
-                                    Ok(io) => Self::handle_event(io, app, shutdown).await,
-                                    Err(e) => {
-                                        // TODO: Maybe IOApp trait needs a fn to handle/filter out this error
-                                        if let Some(addr) = peer_addr {
-                                            error!("Downstream handshake error from {}: {e}", addr);
-                                        } else {
-                                            error!("Downstream handshake error: {e}");
-                                        }
-                                    }
+                                if let Ok(io) = handshake {
+                                    Self::handle_event(io, app, shutdown).await
                                 }
                             }
                             Err(_) => {
