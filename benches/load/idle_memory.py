@@ -1,10 +1,15 @@
 #!/usr/bin/env python3
 """Idle keep-alive connection memory of one proxy, for the load harness (benches/load/run).
 
-For each wave: read the proxy's RSS, open N keep-alive connections to its HTTP/1.1 listener,
-send one CORS preflight on each and read the 204, read the RSS again with all N open and idle,
-close them all, wait until the proxy has closed its side of every one (polled from
-/proc/net/tcp, with a deadline), and read the RSS once more.
+For each wave: read the proxy's RSS once it has settled, open N keep-alive connections to its
+HTTP/1.1 listener, send one CORS preflight on each and read the 204, read the RSS again with all
+N open and idle, close them all, wait until the proxy has closed its side of every one (polled
+from /proc/net/tcp, with a deadline), and read the RSS once more when it has settled.
+
+"Settled" means no change of more than 1% over 2 s, read every 0.25 s, for at most 10 s. An
+allocator that gives memory back on a timer (the gateway's mimalloc purges once a second) is
+measured for what it keeps, not for where its timer happens to be; a proxy whose RSS does not
+move is read at once, after 2 s.
 
 RSS is the sum of VmRSS over the given process and all its descendants (nginx: master and
 worker). One TSV line per wave goes to standard output:
@@ -55,6 +60,20 @@ def rss_kb(pid):
         except FileNotFoundError:
             pass
     return total
+
+
+def settled_rss_kb(pid, window=2.0, limit=10.0, step=0.25):
+    """RSS once it has moved by at most 1% over `window` seconds, or after `limit` seconds."""
+    start = time.monotonic()
+    reads = [(start, rss_kb(pid))]
+    while time.monotonic() - start < limit:
+        time.sleep(step)
+        now = time.monotonic()
+        reads.append((now, rss_kb(pid)))
+        recent = [kb for t, kb in reads if now - t <= window]
+        if now - start >= window and max(recent) - min(recent) <= 0.01 * max(recent):
+            break
+    return reads[-1][1]
 
 
 def server_sockets(port):
@@ -123,7 +142,7 @@ def main():
     for wave in range(1, a.waves + 1):
         # Nothing of ours may be open before we read the starting RSS.
         wait_for(lambda: server_sockets(a.port) == 0, a.deadline, "the proxy to close old sockets")
-        before = rss_kb(a.pid)
+        before = settled_rss_kb(a.pid)
         t0 = time.monotonic()
         keep, errors = asyncio.run(open_all(a.port, a.conns, a.parallel))
         opened = time.monotonic() - t0
@@ -142,7 +161,7 @@ def main():
         wait_for(lambda: server_sockets(a.port) == 0, a.deadline,
                  f"{a.system} to close its side of {len(keep)} connections")
         closed_s = time.monotonic() - t1
-        closed = rss_kb(a.pid)
+        closed = settled_rss_kb(a.pid)
         per_conn = (open_rss - before) / len(keep) if keep else float("nan")
         print(f"{a.system}\t{wave}\t{a.conns}\t{a.conns - len(errors)}\t"
               f"{before}\t{open_rss}\t{closed}\t{per_conn:.2f}\t{opened:.2f}\t{closed_s:.2f}",
