@@ -141,6 +141,11 @@ pub struct Ctx {
 impl ProxyHttp for Gateway {
     type CTX = Ctx;
 
+    /// No downstream modules. Pingora's default adds its response compression module switched
+    /// off, which still cost three allocations and two filter calls per request; the gateway
+    /// never compresses (Ackee's answers are a few hundred bytes).
+    fn init_downstream_modules(&self, _modules: &mut pingora_core::modules::http::HttpModules) {}
+
     fn request_header_deadline(&self) -> Option<std::time::Duration> {
         Some(self.shared.limits.header_timeout)
     }
