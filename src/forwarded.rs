@@ -161,21 +161,61 @@ pub(crate) fn forwarded_for<'a>(
     peer: IpAddr,
     trusted: bool,
 ) -> HeaderValue {
-    let peer = canonical(peer).to_string();
+    let peer = IpText::of(peer);
+    if !trusted {
+        // The common case: the peer alone, with one allocation (the value's own).
+        return peer.value();
+    }
     let mut out = String::with_capacity(64);
-    if trusted {
-        for value in existing {
-            if let Ok(text) = value.to_str() {
-                let text = text.trim().trim_matches(',').trim();
-                if !text.is_empty() {
-                    out.push_str(text);
-                    out.push_str(", ");
-                }
+    for value in existing {
+        if let Ok(text) = value.to_str() {
+            let text = text.trim().trim_matches(',').trim();
+            if !text.is_empty() {
+                out.push_str(text);
+                out.push_str(", ");
             }
         }
     }
-    out.push_str(&peer);
+    out.push_str(peer.as_str());
     HeaderValue::from_str(&out).unwrap_or_else(|_| HeaderValue::from_static("unknown"))
+}
+
+/// An address written out on the stack, in its canonical form: an IPv6 address is at most 45
+/// characters, so writing it needs no allocation.
+struct IpText {
+    buf: [u8; 48],
+    len: usize,
+}
+
+impl IpText {
+    fn of(ip: IpAddr) -> IpText {
+        let mut text = IpText {
+            buf: [0; 48],
+            len: 0,
+        };
+        // Cannot fail: the longest address fits.
+        let _ = fmt::Write::write_fmt(&mut text, format_args!("{}", canonical(ip)));
+        text
+    }
+
+    fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.buf[..self.len]).unwrap_or("unknown")
+    }
+
+    fn value(&self) -> HeaderValue {
+        HeaderValue::from_bytes(&self.buf[..self.len])
+            .unwrap_or_else(|_| HeaderValue::from_static("unknown"))
+    }
+}
+
+impl fmt::Write for IpText {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let end = self.len + s.len();
+        let room = self.buf.get_mut(self.len..end).ok_or(fmt::Error)?;
+        room.copy_from_slice(s.as_bytes());
+        self.len = end;
+        Ok(())
+    }
 }
 
 /// The visitor's address: the peer's, or, from a trusted proxy, the one it reports in
@@ -248,13 +288,28 @@ pub(crate) fn ip_bytes(ip: IpAddr) -> ([u8; 16], usize) {
 
 /// The peer address as a header value, for `X-Real-IP`.
 pub(crate) fn real_ip(peer: IpAddr) -> HeaderValue {
-    HeaderValue::from_str(&canonical(peer).to_string())
-        .unwrap_or_else(|_| HeaderValue::from_static("unknown"))
+    IpText::of(peer).value()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn addresses_are_written_whole_up_to_the_longest_ipv6() {
+        for ip in [
+            "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
+            "2001:db8::1",
+            "255.255.255.255",
+            "::1",
+        ] {
+            let peer: IpAddr = ip.parse().unwrap();
+            assert_eq!(real_ip(peer), ip);
+            assert_eq!(forwarded_for([].iter(), peer, false), ip);
+        }
+        let mapped: IpAddr = "::ffff:203.0.113.255".parse().unwrap();
+        assert_eq!(real_ip(mapped), "203.0.113.255");
+    }
 
     #[test]
     fn forwarded_for_appends_only_behind_trusted_proxies() {

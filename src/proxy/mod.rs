@@ -218,10 +218,10 @@ impl ProxyHttp for Gateway {
                 ip,
                 trusted,
             );
-            upstream_request.insert_header(forwarded::X_FORWARDED_FOR.clone(), xff)?;
+            upstream_request.insert_header(forwarded::X_FORWARDED_FOR.as_str(), xff)?;
             if !trusted || !upstream_request.headers.contains_key(&forwarded::X_REAL_IP) {
                 upstream_request
-                    .insert_header(forwarded::X_REAL_IP.clone(), forwarded::real_ip(ip))?;
+                    .insert_header(forwarded::X_REAL_IP.as_str(), forwarded::real_ip(ip))?;
             }
         } else if !trusted {
             upstream_request.remove_header(&forwarded::X_FORWARDED_FOR);
@@ -233,7 +233,7 @@ impl ProxyHttp for Gateway {
                 .contains_key(&forwarded::X_FORWARDED_PROTO)
         {
             upstream_request
-                .insert_header(forwarded::X_FORWARDED_PROTO.clone(), self.proto.clone())?;
+                .insert_header(forwarded::X_FORWARDED_PROTO.as_str(), self.proto.clone())?;
         }
         if ctx.body_buffered {
             // The whole body is known: send it with a length, never chunked, and answer for
