@@ -22,7 +22,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use async_trait::async_trait;
-use http::{HeaderName, HeaderValue, header};
+use bytes::Bytes;
+use http::{HeaderValue, header};
 use log::{debug, warn};
 use pingora_core::upstreams::peer::HttpPeer;
 use pingora_core::{Error, ErrorSource, ErrorType, Result};
@@ -79,8 +80,9 @@ pub struct ListenerPolicy {
     pub redirect_to_https: Option<u16>,
     /// Serve ACME HTTP-01 challenges from this webroot.
     pub acme: Option<Webroot>,
-    /// Headers added to every response, built at start-up.
-    pub response_headers: Vec<(HeaderName, HeaderValue)>,
+    /// Headers added to every response, built at start-up. Each name is kept as the bytes
+    /// pingora writes for it, so that adding it to a response copies nothing.
+    pub response_headers: Vec<(Bytes, HeaderValue)>,
 }
 
 /// The proxy for one listener.

@@ -9,7 +9,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use bytes::Bytes;
 use http::Response;
+use pingora::http::IntoCaseHeaderName;
 use pingora_core::apps::http_app::{HttpServer, ServeHttp};
 use pingora_core::listeners::tls::TlsSettings;
 use pingora_core::listeners::{L4BufferSettings, ListenerConfig, TlsAccept};
@@ -124,7 +126,15 @@ fn policy(listener: &Listener) -> ListenerPolicy {
         tls: listener.tls.is_some(),
         redirect_to_https: listener.redirect_to_https,
         acme: listener.acme_webroot.clone().map(Webroot::new),
-        response_headers: listener.response_headers.clone(),
+        response_headers: listener
+            .response_headers
+            .iter()
+            .map(|(name, value)| {
+                // The bytes pingora would write for this name, made once instead of per answer.
+                let written = name.clone().into_case_header_name();
+                (Bytes::copy_from_slice(written.as_slice()), value.clone())
+            })
+            .collect(),
     }
 }
 
