@@ -27,10 +27,18 @@ pub(super) fn preflight_template(
     for (name, value) in cors.preflight_headers(HeaderValue::from_static("null")) {
         resp.append_header(name, value)?;
     }
-    for (name, value) in &policy.response_headers {
-        resp.insert_header(name.clone(), value.clone())?;
-    }
+    policy.add_headers(&mut resp)?;
     Ok(resp)
+}
+
+impl ListenerPolicy {
+    /// Adds the listener's configured response headers, replacing any of the same name.
+    fn add_headers(&self, resp: &mut ResponseHeader) -> Result<()> {
+        for (name, value) in &self.response_headers {
+            resp.insert_header(name.clone(), value.clone())?;
+        }
+        Ok(())
+    }
 }
 
 impl Gateway {
@@ -56,15 +64,7 @@ impl Gateway {
             vary::VaryMerge::Insert => resp.insert_header(names::VARY, vary::ORIGIN.clone())?,
             vary::VaryMerge::Replace(v) => resp.insert_header(names::VARY, v)?,
         }
-        self.add_listener_headers(resp)
-    }
-
-    /// Adds the listener's configured response headers, replacing any of the same name.
-    pub(super) fn add_listener_headers(&self, resp: &mut ResponseHeader) -> Result<()> {
-        for (name, value) in &self.policy.response_headers {
-            resp.insert_header(name.clone(), value.clone())?;
-        }
-        Ok(())
+        self.policy.add_headers(resp)
     }
 
     /// Answers at the edge: status, extra headers, body, the CORS headers `cors` calls for,

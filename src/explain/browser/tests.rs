@@ -68,21 +68,19 @@ type Case<'a> = (
     &'a [&'a str],
 );
 
-fn check_all(method: &str, cases: Vec<Case<'_>>) {
+/// Checks preflights of POST, the tracker's method.
+fn check_all(cases: Vec<Case<'_>>) {
     for (what, status, headers, credentials, want) in cases {
-        assert_eq!(judge(status, &headers, method, credentials), want, "{what}");
+        assert_eq!(judge(status, &headers, "POST", credentials), want, "{what}");
     }
 }
 
 #[test]
 fn the_gateways_answer_passes_with_or_without_credentials() {
-    check_all(
-        "POST",
-        vec![
-            ("credentials on", 204, with(&[]), true, &[]),
-            ("credentials off", 204, with(&[]), false, &[]),
-        ],
-    );
+    check_all(vec![
+        ("credentials on", 204, with(&[]), true, &[]),
+        ("credentials off", 204, with(&[]), false, &[]),
+    ]);
 }
 
 #[test]
@@ -94,58 +92,52 @@ fn allow_origin_must_be_one_exact_origin_and_star_only_without_credentials() {
         "Access-Control-Allow-Origin",
         Some("https://blog.example.com/"),
     )]);
-    check_all(
-        "POST",
-        vec![
-            (
-                "two allow-origin headers",
-                204,
-                two,
-                false,
-                &["SeveralAllowOrigin"],
-            ),
-            (
-                "* with credentials",
-                204,
-                star.clone(),
-                true,
-                &["WildcardWithCredentials"],
-            ),
-            ("* without credentials", 204, star, false, &[]),
-            ("a trailing slash", 204, slash, true, &["OtherAllowOrigin"]),
-        ],
-    );
+    check_all(vec![
+        (
+            "two allow-origin headers",
+            204,
+            two,
+            false,
+            &["SeveralAllowOrigin"],
+        ),
+        (
+            "* with credentials",
+            204,
+            star.clone(),
+            true,
+            &["WildcardWithCredentials"],
+        ),
+        ("* without credentials", 204, star, false, &[]),
+        ("a trailing slash", 204, slash, true, &["OtherAllowOrigin"]),
+    ]);
 }
 
 #[test]
 fn credentials_need_their_header_and_a_shared_cache_needs_vary() {
     let no_credentials = with(&[("Access-Control-Allow-Credentials", None)]);
-    check_all(
-        "POST",
-        vec![
-            (
-                "no vary",
-                204,
-                with(&[("Vary", None)]),
-                true,
-                &["MissingVary"],
-            ),
-            (
-                "no credentials header",
-                204,
-                no_credentials.clone(),
-                true,
-                &["NoCredentials"],
-            ),
-            (
-                "no credentials header, credentials off",
-                204,
-                no_credentials,
-                false,
-                &[],
-            ),
-        ],
-    );
+    check_all(vec![
+        (
+            "no vary",
+            204,
+            with(&[("Vary", None)]),
+            true,
+            &["MissingVary"],
+        ),
+        (
+            "no credentials header",
+            204,
+            no_credentials.clone(),
+            true,
+            &["NoCredentials"],
+        ),
+        (
+            "no credentials header, credentials off",
+            204,
+            no_credentials,
+            false,
+            &[],
+        ),
+    ]);
 }
 
 #[test]
@@ -154,45 +146,39 @@ fn the_method_and_headers_must_be_allowed_and_star_headers_only_without_credenti
     assert_eq!(judge(204, &get_post, "PATCH", true), ["MethodNotAllowed"]);
     let no_type = with(&[("Access-Control-Allow-Headers", Some("Authorization"))]);
     let star = with(&[("Access-Control-Allow-Headers", Some("*"))]);
-    check_all(
-        "POST",
-        vec![
-            (
-                "content-type not allowed",
-                204,
-                no_type,
-                true,
-                &["HeaderNotAllowed"],
-            ),
-            (
-                "* headers with credentials",
-                204,
-                star.clone(),
-                true,
-                &["HeaderNotAllowed"],
-            ),
-            ("* headers without credentials", 204, star, false, &[]),
-        ],
-    );
+    check_all(vec![
+        (
+            "content-type not allowed",
+            204,
+            no_type,
+            true,
+            &["HeaderNotAllowed"],
+        ),
+        (
+            "* headers with credentials",
+            204,
+            star.clone(),
+            true,
+            &["HeaderNotAllowed"],
+        ),
+        ("* headers without credentials", 204, star, false, &[]),
+    ]);
 }
 
 #[test]
 fn a_preflight_must_be_answered_ok_and_never_redirected() {
     let location = vec![("Location", "https://stats.example.com/api".to_owned())];
-    check_all(
-        "POST",
-        vec![
-            ("a 404 preflight", 404, with(&[]), true, &["NotOk"]),
-            ("a redirect", 301, location, true, &["Redirect"]),
-            (
-                "nothing at all",
-                403,
-                vec![],
-                true,
-                &["NotOk", "NoAllowOrigin"],
-            ),
-        ],
-    );
+    check_all(vec![
+        ("a 404 preflight", 404, with(&[]), true, &["NotOk"]),
+        ("a redirect", 301, location, true, &["Redirect"]),
+        (
+            "nothing at all",
+            403,
+            vec![],
+            true,
+            &["NotOk", "NoAllowOrigin"],
+        ),
+    ]);
 }
 
 #[test]
