@@ -2,8 +2,6 @@
 -- HTTP/1.1 workload:
 --   BENCH_REQUEST=preflight  OPTIONS /api with the tracker's preflight headers
 --   BENCH_REQUEST=post       POST /api with the tracker's createRecord body (BENCH_BODY: file)
---   BENCH_CLOSE=1            send Connection: close, so every request is a new connection
---                            (over https: a full TLS handshake per request)
 -- done() prints one machine-readable line; wrk counts answers with status > 399 as errors.
 local origin = "https://example.com"
 local kind = os.getenv("BENCH_REQUEST") or "preflight"
@@ -24,10 +22,6 @@ elseif kind == "post" then
   wrk.headers["Content-Type"] = "application/json;charset=UTF-8"
 else
   error("BENCH_REQUEST must be preflight or post, not " .. kind)
-end
-
-if os.getenv("BENCH_CLOSE") == "1" then
-  wrk.headers["Connection"] = "close"
 end
 
 function done(summary, latency, requests)
