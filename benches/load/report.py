@@ -15,6 +15,10 @@ For each workload and system: req/s and CPU µs per request, median and range ov
 median CPU µs per request over the best peer's (the lower of nginx's
 and HAProxy's medians): below 1.00 the gateway does the work with less CPU. Its req/s ratio is
 shown too, but the load generator shares a core with the canned upstream, so req/s says less.
+
+The floor (benches/load/floor.rs) is pingora with the gateway's patches doing none of the
+gateway's work: its ratio to the best peer is the least any proxy on pingora spends, and the
+gateway's ratio to the floor is what the gateway's own code adds.
 """
 
 import csv
@@ -30,7 +34,7 @@ WORKLOADS = [
     ("post_h2", "POST over HTTP/2, proxied to HTTP/1.1"),
     ("tls_handshake", "full TLS handshake per request (preflight, Connection: close)"),
 ]
-SYSTEMS = ["gateway", "nginx", "haproxy"]
+SYSTEMS = ["gateway", "nginx", "haproxy", "floor"]
 PEERS = ["nginx", "haproxy"]
 
 
@@ -72,7 +76,12 @@ def throughput_rows(rows):
             best_rps = max(peers, key=lambda p: p[4])
             ratios = (by["gateway"][3] / best_cpu[3], best_cpu[0],
                       by["gateway"][4] / best_rps[4], best_rps[0])
-        out.append((key, title, per, ratios))
+        floor = None
+        if "floor" in by and peers:
+            best_cpu = min(peers, key=lambda p: p[3])
+            gateway = by["gateway"][3] / by["floor"][3] if "gateway" in by else None
+            floor = (by["floor"][3] / best_cpu[3], best_cpu[0], gateway)
+        out.append((key, title, per, ratios, floor))
     return out
 
 
@@ -102,7 +111,7 @@ def text(out_dir):
     if rows:
         print(f"\nThroughput: {rounds} round(s); median (min–max) over the rounds; "
               "CPU is the proxy's utime+stime per 2xx answer.")
-    for key, title, per, ratios in throughput_rows(rows):
+    for key, title, per, ratios, floor in throughput_rows(rows):
         print(f"\n== {key}: {title}")
         print(f"   {'system':<9} {'req/s':>28} {'CPU µs/req':>22} {'core busy':>10} {'errors':>7}")
         for system, rps_txt, cpu_txt, _, _, errors, busy in per:
@@ -111,6 +120,9 @@ def text(out_dir):
         if ratios:
             print(f"   gateway CPU/req ÷ best peer ({ratios[1]}): {ratios[0]:.2f}    "
                   f"gateway req/s ÷ best peer ({ratios[3]}): {ratios[2]:.2f}")
+        if floor:
+            mine = f"    gateway CPU/req ÷ floor: {floor[2]:.2f}" if floor[2] else ""
+            print(f"   floor CPU/req ÷ best peer ({floor[1]}): {floor[0]:.2f}{mine}")
     mem = memory_rows(read_tsv(out_dir / "memory.tsv"))
     if mem:
         print("\nIdle keep-alive connections (RSS of the proxy's processes):")
@@ -125,16 +137,17 @@ def text(out_dir):
 def markdown(out_dir):
     rows = read_tsv(out_dir / "throughput.tsv")
     print("| workload | gateway CPU µs/req ÷ best peer | gateway req/s ÷ best peer "
-          "| CPU µs/req: gateway / nginx / HAProxy (medians) |")
-    print("|---|---|---|---|")
-    for key, title, per, ratios in throughput_rows(rows):
+          "| floor CPU µs/req ÷ best peer | gateway ÷ floor "
+          "| CPU µs/req: gateway / nginx / HAProxy / floor (medians) |")
+    print("|---|---|---|---|---|---|")
+    for key, title, per, ratios, floor in throughput_rows(rows):
         by = {p[0]: p for p in per}
         cpus = " / ".join(f"{by[s][3]:.1f}" if s in by else "–" for s in SYSTEMS)
-        if ratios:
-            print(f"| {title} | **{ratios[0]:.2f}** ({ratios[1]}) | {ratios[2]:.2f} ({ratios[3]}) "
-                  f"| {cpus} |")
-        else:
-            print(f"| {title} | – | – | {cpus} |")
+        cols = [f"**{ratios[0]:.2f}** ({ratios[1]})", f"{ratios[2]:.2f} ({ratios[3]})"] \
+            if ratios else ["–", "–"]
+        cols += [f"{floor[0]:.2f} ({floor[1]})", f"{floor[2]:.2f}" if floor[2] else "–"] \
+            if floor else ["–", "–"]
+        print(f"| {title} | {' | '.join(cols)} | {cpus} |")
     mem = memory_rows(read_tsv(out_dir / "memory.tsv"))
     if mem:
         print()
