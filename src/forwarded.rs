@@ -158,10 +158,9 @@ impl TrustedProxies {
 /// so Ackee records the address that really connected whichever end of the list it reads.
 pub(crate) fn forwarded_for<'a>(
     existing: impl Iterator<Item = &'a HeaderValue>,
-    peer: IpAddr,
+    peer: &IpText,
     trusted: bool,
 ) -> HeaderValue {
-    let peer = IpText::of(peer);
     if !trusted {
         // The common case: the peer alone, with one allocation (the value's own).
         return peer.value();
@@ -181,21 +180,51 @@ pub(crate) fn forwarded_for<'a>(
 }
 
 /// An address written out on the stack, in its canonical form: an IPv6 address is at most 45
-/// characters, so writing it needs no allocation.
-struct IpText {
+/// characters, so writing it needs no allocation. Written once per request, for both
+/// `X-Forwarded-For` and `X-Real-IP`.
+pub(crate) struct IpText {
     buf: [u8; 48],
     len: usize,
 }
 
 impl IpText {
-    fn of(ip: IpAddr) -> IpText {
+    /// `ip` in its canonical form. IPv4, the common case, is written digit by digit: the
+    /// formatting machinery cost more than the rest of the header work.
+    pub(crate) fn of(ip: IpAddr) -> IpText {
         let mut text = IpText {
             buf: [0; 48],
             len: 0,
         };
-        // Cannot fail: the longest address fits.
-        let _ = fmt::Write::write_fmt(&mut text, format_args!("{}", canonical(ip)));
+        match canonical(ip) {
+            IpAddr::V4(v4) => {
+                for (i, octet) in v4.octets().into_iter().enumerate() {
+                    if i > 0 {
+                        text.push(b'.');
+                    }
+                    text.push_decimal(octet);
+                }
+            }
+            // Cannot fail: the longest address fits.
+            v6 => drop(fmt::Write::write_fmt(&mut text, format_args!("{v6}"))),
+        }
         text
+    }
+
+    fn push(&mut self, byte: u8) {
+        if let Some(slot) = self.buf.get_mut(self.len) {
+            *slot = byte;
+            self.len += 1;
+        }
+    }
+
+    fn push_decimal(&mut self, n: u8) {
+        if n >= 100 {
+            self.push(b'0' + n / 100);
+        }
+        if n >= 10 {
+            self.push(b'0' + n / 10 % 10);
+        }
+        self.push(b'0' + n % 10);
     }
 
     fn as_str(&self) -> &str {
@@ -287,8 +316,8 @@ pub(crate) fn ip_bytes(ip: IpAddr) -> ([u8; 16], usize) {
 }
 
 /// The peer address as a header value, for `X-Real-IP`.
-pub(crate) fn real_ip(peer: IpAddr) -> HeaderValue {
-    IpText::of(peer).value()
+pub(crate) fn real_ip(peer: &IpText) -> HeaderValue {
+    peer.value()
 }
 
 #[cfg(test)]
@@ -303,12 +332,23 @@ mod tests {
             "255.255.255.255",
             "::1",
         ] {
-            let peer: IpAddr = ip.parse().unwrap();
-            assert_eq!(real_ip(peer), ip);
-            assert_eq!(forwarded_for([].iter(), peer, false), ip);
+            let peer = IpText::of(ip.parse().unwrap());
+            assert_eq!(real_ip(&peer), ip);
+            assert_eq!(forwarded_for([].iter(), &peer, false), ip);
         }
-        let mapped: IpAddr = "::ffff:203.0.113.255".parse().unwrap();
-        assert_eq!(real_ip(mapped), "203.0.113.255");
+        let mapped = IpText::of("::ffff:203.0.113.255".parse().unwrap());
+        assert_eq!(real_ip(&mapped), "203.0.113.255");
+    }
+
+    #[test]
+    fn ipv4_is_written_as_std_writes_it() {
+        let octets = [0, 1, 9, 10, 42, 99, 100, 101, 199, 200, 250, 255];
+        for a in octets {
+            for b in octets {
+                let ip = std::net::Ipv4Addr::new(a, b, 255 - a, 9);
+                assert_eq!(IpText::of(IpAddr::V4(ip)).as_str(), ip.to_string());
+            }
+        }
     }
 
     #[test]
@@ -317,16 +357,16 @@ mod tests {
             HeaderValue::from_static("6.6.6.6, 10.0.0.1"),
             HeaderValue::from_static("10.0.0.2"),
         ];
-        let peer: IpAddr = "192.0.2.9".parse().unwrap();
+        let peer = IpText::of("192.0.2.9".parse().unwrap());
         assert_eq!(
-            forwarded_for(sent.iter(), peer, true),
+            forwarded_for(sent.iter(), &peer, true),
             "6.6.6.6, 10.0.0.1, 10.0.0.2, 192.0.2.9"
         );
-        assert_eq!(forwarded_for(sent.iter(), peer, false), "192.0.2.9");
-        assert_eq!(forwarded_for([].iter(), peer, true), "192.0.2.9");
-        let mapped: IpAddr = "::ffff:192.0.2.9".parse().unwrap();
-        assert_eq!(forwarded_for([].iter(), mapped, false), "192.0.2.9");
-        assert_eq!(real_ip(mapped), "192.0.2.9");
+        assert_eq!(forwarded_for(sent.iter(), &peer, false), "192.0.2.9");
+        assert_eq!(forwarded_for([].iter(), &peer, true), "192.0.2.9");
+        let mapped = IpText::of("::ffff:192.0.2.9".parse().unwrap());
+        assert_eq!(forwarded_for([].iter(), &mapped, false), "192.0.2.9");
+        assert_eq!(real_ip(&mapped), "192.0.2.9");
     }
 
     #[test]

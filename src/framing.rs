@@ -94,30 +94,46 @@ fn connection_tokens(headers: &HeaderMap) -> impl Iterator<Item = &str> {
         .filter(|t| !t.is_empty())
 }
 
-const ALWAYS_HOP_BY_HOP: [&str; 5] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "te",
-    "trailer",
+const ALWAYS_HOP_BY_HOP: [HeaderName; 5] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::TE,
+    header::TRAILER,
 ];
 
 /// Headers pingora frames the answer with; never removed here.
-const FRAMING: [&str; 3] = ["content-length", "transfer-encoding", "upgrade"];
+const FRAMING: [HeaderName; 3] = [
+    header::CONTENT_LENGTH,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+];
 
-/// The hop-by-hop headers of a response to remove before it goes to the client.
-pub fn hop_by_hop(headers: &HeaderMap) -> Vec<HeaderName> {
-    let mut out: Vec<HeaderName> = Vec::new();
-    let named = connection_tokens(headers)
-        .filter_map(|t| HeaderName::from_bytes(t.to_ascii_lowercase().as_bytes()).ok());
-    let fixed = ALWAYS_HOP_BY_HOP.iter().map(|n| HeaderName::from_static(n));
-    for name in fixed.chain(named) {
-        if headers.contains_key(&name) && !FRAMING.contains(&name.as_str()) && !out.contains(&name)
-        {
-            out.push(name);
+/// Adds the hop-by-hop headers of a response, to remove before it goes to the client, to `out`.
+///
+/// Every answer from Ackee has some (`Connection: keep-alive`), so the fixed names are
+/// compared as built at compile time, and a `Connection` token becomes a name of its own only
+/// when it names something else.
+pub fn hop_by_hop(headers: &HeaderMap, out: &mut Vec<HeaderName>) {
+    for name in &ALWAYS_HOP_BY_HOP {
+        if headers.contains_key(name) {
+            out.push(name.clone());
         }
     }
-    out
+    let known = |t: &str| {
+        ALWAYS_HOP_BY_HOP
+            .iter()
+            .chain(&FRAMING)
+            .any(|n| n.as_str().eq_ignore_ascii_case(t))
+    };
+    for token in connection_tokens(headers).filter(|t| !known(t)) {
+        // HeaderName::from_bytes lowercases the name itself.
+        if let Ok(name) = HeaderName::from_bytes(token.as_bytes()) {
+            if headers.contains_key(&name) && !out.contains(&name) {
+                out.push(name);
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -231,10 +247,9 @@ mod tests {
             ),
         ];
         for (headers, want) in cases {
-            let mut got: Vec<String> = hop_by_hop(&map(headers))
-                .iter()
-                .map(|n| n.as_str().to_owned())
-                .collect();
+            let mut names = Vec::new();
+            hop_by_hop(&map(headers), &mut names);
+            let mut got: Vec<String> = names.iter().map(|n| n.as_str().to_owned()).collect();
             got.sort();
             assert_eq!(got, want, "{headers:?}");
         }

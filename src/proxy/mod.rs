@@ -212,18 +212,19 @@ impl ProxyHttp for Gateway {
             }
         }
         if let Some(ip) = peer {
+            let ip = forwarded::IpText::of(ip);
             let xff = forwarded::forwarded_for(
                 upstream_request
                     .headers
                     .get_all(&forwarded::X_FORWARDED_FOR)
                     .iter(),
-                ip,
+                &ip,
                 trusted,
             );
             upstream_request.insert_header(forwarded::X_FORWARDED_FOR.as_str(), xff)?;
             if !trusted || !upstream_request.headers.contains_key(&forwarded::X_REAL_IP) {
                 upstream_request
-                    .insert_header(forwarded::X_REAL_IP.as_str(), forwarded::real_ip(ip))?;
+                    .insert_header(forwarded::X_REAL_IP.as_str(), forwarded::real_ip(&ip))?;
             }
         } else if !trusted {
             upstream_request.remove_header(&forwarded::X_FORWARDED_FOR);
@@ -271,11 +272,12 @@ impl ProxyHttp for Gateway {
         upstream_response: &mut ResponseHeader,
         ctx: &mut Ctx,
     ) -> Result<()> {
-        while let Some(name) = strip::first_access_control(&upstream_response.headers) {
-            upstream_response.remove_header(&name);
-        }
-        for name in framing::hop_by_hop(&upstream_response.headers) {
-            upstream_response.remove_header(&name);
+        // Ackee's five CORS headers and Connection: one list, one allocation.
+        let mut strip = Vec::with_capacity(8);
+        strip::access_control(&upstream_response.headers, &mut strip);
+        framing::hop_by_hop(&upstream_response.headers, &mut strip);
+        for name in &strip {
+            upstream_response.remove_header(name);
         }
         self.decorate(upstream_response, &ctx.cors)
     }
