@@ -547,3 +547,36 @@ fn diagnostics_print_level_place_key_and_message() {
     );
     assert_eq!(d.error_count(), 2);
 }
+
+#[test]
+fn typos_get_a_suggestion_strangers_the_list_and_key_types_are_shape_problems() {
+    let text = format!(
+        "{MINIMAL}{}",
+        r#"
+Listeners: []
+metric: {}
+trusted_proxy: []
+database: x
+limits: {max_body_byte: 1, colour: red}
+"#
+    )
+    .replace(
+        r#"{address: "127.0.0.1:8080"}"#,
+        r#"{address: "127.0.0.1:8080", response_headers: {1: y}}"#,
+    );
+    let allowed = "max_body_bytes, max_header_bytes, body_timeout_seconds, header_timeout_seconds";
+    assert_eq!(
+        errors(&text, None),
+        [
+            r#"error: gw.yaml: Listeners: unknown key; did you mean "listeners"?"#.to_owned(),
+            r#"error: gw.yaml: metric: unknown key; did you mean "metrics"?"#.to_owned(),
+            r#"error: gw.yaml: trusted_proxy: unknown key; did you mean "trusted_proxies"?"#
+                .to_owned(),
+            "error: gw.yaml: database: unknown key; the keys allowed here are listeners, cors, upstream, metrics, limits, trusted_proxies, access_log, rate_limits, version, daemon, error_log, pid_file, upgrade_sock, user, group, threads, work_stealing, grace_period_seconds, graceful_shutdown_timeout_seconds, upstream_keepalive_pool_size, daemon_wait_for_ready".to_owned(),
+            "error: gw.yaml: listeners[0].response_headers: found the key 1; write a name such as X-Frame-Options".to_owned(),
+            r#"error: gw.yaml: limits.max_body_byte: unknown key; did you mean "max_body_bytes"?"#
+                .to_owned(),
+            format!("error: gw.yaml: limits.colour: unknown key; the keys allowed here are {allowed}"),
+        ]
+    );
+}

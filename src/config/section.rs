@@ -465,31 +465,3 @@ fn keyed<'v, T>(
         }
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn shape_problems_come_first_and_unknown_keys_where_the_section_opened() {
-        let doc: Value = serde_yaml::from_str("{a: 1, typo: 2, b: x, c: {1: y}}").unwrap();
-        let mut r = Problems::new(Source::File("f.yaml".into()));
-        let s = Section::open(&mut r, "", &doc, "a mapping").unwrap();
-        let a = s.whole(&mut r, "a", "a number");
-        r.error("a", "is wrong in meaning");
-        let _ = s.whole(&mut r, "b", "a number");
-        let _ = s.text_map(&mut r, "c", "{X: y}");
-        s.finish(&mut r);
-        assert_eq!(a.map(|k| k.value), Some(1));
-        let got: Vec<String> = r.into_diagnostics().iter().map(|d| d.to_string()).collect();
-        assert_eq!(
-            got,
-            [
-                r#"error: f.yaml: typo: unknown key; the keys allowed here are a, b, c"#,
-                r#"error: f.yaml: b: found "x"; write a number"#,
-                "error: f.yaml: c: found the key 1; write a name such as X-Frame-Options",
-                "error: f.yaml: a: is wrong in meaning",
-            ]
-        );
-    }
-}
