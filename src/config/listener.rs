@@ -6,18 +6,17 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use super::section::{Keyed, KeyedPairs, Problems, Section, Texts};
+use super::section::{Keyed, KeyedPairs, Problems, Section};
 use super::types::{CertificateSettings, Listener, ListenerTls};
 use super::validate::{LISTEN_EXAMPLE, listen_address, non_empty, required, seconds};
-use crate::certs::{self, LoadedCert};
+use crate::certs::{self, LoadedCert, Which};
 
 /// What the listeners validated so far have used, to the key path that used it first.
+#[derive(Default)]
 struct Seen {
     addresses: HashMap<SocketAddr, String>,
     /// Certificate names, unique across listeners.
     cert_names: HashMap<String, String>,
-    /// Now, in Unix seconds, to warn about expired certificates.
-    now: i64,
 }
 
 /// Reads and validates `listeners`. `None` if it is missing, empty, or anything in it is wrong.
@@ -27,12 +26,7 @@ pub(super) fn listeners(r: &mut Problems, root: &Section<'_>) -> Option<Vec<List
     let write = "at least one listener";
     let missing = format!("listeners: {example}");
     let list = required(r, list, "listeners", write, example, &missing)?;
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
-    let mut seen = Seen {
-        addresses: HashMap::new(),
-        cert_names: HashMap::new(),
-        now: now.map_or(0, |d| d.as_secs() as i64),
-    };
+    let mut seen = Seen::default();
     let listeners: Vec<_> = list
         .into_iter()
         .map(|e| listener(r, e, &mut seen))
@@ -253,10 +247,28 @@ fn certificate(
         }
         return None;
     };
-    let loaded = load(r, cert, key, seen.now)?;
-    let server_names = written_names
-        .as_ref()
-        .map(|list| covered_names(r, &loaded, &cert.value, list));
+    let cert_file = PathBuf::from(cert.value.trim());
+    let loaded = match certs::load(&cert_file, &PathBuf::from(key.value.trim())) {
+        Ok(l) => l,
+        Err(e) => {
+            let at = if e.which == Which::Cert { cert } else { key };
+            r.error(&at.key, e.message);
+            return None;
+        }
+    };
+    if let Some(warning) = loaded.expired(&cert_file) {
+        r.warning(&cert.key, warning);
+    }
+    let server_names = written_names.as_ref().map(|list| {
+        let covered = |n: &Keyed<String>| match loaded.uncovered(&n.value, &cert_file) {
+            None => Some(n.value.trim().to_ascii_lowercase()),
+            Some(why) => {
+                r.error(&n.key, why);
+                None
+            }
+        };
+        list.value.iter().filter_map(covered).collect::<Vec<_>>()
+    });
     for n in server_names.as_ref().unwrap_or(&loaded.dns_names) {
         if let Some(first) = sni_owner.get(n) {
             let at = written_names.as_ref().map_or(&cert.key, |k| &k.key);
@@ -273,74 +285,11 @@ fn certificate(
     let name = certificate_name(r, written_name, &loaded, &cert.value, &at, seen)?;
     Some(CertificateSettings {
         name,
-        cert: PathBuf::from(cert.value.trim()),
+        cert: cert_file,
         key: PathBuf::from(key.value.trim()),
         server_names,
         loaded,
     })
-}
-
-/// Loads and checks the files; an expired certificate is a warning with its date.
-fn load(
-    r: &mut Problems,
-    cert: &Keyed<String>,
-    key: &Keyed<String>,
-    now: i64,
-) -> Option<LoadedCert> {
-    let cert_path = PathBuf::from(cert.value.trim());
-    let loaded = match certs::load(&cert_path, &PathBuf::from(key.value.trim())) {
-        Ok(l) => l,
-        Err(e) => {
-            let at = match e.which {
-                certs::Which::Cert => &cert.key,
-                certs::Which::Key => &key.key,
-            };
-            r.error(at, e.message);
-            return None;
-        }
-    };
-    if loaded.not_after < now {
-        r.warning(
-            &cert.key,
-            format!(
-                "\"{}\" expired on {}; browsers will refuse it until it is renewed (certbot renew)",
-                cert_path.display(),
-                certs::format_utc(loaded.not_after)
-            ),
-        );
-    }
-    Some(loaded)
-}
-
-/// `server_names`, lowercased, each covered by the certificate.
-fn covered_names(
-    r: &mut Problems,
-    loaded: &LoadedCert,
-    cert_file: &str,
-    list: &Texts,
-) -> Vec<String> {
-    let mut names = Vec::new();
-    for n in &list.value {
-        let name = n.value.trim().to_ascii_lowercase();
-        if certs::covers(&loaded.dns_names, &name) {
-            names.push(name);
-            continue;
-        }
-        let covered = if loaded.dns_names.is_empty() {
-            "no DNS names".to_owned()
-        } else {
-            loaded.dns_names.join(", ")
-        };
-        r.error(
-            &n.key,
-            format!(
-                "\"{}\" is not covered by the certificate in \"{}\" (it covers {covered}); remove it, or use a certificate issued for that name",
-                n.value,
-                cert_file.trim()
-            ),
-        );
-    }
-    names
 }
 
 /// The certificate's `name`, or its first DNS name, unique across listeners.
