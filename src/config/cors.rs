@@ -5,12 +5,10 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use super::diag::Source;
-use super::section::{Keyed, Later, Problems, Section, Texts};
+use super::section::{Keyed, Problems, Section, Texts};
 use super::validate::{ENV_ALLOW_ORIGIN, MAX_SECONDS, each, seconds};
 use crate::ackee_origins::{DEFAULT_INTERVAL, DEFAULT_TIMEOUT, Settings as FromAckee, TitleRules};
-use crate::cors::{
-    ACKEE_HEADERS, ACKEE_MAX_AGE_SECONDS, ACKEE_METHODS, CorsSettings, DisallowedOrigin,
-};
+use crate::cors::{CorsSettings, DisallowedOrigin, allow_headers, allow_methods, distinct};
 use crate::origin::{Entry, OriginSet, Scheme, parse_entry};
 
 /// Reads and validates `cors`, with `env` the value of `ACKEE_ALLOW_ORIGIN`. Also says whether
@@ -30,69 +28,64 @@ pub(super) fn cors(
     let example = "a whole number of seconds such as 3600";
     let max_age = s.whole(r, "max_age_seconds", example);
     let disallowed = s.text(r, "disallowed_origin", "forward or reject");
-    let from_ackee = origins_from_ackee(r, &s);
+    let example = "a mapping with token_file, such as {token_file: /etc/ackee-gateway/ackee-token}";
+    // Its keys are read last, when its turn comes: nothing else in `cors` is read after it.
+    let from_ackee = s.section(r, "origins_from_ackee", example);
     s.finish(r);
 
     let (source, written) = written_origins(r, env, allowed_origins, from_ackee.is_some());
     let (entries, star) = normalise(r, &source, written);
+    // Ackee's defaults, `*` without credentials, for each key that is not written.
+    let mut out = CorsSettings::ackee_defaults(OriginSet::new(entries));
     // Where `"*"` was written, for messages: `ACKEE_ALLOW_ORIGIN is "*"` or a key path.
     let star_place = |default: &str| match &source {
         Source::Env(var) => format!("{var} is \"*\""),
         Source::File(_) => format!("{} is \"*\"", star.as_deref().unwrap_or(default)),
     };
-    let allow_credentials = match allow_credentials {
-        None => star.is_none(),
-        Some(c) if c.value && star.is_some() => {
-            r.error(
-                &c.key,
-                format!(
-                    "is true, but {}; browsers refuse credentials together with \"*\", so write cors.allow_credentials: false, or list the origins instead of \"*\"",
-                    star_place("cors.allowed_origins")
-                ),
-            );
-            false
+    match allow_credentials {
+        Some(c) if c.value && star.is_some() => r.error(
+            &c.key,
+            format!(
+                "is true, but {}; browsers refuse credentials together with \"*\", so write cors.allow_credentials: false, or list the origins instead of \"*\"",
+                star_place("cors.allowed_origins")
+            ),
+        ),
+        Some(c) => out.allow_credentials = c.value,
+        None => {}
+    }
+    if let Some(list) = methods {
+        if list.value.is_empty() {
+            r.error(&list.key, "is empty, so every preflight would be refused; write at least POST, such as [GET, POST, PATCH, OPTIONS]");
         }
-        Some(c) => c.value,
-    };
-    let allowed_methods = match methods {
-        None => ACKEE_METHODS.iter().map(|s| s.to_string()).collect(),
-        Some(list) => self::methods(r, list),
-    };
-    let allowed_headers = match headers {
-        None => ACKEE_HEADERS.iter().map(|s| s.to_string()).collect(),
-        Some(list) => self::headers(r, list),
-    };
-    let max_age_seconds = max_age.map_or(Some(ACKEE_MAX_AGE_SECONDS), |m| {
+        out.allowed_methods = distinct(each(r, Some(list), allow_methods::method));
+    }
+    if let Some(list) = headers {
+        out.allowed_headers = distinct(each(r, Some(list), allow_headers::header));
+    }
+    if let Some(m) = max_age {
         let write = "a number of seconds such as 3600 (browsers cap it at 7200 or 86400)";
-        r.within(&m, 0..=u32::MAX.into(), write).map(|v| v as u32)
-    });
+        out.max_age_seconds = r.within(&m, 0..=u32::MAX.into(), write).map(|v| v as u32);
+    }
     let choices = [
         ("forward", DisallowedOrigin::Forward),
         ("reject", DisallowedOrigin::Reject),
     ];
-    let disallowed_origin = disallowed.and_then(|d| r.choice(&d, &choices));
-    let from_ackee = from_ackee.and_then(|(key, check)| {
+    if let Some(d) = disallowed.and_then(|d| r.choice(&d, &choices)) {
+        out.disallowed_origin = d;
+    }
+    out.from_ackee = from_ackee.and_then(|a| {
         if star.is_some() {
             r.error(
-                &key,
+                a.path(),
                 format!(
                     "is set, but {}, which already allows every origin; remove origins_from_ackee, or list the origins instead of \"*\"",
                     star_place("")
                 ),
             );
         }
-        check(r)
+        origins_from_ackee(r, a)
     });
-    let settings = CorsSettings {
-        from_ackee,
-        origins: OriginSet::new(entries.into_iter().map(|(_, e)| e)),
-        allow_credentials,
-        allowed_methods,
-        allowed_headers,
-        max_age_seconds,
-        disallowed_origin: disallowed_origin.unwrap_or(DisallowedOrigin::Forward),
-    };
-    (settings, matches!(source, Source::Env(_)))
+    (out, matches!(source, Source::Env(_)))
 }
 
 /// Where the origins come from, and the entries as written with their keys.
@@ -158,7 +151,7 @@ fn normalise(
     r: &mut Problems,
     source: &Source,
     written: Vec<Keyed<String>>,
-) -> (Vec<(String, Entry)>, Option<String>) {
+) -> (Vec<Entry>, Option<String>) {
     let mut entries: Vec<(String, Entry)> = Vec::new();
     for w in written {
         match parse_entry(&w.value) {
@@ -185,71 +178,12 @@ fn normalise(
             seen.insert(text, key);
         }
     }
-    (entries, star)
+    (entries.into_iter().map(|(_, e)| e).collect(), star)
 }
 
-/// `allowed_methods`: at least one, uppercased.
-fn methods(r: &mut Problems, list: Texts) -> Vec<String> {
-    if list.value.is_empty() {
-        r.error(&list.key, "is empty, so every preflight would be refused; write at least POST, such as [GET, POST, PATCH, OPTIONS]");
-    }
-    tokens(
-        r,
-        list.value,
-        "is \"*\"; write the methods by name, such as GET, POST, PATCH, OPTIONS",
-        "an HTTP method; write a method such as POST",
-        true,
-    )
-}
-
-/// `allowed_headers`, as written.
-fn headers(r: &mut Problems, list: Texts) -> Vec<String> {
-    tokens(
-        r,
-        list.value,
-        "is \"*\"; browsers ignore \"*\" when credentials are on, so write the header names, such as Content-Type",
-        "a header name; write a name such as Content-Type",
-        false,
-    )
-}
-
-/// Method or header names: RFC 9110 tokens, not `"*"`, each once whatever its case.
-fn tokens(
-    r: &mut Problems,
-    list: Vec<Keyed<String>>,
-    star: &str,
-    not_a: &str,
-    upper: bool,
-) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    for item in list {
-        let text = item.value.trim();
-        let token = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
-        if text == "*" {
-            r.error(&item.key, star);
-        } else if text.is_empty() || !text.bytes().all(token) {
-            let found = format!("found \"{}\", which is not {not_a}", item.value);
-            r.error(&item.key, found);
-        } else if !out.iter().any(|o| o.eq_ignore_ascii_case(text)) {
-            out.push(if upper {
-                text.to_ascii_uppercase()
-            } else {
-                text.to_owned()
-            });
-        }
-    }
-    out
-}
-
-/// Reads `cors.origins_from_ackee` now, with its key path; the returned check validates it
-/// when its turn comes: the token file must be readable (so `-t` proves it), the durations
-/// bounded, the schemes known.
-fn origins_from_ackee(r: &mut Problems, s: &Section<'_>) -> Option<(String, Later<FromAckee>)> {
-    let a = s.section(
-        r,
-        "origins_from_ackee",
-        "a mapping with token_file, such as {token_file: /etc/ackee-gateway/ackee-token}",
-    )?;
+/// `cors.origins_from_ackee`: the token file must be readable (so `-t` proves it), the
+/// durations bounded, the schemes known.
+fn origins_from_ackee(r: &mut Problems, a: Section<'_>) -> Option<FromAckee> {
     let at = a.path().to_owned();
     let example = "a file path in quotes, such as \"/etc/ackee-gateway/ackee-token\"";
     let token_file = a.text(r, "token_file", example);
@@ -258,21 +192,17 @@ fn origins_from_ackee(r: &mut Problems, s: &Section<'_>) -> Option<(String, Late
     let schemes = a.texts(r, "schemes", "[https]");
     let www = a.flag(r, "www").is_some_and(|w| w.value);
     a.finish(r);
-    let key = at.clone();
-    let check = move |r: &mut Problems| {
-        let token_file = self::token_file(r, &at, token_file);
-        let interval = seconds(r, interval, DEFAULT_INTERVAL, 24.0 * MAX_SECONDS);
-        let timeout = seconds(r, timeout, DEFAULT_TIMEOUT, 60.0);
-        let schemes = self::schemes(r, schemes);
-        let rules = TitleRules { schemes, www };
-        Some(FromAckee {
-            token_file: token_file?,
-            interval,
-            timeout,
-            rules,
-        })
-    };
-    Some((key, Box::new(check)))
+    let token_file = self::token_file(r, &at, token_file);
+    let interval = seconds(r, interval, DEFAULT_INTERVAL, 24.0 * MAX_SECONDS);
+    let timeout = seconds(r, timeout, DEFAULT_TIMEOUT, 60.0);
+    let schemes = self::schemes(r, schemes);
+    let rules = TitleRules { schemes, www };
+    Some(FromAckee {
+        token_file: token_file?,
+        interval,
+        timeout,
+        rules,
+    })
 }
 
 /// The token file, read now so that `-t` proves it can be; world-readable is a warning.
