@@ -207,13 +207,8 @@ fn origins_from_ackee(r: &mut Problems, a: Section<'_>) -> Option<FromAckee> {
 
 /// The token file, read now so that `-t` proves it can be; world-readable is a warning.
 fn token_file(r: &mut Problems, at: &str, written: Option<Keyed<String>>) -> Option<PathBuf> {
-    let Some(t) = written else {
-        r.error(
-            &format!("{at}.token_file"),
-            "missing; write the file that holds a permanent token from Ackee (Settings, Permanent tokens), such as \"/etc/ackee-gateway/ackee-token\"",
-        );
-        return None;
-    };
+    let write = "the file that holds a permanent token from Ackee (Settings, Permanent tokens), such as \"/etc/ackee-gateway/ackee-token\"";
+    let t = r.needed(written, &format!("{at}.token_file"), write)?;
     let path = PathBuf::from(t.value.trim());
     if let Err(why) = crate::ackee_origins::read_token(&path) {
         r.error(

@@ -55,11 +55,7 @@ fn listener(r: &mut Problems, e: Section<'_>, seen: &mut Seen) -> Option<Listene
     let redirect_to_https = self::redirect(r, has_tls, redirect, https_port);
     let acme_webroot = acme_webroot.and_then(|w| self::acme_webroot(r, w));
     let response_headers = self::response_headers(r, has_tls, headers);
-    let Some(addr) = address else {
-        let message = format!("missing; write {LISTEN_EXAMPLE}");
-        r.error(&format!("{at}.address"), message);
-        return None;
-    };
+    let addr = r.needed(address, &format!("{at}.address"), LISTEN_EXAMPLE)?;
     let address = listen_address(r, &addr)?;
     if let Some(first) = seen.addresses.get(&address) {
         r.error(
@@ -211,14 +207,11 @@ fn default_index(
             .iter()
             .map(|c| format!("\"{}\"", c.name))
             .collect();
-        r.error(
-            &d.key,
-            format!(
-                "found \"{}\", which is not a certificate of this listener; write one of {}",
-                d.value,
-                names.join(", ")
-            ),
+        let found = format!(
+            "\"{}\", which is not a certificate of this listener",
+            d.value
         );
+        r.found(&d.key, found, format!("one of {}", names.join(", ")));
     }
     0
 }
@@ -238,13 +231,11 @@ fn certificate(
     let key = c.text(r, "key", example);
     let written_names = c.texts(r, "server_names", "[\"stats.example.com\"]");
     c.finish(r);
-    let (Some(cert), Some(key)) = (cert.as_ref(), key.as_ref()) else {
-        if cert.is_none() {
-            r.error(&format!("{at}.cert"), "missing; write the path of a PEM certificate chain, such as /etc/letsencrypt/live/NAME/fullchain.pem");
-        }
-        if key.is_none() {
-            r.error(&format!("{at}.key"), "missing; write the path of the PEM private key, such as /etc/letsencrypt/live/NAME/privkey.pem");
-        }
+    let write =
+        "the path of a PEM certificate chain, such as /etc/letsencrypt/live/NAME/fullchain.pem";
+    let cert = r.needed(cert, &format!("{at}.cert"), write);
+    let write = "the path of the PEM private key, such as /etc/letsencrypt/live/NAME/privkey.pem";
+    let (Some(cert), Some(key)) = (cert, r.needed(key, &format!("{at}.key"), write)) else {
         return None;
     };
     let cert_file = PathBuf::from(cert.value.trim());

@@ -23,10 +23,6 @@ pub struct Keyed<T> {
     pub value: T,
 }
 
-/// A check of values already read, run when its turn comes, so that problems of meaning keep
-/// their order while each section is still read in one function.
-pub type Later<T> = Box<dyn FnOnce(&mut Problems) -> Option<T>>;
-
 /// A list of text items as written, each with its key path.
 pub type Texts = Keyed<Vec<Keyed<String>>>;
 
@@ -126,6 +122,14 @@ impl Problems {
     /// Records the most common error of meaning: `found <found>; write <write>`.
     pub fn found(&mut self, key: &str, found: impl Display, write: impl Display) {
         self.error(key, format!("found {found}; write {write}"));
+    }
+
+    /// `v`, or else an error at `key`: `missing; write <write>`.
+    pub fn needed<T>(&mut self, v: Option<T>, key: &str, write: impl Display) -> Option<T> {
+        if v.is_none() {
+            self.error(key, format!("missing; write {write}"));
+        }
+        v
     }
 
     /// A whole number within `range`; outside it, an error that says what to write instead.

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 
-use super::section::{Keyed, Later, Problems, Section};
+use super::section::{Keyed, Problems, Section};
 use super::types::{
     HealthCheckSettings, HealthProbe, NODE_KEEP_ALIVE_SECONDS, Replica, Selection, UpstreamSettings,
 };
@@ -16,13 +16,10 @@ pub(super) fn upstream(
     root: &Section<'_>,
     resolver: Resolver<'_>,
 ) -> Option<UpstreamSettings> {
-    let Some(s) = root.section(r, "upstream", "a mapping with replicas and timeouts") else {
-        r.error(
-            "upstream",
-            "missing; write where Ackee listens, such as upstream: {replicas: [{address: \"127.0.0.1:3000\"}]}",
-        );
-        return None;
-    };
+    let s = root.section(r, "upstream", "a mapping with replicas and timeouts");
+    let write =
+        "where Ackee listens, such as upstream: {replicas: [{address: \"127.0.0.1:3000\"}]}";
+    let s = r.needed(s, "upstream", write)?;
     let example = "[{address: \"127.0.0.1:3000\"}]";
     let replicas = s.sections(r, "replicas", example);
     let write = "where Ackee listens";
@@ -72,7 +69,7 @@ pub(super) fn upstream(
         ("consistent_hash", Selection::ConsistentHash),
     ];
     let selection = selection.and_then(|k| r.choice(&k, &choices));
-    let health_check = health_check.and_then(|check| check(r));
+    let health_check = health_check.map(|check| check(r));
     let write = "a number of seconds from 0 to 3600, such as 5";
     let retry_after = retry_after.map_or(Some(5), |k| r.within(&k, 0..=3600, write));
     let [connect, read, write, idle] =
@@ -110,13 +107,8 @@ fn replica(
     let weight = e.whole(r, "weight", "a whole number such as 1");
     let at = e.path().to_owned();
     e.finish(r);
-    let Some(a) = address else {
-        r.error(
-            &format!("{at}.address"),
-            "missing; write where this Ackee listens, such as \"127.0.0.1:3000\"",
-        );
-        return None;
-    };
+    let write = "where this Ackee listens, such as \"127.0.0.1:3000\"";
+    let a = r.needed(address, &format!("{at}.address"), write)?;
     let resolved = resolve(r, &a, resolver)?;
     if let Some(first) = seen.addresses.get(&resolved) {
         let message = format!(
@@ -148,7 +140,10 @@ fn replica(
 }
 
 /// Reads `upstream.health_check` now; the returned check validates it when its turn comes.
-fn health_check(r: &mut Problems, h: Section<'_>) -> Later<HealthCheckSettings> {
+fn health_check(
+    r: &mut Problems,
+    h: Section<'_>,
+) -> impl FnOnce(&mut Problems) -> HealthCheckSettings + use<> {
     let defaults = HealthCheckSettings::default();
     let kind = h.text(r, "type", "http, tcp or none");
     let example = "a path in quotes, such as \"/.well-known/apollo/server-health\"";
@@ -158,7 +153,7 @@ fn health_check(r: &mut Problems, h: Section<'_>) -> Later<HealthCheckSettings> 
     let unhealthy_after = h.whole(r, "unhealthy_after", "a whole number such as 3");
     let healthy_after = h.whole(r, "healthy_after", "a whole number such as 2");
     h.finish(r);
-    Box::new(move |r: &mut Problems| {
+    move |r: &mut Problems| {
         let before = r.errors();
         let mut out = HealthCheckSettings {
             probe: probe(r, kind, &path),
@@ -182,8 +177,8 @@ fn health_check(r: &mut Problems, h: Section<'_>) -> Later<HealthCheckSettings> 
             let n = written.and_then(|n| r.within(&n, 1..=100, "a whole number from 1 to 100"));
             *target = n.map_or(*target, |n| n as u32);
         }
-        Some(out)
-    })
+        out
+    }
 }
 
 /// `type` and `path` of a health check.

@@ -72,17 +72,12 @@ pub(super) fn required<T>(
     example: &str,
     missing_example: &str,
 ) -> Option<Vec<T>> {
-    match list {
-        None => r.error(
-            at,
-            format!("missing; write {what}, such as {missing_example}"),
-        ),
-        Some(l) if l.value.is_empty() => {
-            r.error(&l.key, format!("is empty; write {what}, such as {example}"));
-        }
-        Some(l) => return Some(l.value),
+    let l = r.needed(list, at, format!("{what}, such as {missing_example}"))?;
+    if l.value.is_empty() {
+        r.error(&l.key, format!("is empty; write {what}, such as {example}"));
+        return None;
     }
-    None
+    Some(l.value)
 }
 
 /// Each item of a list that `parse` accepts; the others are errors with its message.
@@ -146,13 +141,8 @@ fn metrics(
     let example = "an address in quotes, such as \"127.0.0.1:9464\"";
     let address = s.text(r, "address", example);
     s.finish(r);
-    let Some(a) = address else {
-        r.error(
-            "metrics.address",
-            "missing; write the address Prometheus scrapes, such as \"127.0.0.1:9464\"",
-        );
-        return None;
-    };
+    let write = "the address Prometheus scrapes, such as \"127.0.0.1:9464\"";
+    let a = r.needed(address, "metrics.address", write)?;
     let address = listen_address(r, &a)?;
     let listeners = listeners.unwrap_or_default();
     if let Some(l) = listeners.iter().find(|l| l.address == address) {
