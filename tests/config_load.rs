@@ -2,7 +2,7 @@
 //! come in; `cors.origins_from_ackee` with its token file.
 
 use ackee_gateway::config::types::{HealthCheckSettings, HealthProbe, Selection};
-use ackee_gateway::config::{Diagnostics, Source, parse, parse_with};
+use ackee_gateway::config::{load, parse, parse_with};
 use ackee_gateway::cors::DisallowedOrigin;
 
 const MINIMAL: &str = r#"
@@ -534,18 +534,25 @@ fn origins_from_ackee_report_every_problem() {
 
 #[test]
 fn diagnostics_print_level_place_key_and_message() {
-    let mut d = Diagnostics::new();
-    let file = Source::File("conf/x.yaml".into());
-    d.error(&file, "cors.allowed_origins[2]", "bad");
-    d.warning(&Source::Env("ACKEE_ALLOW_ORIGIN"), "[0]", "odd");
-    d.error(&file, "", "not YAML");
+    let text = MINIMAL.replace("]}\nupstream", "], max_age_seconds: soon}\nupstream");
+    let env = Some("https://a.example,https://a.example");
+    let Err(d) = parse("conf/x.yaml", &text, env) else {
+        panic!("an error")
+    };
     assert_eq!(
         d.to_string(),
-        "error: conf/x.yaml: cors.allowed_origins[2]: bad\n\
-         warning: environment variable ACKEE_ALLOW_ORIGIN: [0]: odd\n\
-         error: conf/x.yaml: not YAML\n"
+        "error: conf/x.yaml: cors.max_age_seconds: found \"soon\"; write a whole number of seconds such as 3600\n\
+         warning: conf/x.yaml: cors.allowed_origins: is replaced by the environment variable ACKEE_ALLOW_ORIGIN\n\
+         warning: environment variable ACKEE_ALLOW_ORIGIN: [1]: \"https://a.example\" is the same origin as [0]; remove one\n"
     );
-    assert_eq!(d.error_count(), 2);
+    assert_eq!(d.error_count(), 1);
+    let Err(d) = load("/nonexistent/x.yaml", None) else {
+        panic!("an error")
+    };
+    assert_eq!(
+        d.to_string(),
+        "error: /nonexistent/x.yaml: cannot be read (No such file or directory (os error 2)); pass the config file with -c FILE\n"
+    );
 }
 
 #[test]

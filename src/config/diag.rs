@@ -60,41 +60,6 @@ pub struct Diagnostics {
 }
 
 impl Diagnostics {
-    /// An empty list.
-    pub fn new() -> Self {
-        Diagnostics::default()
-    }
-
-    /// Records an error.
-    pub fn error(&mut self, source: &Source, key: impl Into<String>, message: impl Into<String>) {
-        self.push(Severity::Error, source, key, message);
-    }
-
-    /// Records a warning.
-    pub fn warning(&mut self, source: &Source, key: impl Into<String>, message: impl Into<String>) {
-        self.push(Severity::Warning, source, key, message);
-    }
-
-    fn push(
-        &mut self,
-        severity: Severity,
-        source: &Source,
-        key: impl Into<String>,
-        message: impl Into<String>,
-    ) {
-        self.items.push(Diagnostic {
-            severity,
-            source: source.clone(),
-            key: key.into(),
-            message: message.into(),
-        });
-    }
-
-    /// Whether any error (not just warnings) was recorded.
-    pub fn has_errors(&self) -> bool {
-        self.items.iter().any(|d| d.severity == Severity::Error)
-    }
-
     /// How many errors were recorded.
     pub fn error_count(&self) -> usize {
         self.items
@@ -107,10 +72,12 @@ impl Diagnostics {
     pub fn iter(&self) -> impl Iterator<Item = &Diagnostic> {
         self.items.iter()
     }
+}
 
-    /// Appends one problem.
-    pub(crate) fn add(&mut self, d: Diagnostic) {
-        self.items.push(d);
+impl FromIterator<Diagnostic> for Diagnostics {
+    fn from_iter<I: IntoIterator<Item = Diagnostic>>(items: I) -> Self {
+        let items = items.into_iter().collect();
+        Diagnostics { items }
     }
 }
 

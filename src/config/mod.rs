@@ -52,13 +52,10 @@ pub fn load(path: &str, env_allow_origin: Option<&str>) -> Result<Loaded, Diagno
     match text {
         Ok(text) => parse(path, &text, env_allow_origin),
         Err(e) => {
-            let mut d = Diagnostics::new();
-            d.error(
-                &Source::File(path.to_owned()),
-                "",
-                format!("cannot be read ({e}); pass the config file with -c FILE"),
-            );
-            Err(d)
+            let mut r = section::Problems::new(Source::File(path.to_owned()));
+            let message = format!("cannot be read ({e}); pass the config file with -c FILE");
+            r.error("", message);
+            Err(r.into_diagnostics())
         }
     }
 }
@@ -96,13 +93,11 @@ pub fn parse_with(
         // Nothing else can be checked in a document that is not a mapping of keys.
         return Err(r.into_diagnostics());
     };
-    let config = validate::validate(&mut r, root, env_allow_origin, resolver);
-    let ok = !r.has_errors();
-    match config {
-        Some(config) if ok => Ok(Loaded {
+    match validate::validate(&mut r, root, env_allow_origin, resolver) {
+        Some(config) => Ok(Loaded {
             config,
             warnings: r.into_diagnostics(),
         }),
-        _ => Err(r.into_diagnostics()),
+        None => Err(r.into_diagnostics()),
     }
 }

@@ -187,11 +187,7 @@ impl Problems {
     /// Every problem, shape problems first, each kind in the order found.
     pub fn into_diagnostics(mut self) -> Diagnostics {
         self.found.sort_by_key(|(phase, at, _)| (*phase, *at));
-        let mut out = Diagnostics::new();
-        for (_, _, d) in self.found {
-            out.add(d);
-        }
-        out
+        self.found.into_iter().map(|(_, _, d)| d).collect()
     }
 }
 
