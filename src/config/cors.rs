@@ -209,27 +209,9 @@ fn origins_from_ackee(r: &mut Problems, a: Section<'_>) -> Option<FromAckee> {
 fn token_file(r: &mut Problems, at: &str, written: Option<Keyed<String>>) -> Option<PathBuf> {
     let write = "the file that holds a permanent token from Ackee (Settings, Permanent tokens), such as \"/etc/ackee-gateway/ackee-token\"";
     let t = r.needed(written, &format!("{at}.token_file"), write)?;
-    let path = PathBuf::from(t.value.trim());
-    if let Err(why) = crate::ackee_origins::read_token(&path) {
-        r.error(
-            &t.key,
-            format!(
-                "\"{}\" {why}; write the file that holds a permanent token from Ackee (Settings, Permanent tokens), readable by the user the gateway runs as",
-                t.value
-            ),
-        );
-        return None;
-    }
-    use std::os::unix::fs::PermissionsExt;
-    let mode = std::fs::metadata(&path).map(|m| m.permissions().mode());
-    if mode.is_ok_and(|m| m & 0o004 != 0) {
-        r.warning(
-            &t.key,
-            format!(
-                "\"{}\" is readable by every user, and the token lets anyone read your Ackee statistics; chmod 640 it (group ackee-gateway) or 600",
-                t.value
-            ),
-        );
+    let (path, warning) = r.ok(&t.key, crate::ackee_origins::token_file(&t.value))?;
+    if let Some(warning) = warning {
+        r.warning(&t.key, warning);
     }
     Some(path)
 }

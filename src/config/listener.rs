@@ -53,7 +53,7 @@ fn listener(r: &mut Problems, e: Section<'_>, seen: &mut Seen) -> Option<Listene
     e.finish(r);
 
     let redirect_to_https = self::redirect(r, has_tls, redirect, https_port);
-    let acme_webroot = acme_webroot.and_then(|w| self::acme_webroot(r, w));
+    let acme_webroot = acme_webroot.and_then(|w| r.ok(&w.key, crate::acme::webroot(&w.value)));
     let response_headers = self::response_headers(r, has_tls, headers);
     let addr = r.needed(address, &format!("{at}.address"), LISTEN_EXAMPLE)?;
     let address = listen_address(r, &addr)?;
@@ -104,23 +104,6 @@ fn redirect(
         Some(_) => port.map(|p| p as u16),
         None => None,
     }
-}
-
-/// `acme_webroot`: an existing directory, canonicalised.
-fn acme_webroot(r: &mut Problems, w: Keyed<String>) -> Option<PathBuf> {
-    let message = match std::fs::canonicalize(w.value.trim()) {
-        Ok(p) if p.is_dir() => return Some(p),
-        Ok(_) => format!(
-            "\"{}\" is not a directory; write the directory certbot's --webroot-path uses",
-            w.value
-        ),
-        Err(e) => format!(
-            "\"{}\" cannot be used ({e}); create it (mkdir -p {}) or write the directory certbot's --webroot-path uses",
-            w.value, w.value
-        ),
-    };
-    r.error(&w.key, message);
-    None
 }
 
 /// `response_headers`: valid names and values; HSTS on plain HTTP is a warning.

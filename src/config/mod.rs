@@ -28,10 +28,11 @@ mod validate;
 
 pub use diag::{Diagnostic, Diagnostics, Severity, Source};
 
+pub use crate::retry::Resolver;
 pub use types::{
     Config, Limits, Listener, MetricsSettings, Replica, ServerSettings, UpstreamSettings,
 };
-pub use validate::{ENV_ALLOW_ORIGIN, Resolver, pingora_keys};
+pub use validate::{ENV_ALLOW_ORIGIN, pingora_keys};
 
 /// A valid configuration and the warnings found on the way.
 #[derive(Debug)]
@@ -66,7 +67,7 @@ pub fn parse(
     text: &str,
     env_allow_origin: Option<&str>,
 ) -> Result<Loaded, Diagnostics> {
-    parse_with(name, text, env_allow_origin, &validate::system_resolver)
+    parse_with(name, text, env_allow_origin, &crate::retry::system_resolver)
 }
 
 /// [`parse`] with another resolver for replica host names.
@@ -74,7 +75,7 @@ pub fn parse_with(
     name: &str,
     text: &str,
     env_allow_origin: Option<&str>,
-    resolver: validate::Resolver<'_>,
+    resolver: Resolver<'_>,
 ) -> Result<Loaded, Diagnostics> {
     let mut r = section::Problems::new(Source::File(name.to_owned()));
     let doc: serde_yaml::Value = match serde_yaml::from_str(text) {

@@ -124,6 +124,11 @@ impl Problems {
         self.error(key, format!("found {found}; write {write}"));
     }
 
+    /// The value, or else its problem recorded as an error at `key`.
+    pub fn ok<T>(&mut self, key: &str, result: Result<T, impl Into<String>>) -> Option<T> {
+        result.map_err(|e| self.error(key, e)).ok()
+    }
+
     /// `v`, or else an error at `key`: `missing; write <write>`.
     pub fn needed<T>(&mut self, v: Option<T>, key: &str, write: impl Display) -> Option<T> {
         if v.is_none() {

@@ -7,8 +7,9 @@ use super::section::{Keyed, Problems, Section};
 use super::types::{
     HealthCheckSettings, HealthProbe, NODE_KEEP_ALIVE_SECONDS, Replica, Selection, UpstreamSettings,
 };
-use super::validate::{MAX_SECONDS, Resolver, non_empty, required, seconds};
+use super::validate::{MAX_SECONDS, non_empty, required, seconds};
 use crate::health::check_request_target;
+use crate::retry::Resolver;
 
 /// Reads and validates `upstream`. `None` if it is missing, or its replicas are.
 pub(super) fn upstream(
@@ -109,7 +110,7 @@ fn replica(
     e.finish(r);
     let write = "where this Ackee listens, such as \"127.0.0.1:3000\"";
     let a = r.needed(address, &format!("{at}.address"), write)?;
-    let resolved = resolve(r, &a, resolver)?;
+    let resolved = r.ok(&a.key, Replica::resolve(&a.value, resolver))?;
     if let Some(first) = seen.addresses.get(&resolved) {
         let message = format!(
             "\"{}\" is the same address as {first}; list each Ackee once",
@@ -209,51 +210,5 @@ fn probe(
             }
         },
         (probe, _) => probe.unwrap_or(HealthProbe::Off),
-    }
-}
-
-/// Resolves `HOST:PORT` once, at start-up. An IPv4 address is preferred when a name has both.
-fn resolve(r: &mut Problems, a: &Keyed<String>, resolver: Resolver<'_>) -> Option<SocketAddr> {
-    let text = a.value.trim();
-    if let Ok(addr) = text.parse::<SocketAddr>() {
-        if addr.port() == 0 {
-            let write = "the port Ackee listens on, such as 3000";
-            r.found(&a.key, format!("\"{text}\" with port 0"), write);
-            return None;
-        }
-        return Some(addr);
-    }
-    let Some((host, port)) = text.rsplit_once(':') else {
-        let write = format!("\"{text}:3000\" if Ackee listens on its default port");
-        r.found(&a.key, format!("\"{text}\" without a port"), write);
-        return None;
-    };
-    let Some(port) = port.parse::<u16>().ok().filter(|p| *p != 0) else {
-        let write = "a port from 1 to 65535 after the host";
-        r.found(&a.key, format!("\"{text}\""), write);
-        return None;
-    };
-    match resolver(host, port) {
-        Ok(addrs) => {
-            let addr = addrs
-                .iter()
-                .find(|a| a.is_ipv4())
-                .or(addrs.first())
-                .copied();
-            if addr.is_none() {
-                r.error(
-                    &a.key,
-                    format!("\"{text}\" resolves to no address; write an IP address and port"),
-                );
-            }
-            addr
-        }
-        Err(e) => {
-            r.error(
-                &a.key,
-                format!("\"{text}\" could not be resolved ({e}); write an IP address and port, or a host name this machine resolves"),
-            );
-            None
-        }
     }
 }
