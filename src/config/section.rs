@@ -243,30 +243,31 @@ impl<'v> Section<'v> {
             r.wrong_type(path, value, example);
             return None;
         };
-        Some(Section {
-            path: path.to_owned(),
+        Some(Section::new(path.to_owned(), map, r.mark()))
+    }
+
+    /// A section at `path` opened at mark `opened`, no key asked for yet.
+    fn new(path: String, map: &'v Mapping, opened: u64) -> Self {
+        let asked = RefCell::default();
+        Section {
+            path,
             map,
-            opened: r.mark(),
-            asked: RefCell::new(Vec::new()),
-        })
+            opened,
+            asked,
+        }
     }
 
     /// Another reader of the same mapping, for keys that share it (pingora's at the top
     /// level); see [`Section::finish_with`].
     pub fn share(&self) -> Section<'v> {
-        Section {
-            path: self.path.clone(),
-            map: self.map,
-            opened: self.opened,
-            asked: RefCell::new(Vec::new()),
-        }
+        Section::new(self.path.clone(), self.map, self.opened)
     }
 
     /// Finishes this section and one [`Section::share`]d from it: a key is unknown if neither
     /// was asked for it, and suggestions list this section's keys first.
     pub fn finish_with(self, r: &mut Problems, shared: Section<'v>) {
         self.asked.borrow_mut().extend(shared.into_asked());
-        self.check(r);
+        self.finish(r);
     }
 
     /// The keys asked for, in the order first asked.
@@ -276,10 +277,6 @@ impl<'v> Section<'v> {
 
     /// Reports every key that was not asked for, as if when the section was opened.
     pub fn finish(self, r: &mut Problems) {
-        self.check(r);
-    }
-
-    fn check(&self, r: &mut Problems) {
         let known = self.asked.borrow();
         for key in self.map.keys() {
             match key {
@@ -411,12 +408,8 @@ impl<'v> Section<'v> {
     /// a mapping, so that its keys can be read either way.
     pub fn section_or_empty(&self, r: &mut Problems, key: Key, example: &str) -> Section<'v> {
         static NO_KEYS: OnceLock<Mapping> = OnceLock::new();
-        self.section(r, key, example).unwrap_or_else(|| Section {
-            path: join(&self.path, key),
-            map: NO_KEYS.get_or_init(Mapping::new),
-            opened: 0,
-            asked: RefCell::new(Vec::new()),
-        })
+        let no_keys = || Section::new(join(&self.path, key), NO_KEYS.get_or_init(Mapping::new), 0);
+        self.section(r, key, example).unwrap_or_else(no_keys)
     }
 
     /// A mapping of text to text, such as response header names to values.
