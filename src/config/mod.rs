@@ -5,15 +5,20 @@
 //!   whole number, duration, flag, lists, nested mappings), records which keys were asked for,
 //!   and reports the rest as unknown (with a suggestion) when the section is finished.
 //!   `Problems` collects every problem without stopping at the first, shape problems first, in
-//!   document order, and words the common ones (`found X; write Y`, a number out of range, a
-//!   word that is not one of a few).
+//!   document order, and words the common ones (`found X; write Y`, a missing key, a number out
+//!   of range, a word that is not one of a few).
 //! - [`validate`] reads the top level: pingora's keys, then each section in turn;
 //!   [`listener`] (with TLS certificates), [`cors`] and [`upstream`] are the large ones. A
 //!   config with any error is `None`; a check that needs an earlier part to be valid asks
 //!   `Problems` whether that part added errors.
 //! - [`types`] is the validated [`Config`]; settings that a module of their own acts on live
 //!   there (health checks in `health`, replicas in `retry`, certificates in [`crate::tls`]) and
-//!   are re-exported. [`diag`] prints problems as `error: FILE: KEY: what was found; what to
+//!   are re-exported. So do the rules about one value that such a module uses: which names a
+//!   certificate covers and whether it expired (`certs`), a valid allowed method or header
+//!   ([`crate::cors`]), the access log's file, certbot's webroot (`acme`), the Ackee token file
+//!   ([`crate::ackee_origins`]), a replica's address and its resolver (`retry`). Each returns
+//!   what is wrong, phrased for the config; config reports it at the key path (`section`'s
+//!   `Problems::ok`). [`diag`] prints problems as `error: FILE: KEY: what was found; what to
 //!   write`.
 //!
 //! No pingora here: the binary maps [`ServerSettings`] onto pingora's `ServerConf`.
