@@ -275,15 +275,11 @@ fn certificate_name(
     at: &str,
     seen: &mut Seen,
 ) -> Option<String> {
-    let name = match &written {
-        Some(Keyed { key, value }) if value.trim().is_empty() => {
-            r.error(
-                key,
-                "is empty; write a name such as \"stats\", or leave the key out",
-            );
-            return None;
-        }
-        Some(n) => n.value.trim().to_owned(),
+    let key = written.as_ref().map_or(at, |n| n.key.as_str()).to_owned();
+    let name = match written {
+        Some(n) => non_empty(r, Some(n), "a name such as \"stats\"")?
+            .trim()
+            .to_owned(),
         None => loaded
             .dns_names
             .first()
@@ -291,9 +287,8 @@ fn certificate_name(
             .unwrap_or_else(|| cert_file.trim().to_owned()),
     };
     if let Some(first) = seen.cert_names.get(&name) {
-        let key = written.as_ref().map_or(at, |n| n.key.as_str());
         r.error(
-            key,
+            &key,
             format!("\"{name}\" is also the name of {first}; give each certificate its own name"),
         );
         return None;

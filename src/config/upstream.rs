@@ -157,7 +157,7 @@ fn health_check(
     move |r: &mut Problems| {
         let before = r.errors();
         let mut out = HealthCheckSettings {
-            probe: probe(r, kind, &path),
+            probe: probe(r, kind, &path, defaults.probe.clone()),
             ..defaults
         };
         if let (Some(p), false) = (&path, matches!(out.probe, HealthProbe::Http { .. })) {
@@ -182,15 +182,13 @@ fn health_check(
     }
 }
 
-/// `type` and `path` of a health check.
+/// `type` and `path` of a health check, with `http` the default probe.
 fn probe(
     r: &mut Problems,
     kind: Option<Keyed<String>>,
     path: &Option<Keyed<String>>,
+    http: HealthProbe,
 ) -> HealthProbe {
-    let http = HealthProbe::Http {
-        path: "/.well-known/apollo/server-health".to_owned(),
-    };
     let choices = [
         ("http", http.clone()),
         ("tcp", HealthProbe::Tcp),
@@ -198,17 +196,11 @@ fn probe(
     ];
     let probe = kind.map_or(Some(http), |k| r.choice(&k, &choices));
     match (probe, path) {
-        (Some(HealthProbe::Http { .. }), Some(p)) => match check_request_target(&p.value) {
-            Ok(()) => HealthProbe::Http {
-                path: p.value.clone(),
-            },
-            Err(problem) => {
-                r.error(&p.key, problem);
-                HealthProbe::Http {
-                    path: String::new(),
-                }
-            }
-        },
+        (Some(HealthProbe::Http { .. }), Some(p)) => {
+            let checked = r.ok(&p.key, check_request_target(&p.value));
+            let path = checked.map(|()| p.value.clone()).unwrap_or_default();
+            HealthProbe::Http { path }
+        }
         (probe, _) => probe.unwrap_or(HealthProbe::Off),
     }
 }
