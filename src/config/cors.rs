@@ -228,10 +228,8 @@ fn schemes(r: &mut Problems, written: Option<Texts>) -> Vec<Scheme> {
         );
     }
     let mut schemes: Vec<Scheme> = Vec::new();
-    let parse = |t: &str| match t.trim().to_ascii_lowercase().as_str() {
-        "https" => Ok(Scheme::Https),
-        "http" => Ok(Scheme::Http),
-        _ => Err(format!("found \"{t}\"; write https or http")),
+    let parse = |t: &str| {
+        Scheme::named(t.trim()).ok_or_else(|| format!("found \"{t}\"; write https or http"))
     };
     for scheme in each(r, Some(list), parse) {
         if !schemes.contains(&scheme) {
