@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 
-use super::diag::Source;
+use super::diag::{Severity, Source};
 use super::section::{Keyed, Problems, Section, Texts};
 use super::validate::{ENV_ALLOW_ORIGIN, MAX_SECONDS, each, seconds};
 use crate::ackee_origins::{DEFAULT_INTERVAL, DEFAULT_TIMEOUT, Settings as FromAckee, TitleRules};
@@ -34,13 +34,13 @@ pub(super) fn cors(
     s.finish(r);
 
     let (source, written) = written_origins(r, env, allowed_origins, from_ackee.is_some());
-    let (entries, star) = normalise(r, &source, written);
+    let (entries, star) = normalise(r, source.as_ref(), written);
     // Ackee's defaults, `*` without credentials, for each key that is not written.
     let mut out = CorsSettings::ackee_defaults(OriginSet::new(entries));
     // Where `"*"` was written, for messages: `ACKEE_ALLOW_ORIGIN is "*"` or a key path.
     let star_place = |default: &str| match &source {
-        Source::Env(var) => format!("{var} is \"*\""),
-        Source::File(_) => format!("{} is \"*\"", star.as_deref().unwrap_or(default)),
+        Some(_) => format!("{ENV_ALLOW_ORIGIN} is \"*\""),
+        None => format!("{} is \"*\"", star.as_deref().unwrap_or(default)),
     };
     match allow_credentials {
         Some(c) if c.value && star.is_some() => r.error(
@@ -85,18 +85,19 @@ pub(super) fn cors(
         }
         origins_from_ackee(r, a)
     });
-    (out, matches!(source, Source::Env(_)))
+    (out, source.is_some())
 }
 
-/// Where the origins come from, and the entries as written with their keys.
+/// Where the origins come from (the environment variable, or else the file), and the entries
+/// as written with their keys.
 fn written_origins(
     r: &mut Problems,
     env: Option<&str>,
     file: Option<Texts>,
     from_ackee: bool,
-) -> (Source, Vec<Keyed<String>>) {
+) -> (Option<Source>, Vec<Keyed<String>>) {
     let Some(value) = env else {
-        return (r.source().clone(), file_origins(r, file, from_ackee));
+        return (None, file_origins(r, file, from_ackee));
     };
     let env_source = Source::Env(ENV_ALLOW_ORIGIN);
     if let Some(list) = &file {
@@ -106,19 +107,20 @@ fn written_origins(
         );
     }
     if value.trim().is_empty() {
-        r.error_in(
-            &env_source,
+        r.add(
+            Severity::Error,
+            Some(&env_source),
             "",
-            "is set but empty; set it to an origin such as \"https://example.com\", to a comma-separated list, or to \"*\", or unset it",
+            "is set but empty; set it to an origin such as \"https://example.com\", to a comma-separated list, or to \"*\", or unset it".to_owned(),
         );
-        return (env_source, Vec::new());
+        return (Some(env_source), Vec::new());
     }
     let items = value.split(',').enumerate();
     let items = items.map(|(i, t)| Keyed {
         key: format!("[{i}]"),
         value: t.to_owned(),
     });
-    (env_source, items.collect())
+    (Some(env_source), items.collect())
 }
 
 /// `cors.allowed_origins` as written; with origins from Ackee it may be missing or empty.
@@ -149,23 +151,24 @@ fn file_origins(r: &mut Problems, file: Option<Texts>, from_ackee: bool) -> Vec<
 /// the entries with their keys, and the key of `"*"` if it is listed.
 fn normalise(
     r: &mut Problems,
-    source: &Source,
+    source: Option<&Source>,
     written: Vec<Keyed<String>>,
 ) -> (Vec<Entry>, Option<String>) {
     let mut entries: Vec<(String, Entry)> = Vec::new();
     for w in written {
         match parse_entry(&w.value) {
             Ok(e) => entries.push((w.key, e)),
-            Err(e) => r.error_in(source, &w.key, e.to_string()),
+            Err(e) => r.add(Severity::Error, source, &w.key, e.to_string()),
         }
     }
     let star = entries.iter().find(|(_, e)| *e == Entry::Any);
     let star = star.map(|(k, _)| k.clone());
     if let Some(star) = star.as_ref().filter(|_| entries.len() > 1) {
-        r.error_in(
+        r.add(
+            Severity::Error,
             source,
             star,
-            "is \"*\", which allows every origin, so the other entries do nothing; keep only \"*\", or remove it and list the origins",
+            "is \"*\", which allows every origin, so the other entries do nothing; keep only \"*\", or remove it and list the origins".to_owned(),
         );
     }
     let mut seen: HashMap<String, &str> = HashMap::new();
@@ -173,7 +176,7 @@ fn normalise(
         let text = e.to_string();
         if let Some(first) = seen.get(&text) {
             let message = format!("\"{text}\" is the same origin as {first}; remove one");
-            r.warning_in(source, key, message);
+            r.add(Severity::Warning, source, key, message);
         } else {
             seen.insert(text, key);
         }

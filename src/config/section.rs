@@ -57,18 +57,14 @@ impl Problems {
         }
     }
 
-    /// Where the values come from: the file, or an environment variable.
-    pub fn source(&self) -> &Source {
-        &self.source
-    }
-
     fn mark(&mut self) -> u64 {
         self.next += 1;
         self.next
     }
 
-    /// Records a problem of meaning, found now, in `source` or else the file.
-    fn meaning(&mut self, severity: Severity, source: Option<&Source>, key: &str, message: String) {
+    /// Records a problem of meaning, found now, in `source` (an environment variable) or else
+    /// the file.
+    pub fn add(&mut self, severity: Severity, source: Option<&Source>, key: &str, message: String) {
         let source = source.unwrap_or(&self.source).clone();
         let at = self.mark();
         self.push(Phase::Meaning, at, severity, source, key, message);
@@ -101,22 +97,12 @@ impl Problems {
 
     /// Records an error of meaning at a key path.
     pub fn error(&mut self, key: &str, message: impl Into<String>) {
-        self.meaning(Severity::Error, None, key, message.into());
+        self.add(Severity::Error, None, key, message.into());
     }
 
     /// Records a warning at a key path.
     pub fn warning(&mut self, key: &str, message: impl Into<String>) {
-        self.meaning(Severity::Warning, None, key, message.into());
-    }
-
-    /// Records an error of meaning in another source, such as an environment variable.
-    pub fn error_in(&mut self, source: &Source, key: &str, message: impl Into<String>) {
-        self.meaning(Severity::Error, Some(source), key, message.into());
-    }
-
-    /// Records a warning in another source.
-    pub fn warning_in(&mut self, source: &Source, key: &str, message: impl Into<String>) {
-        self.meaning(Severity::Warning, Some(source), key, message.into());
+        self.add(Severity::Warning, None, key, message.into());
     }
 
     /// Records the most common error of meaning: `found <found>; write <write>`.
