@@ -37,14 +37,11 @@ pub type KeyedPairs = Keyed<Vec<Keyed<(String, String)>>>;
 /// section can be read and validated in one function and still report in document order.
 pub struct Problems {
     source: Source,
-    found: Vec<(Phase, u64, Diagnostic)>,
+    /// Shape errors, each with the mark it is printed in the order of.
+    shape: Vec<(u64, Diagnostic)>,
+    /// Problems of meaning, in the order found.
+    meaning: Vec<Diagnostic>,
     next: u64,
-}
-
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum Phase {
-    Shape,
-    Meaning,
 }
 
 impl Problems {
@@ -52,7 +49,8 @@ impl Problems {
     pub fn new(source: Source) -> Self {
         Problems {
             source,
-            found: Vec::new(),
+            shape: Vec::new(),
+            meaning: Vec::new(),
             next: 0,
         }
     }
@@ -62,37 +60,35 @@ impl Problems {
         self.next
     }
 
-    /// Records a problem of meaning, found now, in `source` (an environment variable) or else
-    /// the file.
-    pub fn add(&mut self, severity: Severity, source: Option<&Source>, key: &str, message: String) {
-        let source = source.unwrap_or(&self.source).clone();
-        let at = self.mark();
-        self.push(Phase::Meaning, at, severity, source, key, message);
-    }
-
-    /// Records a shape error, as if found at mark `at`.
-    fn shape_at(&mut self, at: u64, key: &str, message: String) {
-        let source = self.source.clone();
-        self.push(Phase::Shape, at, Severity::Error, source, key, message);
-    }
-
-    fn push(
-        &mut self,
-        phase: Phase,
-        at: u64,
+    /// A problem at a key path, in `source` or else the file.
+    fn problem(
+        &self,
         severity: Severity,
-        source: Source,
+        source: Option<&Source>,
         key: &str,
         message: String,
-    ) {
+    ) -> Diagnostic {
+        let source = source.unwrap_or(&self.source).clone();
         let key = key.to_owned();
-        let d = Diagnostic {
+        Diagnostic {
             severity,
             source,
             key,
             message,
-        };
-        self.found.push((phase, at, d));
+        }
+    }
+
+    /// Records a problem of meaning, found now, in `source` (an environment variable) or else
+    /// the file.
+    pub fn add(&mut self, severity: Severity, source: Option<&Source>, key: &str, message: String) {
+        let d = self.problem(severity, source, key, message);
+        self.meaning.push(d);
+    }
+
+    /// Records a shape error, as if found at mark `at`.
+    fn shape_at(&mut self, at: u64, key: &str, message: String) {
+        let d = self.problem(Severity::Error, None, key, message);
+        self.shape.push((at, d));
     }
 
     /// Records an error of meaning at a key path.
@@ -162,23 +158,20 @@ impl Problems {
 
     /// Whether any error (not just warnings) was recorded.
     pub fn has_errors(&self) -> bool {
-        self.found
-            .iter()
-            .any(|(_, _, d)| d.severity == Severity::Error)
+        !self.shape.is_empty() || self.errors() > 0
     }
 
     /// How many errors of meaning were recorded: a part read without adding any is valid.
     pub fn errors(&self) -> usize {
-        let meaning_error = |(phase, _, d): &&(Phase, u64, Diagnostic)| {
-            *phase == Phase::Meaning && d.severity == Severity::Error
-        };
-        self.found.iter().filter(meaning_error).count()
+        let error = |d: &&Diagnostic| d.severity == Severity::Error;
+        self.meaning.iter().filter(error).count()
     }
 
     /// Every problem, shape problems first, each kind in the order found.
     pub fn into_diagnostics(mut self) -> Diagnostics {
-        self.found.sort_by_key(|(phase, at, _)| (*phase, *at));
-        self.found.into_iter().map(|(_, _, d)| d).collect()
+        self.shape.sort_by_key(|(at, _)| *at);
+        let shape = self.shape.into_iter().map(|(_, d)| d);
+        shape.chain(self.meaning).collect()
     }
 }
 
