@@ -1,6 +1,6 @@
-//! `listeners`: each visitor-facing socket, with its TLS certificates (read and checked here,
-//! so `-t` finds a bad key or an expired certificate), the HTTPS redirect, the ACME webroot and
-//! the response headers.
+//! `listeners`: each visitor-facing socket, with its TLS certificates (loaded and checked now by
+//! `certs`, so `-t` finds a bad key or an expired certificate), the HTTPS redirect, the ACME
+//! webroot and the response headers.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
