@@ -172,6 +172,20 @@ pub enum Target {
     File(std::path::PathBuf),
 }
 
+impl Target {
+    /// The file `written` in the config, whose directory must exist; or what is wrong with it.
+    pub(crate) fn file(written: &str) -> Result<Target, String> {
+        let path = std::path::PathBuf::from(written.trim());
+        let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+        if written.trim().is_empty() || !dir.unwrap_or(std::path::Path::new(".")).is_dir() {
+            return Err(format!(
+                "found \"{written}\", whose directory does not exist; create it, or leave path out to log to standard output (journald)"
+            ));
+        }
+        Ok(Target::File(path))
+    }
+}
+
 /// The access log: a format, a target, and a writer thread started on first use (after any
 /// daemonising fork).
 pub(crate) struct AccessLog {

@@ -18,6 +18,20 @@ pub const MAX_TOKEN: usize = 255;
 /// The largest challenge file served. A key authorisation is under 200 bytes.
 pub const MAX_FILE: u64 = 4096;
 
+/// The webroot `written` in the config, canonicalised: an existing directory. Otherwise what
+/// is wrong with it.
+pub(crate) fn webroot(written: &str) -> Result<PathBuf, String> {
+    match fs::canonicalize(written.trim()) {
+        Ok(p) if p.is_dir() => Ok(p),
+        Ok(_) => Err(format!(
+            "\"{written}\" is not a directory; write the directory certbot's --webroot-path uses"
+        )),
+        Err(e) => Err(format!(
+            "\"{written}\" cannot be used ({e}); create it (mkdir -p {written}) or write the directory certbot's --webroot-path uses"
+        )),
+    }
+}
+
 /// What a request under the challenge prefix gets.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Challenge {

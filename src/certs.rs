@@ -32,6 +32,37 @@ impl PartialEq for LoadedCert {
 
 impl Eq for LoadedCert {}
 
+impl LoadedCert {
+    /// Why the certificate in `cert_file` cannot serve `name`, or `None` if it covers it.
+    pub fn uncovered(&self, name: &str, cert_file: &Path) -> Option<String> {
+        if covers(&self.dns_names, name.trim()) {
+            return None;
+        }
+        let covered = if self.dns_names.is_empty() {
+            "no DNS names".to_owned()
+        } else {
+            self.dns_names.join(", ")
+        };
+        Some(format!(
+            "\"{name}\" is not covered by the certificate in \"{}\" (it covers {covered}); remove it, or use a certificate issued for that name",
+            cert_file.display()
+        ))
+    }
+
+    /// A warning if the certificate in `cert_file` has expired, with its date.
+    pub fn expired(&self, cert_file: &Path) -> Option<String> {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+        let now = now.map_or(0, |d| d.as_secs() as i64);
+        (self.not_after < now).then(|| {
+            format!(
+                "\"{}\" expired on {}; browsers will refuse it until it is renewed (certbot renew)",
+                cert_file.display(),
+                format_utc(self.not_after)
+            )
+        })
+    }
+}
+
 /// Which of the two files a problem is about.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Which {

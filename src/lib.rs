@@ -10,23 +10,23 @@
 //! | module | owns |
 //! |---|---|
 //! | [`origin`] | normalising allow-list entries, compiling and matching origins |
-//! | [`ackee_origins`] | origins from Ackee's domain list: titles to origins, the GraphQL answer, the refresh state machine, the poll client |
-//! | [`cors`] | a request's whole CORS fate as one decision (preflight allowed or refused, allowed, forwarded bare, rejected, same origin, not applicable) and its log and metric labels; every CORS header value, `Vary` merging |
+//! | [`ackee_origins`] | origins from Ackee's domain list: titles to origins, the GraphQL answer, the refresh state machine, the poll client; the token file checked at start-up |
+//! | [`cors`] | a request's whole CORS fate as one decision (preflight allowed or refused, allowed, forwarded bare, rejected, same origin, not applicable) and its log and metric labels; every CORS header value, `Vary` merging; which method and header names may be allowed |
 //! | [`forwarded`] | trusted proxies and the client-IP headers Ackee believes |
 //! | `health` | each replica's health from active checks: thresholds, first-pass rule; the health-check settings, the probe path checked as a request target |
 //! | `framing` | request framing checks (`Host`, ambiguous lengths), hop-by-hop response headers |
 //! | `limits` | request head and body size checks |
 //! | [`ratelimit`] | per-client rate limits: which rule a request falls under, `createToken` in a body, the decision, `Retry-After` (its counters are pingora-limits, a standalone crate) |
-//! | `retry` | one request's attempts at Ackee (replicas tried, the next one, the client key), and whether a failed attempt is tried again, and where; the replicas and upstream settings |
+//! | `retry` | one request's attempts at Ackee (replicas tried, the next one, the client key), and whether a failed attempt is tried again, and where; the replicas (each address resolved once, at start-up) and upstream settings |
 //! | `redirect` | the plain-HTTP to HTTPS redirect |
-//! | `acme` | serving certbot's HTTP-01 challenge files from a webroot, safely |
+//! | `acme` | serving certbot's HTTP-01 challenge files from a webroot, safely; the webroot checked at start-up |
 //! | `certs` | certificates from PEM files: loading a chain and its key, the names it covers, its expiry |
 //! | [`tls`] | a TLS listener's certificates: choosing one by SNI, reloading them |
-//! | [`config`] | reading the YAML file, validating it, reporting every problem at once |
+//! | [`config`] | reading the YAML file, validating it, reporting every problem at once; a rule about a value that another module uses is that module's, and config reports its message at the key path |
 //! | `files` | reading the files the config names: regular files only, never a blocking read |
 //! | [`procnet`] | the TCP addresses a process listens on, from `/proc` (graceful upgrade checks) |
 //! | [`handover`] | the upgrade lock, the ready marker, and waiting for a gateway to serve |
-//! | [`access_log`] | one line per request, text or JSON, written off the request path |
+//! | [`access_log`] | one line per request, text or JSON, written off the request path; the log file checked at start-up |
 //! | [`metrics`] | every Prometheus metric, registered once; the label sets |
 //! | [`logging`] | stderr logging with levels; pingora's handshake failures counted |
 //! | [`explain`] | `ackee-gateway explain`: what a browser gets, and why it fails (no pingora; its online half speaks plain HTTP/1.1 and rustls) |

@@ -35,7 +35,48 @@ pub struct Replica {
     pub weight: usize,
 }
 
+/// Resolves a host name and port to addresses: the system's resolver, or a stand-in in tests.
+pub type Resolver<'a> = &'a dyn Fn(&str, u16) -> std::io::Result<Vec<SocketAddr>>;
+
+/// The system's resolver (`/etc/hosts`, then DNS).
+pub(crate) fn system_resolver(host: &str, port: u16) -> std::io::Result<Vec<SocketAddr>> {
+    std::net::ToSocketAddrs::to_socket_addrs(&(host, port)).map(Iterator::collect)
+}
+
 impl Replica {
+    /// The address `written` in the config, `HOST:PORT`, resolved once, at start-up: an IPv4
+    /// address is preferred when a name has both. Otherwise what is wrong with it.
+    pub(crate) fn resolve(written: &str, resolver: Resolver<'_>) -> Result<SocketAddr, String> {
+        let text = written.trim();
+        if let Ok(addr) = text.parse::<SocketAddr>() {
+            if addr.port() == 0 {
+                let write = "the port Ackee listens on, such as 3000";
+                return Err(format!("found \"{text}\" with port 0; write {write}"));
+            }
+            return Ok(addr);
+        }
+        let Some((host, port)) = text.rsplit_once(':') else {
+            let write = format!("\"{text}:3000\" if Ackee listens on its default port");
+            return Err(format!("found \"{text}\" without a port; write {write}"));
+        };
+        let Some(port) = port.parse::<u16>().ok().filter(|p| *p != 0) else {
+            return Err(format!(
+                "found \"{text}\"; write a port from 1 to 65535 after the host"
+            ));
+        };
+        match resolver(host, port) {
+            Ok(addrs) => {
+                let addr = addrs.iter().find(|a| a.is_ipv4()).or(addrs.first());
+                addr.copied().ok_or_else(|| {
+                    format!("\"{text}\" resolves to no address; write an IP address and port")
+                })
+            }
+            Err(e) => Err(format!(
+                "\"{text}\" could not be resolved ({e}); write an IP address and port, or a host name this machine resolves"
+            )),
+        }
+    }
+
     /// Where the poll of Ackee's domain list asks this replica.
     pub fn domains_target(&self) -> crate::ackee_origins::Target {
         crate::ackee_origins::Target {

@@ -2,7 +2,7 @@
 //! come in; `cors.origins_from_ackee` with its token file.
 
 use ackee_gateway::config::types::{HealthCheckSettings, HealthProbe, Selection};
-use ackee_gateway::config::{Diagnostics, Source, parse, parse_with};
+use ackee_gateway::config::{load, parse, parse_with};
 use ackee_gateway::cors::DisallowedOrigin;
 
 const MINIMAL: &str = r#"
@@ -534,16 +534,56 @@ fn origins_from_ackee_report_every_problem() {
 
 #[test]
 fn diagnostics_print_level_place_key_and_message() {
-    let mut d = Diagnostics::new();
-    let file = Source::File("conf/x.yaml".into());
-    d.error(&file, "cors.allowed_origins[2]", "bad");
-    d.warning(&Source::Env("ACKEE_ALLOW_ORIGIN"), "[0]", "odd");
-    d.error(&file, "", "not YAML");
+    let text = MINIMAL.replace("]}\nupstream", "], max_age_seconds: soon}\nupstream");
+    let env = Some("https://a.example,https://a.example");
+    let Err(d) = parse("conf/x.yaml", &text, env) else {
+        panic!("an error")
+    };
     assert_eq!(
         d.to_string(),
-        "error: conf/x.yaml: cors.allowed_origins[2]: bad\n\
-         warning: environment variable ACKEE_ALLOW_ORIGIN: [0]: odd\n\
-         error: conf/x.yaml: not YAML\n"
+        "error: conf/x.yaml: cors.max_age_seconds: found \"soon\"; write a whole number of seconds such as 3600\n\
+         warning: conf/x.yaml: cors.allowed_origins: is replaced by the environment variable ACKEE_ALLOW_ORIGIN\n\
+         warning: environment variable ACKEE_ALLOW_ORIGIN: [1]: \"https://a.example\" is the same origin as [0]; remove one\n"
     );
-    assert_eq!(d.error_count(), 2);
+    assert_eq!(d.error_count(), 1);
+    let Err(d) = load("/nonexistent/x.yaml", None) else {
+        panic!("an error")
+    };
+    assert_eq!(
+        d.to_string(),
+        "error: /nonexistent/x.yaml: cannot be read (No such file or directory (os error 2)); pass the config file with -c FILE\n"
+    );
+}
+
+#[test]
+fn typos_get_a_suggestion_strangers_the_list_and_key_types_are_shape_problems() {
+    let text = format!(
+        "{MINIMAL}{}",
+        r#"
+Listeners: []
+metric: {}
+trusted_proxy: []
+database: x
+limits: {max_body_byte: 1, colour: red}
+"#
+    )
+    .replace(
+        r#"{address: "127.0.0.1:8080"}"#,
+        r#"{address: "127.0.0.1:8080", response_headers: {1: y}}"#,
+    );
+    let allowed = "max_body_bytes, max_header_bytes, body_timeout_seconds, header_timeout_seconds";
+    assert_eq!(
+        errors(&text, None),
+        [
+            r#"error: gw.yaml: Listeners: unknown key; did you mean "listeners"?"#.to_owned(),
+            r#"error: gw.yaml: metric: unknown key; did you mean "metrics"?"#.to_owned(),
+            r#"error: gw.yaml: trusted_proxy: unknown key; did you mean "trusted_proxies"?"#
+                .to_owned(),
+            "error: gw.yaml: database: unknown key; the keys allowed here are listeners, cors, upstream, metrics, limits, trusted_proxies, access_log, rate_limits, version, daemon, error_log, pid_file, upgrade_sock, user, group, threads, work_stealing, grace_period_seconds, graceful_shutdown_timeout_seconds, upstream_keepalive_pool_size, daemon_wait_for_ready".to_owned(),
+            "error: gw.yaml: listeners[0].response_headers: found the key 1; write a name such as X-Frame-Options".to_owned(),
+            r#"error: gw.yaml: limits.max_body_byte: unknown key; did you mean "max_body_bytes"?"#
+                .to_owned(),
+            format!("error: gw.yaml: limits.colour: unknown key; the keys allowed here are {allowed}"),
+        ]
+    );
 }

@@ -66,6 +66,25 @@ pub(crate) fn read_token(path: &Path) -> Result<String, String> {
     Ok(token.to_owned())
 }
 
+/// The token file `written` in the config, read now so that `-t` proves it can be: its path, and
+/// a warning if every user may read it. Otherwise what is wrong with it.
+pub(crate) fn token_file(written: &str) -> Result<(PathBuf, Option<String>), String> {
+    let path = PathBuf::from(written.trim());
+    if let Err(why) = read_token(&path) {
+        return Err(format!(
+            "\"{written}\" {why}; write the file that holds a permanent token from Ackee (Settings, Permanent tokens), readable by the user the gateway runs as"
+        ));
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&path).map(|m| m.permissions().mode());
+    let warning = mode.is_ok_and(|m| m & 0o004 != 0).then(|| {
+        format!(
+            "\"{written}\" is readable by every user, and the token lets anyone read your Ackee statistics; chmod 640 it (group ackee-gateway) or 600"
+        )
+    });
+    Ok((path, warning))
+}
+
 /// One poll: reads the token, then asks the replicas in turn.
 pub(crate) fn poll(settings: &Settings, targets: &[Target]) -> Result<Vec<Domain>, Failed> {
     let token = read_token(&settings.token_file).map_err(|e| {

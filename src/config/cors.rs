@@ -4,13 +4,11 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 
-use super::diag::Source;
-use super::section::{Keyed, Later, Problems, Section, Texts};
+use super::diag::{Severity, Source};
+use super::section::{Keyed, Problems, Section, Texts};
 use super::validate::{ENV_ALLOW_ORIGIN, MAX_SECONDS, each, seconds};
 use crate::ackee_origins::{DEFAULT_INTERVAL, DEFAULT_TIMEOUT, Settings as FromAckee, TitleRules};
-use crate::cors::{
-    ACKEE_HEADERS, ACKEE_MAX_AGE_SECONDS, ACKEE_METHODS, CorsSettings, DisallowedOrigin,
-};
+use crate::cors::{CorsSettings, DisallowedOrigin, allow_headers, allow_methods, distinct};
 use crate::origin::{Entry, OriginSet, Scheme, parse_entry};
 
 /// Reads and validates `cors`, with `env` the value of `ACKEE_ALLOW_ORIGIN`. Also says whether
@@ -30,80 +28,76 @@ pub(super) fn cors(
     let example = "a whole number of seconds such as 3600";
     let max_age = s.whole(r, "max_age_seconds", example);
     let disallowed = s.text(r, "disallowed_origin", "forward or reject");
-    let from_ackee = origins_from_ackee(r, &s);
+    let example = "a mapping with token_file, such as {token_file: /etc/ackee-gateway/ackee-token}";
+    // Its keys are read last, when its turn comes: nothing else in `cors` is read after it.
+    let from_ackee = s.section(r, "origins_from_ackee", example);
     s.finish(r);
 
     let (source, written) = written_origins(r, env, allowed_origins, from_ackee.is_some());
-    let (entries, star) = normalise(r, &source, written);
+    let (entries, star) = normalise(r, source.as_ref(), written);
+    // Ackee's defaults, `*` without credentials, for each key that is not written.
+    let mut out = CorsSettings::ackee_defaults(OriginSet::new(entries));
     // Where `"*"` was written, for messages: `ACKEE_ALLOW_ORIGIN is "*"` or a key path.
     let star_place = |default: &str| match &source {
-        Source::Env(var) => format!("{var} is \"*\""),
-        Source::File(_) => format!("{} is \"*\"", star.as_deref().unwrap_or(default)),
+        Some(_) => format!("{ENV_ALLOW_ORIGIN} is \"*\""),
+        None => format!("{} is \"*\"", star.as_deref().unwrap_or(default)),
     };
-    let allow_credentials = match allow_credentials {
-        None => star.is_none(),
-        Some(c) if c.value && star.is_some() => {
-            r.error(
-                &c.key,
-                format!(
-                    "is true, but {}; browsers refuse credentials together with \"*\", so write cors.allow_credentials: false, or list the origins instead of \"*\"",
-                    star_place("cors.allowed_origins")
-                ),
-            );
-            false
+    match allow_credentials {
+        Some(c) if c.value && star.is_some() => r.error(
+            &c.key,
+            format!(
+                "is true, but {}; browsers refuse credentials together with \"*\", so write cors.allow_credentials: false, or list the origins instead of \"*\"",
+                star_place("cors.allowed_origins")
+            ),
+        ),
+        Some(c) => out.allow_credentials = c.value,
+        None => {}
+    }
+    if let Some(list) = methods {
+        if list.value.is_empty() {
+            r.error(&list.key, "is empty, so every preflight would be refused; write at least POST, such as [GET, POST, PATCH, OPTIONS]");
         }
-        Some(c) => c.value,
-    };
-    let allowed_methods = match methods {
-        None => ACKEE_METHODS.iter().map(|s| s.to_string()).collect(),
-        Some(list) => self::methods(r, list),
-    };
-    let allowed_headers = match headers {
-        None => ACKEE_HEADERS.iter().map(|s| s.to_string()).collect(),
-        Some(list) => self::headers(r, list),
-    };
-    let max_age_seconds = max_age.map_or(Some(ACKEE_MAX_AGE_SECONDS), |m| {
+        out.allowed_methods = distinct(each(r, Some(list), allow_methods::method));
+    }
+    if let Some(list) = headers {
+        out.allowed_headers = distinct(each(r, Some(list), allow_headers::header));
+    }
+    if let Some(m) = max_age {
         let write = "a number of seconds such as 3600 (browsers cap it at 7200 or 86400)";
-        r.within(&m, 0..=u32::MAX.into(), write).map(|v| v as u32)
-    });
+        out.max_age_seconds = r.within(&m, 0..=u32::MAX.into(), write).map(|v| v as u32);
+    }
     let choices = [
         ("forward", DisallowedOrigin::Forward),
         ("reject", DisallowedOrigin::Reject),
     ];
-    let disallowed_origin = disallowed.and_then(|d| r.choice(&d, &choices));
-    let from_ackee = from_ackee.and_then(|(key, check)| {
+    if let Some(d) = disallowed.and_then(|d| r.choice(&d, &choices)) {
+        out.disallowed_origin = d;
+    }
+    out.from_ackee = from_ackee.and_then(|a| {
         if star.is_some() {
             r.error(
-                &key,
+                a.path(),
                 format!(
                     "is set, but {}, which already allows every origin; remove origins_from_ackee, or list the origins instead of \"*\"",
                     star_place("")
                 ),
             );
         }
-        check(r)
+        origins_from_ackee(r, a)
     });
-    let settings = CorsSettings {
-        from_ackee,
-        origins: OriginSet::new(entries.into_iter().map(|(_, e)| e)),
-        allow_credentials,
-        allowed_methods,
-        allowed_headers,
-        max_age_seconds,
-        disallowed_origin: disallowed_origin.unwrap_or(DisallowedOrigin::Forward),
-    };
-    (settings, matches!(source, Source::Env(_)))
+    (out, source.is_some())
 }
 
-/// Where the origins come from, and the entries as written with their keys.
+/// Where the origins come from (the environment variable, or else the file), and the entries
+/// as written with their keys.
 fn written_origins(
     r: &mut Problems,
     env: Option<&str>,
     file: Option<Texts>,
     from_ackee: bool,
-) -> (Source, Vec<Keyed<String>>) {
+) -> (Option<Source>, Vec<Keyed<String>>) {
     let Some(value) = env else {
-        return (r.source().clone(), file_origins(r, file, from_ackee));
+        return (None, file_origins(r, file, from_ackee));
     };
     let env_source = Source::Env(ENV_ALLOW_ORIGIN);
     if let Some(list) = &file {
@@ -113,19 +107,20 @@ fn written_origins(
         );
     }
     if value.trim().is_empty() {
-        r.error_in(
-            &env_source,
+        r.add(
+            Severity::Error,
+            Some(&env_source),
             "",
-            "is set but empty; set it to an origin such as \"https://example.com\", to a comma-separated list, or to \"*\", or unset it",
+            "is set but empty; set it to an origin such as \"https://example.com\", to a comma-separated list, or to \"*\", or unset it".to_owned(),
         );
-        return (env_source, Vec::new());
+        return (Some(env_source), Vec::new());
     }
     let items = value.split(',').enumerate();
     let items = items.map(|(i, t)| Keyed {
         key: format!("[{i}]"),
         value: t.to_owned(),
     });
-    (env_source, items.collect())
+    (Some(env_source), items.collect())
 }
 
 /// `cors.allowed_origins` as written; with origins from Ackee it may be missing or empty.
@@ -156,23 +151,24 @@ fn file_origins(r: &mut Problems, file: Option<Texts>, from_ackee: bool) -> Vec<
 /// the entries with their keys, and the key of `"*"` if it is listed.
 fn normalise(
     r: &mut Problems,
-    source: &Source,
+    source: Option<&Source>,
     written: Vec<Keyed<String>>,
-) -> (Vec<(String, Entry)>, Option<String>) {
+) -> (Vec<Entry>, Option<String>) {
     let mut entries: Vec<(String, Entry)> = Vec::new();
     for w in written {
         match parse_entry(&w.value) {
             Ok(e) => entries.push((w.key, e)),
-            Err(e) => r.error_in(source, &w.key, e.to_string()),
+            Err(e) => r.add(Severity::Error, source, &w.key, e.to_string()),
         }
     }
     let star = entries.iter().find(|(_, e)| *e == Entry::Any);
     let star = star.map(|(k, _)| k.clone());
     if let Some(star) = star.as_ref().filter(|_| entries.len() > 1) {
-        r.error_in(
+        r.add(
+            Severity::Error,
             source,
             star,
-            "is \"*\", which allows every origin, so the other entries do nothing; keep only \"*\", or remove it and list the origins",
+            "is \"*\", which allows every origin, so the other entries do nothing; keep only \"*\", or remove it and list the origins".to_owned(),
         );
     }
     let mut seen: HashMap<String, &str> = HashMap::new();
@@ -180,76 +176,17 @@ fn normalise(
         let text = e.to_string();
         if let Some(first) = seen.get(&text) {
             let message = format!("\"{text}\" is the same origin as {first}; remove one");
-            r.warning_in(source, key, message);
+            r.add(Severity::Warning, source, key, message);
         } else {
             seen.insert(text, key);
         }
     }
-    (entries, star)
+    (entries.into_iter().map(|(_, e)| e).collect(), star)
 }
 
-/// `allowed_methods`: at least one, uppercased.
-fn methods(r: &mut Problems, list: Texts) -> Vec<String> {
-    if list.value.is_empty() {
-        r.error(&list.key, "is empty, so every preflight would be refused; write at least POST, such as [GET, POST, PATCH, OPTIONS]");
-    }
-    tokens(
-        r,
-        list.value,
-        "is \"*\"; write the methods by name, such as GET, POST, PATCH, OPTIONS",
-        "an HTTP method; write a method such as POST",
-        true,
-    )
-}
-
-/// `allowed_headers`, as written.
-fn headers(r: &mut Problems, list: Texts) -> Vec<String> {
-    tokens(
-        r,
-        list.value,
-        "is \"*\"; browsers ignore \"*\" when credentials are on, so write the header names, such as Content-Type",
-        "a header name; write a name such as Content-Type",
-        false,
-    )
-}
-
-/// Method or header names: RFC 9110 tokens, not `"*"`, each once whatever its case.
-fn tokens(
-    r: &mut Problems,
-    list: Vec<Keyed<String>>,
-    star: &str,
-    not_a: &str,
-    upper: bool,
-) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    for item in list {
-        let text = item.value.trim();
-        let token = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
-        if text == "*" {
-            r.error(&item.key, star);
-        } else if text.is_empty() || !text.bytes().all(token) {
-            let found = format!("found \"{}\", which is not {not_a}", item.value);
-            r.error(&item.key, found);
-        } else if !out.iter().any(|o| o.eq_ignore_ascii_case(text)) {
-            out.push(if upper {
-                text.to_ascii_uppercase()
-            } else {
-                text.to_owned()
-            });
-        }
-    }
-    out
-}
-
-/// Reads `cors.origins_from_ackee` now, with its key path; the returned check validates it
-/// when its turn comes: the token file must be readable (so `-t` proves it), the durations
-/// bounded, the schemes known.
-fn origins_from_ackee(r: &mut Problems, s: &Section<'_>) -> Option<(String, Later<FromAckee>)> {
-    let a = s.section(
-        r,
-        "origins_from_ackee",
-        "a mapping with token_file, such as {token_file: /etc/ackee-gateway/ackee-token}",
-    )?;
+/// `cors.origins_from_ackee`: the token file must be readable (so `-t` proves it), the
+/// durations bounded, the schemes known.
+fn origins_from_ackee(r: &mut Problems, a: Section<'_>) -> Option<FromAckee> {
     let at = a.path().to_owned();
     let example = "a file path in quotes, such as \"/etc/ackee-gateway/ackee-token\"";
     let token_file = a.text(r, "token_file", example);
@@ -258,53 +195,26 @@ fn origins_from_ackee(r: &mut Problems, s: &Section<'_>) -> Option<(String, Late
     let schemes = a.texts(r, "schemes", "[https]");
     let www = a.flag(r, "www").is_some_and(|w| w.value);
     a.finish(r);
-    let key = at.clone();
-    let check = move |r: &mut Problems| {
-        let token_file = self::token_file(r, &at, token_file);
-        let interval = seconds(r, interval, DEFAULT_INTERVAL, 24.0 * MAX_SECONDS);
-        let timeout = seconds(r, timeout, DEFAULT_TIMEOUT, 60.0);
-        let schemes = self::schemes(r, schemes);
-        let rules = TitleRules { schemes, www };
-        Some(FromAckee {
-            token_file: token_file?,
-            interval,
-            timeout,
-            rules,
-        })
-    };
-    Some((key, Box::new(check)))
+    let token_file = self::token_file(r, &at, token_file);
+    let interval = seconds(r, interval, DEFAULT_INTERVAL, 24.0 * MAX_SECONDS);
+    let timeout = seconds(r, timeout, DEFAULT_TIMEOUT, 60.0);
+    let schemes = self::schemes(r, schemes);
+    let rules = TitleRules { schemes, www };
+    Some(FromAckee {
+        token_file: token_file?,
+        interval,
+        timeout,
+        rules,
+    })
 }
 
 /// The token file, read now so that `-t` proves it can be; world-readable is a warning.
 fn token_file(r: &mut Problems, at: &str, written: Option<Keyed<String>>) -> Option<PathBuf> {
-    let Some(t) = written else {
-        r.error(
-            &format!("{at}.token_file"),
-            "missing; write the file that holds a permanent token from Ackee (Settings, Permanent tokens), such as \"/etc/ackee-gateway/ackee-token\"",
-        );
-        return None;
-    };
-    let path = PathBuf::from(t.value.trim());
-    if let Err(why) = crate::ackee_origins::read_token(&path) {
-        r.error(
-            &t.key,
-            format!(
-                "\"{}\" {why}; write the file that holds a permanent token from Ackee (Settings, Permanent tokens), readable by the user the gateway runs as",
-                t.value
-            ),
-        );
-        return None;
-    }
-    use std::os::unix::fs::PermissionsExt;
-    let mode = std::fs::metadata(&path).map(|m| m.permissions().mode());
-    if mode.is_ok_and(|m| m & 0o004 != 0) {
-        r.warning(
-            &t.key,
-            format!(
-                "\"{}\" is readable by every user, and the token lets anyone read your Ackee statistics; chmod 640 it (group ackee-gateway) or 600",
-                t.value
-            ),
-        );
+    let write = "the file that holds a permanent token from Ackee (Settings, Permanent tokens), such as \"/etc/ackee-gateway/ackee-token\"";
+    let t = r.needed(written, &format!("{at}.token_file"), write)?;
+    let (path, warning) = r.ok(&t.key, crate::ackee_origins::token_file(&t.value))?;
+    if let Some(warning) = warning {
+        r.warning(&t.key, warning);
     }
     Some(path)
 }
@@ -321,10 +231,8 @@ fn schemes(r: &mut Problems, written: Option<Texts>) -> Vec<Scheme> {
         );
     }
     let mut schemes: Vec<Scheme> = Vec::new();
-    let parse = |t: &str| match t.trim().to_ascii_lowercase().as_str() {
-        "https" => Ok(Scheme::Https),
-        "http" => Ok(Scheme::Http),
-        _ => Err(format!("found \"{t}\"; write https or http")),
+    let parse = |t: &str| {
+        Scheme::named(t.trim()).ok_or_else(|| format!("found \"{t}\"; write https or http"))
     };
     for scheme in each(r, Some(list), parse) {
         if !schemes.contains(&scheme) {

@@ -60,41 +60,6 @@ pub struct Diagnostics {
 }
 
 impl Diagnostics {
-    /// An empty list.
-    pub fn new() -> Self {
-        Diagnostics::default()
-    }
-
-    /// Records an error.
-    pub fn error(&mut self, source: &Source, key: impl Into<String>, message: impl Into<String>) {
-        self.push(Severity::Error, source, key, message);
-    }
-
-    /// Records a warning.
-    pub fn warning(&mut self, source: &Source, key: impl Into<String>, message: impl Into<String>) {
-        self.push(Severity::Warning, source, key, message);
-    }
-
-    fn push(
-        &mut self,
-        severity: Severity,
-        source: &Source,
-        key: impl Into<String>,
-        message: impl Into<String>,
-    ) {
-        self.items.push(Diagnostic {
-            severity,
-            source: source.clone(),
-            key: key.into(),
-            message: message.into(),
-        });
-    }
-
-    /// Whether any error (not just warnings) was recorded.
-    pub fn has_errors(&self) -> bool {
-        self.items.iter().any(|d| d.severity == Severity::Error)
-    }
-
     /// How many errors were recorded.
     pub fn error_count(&self) -> usize {
         self.items
@@ -107,10 +72,12 @@ impl Diagnostics {
     pub fn iter(&self) -> impl Iterator<Item = &Diagnostic> {
         self.items.iter()
     }
+}
 
-    /// Appends one problem.
-    pub(crate) fn add(&mut self, d: Diagnostic) {
-        self.items.push(d);
+impl FromIterator<Diagnostic> for Diagnostics {
+    fn from_iter<I: IntoIterator<Item = Diagnostic>>(items: I) -> Self {
+        let items = items.into_iter().collect();
+        Diagnostics { items }
     }
 }
 
@@ -147,29 +114,4 @@ pub fn edit_distance(a: &str, b: &str) -> usize {
         prev = cur;
     }
     prev[b.len()]
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn typos_get_a_suggestion_and_strangers_do_not() {
-        let keys = [
-            "listeners",
-            "cors",
-            "upstream",
-            "metrics",
-            "limits",
-            "trusted_proxies",
-        ];
-        assert_eq!(did_you_mean("listenrs", &keys), Some("listeners"));
-        assert_eq!(did_you_mean("Listeners", &keys), Some("listeners"));
-        assert_eq!(did_you_mean("metric", &keys), Some("metrics"));
-        assert_eq!(
-            did_you_mean("trusted_proxy", &keys),
-            Some("trusted_proxies")
-        );
-        assert_eq!(did_you_mean("database", &keys), None);
-    }
 }

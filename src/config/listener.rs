@@ -1,23 +1,22 @@
-//! `listeners`: each visitor-facing socket, with its TLS certificates (read and checked here,
-//! so `-t` finds a bad key or an expired certificate), the HTTPS redirect, the ACME webroot and
-//! the response headers.
+//! `listeners`: each visitor-facing socket, with its TLS certificates (loaded and checked now by
+//! `certs`, so `-t` finds a bad key or an expired certificate), the HTTPS redirect, the ACME
+//! webroot and the response headers.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use super::section::{Keyed, KeyedPairs, Problems, Section, Texts};
+use super::section::{Keyed, KeyedPairs, Problems, Section};
 use super::types::{CertificateSettings, Listener, ListenerTls};
 use super::validate::{LISTEN_EXAMPLE, listen_address, non_empty, required, seconds};
-use crate::certs::{self, LoadedCert};
+use crate::certs::{self, LoadedCert, Which};
 
 /// What the listeners validated so far have used, to the key path that used it first.
+#[derive(Default)]
 struct Seen {
     addresses: HashMap<SocketAddr, String>,
     /// Certificate names, unique across listeners.
     cert_names: HashMap<String, String>,
-    /// Now, in Unix seconds, to warn about expired certificates.
-    now: i64,
 }
 
 /// Reads and validates `listeners`. `None` if it is missing, empty, or anything in it is wrong.
@@ -27,12 +26,7 @@ pub(super) fn listeners(r: &mut Problems, root: &Section<'_>) -> Option<Vec<List
     let write = "at least one listener";
     let missing = format!("listeners: {example}");
     let list = required(r, list, "listeners", write, example, &missing)?;
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
-    let mut seen = Seen {
-        addresses: HashMap::new(),
-        cert_names: HashMap::new(),
-        now: now.map_or(0, |d| d.as_secs() as i64),
-    };
+    let mut seen = Seen::default();
     let listeners: Vec<_> = list
         .into_iter()
         .map(|e| listener(r, e, &mut seen))
@@ -59,13 +53,9 @@ fn listener(r: &mut Problems, e: Section<'_>, seen: &mut Seen) -> Option<Listene
     e.finish(r);
 
     let redirect_to_https = self::redirect(r, has_tls, redirect, https_port);
-    let acme_webroot = acme_webroot.and_then(|w| self::acme_webroot(r, w));
+    let acme_webroot = acme_webroot.and_then(|w| r.ok(&w.key, crate::acme::webroot(&w.value)));
     let response_headers = self::response_headers(r, has_tls, headers);
-    let Some(addr) = address else {
-        let message = format!("missing; write {LISTEN_EXAMPLE}");
-        r.error(&format!("{at}.address"), message);
-        return None;
-    };
+    let addr = r.needed(address, &format!("{at}.address"), LISTEN_EXAMPLE)?;
     let address = listen_address(r, &addr)?;
     if let Some(first) = seen.addresses.get(&address) {
         r.error(
@@ -114,23 +104,6 @@ fn redirect(
         Some(_) => port.map(|p| p as u16),
         None => None,
     }
-}
-
-/// `acme_webroot`: an existing directory, canonicalised.
-fn acme_webroot(r: &mut Problems, w: Keyed<String>) -> Option<PathBuf> {
-    let message = match std::fs::canonicalize(w.value.trim()) {
-        Ok(p) if p.is_dir() => return Some(p),
-        Ok(_) => format!(
-            "\"{}\" is not a directory; write the directory certbot's --webroot-path uses",
-            w.value
-        ),
-        Err(e) => format!(
-            "\"{}\" cannot be used ({e}); create it (mkdir -p {}) or write the directory certbot's --webroot-path uses",
-            w.value, w.value
-        ),
-    };
-    r.error(&w.key, message);
-    None
 }
 
 /// `response_headers`: valid names and values; HSTS on plain HTTP is a warning.
@@ -217,14 +190,11 @@ fn default_index(
             .iter()
             .map(|c| format!("\"{}\"", c.name))
             .collect();
-        r.error(
-            &d.key,
-            format!(
-                "found \"{}\", which is not a certificate of this listener; write one of {}",
-                d.value,
-                names.join(", ")
-            ),
+        let found = format!(
+            "\"{}\", which is not a certificate of this listener",
+            d.value
         );
+        r.found(&d.key, found, format!("one of {}", names.join(", ")));
     }
     0
 }
@@ -244,19 +214,35 @@ fn certificate(
     let key = c.text(r, "key", example);
     let written_names = c.texts(r, "server_names", "[\"stats.example.com\"]");
     c.finish(r);
-    let (Some(cert), Some(key)) = (cert.as_ref(), key.as_ref()) else {
-        if cert.is_none() {
-            r.error(&format!("{at}.cert"), "missing; write the path of a PEM certificate chain, such as /etc/letsencrypt/live/NAME/fullchain.pem");
-        }
-        if key.is_none() {
-            r.error(&format!("{at}.key"), "missing; write the path of the PEM private key, such as /etc/letsencrypt/live/NAME/privkey.pem");
-        }
+    let write =
+        "the path of a PEM certificate chain, such as /etc/letsencrypt/live/NAME/fullchain.pem";
+    let cert = r.needed(cert, &format!("{at}.cert"), write);
+    let write = "the path of the PEM private key, such as /etc/letsencrypt/live/NAME/privkey.pem";
+    let (Some(cert), Some(key)) = (cert, r.needed(key, &format!("{at}.key"), write)) else {
         return None;
     };
-    let loaded = load(r, cert, key, seen.now)?;
-    let server_names = written_names
-        .as_ref()
-        .map(|list| covered_names(r, &loaded, &cert.value, list));
+    let cert_file = PathBuf::from(cert.value.trim());
+    let loaded = match certs::load(&cert_file, &PathBuf::from(key.value.trim())) {
+        Ok(l) => l,
+        Err(e) => {
+            let at = if e.which == Which::Cert { cert } else { key };
+            r.error(&at.key, e.message);
+            return None;
+        }
+    };
+    if let Some(warning) = loaded.expired(&cert_file) {
+        r.warning(&cert.key, warning);
+    }
+    let server_names = written_names.as_ref().map(|list| {
+        let covered = |n: &Keyed<String>| match loaded.uncovered(&n.value, &cert_file) {
+            None => Some(n.value.trim().to_ascii_lowercase()),
+            Some(why) => {
+                r.error(&n.key, why);
+                None
+            }
+        };
+        list.value.iter().filter_map(covered).collect::<Vec<_>>()
+    });
     for n in server_names.as_ref().unwrap_or(&loaded.dns_names) {
         if let Some(first) = sni_owner.get(n) {
             let at = written_names.as_ref().map_or(&cert.key, |k| &k.key);
@@ -273,74 +259,11 @@ fn certificate(
     let name = certificate_name(r, written_name, &loaded, &cert.value, &at, seen)?;
     Some(CertificateSettings {
         name,
-        cert: PathBuf::from(cert.value.trim()),
+        cert: cert_file,
         key: PathBuf::from(key.value.trim()),
         server_names,
         loaded,
     })
-}
-
-/// Loads and checks the files; an expired certificate is a warning with its date.
-fn load(
-    r: &mut Problems,
-    cert: &Keyed<String>,
-    key: &Keyed<String>,
-    now: i64,
-) -> Option<LoadedCert> {
-    let cert_path = PathBuf::from(cert.value.trim());
-    let loaded = match certs::load(&cert_path, &PathBuf::from(key.value.trim())) {
-        Ok(l) => l,
-        Err(e) => {
-            let at = match e.which {
-                certs::Which::Cert => &cert.key,
-                certs::Which::Key => &key.key,
-            };
-            r.error(at, e.message);
-            return None;
-        }
-    };
-    if loaded.not_after < now {
-        r.warning(
-            &cert.key,
-            format!(
-                "\"{}\" expired on {}; browsers will refuse it until it is renewed (certbot renew)",
-                cert_path.display(),
-                certs::format_utc(loaded.not_after)
-            ),
-        );
-    }
-    Some(loaded)
-}
-
-/// `server_names`, lowercased, each covered by the certificate.
-fn covered_names(
-    r: &mut Problems,
-    loaded: &LoadedCert,
-    cert_file: &str,
-    list: &Texts,
-) -> Vec<String> {
-    let mut names = Vec::new();
-    for n in &list.value {
-        let name = n.value.trim().to_ascii_lowercase();
-        if certs::covers(&loaded.dns_names, &name) {
-            names.push(name);
-            continue;
-        }
-        let covered = if loaded.dns_names.is_empty() {
-            "no DNS names".to_owned()
-        } else {
-            loaded.dns_names.join(", ")
-        };
-        r.error(
-            &n.key,
-            format!(
-                "\"{}\" is not covered by the certificate in \"{}\" (it covers {covered}); remove it, or use a certificate issued for that name",
-                n.value,
-                cert_file.trim()
-            ),
-        );
-    }
-    names
 }
 
 /// The certificate's `name`, or its first DNS name, unique across listeners.
@@ -352,15 +275,11 @@ fn certificate_name(
     at: &str,
     seen: &mut Seen,
 ) -> Option<String> {
-    let name = match &written {
-        Some(Keyed { key, value }) if value.trim().is_empty() => {
-            r.error(
-                key,
-                "is empty; write a name such as \"stats\", or leave the key out",
-            );
-            return None;
-        }
-        Some(n) => n.value.trim().to_owned(),
+    let key = written.as_ref().map_or(at, |n| n.key.as_str()).to_owned();
+    let name = match written {
+        Some(n) => non_empty(r, Some(n), "a name such as \"stats\"")?
+            .trim()
+            .to_owned(),
         None => loaded
             .dns_names
             .first()
@@ -368,9 +287,8 @@ fn certificate_name(
             .unwrap_or_else(|| cert_file.trim().to_owned()),
     };
     if let Some(first) = seen.cert_names.get(&name) {
-        let key = written.as_ref().map_or(at, |n| n.key.as_str());
         r.error(
-            key,
+            &key,
             format!("\"{name}\" is also the name of {first}; give each certificate its own name"),
         );
         return None;

@@ -5,15 +5,20 @@
 //!   whole number, duration, flag, lists, nested mappings), records which keys were asked for,
 //!   and reports the rest as unknown (with a suggestion) when the section is finished.
 //!   `Problems` collects every problem without stopping at the first, shape problems first, in
-//!   document order, and words the common ones (`found X; write Y`, a number out of range, a
-//!   word that is not one of a few).
+//!   document order, and words the common ones (`found X; write Y`, a missing key, a number out
+//!   of range, a word that is not one of a few).
 //! - [`validate`] reads the top level: pingora's keys, then each section in turn;
 //!   [`listener`] (with TLS certificates), [`cors`] and [`upstream`] are the large ones. A
 //!   config with any error is `None`; a check that needs an earlier part to be valid asks
 //!   `Problems` whether that part added errors.
 //! - [`types`] is the validated [`Config`]; settings that a module of their own acts on live
 //!   there (health checks in `health`, replicas in `retry`, certificates in [`crate::tls`]) and
-//!   are re-exported. [`diag`] prints problems as `error: FILE: KEY: what was found; what to
+//!   are re-exported. So do the rules about one value that such a module uses: which names a
+//!   certificate covers and whether it expired (`certs`), a valid allowed method or header
+//!   ([`crate::cors`]), the access log's file, certbot's webroot (`acme`), the Ackee token file
+//!   ([`crate::ackee_origins`]), a replica's address and its resolver (`retry`). Each returns
+//!   what is wrong, phrased for the config; config reports it at the key path (`section`'s
+//!   `Problems::ok`). [`diag`] prints problems as `error: FILE: KEY: what was found; what to
 //!   write`.
 //!
 //! No pingora here: the binary maps [`ServerSettings`] onto pingora's `ServerConf`.
@@ -28,10 +33,11 @@ mod validate;
 
 pub use diag::{Diagnostic, Diagnostics, Severity, Source};
 
+pub use crate::retry::Resolver;
 pub use types::{
     Config, Limits, Listener, MetricsSettings, Replica, ServerSettings, UpstreamSettings,
 };
-pub use validate::{ENV_ALLOW_ORIGIN, Resolver, pingora_keys};
+pub use validate::{ENV_ALLOW_ORIGIN, pingora_keys};
 
 /// A valid configuration and the warnings found on the way.
 #[derive(Debug)]
@@ -52,13 +58,10 @@ pub fn load(path: &str, env_allow_origin: Option<&str>) -> Result<Loaded, Diagno
     match text {
         Ok(text) => parse(path, &text, env_allow_origin),
         Err(e) => {
-            let mut d = Diagnostics::new();
-            d.error(
-                &Source::File(path.to_owned()),
-                "",
-                format!("cannot be read ({e}); pass the config file with -c FILE"),
-            );
-            Err(d)
+            let mut r = section::Problems::new(Source::File(path.to_owned()));
+            let message = format!("cannot be read ({e}); pass the config file with -c FILE");
+            r.error("", message);
+            Err(r.into_diagnostics())
         }
     }
 }
@@ -69,7 +72,7 @@ pub fn parse(
     text: &str,
     env_allow_origin: Option<&str>,
 ) -> Result<Loaded, Diagnostics> {
-    parse_with(name, text, env_allow_origin, &validate::system_resolver)
+    parse_with(name, text, env_allow_origin, &crate::retry::system_resolver)
 }
 
 /// [`parse`] with another resolver for replica host names.
@@ -77,7 +80,7 @@ pub fn parse_with(
     name: &str,
     text: &str,
     env_allow_origin: Option<&str>,
-    resolver: validate::Resolver<'_>,
+    resolver: Resolver<'_>,
 ) -> Result<Loaded, Diagnostics> {
     let mut r = section::Problems::new(Source::File(name.to_owned()));
     let doc: serde_yaml::Value = match serde_yaml::from_str(text) {
@@ -96,13 +99,11 @@ pub fn parse_with(
         // Nothing else can be checked in a document that is not a mapping of keys.
         return Err(r.into_diagnostics());
     };
-    let config = validate::validate(&mut r, root, env_allow_origin, resolver);
-    let ok = !r.has_errors();
-    match config {
-        Some(config) if ok => Ok(Loaded {
+    match validate::validate(&mut r, root, env_allow_origin, resolver) {
+        Some(config) => Ok(Loaded {
             config,
             warnings: r.into_diagnostics(),
         }),
-        _ => Err(r.into_diagnostics()),
+        None => Err(r.into_diagnostics()),
     }
 }

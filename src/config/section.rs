@@ -23,10 +23,6 @@ pub struct Keyed<T> {
     pub value: T,
 }
 
-/// A check of values already read, run when its turn comes, so that problems of meaning keep
-/// their order while each section is still read in one function.
-pub type Later<T> = Box<dyn FnOnce(&mut Problems) -> Option<T>>;
-
 /// A list of text items as written, each with its key path.
 pub type Texts = Keyed<Vec<Keyed<String>>>;
 
@@ -41,14 +37,11 @@ pub type KeyedPairs = Keyed<Vec<Keyed<(String, String)>>>;
 /// section can be read and validated in one function and still report in document order.
 pub struct Problems {
     source: Source,
-    found: Vec<(Phase, u64, Diagnostic)>,
+    /// Shape errors, each with the mark it is printed in the order of.
+    shape: Vec<(u64, Diagnostic)>,
+    /// Problems of meaning, in the order found.
+    meaning: Vec<Diagnostic>,
     next: u64,
-}
-
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum Phase {
-    Shape,
-    Meaning,
 }
 
 impl Problems {
@@ -56,14 +49,10 @@ impl Problems {
     pub fn new(source: Source) -> Self {
         Problems {
             source,
-            found: Vec::new(),
+            shape: Vec::new(),
+            meaning: Vec::new(),
             next: 0,
         }
-    }
-
-    /// Where the values come from: the file, or an environment variable.
-    pub fn source(&self) -> &Source {
-        &self.source
     }
 
     fn mark(&mut self) -> u64 {
@@ -71,61 +60,63 @@ impl Problems {
         self.next
     }
 
-    /// Records a problem of meaning, found now, in `source` or else the file.
-    fn meaning(&mut self, severity: Severity, source: Option<&Source>, key: &str, message: String) {
-        let source = source.unwrap_or(&self.source).clone();
-        let at = self.mark();
-        self.push(Phase::Meaning, at, severity, source, key, message);
-    }
-
-    /// Records a shape error, as if found at mark `at`.
-    fn shape_at(&mut self, at: u64, key: &str, message: String) {
-        let source = self.source.clone();
-        self.push(Phase::Shape, at, Severity::Error, source, key, message);
-    }
-
-    fn push(
-        &mut self,
-        phase: Phase,
-        at: u64,
+    /// A problem at a key path, in `source` or else the file.
+    fn problem(
+        &self,
         severity: Severity,
-        source: Source,
+        source: Option<&Source>,
         key: &str,
         message: String,
-    ) {
+    ) -> Diagnostic {
+        let source = source.unwrap_or(&self.source).clone();
         let key = key.to_owned();
-        let d = Diagnostic {
+        Diagnostic {
             severity,
             source,
             key,
             message,
-        };
-        self.found.push((phase, at, d));
+        }
+    }
+
+    /// Records a problem of meaning, found now, in `source` (an environment variable) or else
+    /// the file.
+    pub fn add(&mut self, severity: Severity, source: Option<&Source>, key: &str, message: String) {
+        let d = self.problem(severity, source, key, message);
+        self.meaning.push(d);
+    }
+
+    /// Records a shape error, as if found at mark `at`.
+    fn shape_at(&mut self, at: u64, key: &str, message: String) {
+        let d = self.problem(Severity::Error, None, key, message);
+        self.shape.push((at, d));
     }
 
     /// Records an error of meaning at a key path.
     pub fn error(&mut self, key: &str, message: impl Into<String>) {
-        self.meaning(Severity::Error, None, key, message.into());
+        self.add(Severity::Error, None, key, message.into());
     }
 
     /// Records a warning at a key path.
     pub fn warning(&mut self, key: &str, message: impl Into<String>) {
-        self.meaning(Severity::Warning, None, key, message.into());
-    }
-
-    /// Records an error of meaning in another source, such as an environment variable.
-    pub fn error_in(&mut self, source: &Source, key: &str, message: impl Into<String>) {
-        self.meaning(Severity::Error, Some(source), key, message.into());
-    }
-
-    /// Records a warning in another source.
-    pub fn warning_in(&mut self, source: &Source, key: &str, message: impl Into<String>) {
-        self.meaning(Severity::Warning, Some(source), key, message.into());
+        self.add(Severity::Warning, None, key, message.into());
     }
 
     /// Records the most common error of meaning: `found <found>; write <write>`.
     pub fn found(&mut self, key: &str, found: impl Display, write: impl Display) {
         self.error(key, format!("found {found}; write {write}"));
+    }
+
+    /// The value, or else its problem recorded as an error at `key`.
+    pub fn ok<T>(&mut self, key: &str, result: Result<T, impl Into<String>>) -> Option<T> {
+        result.map_err(|e| self.error(key, e)).ok()
+    }
+
+    /// `v`, or else an error at `key`: `missing; write <write>`.
+    pub fn needed<T>(&mut self, v: Option<T>, key: &str, write: impl Display) -> Option<T> {
+        if v.is_none() {
+            self.error(key, format!("missing; write {write}"));
+        }
+        v
     }
 
     /// A whole number within `range`; outside it, an error that says what to write instead.
@@ -167,27 +158,20 @@ impl Problems {
 
     /// Whether any error (not just warnings) was recorded.
     pub fn has_errors(&self) -> bool {
-        self.found
-            .iter()
-            .any(|(_, _, d)| d.severity == Severity::Error)
+        !self.shape.is_empty() || self.errors() > 0
     }
 
     /// How many errors of meaning were recorded: a part read without adding any is valid.
     pub fn errors(&self) -> usize {
-        let meaning_error = |(phase, _, d): &&(Phase, u64, Diagnostic)| {
-            *phase == Phase::Meaning && d.severity == Severity::Error
-        };
-        self.found.iter().filter(meaning_error).count()
+        let error = |d: &&Diagnostic| d.severity == Severity::Error;
+        self.meaning.iter().filter(error).count()
     }
 
     /// Every problem, shape problems first, each kind in the order found.
     pub fn into_diagnostics(mut self) -> Diagnostics {
-        self.found.sort_by_key(|(phase, at, _)| (*phase, *at));
-        let mut out = Diagnostics::new();
-        for (_, _, d) in self.found {
-            out.add(d);
-        }
-        out
+        self.shape.sort_by_key(|(at, _)| *at);
+        let shape = self.shape.into_iter().map(|(_, d)| d);
+        shape.chain(self.meaning).collect()
     }
 }
 
@@ -238,30 +222,31 @@ impl<'v> Section<'v> {
             r.wrong_type(path, value, example);
             return None;
         };
-        Some(Section {
-            path: path.to_owned(),
+        Some(Section::new(path.to_owned(), map, r.mark()))
+    }
+
+    /// A section at `path` opened at mark `opened`, no key asked for yet.
+    fn new(path: String, map: &'v Mapping, opened: u64) -> Self {
+        let asked = RefCell::default();
+        Section {
+            path,
             map,
-            opened: r.mark(),
-            asked: RefCell::new(Vec::new()),
-        })
+            opened,
+            asked,
+        }
     }
 
     /// Another reader of the same mapping, for keys that share it (pingora's at the top
     /// level); see [`Section::finish_with`].
     pub fn share(&self) -> Section<'v> {
-        Section {
-            path: self.path.clone(),
-            map: self.map,
-            opened: self.opened,
-            asked: RefCell::new(Vec::new()),
-        }
+        Section::new(self.path.clone(), self.map, self.opened)
     }
 
     /// Finishes this section and one [`Section::share`]d from it: a key is unknown if neither
     /// was asked for it, and suggestions list this section's keys first.
     pub fn finish_with(self, r: &mut Problems, shared: Section<'v>) {
         self.asked.borrow_mut().extend(shared.into_asked());
-        self.check(r);
+        self.finish(r);
     }
 
     /// The keys asked for, in the order first asked.
@@ -271,10 +256,6 @@ impl<'v> Section<'v> {
 
     /// Reports every key that was not asked for, as if when the section was opened.
     pub fn finish(self, r: &mut Problems) {
-        self.check(r);
-    }
-
-    fn check(&self, r: &mut Problems) {
         let known = self.asked.borrow();
         for key in self.map.keys() {
             match key {
@@ -406,12 +387,8 @@ impl<'v> Section<'v> {
     /// a mapping, so that its keys can be read either way.
     pub fn section_or_empty(&self, r: &mut Problems, key: Key, example: &str) -> Section<'v> {
         static NO_KEYS: OnceLock<Mapping> = OnceLock::new();
-        self.section(r, key, example).unwrap_or_else(|| Section {
-            path: join(&self.path, key),
-            map: NO_KEYS.get_or_init(Mapping::new),
-            opened: 0,
-            asked: RefCell::new(Vec::new()),
-        })
+        let no_keys = || Section::new(join(&self.path, key), NO_KEYS.get_or_init(Mapping::new), 0);
+        self.section(r, key, example).unwrap_or_else(no_keys)
     }
 
     /// A mapping of text to text, such as response header names to values.
@@ -463,33 +440,5 @@ fn keyed<'v, T>(
             r.wrong_type(&key, v, example);
             None
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn shape_problems_come_first_and_unknown_keys_where_the_section_opened() {
-        let doc: Value = serde_yaml::from_str("{a: 1, typo: 2, b: x, c: {1: y}}").unwrap();
-        let mut r = Problems::new(Source::File("f.yaml".into()));
-        let s = Section::open(&mut r, "", &doc, "a mapping").unwrap();
-        let a = s.whole(&mut r, "a", "a number");
-        r.error("a", "is wrong in meaning");
-        let _ = s.whole(&mut r, "b", "a number");
-        let _ = s.text_map(&mut r, "c", "{X: y}");
-        s.finish(&mut r);
-        assert_eq!(a.map(|k| k.value), Some(1));
-        let got: Vec<String> = r.into_diagnostics().iter().map(|d| d.to_string()).collect();
-        assert_eq!(
-            got,
-            [
-                r#"error: f.yaml: typo: unknown key; the keys allowed here are a, b, c"#,
-                r#"error: f.yaml: b: found "x"; write a number"#,
-                "error: f.yaml: c: found the key 1; write a name such as X-Frame-Options",
-                "error: f.yaml: a: is wrong in meaning",
-            ]
-        );
     }
 }

@@ -9,11 +9,6 @@ use std::path::PathBuf;
 use crate::cors::CorsSettings;
 use crate::forwarded::TrustedProxies;
 
-/// The default `grace_period_seconds`: how long in-flight requests get after SIGTERM or SIGQUIT.
-pub const DEFAULT_GRACE_PERIOD_SECONDS: u64 = 3;
-/// The default `graceful_shutdown_timeout_seconds`: how long runtimes get to stop after that.
-pub const DEFAULT_GRACEFUL_SHUTDOWN_TIMEOUT_SECONDS: u64 = 2;
-
 /// Pingora's server settings, without importing pingora.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ServerSettings {
@@ -56,8 +51,8 @@ impl Default for ServerSettings {
                 .map(|n| n.get())
                 .unwrap_or(1),
             work_stealing: true,
-            grace_period_seconds: DEFAULT_GRACE_PERIOD_SECONDS,
-            graceful_shutdown_timeout_seconds: DEFAULT_GRACEFUL_SHUTDOWN_TIMEOUT_SECONDS,
+            grace_period_seconds: 3,
+            graceful_shutdown_timeout_seconds: 2,
             upstream_keepalive_pool_size: 1024,
             daemon_wait_for_ready: false,
         }

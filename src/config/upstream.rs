@@ -3,12 +3,13 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 
-use super::section::{Keyed, Later, Problems, Section};
+use super::section::{Keyed, Problems, Section};
 use super::types::{
     HealthCheckSettings, HealthProbe, NODE_KEEP_ALIVE_SECONDS, Replica, Selection, UpstreamSettings,
 };
-use super::validate::{MAX_SECONDS, Resolver, non_empty, required, seconds};
+use super::validate::{MAX_SECONDS, non_empty, required, seconds};
 use crate::health::check_request_target;
+use crate::retry::Resolver;
 
 /// Reads and validates `upstream`. `None` if it is missing, or its replicas are.
 pub(super) fn upstream(
@@ -16,13 +17,10 @@ pub(super) fn upstream(
     root: &Section<'_>,
     resolver: Resolver<'_>,
 ) -> Option<UpstreamSettings> {
-    let Some(s) = root.section(r, "upstream", "a mapping with replicas and timeouts") else {
-        r.error(
-            "upstream",
-            "missing; write where Ackee listens, such as upstream: {replicas: [{address: \"127.0.0.1:3000\"}]}",
-        );
-        return None;
-    };
+    let s = root.section(r, "upstream", "a mapping with replicas and timeouts");
+    let write =
+        "where Ackee listens, such as upstream: {replicas: [{address: \"127.0.0.1:3000\"}]}";
+    let s = r.needed(s, "upstream", write)?;
     let example = "[{address: \"127.0.0.1:3000\"}]";
     let replicas = s.sections(r, "replicas", example);
     let write = "where Ackee listens";
@@ -72,7 +70,7 @@ pub(super) fn upstream(
         ("consistent_hash", Selection::ConsistentHash),
     ];
     let selection = selection.and_then(|k| r.choice(&k, &choices));
-    let health_check = health_check.and_then(|check| check(r));
+    let health_check = health_check.map(|check| check(r));
     let write = "a number of seconds from 0 to 3600, such as 5";
     let retry_after = retry_after.map_or(Some(5), |k| r.within(&k, 0..=3600, write));
     let [connect, read, write, idle] =
@@ -110,14 +108,9 @@ fn replica(
     let weight = e.whole(r, "weight", "a whole number such as 1");
     let at = e.path().to_owned();
     e.finish(r);
-    let Some(a) = address else {
-        r.error(
-            &format!("{at}.address"),
-            "missing; write where this Ackee listens, such as \"127.0.0.1:3000\"",
-        );
-        return None;
-    };
-    let resolved = resolve(r, &a, resolver)?;
+    let write = "where this Ackee listens, such as \"127.0.0.1:3000\"";
+    let a = r.needed(address, &format!("{at}.address"), write)?;
+    let resolved = r.ok(&a.key, Replica::resolve(&a.value, resolver))?;
     if let Some(first) = seen.addresses.get(&resolved) {
         let message = format!(
             "\"{}\" is the same address as {first}; list each Ackee once",
@@ -148,7 +141,10 @@ fn replica(
 }
 
 /// Reads `upstream.health_check` now; the returned check validates it when its turn comes.
-fn health_check(r: &mut Problems, h: Section<'_>) -> Later<HealthCheckSettings> {
+fn health_check(
+    r: &mut Problems,
+    h: Section<'_>,
+) -> impl FnOnce(&mut Problems) -> HealthCheckSettings + use<> {
     let defaults = HealthCheckSettings::default();
     let kind = h.text(r, "type", "http, tcp or none");
     let example = "a path in quotes, such as \"/.well-known/apollo/server-health\"";
@@ -158,10 +154,10 @@ fn health_check(r: &mut Problems, h: Section<'_>) -> Later<HealthCheckSettings> 
     let unhealthy_after = h.whole(r, "unhealthy_after", "a whole number such as 3");
     let healthy_after = h.whole(r, "healthy_after", "a whole number such as 2");
     h.finish(r);
-    Box::new(move |r: &mut Problems| {
+    move |r: &mut Problems| {
         let before = r.errors();
         let mut out = HealthCheckSettings {
-            probe: probe(r, kind, &path),
+            probe: probe(r, kind, &path, defaults.probe.clone()),
             ..defaults
         };
         if let (Some(p), false) = (&path, matches!(out.probe, HealthProbe::Http { .. })) {
@@ -182,19 +178,17 @@ fn health_check(r: &mut Problems, h: Section<'_>) -> Later<HealthCheckSettings> 
             let n = written.and_then(|n| r.within(&n, 1..=100, "a whole number from 1 to 100"));
             *target = n.map_or(*target, |n| n as u32);
         }
-        Some(out)
-    })
+        out
+    }
 }
 
-/// `type` and `path` of a health check.
+/// `type` and `path` of a health check, with `http` the default probe.
 fn probe(
     r: &mut Problems,
     kind: Option<Keyed<String>>,
     path: &Option<Keyed<String>>,
+    http: HealthProbe,
 ) -> HealthProbe {
-    let http = HealthProbe::Http {
-        path: "/.well-known/apollo/server-health".to_owned(),
-    };
     let choices = [
         ("http", http.clone()),
         ("tcp", HealthProbe::Tcp),
@@ -202,63 +196,11 @@ fn probe(
     ];
     let probe = kind.map_or(Some(http), |k| r.choice(&k, &choices));
     match (probe, path) {
-        (Some(HealthProbe::Http { .. }), Some(p)) => match check_request_target(&p.value) {
-            Ok(()) => HealthProbe::Http {
-                path: p.value.clone(),
-            },
-            Err(problem) => {
-                r.error(&p.key, problem);
-                HealthProbe::Http {
-                    path: String::new(),
-                }
-            }
-        },
+        (Some(HealthProbe::Http { .. }), Some(p)) => {
+            let checked = r.ok(&p.key, check_request_target(&p.value));
+            let path = checked.map(|()| p.value.clone()).unwrap_or_default();
+            HealthProbe::Http { path }
+        }
         (probe, _) => probe.unwrap_or(HealthProbe::Off),
-    }
-}
-
-/// Resolves `HOST:PORT` once, at start-up. An IPv4 address is preferred when a name has both.
-fn resolve(r: &mut Problems, a: &Keyed<String>, resolver: Resolver<'_>) -> Option<SocketAddr> {
-    let text = a.value.trim();
-    if let Ok(addr) = text.parse::<SocketAddr>() {
-        if addr.port() == 0 {
-            let write = "the port Ackee listens on, such as 3000";
-            r.found(&a.key, format!("\"{text}\" with port 0"), write);
-            return None;
-        }
-        return Some(addr);
-    }
-    let Some((host, port)) = text.rsplit_once(':') else {
-        let write = format!("\"{text}:3000\" if Ackee listens on its default port");
-        r.found(&a.key, format!("\"{text}\" without a port"), write);
-        return None;
-    };
-    let Some(port) = port.parse::<u16>().ok().filter(|p| *p != 0) else {
-        let write = "a port from 1 to 65535 after the host";
-        r.found(&a.key, format!("\"{text}\""), write);
-        return None;
-    };
-    match resolver(host, port) {
-        Ok(addrs) => {
-            let addr = addrs
-                .iter()
-                .find(|a| a.is_ipv4())
-                .or(addrs.first())
-                .copied();
-            if addr.is_none() {
-                r.error(
-                    &a.key,
-                    format!("\"{text}\" resolves to no address; write an IP address and port"),
-                );
-            }
-            addr
-        }
-        Err(e) => {
-            r.error(
-                &a.key,
-                format!("\"{text}\" could not be resolved ({e}); write an IP address and port, or a host name this machine resolves"),
-            );
-            None
-        }
     }
 }

@@ -1,7 +1,7 @@
 //! From the file as written to the internal [`Config`]: every semantic check, every default, and
 //! `ACKEE_ALLOW_ORIGIN`. All problems are collected; none stops the others from being found.
 
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use super::section::{Keyed, Problems, Section, Texts};
@@ -10,6 +10,7 @@ use crate::access_log::{Format, Target};
 use crate::forwarded::{Cidr, TrustedProxies};
 use crate::limits::MAX_BUFFERED_BODY;
 use crate::ratelimit::{MAX_PER_MINUTE, RateLimits};
+use crate::retry::Resolver;
 use serde_yaml::Value;
 
 /// The environment variable that, as in Ackee, lists the allowed origins.
@@ -17,14 +18,6 @@ pub const ENV_ALLOW_ORIGIN: &str = "ACKEE_ALLOW_ORIGIN";
 
 pub(super) const LISTEN_EXAMPLE: &str =
     "an IP address and port, such as \"127.0.0.1:8080\" or \"[::]:443\"";
-
-/// Resolves a host name and port to addresses: the system's resolver, or a stand-in in tests.
-pub type Resolver<'a> = &'a dyn Fn(&str, u16) -> std::io::Result<Vec<SocketAddr>>;
-
-/// The system's resolver (`/etc/hosts`, then DNS).
-pub fn system_resolver(host: &str, port: u16) -> std::io::Result<Vec<SocketAddr>> {
-    (host, port).to_socket_addrs().map(Iterator::collect)
-}
 
 /// Reads and validates the document (and `ACKEE_ALLOW_ORIGIN`, if set), one section after
 /// another. Returns `None` if any error was found; every problem is in `r` either way.
@@ -72,17 +65,12 @@ pub(super) fn required<T>(
     example: &str,
     missing_example: &str,
 ) -> Option<Vec<T>> {
-    match list {
-        None => r.error(
-            at,
-            format!("missing; write {what}, such as {missing_example}"),
-        ),
-        Some(l) if l.value.is_empty() => {
-            r.error(&l.key, format!("is empty; write {what}, such as {example}"));
-        }
-        Some(l) => return Some(l.value),
+    let l = r.needed(list, at, format!("{what}, such as {missing_example}"))?;
+    if l.value.is_empty() {
+        r.error(&l.key, format!("is empty; write {what}, such as {example}"));
+        return None;
     }
-    None
+    Some(l.value)
 }
 
 /// Each item of a list that `parse` accepts; the others are errors with its message.
@@ -146,13 +134,8 @@ fn metrics(
     let example = "an address in quotes, such as \"127.0.0.1:9464\"";
     let address = s.text(r, "address", example);
     s.finish(r);
-    let Some(a) = address else {
-        r.error(
-            "metrics.address",
-            "missing; write the address Prometheus scrapes, such as \"127.0.0.1:9464\"",
-        );
-        return None;
-    };
+    let write = "the address Prometheus scrapes, such as \"127.0.0.1:9464\"";
+    let a = r.needed(address, "metrics.address", write)?;
     let address = listen_address(r, &a)?;
     let listeners = listeners.unwrap_or_default();
     if let Some(l) = listeners.iter().find(|l| l.address == address) {
@@ -179,23 +162,10 @@ fn access_log(r: &mut Problems, root: &Section<'_>) -> Option<AccessLogSettings>
         None => Format::Text,
         Some(f) => r.choice(&f, &formats)?,
     };
-    let Some(p) = path else {
-        let target = Target::Stdout;
-        return Some(AccessLogSettings { format, target });
+    let target = match path {
+        None => Target::Stdout,
+        Some(p) => r.ok(&p.key, Target::file(&p.value))?,
     };
-    let path = std::path::PathBuf::from(p.value.trim());
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
-    if p.value.trim().is_empty() || !dir.unwrap_or(std::path::Path::new(".")).is_dir() {
-        r.error(
-            &p.key,
-            format!(
-                "found \"{}\", whose directory does not exist; create it, or leave path out to log to standard output (journald)",
-                p.value
-            ),
-        );
-        return None;
-    }
-    let target = Target::File(path);
     Some(AccessLogSettings { format, target })
 }
 

@@ -65,6 +65,13 @@ fn trim_ows(mut s: &[u8]) -> &[u8] {
     s
 }
 
+/// A header name as written in `allowed_headers`, or what is wrong with it.
+pub(crate) fn header(written: &str) -> Result<String, String> {
+    let star = "is \"*\"; browsers ignore \"*\" when credentials are on, so write the header names, such as Content-Type";
+    let not_a = "a header name; write a name such as Content-Type";
+    super::token(written, star, not_a).map(str::to_owned)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -36,6 +36,13 @@ impl AllowMethods {
     }
 }
 
+/// A method as written in `allowed_methods`, uppercased, or what is wrong with it.
+pub(crate) fn method(written: &str) -> Result<String, String> {
+    let star = "is \"*\"; write the methods by name, such as GET, POST, PATCH, OPTIONS";
+    let not_a = "an HTTP method; write a method such as POST";
+    super::token(written, star, not_a).map(str::to_ascii_uppercase)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

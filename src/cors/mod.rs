@@ -59,6 +59,31 @@ pub(crate) const ACKEE_HEADERS: [&str; 3] = ["Content-Type", "Authorization", "T
 /// Ackee's own `Access-Control-Max-Age`, the default.
 pub(crate) const ACKEE_MAX_AGE_SECONDS: u32 = 3600;
 
+/// A method or header name as written in the config, trimmed: an RFC 9110 token, and not `*`.
+/// Otherwise what is wrong, with `star` the message for `*` and `not_a` what it is not.
+fn token<'a>(written: &'a str, star: &str, not_a: &str) -> Result<&'a str, String> {
+    let text = written.trim();
+    let tchar = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+    if text == "*" {
+        Err(star.to_owned())
+    } else if text.is_empty() || !text.bytes().all(tchar) {
+        Err(format!("found \"{written}\", which is not {not_a}"))
+    } else {
+        Ok(text)
+    }
+}
+
+/// Method or header names, each kept once whatever its case, first spelling first.
+pub(crate) fn distinct(names: Vec<String>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for name in names {
+        if !out.iter().any(|o| o.eq_ignore_ascii_case(&name)) {
+            out.push(name);
+        }
+    }
+    out
+}
+
 /// What happens to an actual (non-preflight) request whose origin is not allowed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DisallowedOrigin {

@@ -257,11 +257,7 @@ fn split_scheme(found: &str) -> Result<Option<(Scheme, &str)>, EntryError> {
         return Ok(None);
     };
     let name = &found[..i];
-    let scheme = if name.eq_ignore_ascii_case("https") {
-        Scheme::Https
-    } else if name.eq_ignore_ascii_case("http") {
-        Scheme::Http
-    } else {
+    let Some(scheme) = Scheme::named(name) else {
         return Err(refuse(
             found,
             format!("has the scheme \"{name}\""),

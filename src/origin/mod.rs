@@ -37,6 +37,14 @@ impl Scheme {
         }
     }
 
+    /// The scheme of this name, in any case.
+    pub(crate) fn named(name: &str) -> Option<Scheme> {
+        let schemes = [Scheme::Https, Scheme::Http];
+        schemes
+            .into_iter()
+            .find(|s| name.eq_ignore_ascii_case(s.as_str()))
+    }
+
     /// The port a browser leaves out of the origin for this scheme.
     pub(crate) fn default_port(self) -> u16 {
         match self {

@@ -51,23 +51,18 @@ impl ListenerTls {
     pub const WATCH_INTERVAL: Duration = Duration::from_secs(5);
 }
 
-/// The server names a certificate is served for: the configured ones, or else its own DNS names.
+/// The server names a certificate is served for: the configured ones, each covered by the
+/// certificate, or else its own DNS names.
 fn server_names(
     spec: &CertificateSettings,
     loaded: &certs::LoadedCert,
 ) -> Result<Vec<String>, String> {
-    match &spec.server_names {
-        None => Ok(loaded.dns_names.clone()),
-        Some(names) => {
-            if let Some(missing) = names.iter().find(|n| !certs::covers(&loaded.dns_names, n)) {
-                return Err(format!(
-                    "the certificate in \"{}\" does not cover \"{missing}\" (it covers {})",
-                    spec.cert.display(),
-                    loaded.dns_names.join(", ")
-                ));
-            }
-            Ok(names.clone())
-        }
+    let Some(names) = &spec.server_names else {
+        return Ok(loaded.dns_names.clone());
+    };
+    match names.iter().find_map(|n| loaded.uncovered(n, &spec.cert)) {
+        Some(why) => Err(why),
+        None => Ok(names.clone()),
     }
 }
 
