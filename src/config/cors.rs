@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use super::diag::{Severity, Source};
-use super::section::{Keyed, Problems, Section, Texts};
+use super::section::{Keyed, Problems, Section, Texts, first_use};
 use super::validate::{ENV_ALLOW_ORIGIN, MAX_SECONDS, each, seconds};
 use crate::ackee_origins::{DEFAULT_INTERVAL, DEFAULT_TIMEOUT, Settings as FromAckee, TitleRules};
 use crate::cors::{CorsSettings, DisallowedOrigin, allow_headers, allow_methods, distinct};
@@ -171,14 +171,12 @@ fn normalise(
             "is \"*\", which allows every origin, so the other entries do nothing; keep only \"*\", or remove it and list the origins".to_owned(),
         );
     }
-    let mut seen: HashMap<String, &str> = HashMap::new();
+    let mut seen = HashMap::new();
     for (key, e) in &entries {
         let text = e.to_string();
-        if let Some(first) = seen.get(&text) {
+        if let Some(first) = first_use(&mut seen, text.clone(), key) {
             let message = format!("\"{text}\" is the same origin as {first}; remove one");
             r.add(Severity::Warning, source, key, message);
-        } else {
-            seen.insert(text, key);
         }
     }
     (entries.into_iter().map(|(_, e)| e).collect(), star)

@@ -6,10 +6,10 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use super::section::{Keyed, KeyedPairs, Problems, Section};
+use super::section::{Keyed, Problems, Section, first_use};
 use super::types::{CertificateSettings, Listener, ListenerTls};
 use super::validate::{LISTEN_EXAMPLE, listen_address, non_empty, required, seconds};
-use crate::certs::{self, LoadedCert, Which};
+use crate::certs::{self, Which};
 
 /// What the listeners validated so far have used, to the key path that used it first.
 #[derive(Default)]
@@ -23,9 +23,15 @@ struct Seen {
 pub(super) fn listeners(r: &mut Problems, root: &Section<'_>) -> Option<Vec<Listener>> {
     let example = "[{address: \"127.0.0.1:8080\"}]";
     let list = root.sections(r, "listeners", example);
-    let write = "at least one listener";
     let missing = format!("listeners: {example}");
-    let list = required(r, list, "listeners", write, example, &missing)?;
+    let list = required(
+        r,
+        list,
+        "listeners",
+        "at least one listener",
+        example,
+        &missing,
+    )?;
     let mut seen = Seen::default();
     let listeners: Vec<_> = list
         .into_iter()
@@ -37,34 +43,26 @@ pub(super) fn listeners(r: &mut Problems, root: &Section<'_>) -> Option<Vec<List
 /// One listener. `None` if anything in it is wrong.
 fn listener(r: &mut Problems, e: Section<'_>, seen: &mut Seen) -> Option<Listener> {
     let before = r.errors();
-    let at = e.path().to_owned();
     let name = e.text(r, "name", "a name in quotes, such as \"public\"");
     let example = "an address in quotes, such as \"127.0.0.1:8080\"";
     let address = e.text(r, "address", example);
     let tls = e.section(r, "tls", "a mapping with certificates");
     let has_tls = tls.is_some();
     let tls = tls.and_then(|t| self::tls(r, t, seen));
-    let redirect = e.flag(r, "redirect_to_https");
-    let https_port = e.whole(r, "https_port", "a port number such as 443");
+    let redirect_to_https = self::redirect(r, &e, has_tls);
     let example = "a directory path in quotes, such as \"/var/www/letsencrypt\"";
     let acme_webroot = e.text(r, "acme_webroot", example);
-    let example = "{Strict-Transport-Security: \"max-age=31536000\", X-Frame-Options: deny}";
-    let headers = e.text_map(r, "response_headers", example);
-    e.finish(r);
-
-    let redirect_to_https = self::redirect(r, has_tls, redirect, https_port);
     let acme_webroot = acme_webroot.and_then(|w| r.ok(&w.key, crate::acme::webroot(&w.value)));
-    let response_headers = self::response_headers(r, has_tls, headers);
+    let response_headers = self::response_headers(r, &e, has_tls);
+    let at = e.path().to_owned();
+    e.finish(r);
     let addr = r.needed(address, &format!("{at}.address"), LISTEN_EXAMPLE)?;
     let address = listen_address(r, &addr)?;
-    if let Some(first) = seen.addresses.get(&address) {
-        r.error(
-            &addr.key,
-            format!("\"{address}\" is also {first}'s address; give each listener its own"),
-        );
-        return None;
+    if let Some(first) = first_use(&mut seen.addresses, address, &at) {
+        let message =
+            format!("\"{address}\" is also {first}'s address; give each listener its own");
+        return r.fail(&addr.key, message);
     }
-    seen.addresses.insert(address, at);
     // An empty name is an error, but the listener is still valid for the checks that follow.
     let valid = r.errors() == before;
     let name = non_empty(r, name, "a name").unwrap_or_else(|| address.to_string());
@@ -79,13 +77,9 @@ fn listener(r: &mut Problems, e: Section<'_>, seen: &mut Seen) -> Option<Listene
 }
 
 /// `redirect_to_https` and `https_port`: the port to redirect to, only on a plain listener.
-fn redirect(
-    r: &mut Problems,
-    has_tls: bool,
-    redirect: Option<Keyed<bool>>,
-    https_port: Option<Keyed<u64>>,
-) -> Option<u16> {
-    let redirect = redirect.filter(|k| k.value);
+fn redirect(r: &mut Problems, e: &Section<'_>, has_tls: bool) -> Option<u16> {
+    let redirect = e.flag(r, "redirect_to_https").filter(|k| k.value);
+    let https_port = e.whole(r, "https_port", "a port number such as 443");
     let port = https_port.map_or(Some(443), |p| {
         let port = r.within(&p, 1..=65535, "a port from 1 to 65535, such as 443");
         if port.is_some() && redirect.is_none() {
@@ -94,13 +88,10 @@ fn redirect(
         port
     });
     match redirect {
-        Some(k) if has_tls => {
-            r.error(
-                &k.key,
-                "is set on a TLS listener, which would redirect HTTPS to itself; set it on the plain-HTTP listener (port 80) instead",
-            );
-            None
-        }
+        Some(k) if has_tls => r.fail(
+            &k.key,
+            "is set on a TLS listener, which would redirect HTTPS to itself; set it on the plain-HTTP listener (port 80) instead",
+        ),
         Some(_) => port.map(|p| p as u16),
         None => None,
     }
@@ -109,17 +100,18 @@ fn redirect(
 /// `response_headers`: valid names and values; HSTS on plain HTTP is a warning.
 fn response_headers(
     r: &mut Problems,
+    e: &Section<'_>,
     has_tls: bool,
-    written: Option<KeyedPairs>,
 ) -> Vec<(http::HeaderName, http::HeaderValue)> {
+    let example = "{Strict-Transport-Security: \"max-age=31536000\", X-Frame-Options: deny}";
+    let written = e.text_map(r, "response_headers", example);
     let mut out = Vec::new();
     for h in written.map(|m| m.value).unwrap_or_default() {
         let (name, value) = h.value;
         let Ok(header_name) = http::HeaderName::from_bytes(name.as_bytes()) else {
-            r.error(
-                &h.key,
-                format!("\"{name}\" is not a header name; write a name such as X-Frame-Options"),
-            );
+            let message =
+                format!("\"{name}\" is not a header name; write a name such as X-Frame-Options");
+            r.error(&h.key, message);
             continue;
         };
         let Ok(header_value) = http::HeaderValue::from_str(&value) else {
@@ -144,8 +136,8 @@ fn tls(r: &mut Problems, t: Section<'_>, seen: &mut Seen) -> Option<ListenerTls>
     let list = required(r, list, &at, "at least one", example, example);
     let mut sni_owner = HashMap::new();
     let certificates = list.map(|list| {
-        let list = list.into_iter();
-        let certificates = list.filter_map(|c| certificate(r, c, seen, &mut sni_owner));
+        let certificates = list.into_iter();
+        let certificates = certificates.filter_map(|c| certificate(r, c, seen, &mut sni_owner));
         certificates.collect::<Vec<_>>()
     });
     let example = "the name of one of the certificates";
@@ -154,10 +146,10 @@ fn tls(r: &mut Problems, t: Section<'_>, seen: &mut Seen) -> Option<ListenerTls>
     let interval = t.duration(r, "watch_interval_seconds", ListenerTls::WATCH_INTERVAL);
     t.finish(r);
     let certificates = certificates?;
-    let default_certificate = match default_certificate {
-        None => 0,
-        Some(d) => default_index(r, &certificates, d, r.errors() == before),
-    };
+    let default_certificate = default_certificate.map_or(0, |d| {
+        let valid = r.errors() == before;
+        default_index(r, &certificates, d, valid)
+    });
     let watch_interval = match (watch, interval) {
         (true, i) => Some(seconds(r, i, ListenerTls::WATCH_INTERVAL, 86400.0)),
         (false, Some(i)) => {
@@ -222,61 +214,34 @@ fn certificate(
         return None;
     };
     let cert_file = PathBuf::from(cert.value.trim());
-    let loaded = match certs::load(&cert_file, &PathBuf::from(key.value.trim())) {
-        Ok(l) => l,
-        Err(e) => {
-            let at = if e.which == Which::Cert { cert } else { key };
-            r.error(&at.key, e.message);
-            return None;
-        }
-    };
+    let key_file = PathBuf::from(key.value.trim());
+    let loaded = certs::load(&cert_file, &key_file).map_err(|e| {
+        let at = if e.which == Which::Cert { &cert } else { &key };
+        r.error(&at.key, e.message);
+    });
+    let loaded = loaded.ok()?;
     if let Some(warning) = loaded.expired(&cert_file) {
         r.warning(&cert.key, warning);
     }
     let server_names = written_names.as_ref().map(|list| {
         let covered = |n: &Keyed<String>| match loaded.uncovered(&n.value, &cert_file) {
             None => Some(n.value.trim().to_ascii_lowercase()),
-            Some(why) => {
-                r.error(&n.key, why);
-                None
-            }
+            Some(why) => r.fail(&n.key, why),
         };
         list.value.iter().filter_map(covered).collect::<Vec<_>>()
     });
     for n in server_names.as_ref().unwrap_or(&loaded.dns_names) {
-        if let Some(first) = sni_owner.get(n) {
+        if let Some(first) = first_use(sni_owner, n.clone(), &at) {
             let at = written_names.as_ref().map_or(&cert.key, |k| &k.key);
-            r.error(
-                at,
-                format!(
-                    "\"{n}\" is already served by {first}; each server name maps to one certificate"
-                ),
+            let message = format!(
+                "\"{n}\" is already served by {first}; each server name maps to one certificate"
             );
-        } else {
-            sni_owner.insert(n.clone(), at.clone());
+            r.error(at, message);
         }
     }
-    let name = certificate_name(r, written_name, &loaded, &cert.value, &at, seen)?;
-    Some(CertificateSettings {
-        name,
-        cert: cert_file,
-        key: PathBuf::from(key.value.trim()),
-        server_names,
-        loaded,
-    })
-}
-
-/// The certificate's `name`, or its first DNS name, unique across listeners.
-fn certificate_name(
-    r: &mut Problems,
-    written: Option<Keyed<String>>,
-    loaded: &LoadedCert,
-    cert_file: &str,
-    at: &str,
-    seen: &mut Seen,
-) -> Option<String> {
-    let key = written.as_ref().map_or(at, |n| n.key.as_str()).to_owned();
-    let name = match written {
+    // The certificate's `name`, or its first DNS name, unique across listeners.
+    let name_key = written_name.as_ref().map_or(at.clone(), |n| n.key.clone());
+    let name = match written_name {
         Some(n) => non_empty(r, Some(n), "a name such as \"stats\"")?
             .trim()
             .to_owned(),
@@ -284,15 +249,18 @@ fn certificate_name(
             .dns_names
             .first()
             .cloned()
-            .unwrap_or_else(|| cert_file.trim().to_owned()),
+            .unwrap_or_else(|| cert.value.trim().to_owned()),
     };
-    if let Some(first) = seen.cert_names.get(&name) {
-        r.error(
-            &key,
-            format!("\"{name}\" is also the name of {first}; give each certificate its own name"),
-        );
-        return None;
+    if let Some(first) = first_use(&mut seen.cert_names, name.clone(), &at) {
+        let message =
+            format!("\"{name}\" is also the name of {first}; give each certificate its own name");
+        return r.fail(&name_key, message);
     }
-    seen.cert_names.insert(name.clone(), at.to_owned());
-    Some(name)
+    Some(CertificateSettings {
+        name,
+        cert: cert_file,
+        key: key_file,
+        server_names,
+        loaded,
+    })
 }

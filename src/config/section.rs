@@ -2,7 +2,10 @@
 //! with its key path and keeps going, so one run reports them all.
 
 use std::cell::RefCell;
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::fmt::Display;
+use std::hash::Hash;
 use std::ops::RangeInclusive;
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -60,40 +63,35 @@ impl Problems {
         self.next
     }
 
-    /// A problem at a key path, in `source` or else the file.
-    fn problem(
-        &self,
-        severity: Severity,
-        source: Option<&Source>,
-        key: &str,
-        message: String,
-    ) -> Diagnostic {
+    /// Records a problem of meaning, found now, in `source` (an environment variable) or else
+    /// the file.
+    pub fn add(&mut self, severity: Severity, source: Option<&Source>, key: &str, message: String) {
         let source = source.unwrap_or(&self.source).clone();
         let key = key.to_owned();
-        Diagnostic {
+        self.meaning.push(Diagnostic {
             severity,
             source,
             key,
             message,
-        }
+        });
     }
 
-    /// Records a problem of meaning, found now, in `source` (an environment variable) or else
-    /// the file.
-    pub fn add(&mut self, severity: Severity, source: Option<&Source>, key: &str, message: String) {
-        let d = self.problem(severity, source, key, message);
-        self.meaning.push(d);
-    }
-
-    /// Records a shape error, as if found at mark `at`.
+    /// Records a shape error, as if found at mark `at`: built like any problem, then filed with
+    /// the shape errors.
     fn shape_at(&mut self, at: u64, key: &str, message: String) {
-        let d = self.problem(Severity::Error, None, key, message);
-        self.shape.push((at, d));
+        self.add(Severity::Error, None, key, message);
+        self.shape.extend(self.meaning.pop().map(|d| (at, d)));
     }
 
     /// Records an error of meaning at a key path.
     pub fn error(&mut self, key: &str, message: impl Into<String>) {
         self.add(Severity::Error, None, key, message.into());
+    }
+
+    /// Records an error of meaning at a key path, and gives no value: `return r.fail(..)`.
+    pub fn fail<T>(&mut self, key: &str, message: impl Into<String>) -> Option<T> {
+        self.error(key, message);
+        None
     }
 
     /// Records a warning at a key path.
@@ -192,6 +190,21 @@ pub fn describe(v: &Value) -> String {
         Value::Sequence(_) => "a list".to_owned(),
         Value::Mapping(_) => "a mapping of keys".to_owned(),
         Value::Tagged(t) => format!("a value tagged {}", t.tag),
+    }
+}
+
+/// The key path that first used `value`, if one did; else `at` is now its first user.
+pub fn first_use<K: Hash + Eq>(
+    seen: &mut HashMap<K, String>,
+    value: K,
+    at: &str,
+) -> Option<String> {
+    match seen.entry(value) {
+        Entry::Occupied(first) => Some(first.get().clone()),
+        Entry::Vacant(v) => {
+            v.insert(at.to_owned());
+            None
+        }
     }
 }
 

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 
-use super::section::{Keyed, Problems, Section};
+use super::section::{Keyed, Problems, Section, first_use};
 use super::types::{
     HealthCheckSettings, HealthProbe, NODE_KEEP_ALIVE_SECONDS, Replica, Selection, UpstreamSettings,
 };
@@ -26,10 +26,11 @@ pub(super) fn upstream(
     let write = "where Ackee listens";
     let replicas = required(r, replicas, "upstream.replicas", write, example, example);
     let mut seen = Seen::default();
+    let mut replica = |e| replica(r, e, resolver, &mut seen);
     let replicas = replicas.map(|list| {
-        let replicas = list.into_iter();
-        let replicas = replicas.filter_map(|e| replica(r, e, resolver, &mut seen));
-        replicas.collect::<Vec<_>>()
+        list.into_iter()
+            .filter_map(&mut replica)
+            .collect::<Vec<_>>()
     });
     let selection = s.text(r, "selection", "round_robin, random or consistent_hash");
     let example = "a mapping with type, path, interval_seconds and the other health-check keys";
@@ -111,24 +112,19 @@ fn replica(
     let write = "where this Ackee listens, such as \"127.0.0.1:3000\"";
     let a = r.needed(address, &format!("{at}.address"), write)?;
     let resolved = r.ok(&a.key, Replica::resolve(&a.value, resolver))?;
-    if let Some(first) = seen.addresses.get(&resolved) {
+    if let Some(first) = first_use(&mut seen.addresses, resolved, &at) {
         let message = format!(
             "\"{}\" is the same address as {first}; list each Ackee once",
             a.value
         );
-        r.error(&a.key, message);
-        return None;
+        return r.fail(&a.key, message);
     }
-    seen.addresses.insert(resolved, at.clone());
     let name = non_empty(r, name, "a name").unwrap_or_else(|| a.value.trim().to_owned());
-    if let Some(first) = seen.names.get(&name) {
-        r.error(
-            &format!("{at}.name"),
-            format!("\"{name}\" is also the name of {first}; give each replica its own name"),
-        );
-        return None;
+    if let Some(first) = first_use(&mut seen.names, name.clone(), &at) {
+        let message =
+            format!("\"{name}\" is also the name of {first}; give each replica its own name");
+        return r.fail(&format!("{at}.name"), message);
     }
-    seen.names.insert(name.clone(), at);
     let write =
         "a whole number from 1 to 1000 (to stop traffic to a replica, remove it from the list)";
     let weight = weight.map_or(Some(1), |w| r.within(&w, 1..=1000, write));
