@@ -94,11 +94,11 @@ fn rate_limits(r: &mut Problems, root: &Section<'_>) -> RateLimits {
     ) else {
         return out;
     };
+    let write = format!("a whole number of requests per minute from 1 to {MAX_PER_MINUTE}, or off");
     let rules = [
         ("tracker", "300", &mut out.tracker),
         ("login", "5", &mut out.login),
     ];
-    let mut written = Vec::new();
     for (key, example, target) in rules {
         let Some(rule) = s.section(r, key, &format!("{{requests_per_minute: {example}}}")) else {
             continue;
@@ -113,14 +113,12 @@ fn rate_limits(r: &mut Problems, root: &Section<'_>) -> RateLimits {
             },
         );
         rule.finish(r);
-        written.extend(per_minute.map(|k| (k, target)));
+        if let Some(k) = per_minute {
+            let limit = (k.value != 0).then(|| r.within(&k, 1..=MAX_PER_MINUTE.into(), &write));
+            *target = limit.flatten().map(|n| n as u32);
+        }
     }
     s.finish(r);
-    let write = format!("a whole number of requests per minute from 1 to {MAX_PER_MINUTE}, or off");
-    for (k, target) in written {
-        let limit = (k.value != 0).then(|| r.within(&k, 1..=MAX_PER_MINUTE.into(), &write));
-        *target = limit.flatten().map(|n| n as u32);
-    }
     out
 }
 
