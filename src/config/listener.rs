@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use super::section::{Keyed, Problems, Section, first_use};
 use super::types::{CertificateSettings, Listener, ListenerTls};
-use super::validate::{LISTEN_EXAMPLE, listen_address, non_empty, required, seconds};
+use super::validate::{LISTEN_EXAMPLE, listen_address, non_empty, seconds};
 use crate::certs::{self, Which};
 
 /// What the listeners validated so far have used, to the key path that used it first.
@@ -22,16 +22,9 @@ struct Seen {
 /// Reads and validates `listeners`. `None` if it is missing, empty, or anything in it is wrong.
 pub(super) fn listeners(r: &mut Problems, root: &Section<'_>) -> Option<Vec<Listener>> {
     let example = "[{address: \"127.0.0.1:8080\"}]";
-    let list = root.sections(r, "listeners", example);
     let missing = format!("listeners: {example}");
-    let list = required(
-        r,
-        list,
-        "listeners",
-        "at least one listener",
-        example,
-        &missing,
-    )?;
+    let what = "at least one listener";
+    let list = root.required_sections(r, "listeners", what, example, &missing)?;
     let mut seen = Seen::default();
     let listeners: Vec<_> = list
         .into_iter()
@@ -131,9 +124,7 @@ fn response_headers(
 fn tls(r: &mut Problems, t: Section<'_>, seen: &mut Seen) -> Option<ListenerTls> {
     let before = r.errors();
     let example = "[{cert: \"/etc/letsencrypt/live/NAME/fullchain.pem\", key: \"/etc/letsencrypt/live/NAME/privkey.pem\"}]";
-    let at = format!("{}.certificates", t.path());
-    let list = t.sections(r, "certificates", example);
-    let list = required(r, list, &at, "at least one", example, example);
+    let list = t.required_sections(r, "certificates", "at least one", example, example);
     let mut sni_owner = HashMap::new();
     let certificates = list.map(|list| {
         let certificates = list.into_iter();

@@ -390,6 +390,25 @@ impl<'v> Section<'v> {
         })
     }
 
+    /// A list of mappings that must have items: missing or empty is an error that says to write
+    /// `what`, such as `example` (`missing_example` when it is missing).
+    pub fn required_sections(
+        &self,
+        r: &mut Problems,
+        key: Key,
+        what: &str,
+        example: &str,
+        missing_example: &str,
+    ) -> Option<Vec<Section<'v>>> {
+        let list = self.sections(r, key, example);
+        let write = format!("{what}, such as {missing_example}");
+        let l = r.needed(list, &join(&self.path, key), write)?;
+        if l.value.is_empty() {
+            return r.fail(&l.key, format!("is empty; write {what}, such as {example}"));
+        }
+        Some(l.value)
+    }
+
     /// A nested mapping, to be finished by the caller.
     pub fn section(&self, r: &mut Problems, key: Key, example: &str) -> Option<Section<'v>> {
         let (path, v) = self.get(key)?;

@@ -7,7 +7,7 @@ use super::section::{Keyed, Problems, Section, first_use};
 use super::types::{
     HealthCheckSettings, HealthProbe, NODE_KEEP_ALIVE_SECONDS, Replica, Selection, UpstreamSettings,
 };
-use super::validate::{MAX_SECONDS, non_empty, required, seconds};
+use super::validate::{MAX_SECONDS, non_empty, seconds};
 use crate::health::check_request_target;
 use crate::retry::Resolver;
 
@@ -22,9 +22,8 @@ pub(super) fn upstream(
         "where Ackee listens, such as upstream: {replicas: [{address: \"127.0.0.1:3000\"}]}";
     let s = r.needed(s, "upstream", write)?;
     let example = "[{address: \"127.0.0.1:3000\"}]";
-    let replicas = s.sections(r, "replicas", example);
     let write = "where Ackee listens";
-    let replicas = required(r, replicas, "upstream.replicas", write, example, example);
+    let replicas = s.required_sections(r, "replicas", write, example, example);
     let mut seen = Seen::default();
     let mut replica = |e| replica(r, e, resolver, &mut seen);
     let replicas = replicas.map(|list| {

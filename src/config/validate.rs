@@ -55,24 +55,6 @@ pub fn validate(
     (!r.has_errors()).then_some(config)
 }
 
-/// A list that must have items: missing (at `at`) or empty is an error that says to write
-/// `what`, such as `example`.
-pub(super) fn required<T>(
-    r: &mut Problems,
-    list: Option<Keyed<Vec<T>>>,
-    at: &str,
-    what: &str,
-    example: &str,
-    missing_example: &str,
-) -> Option<Vec<T>> {
-    let l = r.needed(list, at, format!("{what}, such as {missing_example}"))?;
-    if l.value.is_empty() {
-        r.error(&l.key, format!("is empty; write {what}, such as {example}"));
-        return None;
-    }
-    Some(l.value)
-}
-
 /// Each item of a list that `parse` accepts; the others are errors with its message.
 pub(super) fn each<T, E: ToString>(
     r: &mut Problems,
