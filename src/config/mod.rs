@@ -83,23 +83,11 @@ pub fn parse_with(
     resolver: Resolver<'_>,
 ) -> Result<Loaded, Diagnostics> {
     let mut r = section::Problems::new(Source::File(name.to_owned()));
-    let doc: serde_yaml::Value = match serde_yaml::from_str(text) {
-        Ok(v) => v,
-        Err(e) => {
-            r.error("", format!("is not valid YAML: {e}"));
-            return Err(r.into_diagnostics());
-        }
+    let config = match serde_yaml::from_str(text) {
+        Ok(doc) => validate::validate(&mut r, &doc, env_allow_origin, resolver),
+        Err(e) => r.fail("", format!("is not valid YAML: {e}")),
     };
-    let Some(root) = section::Section::open(
-        &mut r,
-        "",
-        &doc,
-        "a mapping of keys such as \"listeners:\" and \"cors:\"",
-    ) else {
-        // Nothing else can be checked in a document that is not a mapping of keys.
-        return Err(r.into_diagnostics());
-    };
-    match validate::validate(&mut r, root, env_allow_origin, resolver) {
+    match config {
         Some(config) => Ok(Loaded {
             config,
             warnings: r.into_diagnostics(),

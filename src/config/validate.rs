@@ -23,10 +23,13 @@ pub(super) const LISTEN_EXAMPLE: &str =
 /// another. Returns `None` if any error was found; every problem is in `r` either way.
 pub fn validate(
     r: &mut Problems,
-    root: Section<'_>,
+    doc: &Value,
     env_allow_origin: Option<&str>,
     resolver: Resolver<'_>,
 ) -> Option<Config> {
+    // Nothing else can be checked in a document that is not a mapping of keys.
+    let example = "a mapping of keys such as \"listeners:\" and \"cors:\"";
+    let root = Section::open(r, "", doc, example)?;
     // Pingora's keys share the top level; an unknown key is compared with the gateway's first.
     let pingora = root.share();
     let server = server(r, &pingora);
