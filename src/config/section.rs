@@ -181,11 +181,8 @@ pub fn describe(v: &Value) -> String {
         Value::Number(n) => n.to_string(),
         Value::String(s) => {
             let shown: String = s.chars().take(60).collect();
-            if shown.len() < s.len() {
-                format!("\"{shown}…\"")
-            } else {
-                format!("\"{shown}\"")
-            }
+            let cut = if shown.len() < s.len() { "…" } else { "" };
+            format!("\"{shown}{cut}\"")
         }
         Value::Sequence(_) => "a list".to_owned(),
         Value::Mapping(_) => "a mapping of keys".to_owned(),
