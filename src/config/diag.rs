@@ -56,7 +56,8 @@ impl fmt::Display for Diagnostic {
 /// Every problem found in one run, in the order found.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Diagnostics {
-    items: Vec<Diagnostic>,
+    /// Built only by `Problems`, which decides the order.
+    pub(super) items: Vec<Diagnostic>,
 }
 
 impl Diagnostics {
@@ -71,13 +72,6 @@ impl Diagnostics {
     /// All problems, errors and warnings, in the order found.
     pub fn iter(&self) -> impl Iterator<Item = &Diagnostic> {
         self.items.iter()
-    }
-}
-
-impl FromIterator<Diagnostic> for Diagnostics {
-    fn from_iter<I: IntoIterator<Item = Diagnostic>>(items: I) -> Self {
-        let items = items.into_iter().collect();
-        Diagnostics { items }
     }
 }
 

@@ -169,7 +169,8 @@ impl Problems {
     pub fn into_diagnostics(mut self) -> Diagnostics {
         self.shape.sort_by_key(|(at, _)| *at);
         let shape = self.shape.into_iter().map(|(_, d)| d);
-        shape.chain(self.meaning).collect()
+        let items = shape.chain(self.meaning).collect();
+        Diagnostics { items }
     }
 }
 
@@ -463,11 +464,9 @@ fn keyed<'v, T>(
     example: &str,
     read: impl FnOnce(&'v Value) -> Option<T>,
 ) -> Option<Keyed<T>> {
-    match read(v) {
-        Some(value) => Some(Keyed { key, value }),
-        None => {
-            r.wrong_type(&key, v, example);
-            None
-        }
-    }
+    let Some(value) = read(v) else {
+        r.wrong_type(&key, v, example);
+        return None;
+    };
+    Some(Keyed { key, value })
 }
