@@ -148,10 +148,12 @@ impl Problems {
     }
 
     /// A wrong-type error, printed before errors of meaning: `found <value>; write <expected>`.
-    pub fn wrong_type(&mut self, key: &str, found: &Value, expected: &str) {
+    /// Gives no value, like [`Problems::fail`].
+    pub fn wrong_type<T>(&mut self, key: &str, found: &Value, expected: &str) -> Option<T> {
         let at = self.mark();
         let message = format!("found {}; write {expected}", describe(found));
         self.shape_at(at, key, message);
+        None
     }
 
     /// Whether any error (not just warnings) was recorded.
@@ -230,8 +232,7 @@ impl<'v> Section<'v> {
     /// mapping.
     pub fn open(r: &mut Problems, path: &str, value: &'v Value, example: &str) -> Option<Self> {
         let Value::Mapping(map) = value else {
-            r.wrong_type(path, value, example);
-            return None;
+            return r.wrong_type(path, value, example);
         };
         Some(Section::new(path.to_owned(), map, r.mark()))
     }
@@ -358,8 +359,7 @@ impl<'v> Section<'v> {
     ) -> Option<Keyed<Vec<T>>> {
         let (path, v) = self.get(key)?;
         let Value::Sequence(items) = v else {
-            r.wrong_type(&path, v, &format!("a list, such as {example}"));
-            return None;
+            return r.wrong_type(&path, v, &format!("a list, such as {example}"));
         };
         let value = items
             .iter()
@@ -465,8 +465,7 @@ fn keyed<'v, T>(
     read: impl FnOnce(&'v Value) -> Option<T>,
 ) -> Option<Keyed<T>> {
     let Some(value) = read(v) else {
-        r.wrong_type(&key, v, example);
-        return None;
+        return r.wrong_type(&key, v, example);
     };
     Some(Keyed { key, value })
 }

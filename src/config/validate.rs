@@ -122,13 +122,11 @@ fn metrics(
     let address = listen_address(r, &a)?;
     let listeners = listeners.unwrap_or_default();
     if let Some(l) = listeners.iter().find(|l| l.address == address) {
-        r.error(
-            "metrics.address",
-            format!(
-                "\"{address}\" is also the address of listener \"{}\"; give metrics its own port",
-                l.name
-            ),
+        let name = &l.name;
+        let message = format!(
+            "\"{address}\" is also the address of listener \"{name}\"; give metrics its own port"
         );
+        r.error("metrics.address", message);
     }
     Some(MetricsSettings { address })
 }
@@ -204,11 +202,8 @@ fn server(r: &mut Problems, s: &Section<'_>) -> ServerSettings {
 pub(super) fn non_empty(r: &mut Problems, v: Option<Keyed<String>>, what: &str) -> Option<String> {
     let v = v?;
     if v.value.trim().is_empty() {
-        r.error(
-            &v.key,
-            format!("is empty; write {what}, or leave the key out"),
-        );
-        return None;
+        let message = format!("is empty; write {what}, or leave the key out");
+        return r.fail(&v.key, message);
     }
     Some(v.value)
 }
