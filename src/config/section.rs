@@ -63,24 +63,35 @@ impl Problems {
         self.next
     }
 
-    /// Records a problem of meaning, found now, in `source` (an environment variable) or else
-    /// the file.
-    pub fn add(&mut self, severity: Severity, source: Option<&Source>, key: &str, message: String) {
+    /// A problem at a key path, in `source` or else the file.
+    fn problem(
+        &self,
+        severity: Severity,
+        source: Option<&Source>,
+        key: &str,
+        message: String,
+    ) -> Diagnostic {
         let source = source.unwrap_or(&self.source).clone();
         let key = key.to_owned();
-        self.meaning.push(Diagnostic {
+        Diagnostic {
             severity,
             source,
             key,
             message,
-        });
+        }
     }
 
-    /// Records a shape error, as if found at mark `at`: built like any problem, then filed with
-    /// the shape errors.
+    /// Records a problem of meaning, found now, in `source` (an environment variable) or else
+    /// the file.
+    pub fn add(&mut self, severity: Severity, source: Option<&Source>, key: &str, message: String) {
+        let d = self.problem(severity, source, key, message);
+        self.meaning.push(d);
+    }
+
+    /// Records a shape error, as if found at mark `at`.
     fn shape_at(&mut self, at: u64, key: &str, message: String) {
-        self.add(Severity::Error, None, key, message);
-        self.shape.extend(self.meaning.pop().map(|d| (at, d)));
+        let d = self.problem(Severity::Error, None, key, message);
+        self.shape.push((at, d));
     }
 
     /// Records an error of meaning at a key path.

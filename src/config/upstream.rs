@@ -25,11 +25,10 @@ pub(super) fn upstream(
     let write = "where Ackee listens";
     let replicas = s.required_sections(r, "replicas", write, example, example);
     let mut seen = Seen::default();
-    let mut replica = |e| replica(r, e, resolver, &mut seen);
     let replicas = replicas.map(|list| {
-        list.into_iter()
-            .filter_map(&mut replica)
-            .collect::<Vec<_>>()
+        let replicas = list.into_iter();
+        let replicas = replicas.filter_map(|e| replica(r, e, resolver, &mut seen));
+        replicas.collect::<Vec<_>>()
     });
     let selection = s.text(r, "selection", "round_robin, random or consistent_hash");
     let example = "a mapping with type, path, interval_seconds and the other health-check keys";
