@@ -11,6 +11,8 @@
 //! |---|---|
 //! | [`origin`] | normalising allow-list entries, compiling and matching origins |
 //! | [`ackee_origins`] | origins from Ackee's domain list: titles to origins, the GraphQL answer, the refresh state machine, the poll client; the token file checked at start-up |
+//! | [`assets`] | Ackee's static files at the edge: which paths, the `Accept-Encoding` and `If-None-Match` decisions, the compressed copy and its refresh state machine, fetching it from a replica |
+//! | `ackee_client` | one blocking HTTP/1.1 exchange with a replica, bounded in time and size (the background polls' client) |
 //! | [`cors`] | a request's whole CORS fate as one decision (preflight allowed or refused, allowed, forwarded bare, rejected, same origin, not applicable) and its log and metric labels; every CORS header value, `Vary` merging; which method and header names may be allowed |
 //! | [`forwarded`] | trusted proxies and the client-IP headers Ackee believes |
 //! | `health` | each replica's health from active checks: thresholds, first-pass rule; the health-check settings, the probe path checked as a request target |
@@ -53,8 +55,10 @@
 #![allow(rustdoc::private_intra_doc_links)]
 
 pub mod access_log;
+pub(crate) mod ackee_client;
 pub mod ackee_origins;
 pub(crate) mod acme;
+pub mod assets;
 pub(crate) mod certs;
 pub mod config;
 pub mod cors;

@@ -84,6 +84,7 @@ pub struct MetricsSettings {
 }
 
 pub use crate::access_log::AccessLogSettings;
+pub use crate::assets::AssetSettings;
 pub use crate::health::{HealthCheckSettings, HealthProbe};
 pub use crate::limits::Limits;
 pub use crate::retry::{NODE_KEEP_ALIVE_SECONDS, Replica, Selection, UpstreamSettings};
@@ -112,4 +113,6 @@ pub struct Config {
     pub access_log: Option<AccessLogSettings>,
     /// Per-client rate limits.
     pub rate_limits: crate::ratelimit::RateLimits,
+    /// Ackee's static files served from the edge; `None` when `assets: off`.
+    pub assets: Option<AssetSettings>,
 }

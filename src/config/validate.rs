@@ -42,6 +42,7 @@ pub fn validate(
     let trusted_proxies = TrustedProxies::new(each(r, proxies, Cidr::parse));
     let access_log = access_log(r, &root);
     let rate_limits = rate_limits(r, &root);
+    let assets = super::assets::assets(r, &root);
     root.finish_with(r, pingora);
     let config = Config {
         server,
@@ -54,6 +55,7 @@ pub fn validate(
         trusted_proxies,
         access_log,
         rate_limits,
+        assets,
     };
     (!r.has_errors()).then_some(config)
 }
