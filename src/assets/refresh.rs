@@ -170,7 +170,8 @@ mod tests {
     fn refreshes_take_changes_keep_the_last_copy_and_log_state_changes_once() {
         let mut r = Refresh::new();
         // (result, taken, outcome, log lines that start with these)
-        let cases: Vec<(Result<Fetched, Failed>, bool, &str, Vec<&str>)> = vec![
+        type Case<'a> = (Result<Fetched, Failed>, bool, &'a str, Vec<&'a str>);
+        let cases: Vec<Case> = vec![
             (
                 failed(Failure::Unreachable),
                 false,

@@ -7,6 +7,7 @@
 //! The `prometheus` crate is the version pingora-prometheus re-exports.
 
 mod ackee_origins;
+mod assets;
 mod labels;
 
 use prometheus::{
@@ -14,6 +15,7 @@ use prometheus::{
 };
 
 pub(crate) use ackee_origins::AckeeOriginMetrics;
+pub(crate) use assets::AssetMetrics;
 pub(crate) use labels::{
     LATENCY_BUCKETS, METHODS, OUTCOMES, Outcome, STATUS_CLASSES, UpstreamErrorKind, method_label,
     status_label,
@@ -50,6 +52,8 @@ pub struct Metrics {
     /// Origins from Ackee's domain list (`cors.origins_from_ackee`).
     pub(crate) ackee_origins: AckeeOriginMetrics,
     rate_limited: [IntCounter; Rule::ALL.len()],
+    /// Ackee's static files served from the edge (`assets`).
+    pub(crate) assets: AssetMetrics,
     /// Kept so the family is registered.
     _build_info: IntGaugeVec,
 }
@@ -152,6 +156,7 @@ impl Metrics {
             .expect(DEFINED),
             ackee_origins: AckeeOriginMetrics::register(r),
             rate_limited: children(&rate_limited, Rule::ALL.map(Rule::as_str)),
+            assets: AssetMetrics::register(r),
             _build_info: build_info,
             registry,
         }
@@ -288,6 +293,7 @@ impl Metrics {
     /// Every metric in Prometheus text format.
     pub(crate) fn render(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(16 * 1024);
+        self.assets.update_age();
         let families = self.registry.gather();
         if TextEncoder::new().encode(&families, &mut out).is_err() {
             out.clear();

@@ -3,7 +3,7 @@
 //!
 //! | phase | does |
 //! |---|---|
-//! | `request_filter` | framing (`Host`, ambiguous lengths); size limits; ACME challenges and the HTTPS redirect; preflights answered at the edge; the origin decision |
+//! | `request_filter` | framing (`Host`, ambiguous lengths); size limits; ACME challenges and the HTTPS redirect; preflights answered at the edge; the origin decision; Ackee's static files from the edge copy |
 //! | `request_filter` (body) | the whole body read before a replica is chosen: 413, 408 |
 //! | `request_filter` (rate) | the client's rate limit, decided by [`crate::ratelimit`]: 429 |
 //! | `upstream_peer` | picks a replica not yet tried for this request |
@@ -69,6 +69,8 @@ pub struct Shared {
     pub metrics: Arc<Metrics>,
     /// Requests answered 502, 503 or 504 for a failing Ackee, summarised instead of logged.
     pub outages: OutageTally,
+    /// Ackee's static files served from the edge; `None` when `assets: off`.
+    pub assets: Option<Arc<crate::assets::Assets>>,
 }
 
 /// What one listener does besides CORS and proxying.
@@ -172,7 +174,7 @@ impl ProxyHttp for Gateway {
         if self.refuse_head(session).await? || self.listener_answers(session).await? {
             return Ok(true);
         }
-        if self.answer_cors(session, ctx).await? {
+        if self.answer_cors(session, ctx).await? || self.serve_asset(session, ctx).await? {
             return Ok(true);
         }
         self.read_body_and_limit(session, ctx).await

@@ -79,6 +79,31 @@ impl Gateway {
         Ok(false)
     }
 
+    /// Ackee's static files for `GET` and `HEAD`, from the edge copy when there is one. Returns
+    /// true if it answered; otherwise (no copy yet, another method, a request with a body,
+    /// which would be left unread) the request goes to Ackee as before.
+    pub(super) async fn serve_asset(&self, session: &mut Session, ctx: &Ctx) -> Result<bool> {
+        let Some(assets) = &self.shared.assets else {
+            return Ok(false);
+        };
+        let Some(route) = assets.route(session.req_header().uri.path()) else {
+            return Ok(false);
+        };
+        let Some(copy) = assets.current() else {
+            return Ok(false);
+        };
+        if !session.as_mut().is_body_empty() {
+            return Ok(false);
+        }
+        let req = session.req_header();
+        let Some(answer) = assets.answer(&copy, route, &req.method, &req.headers) else {
+            return Ok(false);
+        };
+        self.respond_asset(session, &ctx.cors, route, &answer)
+            .await?;
+        Ok(true)
+    }
+
     /// Reads the whole body within its limits, then checks the client's rate limit: 413, 408
     /// or 429. Returns true if it answered.
     pub(super) async fn read_body_and_limit(

@@ -9,11 +9,15 @@ use pingora::http::ResponseHeader;
 
 use super::{Gateway, ListenerPolicy};
 use crate::acme::{Challenge, Webroot};
+use crate::assets::{Answer, Route};
 use crate::cors::{CorsPolicy, Decision, names, request_host, vary};
 use crate::limits::Exceeded;
 use crate::{ratelimit, redirect};
 
 const TEXT_PLAIN: HeaderValue = HeaderValue::from_static("text/plain; charset=utf-8");
+/// A static file's `Vary`: its variant follows `Accept-Encoding`, and its CORS headers
+/// `Origin` (so [`Gateway::decorate`] keeps it as it is).
+const VARY_ENCODING: HeaderValue = HeaderValue::from_static("Accept-Encoding, Origin");
 
 /// The answer to an allowed preflight, built once per listener: 204, every
 /// `Access-Control-Allow-*` header, `Vary: Origin` and the listener's headers, in the order they
@@ -95,6 +99,46 @@ impl Gateway {
             session.write_response_header(Box::new(resp), false).await?;
             session.write_response_body(Some(body), true).await
         }
+    }
+
+    /// Answers a static file from the edge copy: `200` with the variant `Accept-Encoding` chose
+    /// (its body unless the request is `HEAD`), or `304` when `If-None-Match` holds its `ETag`.
+    /// Both carry the `ETag`, `Cache-Control` and `Vary`, then the CORS and listener headers
+    /// every answer gets.
+    pub(super) async fn respond_asset(
+        &self,
+        session: &mut Session,
+        cors: &Decision,
+        route: Route,
+        answer: &Answer<'_>,
+    ) -> Result<()> {
+        let variant = answer.variant;
+        let status = if answer.not_modified { 304 } else { 200 };
+        let mut resp = ResponseHeader::build(status, Some(10))?;
+        if !answer.not_modified {
+            resp.insert_header("Content-Type", answer.file.content_type.clone())?;
+            resp.insert_header("Content-Length", variant.length.clone())?;
+            if let Some(coding) = &variant.content_encoding {
+                resp.insert_header("Content-Encoding", coding.clone())?;
+            }
+        }
+        resp.insert_header("ETag", variant.etag.clone())?;
+        resp.insert_header("Cache-Control", answer.cache_control.clone())?;
+        resp.insert_header("Vary", VARY_ENCODING)?;
+        self.decorate(&mut resp, cors)?;
+        let no_body = answer.not_modified || session.req_header().method == http::Method::HEAD;
+        session
+            .write_response_header(Box::new(resp), no_body)
+            .await?;
+        if !no_body {
+            session
+                .write_response_body(Some(variant.body.clone()), true)
+                .await?;
+        }
+        let sent = if no_body { 0 } else { variant.body.len() };
+        let m = &self.shared.metrics.assets;
+        m.response(route, variant.encoding, answer.not_modified, sent);
+        Ok(())
     }
 
     /// ACME challenges and the HTTPS redirect. Returns true if it answered.

@@ -38,8 +38,8 @@ use crate::tls::Reloader;
 use crate::tls::resolver::SniResolver;
 use crate::upstream::{HealthChecker, Upstream};
 use services::{
-    AckeeOriginsService, AllocatorCollector, CertReloadService, OutageSummary, ParentReadyGate,
-    ReadyReporter,
+    AckeeOriginsService, AllocatorCollector, AssetsService, CertReloadService, OutageSummary,
+    ParentReadyGate, ReadyReporter,
 };
 
 mod services;
@@ -244,6 +244,10 @@ fn shared_state(config: &Config) -> Result<(Arc<Shared>, Reloader, Resolvers), S
             .map(|a| AccessLog::new(a.format, a.target.clone(), metrics.access_log_dropped())),
         metrics: metrics.clone(),
         outages: OutageTally::default(),
+        assets: config
+            .assets
+            .clone()
+            .map(|settings| Arc::new(crate::assets::Assets::new(settings))),
     });
     for i in 0..upstream.len() {
         metrics.replica_health(i, upstream.is_healthy(i));
@@ -291,6 +295,25 @@ fn add_background(
         };
         server.add_service(background_service("origins from Ackee", service))
     });
+
+    if let Some(assets) = &shared.assets {
+        // Not among the services the listeners wait for: start-up never waits on Ackee.
+        server.add_service(background_service(
+            "Ackee's static files",
+            AssetsService {
+                assets: assets.clone(),
+                targets: config
+                    .upstream
+                    .replicas
+                    .iter()
+                    .map(crate::config::Replica::domains_target)
+                    .collect(),
+                upstream: shared.upstream.clone(),
+                refresh: std::sync::Mutex::new(crate::assets::refresh::Refresh::new()),
+                metrics: metrics.clone(),
+            },
+        ));
+    }
 
     let reload_handle = (!reloader.is_empty()).then(|| {
         server.add_service(background_service(

@@ -245,3 +245,99 @@ impl BackgroundService for AckeeOriginsService {
         periodic::every(self.settings.interval, &mut shutdown, || self.poll_once()).await;
     }
 }
+
+/// Keeps the edge copy of Ackee's static files (`assets`): a refresh at start-up and every
+/// `assets.refresh_seconds`, from the healthy replicas in config order. The logic is in
+/// [`crate::assets`]; this runs it: the blocking fetch on tokio's blocking pool, the result
+/// into the state machine, a changed copy compressed (also on the blocking pool) and swapped
+/// in, the step into the log and the metrics. Unlike the domain list, start-up never waits for
+/// it: until a copy is taken, the files are proxied to Ackee as before.
+pub(super) struct AssetsService {
+    pub(super) assets: Arc<crate::assets::Assets>,
+    pub(super) targets: Vec<ackee_origins::Target>,
+    pub(super) upstream: Arc<crate::upstream::Upstream>,
+    pub(super) refresh: std::sync::Mutex<crate::assets::refresh::Refresh>,
+    pub(super) metrics: Arc<Metrics>,
+}
+
+impl AssetsService {
+    async fn refresh_once(&self) {
+        use crate::assets::fetch::{self, Failed, Failure};
+        let healthy: Vec<ackee_origins::Target> = (0..self.targets.len())
+            .filter(|i| self.upstream.is_healthy(*i))
+            .map(|i| self.targets[i].clone())
+            .collect();
+        let settings = self.assets.settings().clone();
+        let result = tokio::task::spawn_blocking(move || fetch::fetch(&healthy, &settings))
+            .await
+            .unwrap_or_else(|e| {
+                Err(Failed {
+                    reason: Failure::Unreachable,
+                    detail: format!("the refresh did not finish: {e}"),
+                })
+            });
+        let step = match self.refresh.lock() {
+            Ok(mut refresh) => refresh.step(&result),
+            Err(_) => return,
+        };
+        let mut log = step.log;
+        if let (true, Ok(fetched)) = (step.take, result) {
+            let previous = self.assets.current();
+            let built = tokio::task::spawn_blocking(move || {
+                let now = std::time::SystemTime::now();
+                crate::assets::Copy::build(&fetched, previous.as_deref(), now)
+            })
+            .await;
+            match built {
+                Ok(copy) => {
+                    let tracker = copy.summary(crate::assets::File::Tracker);
+                    if let Some((_, line)) = log.last_mut() {
+                        line.push_str(&format!("; tracker.js {tracker}"));
+                    }
+                    self.assets.swap(copy);
+                }
+                Err(e) => error!("Ackee's static files: the copy could not be built: {e}"),
+            }
+        }
+        for (level, line) in &log {
+            log::log!(*level, "{line}");
+        }
+        let in_use = self.assets.current().is_some();
+        self.metrics.assets.refresh(step.outcome, in_use);
+    }
+}
+
+#[async_trait]
+impl BackgroundService for AssetsService {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        let interval = self.assets.settings().refresh;
+        self.metrics.assets.interval(interval.as_secs_f64());
+        // Replicas start down until their first passing check: give the checks a moment, so
+        // that a normal start takes its copy at the first try and logs no failure.
+        let deadline = tokio::time::Instant::now() + FIRST_CHECKS;
+        while !self.upstream.any_healthy() && tokio::time::Instant::now() < deadline {
+            tokio::select! {
+                _ = shutdown.changed() => return,
+                _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+            }
+        }
+        // Until a copy is taken, try again sooner: 1 s, 2 s, 4 s, ... up to the interval.
+        let mut before_copy = Duration::from_secs(1);
+        loop {
+            self.refresh_once().await;
+            let pause = if self.assets.current().is_some() {
+                interval
+            } else {
+                before_copy = (before_copy * 2).min(interval);
+                (before_copy / 2).min(interval)
+            };
+            tokio::select! {
+                _ = shutdown.changed() => return,
+                _ = tokio::time::sleep(pause) => {}
+            }
+        }
+    }
+}
+
+/// The longest the first refresh waits for a replica to pass its health checks.
+const FIRST_CHECKS: Duration = Duration::from_secs(10);

@@ -1,7 +1,9 @@
 //! An in-process fake Ackee 3.4.2 on 127.0.0.1 with an ephemeral port.
 //!
 //! It answers like Ackee: GraphQL mutations on `POST /api` (createRecord, updateRecord,
-//! createAction, updateAction), `OPTIONS` with 204, the Apollo health check, `/tracker.js`.
+//! createAction, updateAction), `OPTIONS` with 204, the Apollo health check, and Ackee's static
+//! files (`/tracker.js`, `/`, `/index.html`, `/index.js`, `/index.css`, `/favicon.ico`) with
+//! Ackee's content types and no cache headers; a test can replace any of them.
 //! It records every request it sees, and it can also send Ackee's own CORS headers (as Ackee
 //! does when `ACKEE_ALLOW_ORIGIN` is set, with Ackee's substring matching), so tests prove the
 //! gateway strips them. It can be stopped and started again on the same port.
@@ -17,6 +19,44 @@ use super::client::{framing, headers_named, read_body, read_fields};
 
 /// Ackee's health-check path, which the gateway probes.
 pub const HEALTH_PATH: &str = "/.well-known/apollo/server-health";
+
+/// Ackee 3.4.2's static files as this fake serves them by default: the path, Ackee's content
+/// type, and a body (the tracker a 20 kB script that compresses like the real one).
+pub fn ackee_file(path: &str) -> Option<(&'static str, Vec<u8>)> {
+    let js = "text/javascript; charset=utf-8";
+    Some(match path {
+        "/tracker.js" => (js, tracker_stand_in()),
+        "/" | "/index.html" => (
+            "text/html; charset=utf-8",
+            b"<!DOCTYPE html><html><head><title>Ackee</title><link rel=\"stylesheet\" href=\"index.css\"></head><body><div id=\"main\"></div><script>window.env = {\"customTracker\":null}</script><script src=\"index.js\"></script></body></html>".to_vec(),
+        ),
+        "/index.js" => (js, (0..4000).flat_map(|i| format!("function f{i}(a){{return a.map(x=>x*{i})}}\n").into_bytes()).collect()),
+        "/index.css" => ("text/css; charset=utf-8", (0..500).flat_map(|i| format!(".c{i}{{margin:{i}px;padding:0}}\n").into_bytes()).collect()),
+        // Bytes that do not compress, like an icon's.
+        "/favicon.ico" => ("image/vnd.microsoft.icon", {
+            let mut x: u32 = 0x9e37_79b9;
+            (0..1150).map(|_| { x ^= x << 13; x ^= x >> 17; x ^= x << 5; (x >> 24) as u8 }).collect()
+        }),
+        _ => return None,
+    })
+}
+
+/// The stand-in tracker: `/* ackee-tracker stand-in */` and 20 kB of script.
+pub fn tracker_stand_in() -> Vec<u8> {
+    let mut t = b"/* ackee-tracker stand-in */\n".to_vec();
+    for i in 0..400 {
+        t.extend_from_slice(format!("var s{i}=navigator.userAgent.length+{i};\n").as_bytes());
+    }
+    t
+}
+
+/// Whether a request is the gateway's own fetch of a static file.
+fn is_static_fetch(s: &Seen) -> bool {
+    s.method == "GET"
+        && ackee_file(&s.path).is_some()
+        && s.header("user-agent")
+            .is_some_and(|ua| ua.starts_with("ackee-gateway/"))
+}
 
 /// One request as Ackee saw it.
 #[derive(Clone, Debug)]
@@ -71,6 +111,8 @@ pub struct Behaviour {
     pub close_every: Option<u64>,
     /// The titles of the domains in Ackee's dashboard, answered to `{ domains { id title } }`.
     pub domains: Vec<String>,
+    /// Replaces a static file: path to (status, content type, body), answered to `GET`.
+    pub files: std::collections::BTreeMap<String, (u16, String, Vec<u8>)>,
     /// The permanent token the `domains` query needs (`Authorization: Bearer TOKEN`). Any
     /// other token, or none, gets Ackee's `Token invalid` GraphQL error with status 200.
     pub token: Option<String>,
@@ -136,7 +178,7 @@ impl FakeAckee {
             .lock()
             .unwrap()
             .iter()
-            .filter(|s| s.path != HEALTH_PATH)
+            .filter(|s| s.path != HEALTH_PATH && !is_static_fetch(s))
             .cloned()
             .collect()
     }
@@ -144,6 +186,19 @@ impl FakeAckee {
     /// How many requests were seen, except the gateway's health checks.
     pub fn count(&self) -> usize {
         self.seen().len()
+    }
+
+    /// The gateway's own fetches of Ackee's static files (its `User-Agent` says
+    /// `ackee-gateway`), which [`FakeAckee::seen`] leaves out like health checks.
+    pub fn static_fetches(&self) -> Vec<Seen> {
+        self.state
+            .seen
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|s| is_static_fetch(s))
+            .cloned()
+            .collect()
     }
 
     /// How many health checks were seen.
@@ -360,11 +415,14 @@ fn answer(req: &Request, b: &Behaviour, state: &State) -> (u16, &'static str, Ve
             };
             (status, "application/health+json", body.as_bytes().to_vec())
         }
-        ("GET", "/tracker.js") => (
-            200,
-            "text/javascript; charset=utf-8",
-            b"/* ackee-tracker stand-in */\n".to_vec(),
-        ),
+        ("GET", path) if b.files.contains_key(path) => {
+            let (status, content_type, body) = b.files[path].clone();
+            (status, leak(content_type), body)
+        }
+        ("GET", path) if ackee_file(path).is_some() => {
+            let (content_type, body) = ackee_file(path).unwrap_or_default();
+            (200, content_type, body)
+        }
         ("POST", p) if p.starts_with("/api") => {
             let body = String::from_utf8_lossy(&req.body);
             let id = state.ids.fetch_add(1, Ordering::SeqCst) + 1;
@@ -386,6 +444,11 @@ fn answer(req: &Request, b: &Behaviour, state: &State) -> (u16, &'static str, Ve
         }
         _ => (404, "text/plain", b"Not Found\n".to_vec()),
     }
+}
+
+/// A content type a test chose, for the life of the test binary.
+fn leak(s: String) -> &'static str {
+    Box::leak(s.into_boxed_str())
 }
 
 /// Ackee 3.4.2's answer to `{ domains { id title } }`: the list with a valid permanent token,

@@ -108,6 +108,9 @@ pub struct Spec {
     /// Set `JOURNAL_STREAM` to the `dev:ino` of the stderr file, as systemd does when stderr
     /// is the journal.
     pub journal: bool,
+    /// The `assets` section: a word (`off`, the default here, so that tests of proxying see
+    /// their requests reach Ackee) or the lines of a mapping, without indentation.
+    pub assets: String,
 }
 
 impl Spec {
@@ -125,7 +128,14 @@ impl Spec {
             env: Vec::new(),
             grace: (0, 1),
             journal: false,
+            assets: "off".to_owned(),
         }
+    }
+
+    /// The `assets` section: `on`, `off`, or the lines of a mapping.
+    pub fn assets(mut self, lines: &str) -> Spec {
+        self.assets = lines.to_owned();
+        self
     }
 
     /// Makes stderr look like the journal to the gateway.
@@ -217,6 +227,12 @@ impl Spec {
         y.push_str(&indent(&self.upstream, 2));
         y.push_str("cors:\n");
         y.push_str(&indent(&self.cors, 2));
+        if self.assets.contains(':') {
+            y.push_str("assets:\n");
+            y.push_str(&indent(&self.assets, 2));
+        } else {
+            y.push_str(&format!("assets: {}\n", self.assets));
+        }
         y.push_str(&indent(&self.top, 0));
         y
     }
