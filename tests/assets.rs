@@ -640,3 +640,61 @@ assets:
         }
     }
 }
+
+#[test]
+fn explain_says_whether_the_tracker_is_served_from_the_edge_its_sizes_and_its_policy() {
+    let ackee = FakeAckee::start();
+    let gw = serving(&spec(&ackee, "tracker_aliases: [\"/stats.js\"]"));
+    let conf = gw.config.to_str().unwrap();
+    let (out, _) = explain(&["--origin", "https://example.com", "-c", conf]);
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("Tracker script: "))
+        .unwrap_or_else(|| panic!("no tracker line in:\n{out}"));
+    let identity = tracker_stand_in().len();
+    for want in [
+        "served from the edge at /tracker.js and /stats.js, from replica \"ackee-0\" now: ",
+        &format!("{identity} B (br "),
+        ", gzip ",
+        ", zstd ",
+        "Cache-Control: public, max-age=3600, stale-while-revalidate=86400",
+    ] {
+        assert!(line.contains(want), "{want:?} missing in: {line}");
+    }
+    // Online: the gateway's answers, and Ackee's own.
+    let url = format!("http://{}/api", gw.http);
+    let (out, _) = explain(&["--origin", "https://example.com", "--url", &url]);
+    assert!(
+        out.contains("compressed, cacheable and revalidated"),
+        "{out}"
+    );
+    let url = format!("http://{}/api", ackee.addr);
+    let (out, _) = explain(&["--origin", "https://example.com", "--url", &url]);
+    assert!(out.contains("as Ackee itself sends it"), "{out}");
+    drop(gw);
+    let off = Gateway::start(&spec(&ackee, "off"));
+    let (out, _) = explain(&[
+        "--origin",
+        "https://example.com",
+        "-c",
+        off.config.to_str().unwrap(),
+    ]);
+    assert!(
+        out.contains("Tracker script: proxied to Ackee as Ackee sends it (assets: off)"),
+        "{out}"
+    );
+}
+
+/// Runs `ackee-gateway explain` and returns (stdout, exit code).
+fn explain(args: &[&str]) -> (String, i32) {
+    let out = std::process::Command::new(common::gateway::binary())
+        .arg("explain")
+        .args(args)
+        .env_remove("ACKEE_ALLOW_ORIGIN")
+        .output()
+        .unwrap();
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        out.status.code().unwrap_or(-1),
+    )
+}

@@ -19,7 +19,8 @@ pub(crate) const USAGE: &str = "\
 usage: ackee-gateway explain --origin ORIGIN [-c FILE | --url URL] [options]
 
 Says what a browser on ORIGIN gets from the gateway (offline, from the config) or from any
-server (online, with --url: this gateway, an nginx, or Ackee itself), and why it fails.
+server (online, with --url: this gateway, an nginx, or Ackee itself), and why it fails; and
+whether the tracker script is served from the edge, its size per encoding and its cache policy.
 
   --origin ORIGIN     the page's origin, such as https://blog.example.com
   -c, --conf FILE     offline: the gateway's config (default /etc/ackee-gateway/ackee-gateway.yaml);
@@ -324,7 +325,8 @@ fn offline(args: &Args, ask: Ask) -> Result<Report, (u8, String)> {
         String::new()
     };
     let mut subject = format!("ackee-gateway with {}{from}, offline", args.conf);
-    for line in from_ackee_lines {
+    let tracker_lines = super::tracker::offline_lines(&cfg);
+    for line in from_ackee_lines.into_iter().chain(tracker_lines) {
         subject.push('\n');
         subject.push_str(&line);
     }
@@ -386,8 +388,13 @@ fn online(args: &Args, url: &str, ask: Ask) -> Result<Report, (u8, String)> {
     .map_err(unreachable)?;
     let with_credentials = judge(&ask, &preflight, &actual, true);
     let without_credentials = judge(&ask, &preflight, &actual, false);
+    let mut subject = format!("{url}, online");
+    for line in super::tracker::online_lines(&target, tls.as_ref(), args.timeout) {
+        subject.push('\n');
+        subject.push_str(&line);
+    }
     Ok(Report {
-        subject: format!("{url}, online"),
+        subject,
         ask,
         preflight,
         actual,

@@ -12,6 +12,7 @@
 //! | [`offline`] | the gateway's answers from its config, and the fix in that config |
 //! | [`online`] | one HTTP/1.1 exchange, plain or over rustls, with bounded timeouts |
 //! | [`report`] | the printed report, reasons and fixes |
+//! | [`tracker`] | the tracker script: served from the edge or not, its sizes, its cache policy |
 //! | [`cli`] | the command line and exit codes |
 
 pub mod browser;
@@ -20,3 +21,4 @@ pub mod nearest;
 pub mod offline;
 pub mod online;
 pub mod report;
+pub mod tracker;
