@@ -22,7 +22,10 @@
 //!    in every step, and on its own over a mixed run);
 //! 6. `cors.origins_from_ackee`: a site (`http://blog.test`, served through the test site as
 //!    Chromium's proxy) is refused, then added to the fake Ackee's domain list, and the same
-//!    gateway process lets the tracker record from it.
+//!    gateway process lets the tracker record from it;
+//! 7. the page embeds the real tracker from the gateway as Ackee's documentation shows, the
+//!    gateway serves it from its edge copy, and the second page view takes it from the
+//!    browser's cache (or a 304) instead of downloading it again.
 
 mod common;
 #[path = "browser/harness.rs"]
@@ -613,4 +616,111 @@ fn step6_a_domain_added_in_ackee_is_allowed_without_a_restart() {
         "{STEP}: the gateway should have logged the new origin:\n{}",
         gw.stderr()
     );
+}
+
+/// Step 7: the page embeds the tracker as Ackee's documentation shows it, from the gateway
+/// (`<script async src=".../tracker.js" data-ackee-server=... data-ackee-domain-id=...>`). The
+/// gateway serves the real tracker from its edge copy, compressed; the visit is recorded; and
+/// on the second page view the browser does not download the tracker again (its cache, or a
+/// 304 with no body). Ackee sees the gateway's own fetches of its files and the visits, never
+/// a browser's request for the tracker.
+#[test]
+fn step7_the_tracker_from_the_edge_records_and_is_not_downloaded_again() {
+    const STEP: &str = "step 7 (the tracker from the gateway's edge copy)";
+    require_tools(false);
+    let _one = one_browser_at_a_time();
+    let site = Site::start();
+    let origin = origin_of("127.0.0.1", &site);
+    let ackee = FakeAckee::start();
+    let real_tracker =
+        std::fs::read(harness::dir().join("node_modules/ackee-tracker/dist/ackee-tracker.min.js"))
+            .unwrap();
+    ackee.set(|b| {
+        b.files.insert(
+            "/tracker.js".into(),
+            (
+                200,
+                "text/javascript; charset=utf-8".into(),
+                real_tracker.clone(),
+            ),
+        );
+    });
+    let spec = Spec::new(ackee.addr)
+        .cors(&allow_only(&origin, "reject"))
+        .assets("refresh_seconds: 60");
+    let gw = Gateway::start(&spec);
+    gw.scrape_until("the edge copy", |s| {
+        s.get("ackee_gateway_assets_served", &[]) == 1.0
+    });
+    let server = format!("http://127.0.0.1:{}", gw.http.port());
+    let first = plan_embedded("first page view", 71, &origin, &server);
+    let second = plan_embedded("second page view", 72, &origin, &server);
+    let visits = run_browser(STEP, None, &[first, second]);
+    let fail = |what: &str| -> ! {
+        let all: String = visits.iter().map(Visit::describe).collect();
+        panic!(
+            "{STEP}: {what}\n{all}  Ackee saw:\n{}",
+            describe_seen(&ackee.seen())
+        )
+    };
+    for (i, v) in visits.iter().enumerate() {
+        if v.thrown.is_some()
+            || !v.page_errors.is_empty()
+            || v.console.iter().any(|(t, _)| t == "error")
+        {
+            fail(&format!("page view {}: an error in the page", i + 1));
+        }
+        let ops: Vec<&str> = v.xhrs.iter().map(|x| x.op.as_str()).collect();
+        if ops != ["createRecord"] || v.xhrs[0].status != 200 {
+            fail(&format!(
+                "page view {}: the tracker should have sent one createRecord, answered 200",
+                i + 1
+            ));
+        }
+    }
+    let tracker = |v: &Visit| -> Vec<harness::NetRequest> {
+        v.network
+            .iter()
+            .filter(|r| r.url == format!("{server}/tracker.js"))
+            .cloned()
+            .collect()
+    };
+    let t1 = tracker(&visits[0]);
+    if t1.len() != 1 || t1[0].from_cache || t1[0].status != Some(200) {
+        fail("the first page view should have downloaded tracker.js once, with 200");
+    }
+    if t1[0].content_encoding.is_none() {
+        fail("the first download of tracker.js should have been compressed");
+    }
+    let t2 = tracker(&visits[1]);
+    let again = t2.iter().any(|r| !r.from_cache && r.status != Some(304));
+    if t2.is_empty() || again {
+        fail(
+            "the second page view should have taken tracker.js from the browser's cache, or a 304",
+        );
+    }
+    let records = ackee
+        .seen()
+        .iter()
+        .filter(|s| s.mutation() == Some("createRecord"))
+        .count();
+    if records != 2 {
+        fail(&format!(
+            "Ackee should have recorded both page views, it got {records} createRecord"
+        ));
+    }
+    if ackee.seen().iter().any(|s| s.path == "/tracker.js") {
+        fail("a browser's request for tracker.js reached Ackee");
+    }
+    // Every request for the tracker that left the browser was counted at the edge.
+    let on_wire = t1.len() + t2.iter().filter(|r| !r.from_cache).count();
+    let s = gw.scrape_until("the edge answers to be counted", |s| {
+        s.total("ackee_gateway_assets_responses_total") >= on_wire as f64
+    });
+    let counted = s.total("ackee_gateway_assets_responses_total");
+    if counted != on_wire as f64 {
+        fail(&format!(
+            "{counted} edge answers counted, the browser sent {on_wire} requests for tracker.js"
+        ));
+    }
 }

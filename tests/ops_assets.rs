@@ -841,6 +841,36 @@ tests:
         exp_alerts:
           - exp_labels: {severity: warning, job: ackee-gateway, instance: gw1, reason: token_refused}
           - exp_labels: {severity: warning, job: ackee-gateway, instance: gw4, reason: unreachable}
+  - interval: 1m
+    input_series:
+      # gw1: assets every 60 s, refreshes fail from minute 5 while Ackee is up.
+      - series: 'ackee_gateway_assets_age_seconds{job="ackee-gateway", instance="gw1"}'
+        values: '0x5 60+60x40'
+      - series: 'ackee_gateway_assets_refresh_interval_seconds{job="ackee-gateway", instance="gw1"}'
+        values: '60x45'
+      - series: 'ackee_gateway_upstream_healthy{job="ackee-gateway", instance="gw1", replica="a"}'
+        values: '1x45'
+      # gw2: the same age, but Ackee is down: AckeeGatewayAllReplicasDown speaks for it.
+      - series: 'ackee_gateway_assets_age_seconds{job="ackee-gateway", instance="gw2"}'
+        values: '0x5 60+60x40'
+      - series: 'ackee_gateway_assets_refresh_interval_seconds{job="ackee-gateway", instance="gw2"}'
+        values: '60x45'
+      - series: 'ackee_gateway_upstream_healthy{job="ackee-gateway", instance="gw2", replica="a"}'
+        values: '0x45'
+      # gw3: assets off: the age grows since start-up, the interval is 0.
+      - series: 'ackee_gateway_assets_age_seconds{job="ackee-gateway", instance="gw3"}'
+        values: '0+60x45'
+      - series: 'ackee_gateway_assets_refresh_interval_seconds{job="ackee-gateway", instance="gw3"}'
+        values: '0x45'
+      - series: 'ackee_gateway_upstream_healthy{job="ackee-gateway", instance="gw3", replica="a"}'
+        values: '1x45'
+    alert_rule_test:
+      - eval_time: 15m
+        alertname: AckeeGatewayAssetsStale
+      - eval_time: 22m
+        alertname: AckeeGatewayAssetsStale
+        exp_alerts:
+          - exp_labels: {severity: warning, job: ackee-gateway, instance: gw1}
 "#;
 
 #[test]

@@ -67,6 +67,11 @@ async function visit(context, { name, url }) {
     r.status = e.response.status
     r.protocol = e.response.protocol ?? null
     r.responseHeaders = e.response.headers
+    r.fromCache = r.fromCache || Boolean(e.response.fromDiskCache || e.response.fromPrefetchCache)
+  })
+  // A memory-cache hit has no request on the wire.
+  cdp.on('Network.requestServedFromCache', (e) => {
+    entry(e.requestId).fromCache = true
   })
   cdp.on('Network.loadingFinished', (e) => {
     entry(e.requestId).finished = true

@@ -77,12 +77,13 @@ pub struct Site {
 impl Site {
     pub fn start() -> Site {
         let page = fs::read(dir().join("page.html")).expect("read tests/browser/page.html");
+        let embed = fs::read(dir().join("embed.html")).expect("read tests/browser/embed.html");
         let tracker = fs::read(tracker_js())
             .expect("read ackee-tracker.min.js (npm ci --prefix tests/browser)");
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind the test site");
         let addr = listener.local_addr().unwrap();
         let running = Arc::new(AtomicBool::new(true));
-        let files = Arc::new((page, tracker));
+        let files = Arc::new((page, tracker, embed));
         let run = running.clone();
         let thread = thread::spawn(move || {
             for stream in listener.incoming() {
@@ -91,7 +92,7 @@ impl Site {
                 }
                 let Ok(stream) = stream else { continue };
                 let files = files.clone();
-                thread::spawn(move || serve_file(stream, &files.0, &files.1));
+                thread::spawn(move || serve_file(stream, &files.0, &files.1, &files.2));
             }
         });
         Site {
@@ -116,7 +117,7 @@ impl Drop for Site {
     }
 }
 
-fn serve_file(stream: TcpStream, page: &[u8], tracker: &[u8]) {
+fn serve_file(stream: TcpStream, page: &[u8], tracker: &[u8], embed: &[u8]) {
     let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
     let Ok(mut writer) = stream.try_clone() else {
         return;
@@ -139,9 +140,14 @@ fn serve_file(stream: TcpStream, page: &[u8], tracker: &[u8]) {
         Some(rest) => rest.find('/').map_or("/", |i| &rest[i..]),
         None => target,
     };
-    let path = target.split('?').next().unwrap_or("/");
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    let embedded;
     let (status, content_type, body): (&str, &str, &[u8]) = match path {
         "/" => ("200 OK", "text/html; charset=utf-8", page),
+        "/embed.html" => {
+            embedded = render_embed(embed, query);
+            ("200 OK", "text/html; charset=utf-8", &embedded[..])
+        }
         "/ackee-tracker.min.js" => ("200 OK", "text/javascript; charset=utf-8", tracker),
         _ => ("404 Not Found", "text/plain", b"Not Found\n"),
     };
@@ -152,6 +158,67 @@ fn serve_file(stream: TcpStream, page: &[u8], tracker: &[u8]) {
     let _ = writer.write_all(head.as_bytes());
     let _ = writer.write_all(body);
     let _ = writer.flush();
+}
+
+/// The embedding page with the tracker's server and domain id from `query`
+/// (`server=...&domainId=...`).
+fn render_embed(template: &[u8], query: &str) -> Vec<u8> {
+    let param = |name: &str| {
+        query
+            .split('&')
+            .filter_map(|kv| kv.split_once('='))
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| decode(v))
+            .unwrap_or_default()
+    };
+    let attribute = |v: String| {
+        v.replace('&', "&amp;")
+            .replace('"', "&quot;")
+            .replace('<', "&lt;")
+    };
+    String::from_utf8_lossy(template)
+        .replace("SERVER", &attribute(param("server")))
+        .replace("DOMAIN_ID", &attribute(param("domainId")))
+        .into_bytes()
+}
+
+/// Undoes [`encode`].
+fn decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok());
+        match (bytes[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
+            (b'%', Some(b)) => {
+                out.push(b);
+                i += 3;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A visit of the page that embeds the tracker the way Ackee's documentation shows, from
+/// `server` itself (`<script async src="SERVER/tracker.js" data-ackee-server=...>`): a page
+/// view, recorded with the domain id numbered `n`.
+pub fn plan_embedded(name: &str, n: u8, site_origin: &str, server: &str) -> VisitPlan {
+    let domain_id = format!("d0000000-0000-4000-8000-{n:012}");
+    VisitPlan {
+        name: name.to_owned(),
+        url: format!(
+            "{site_origin}/embed.html?server={}&domainId={domain_id}",
+            encode(server)
+        ),
+        domain_id,
+        event_id: String::new(),
+    }
 }
 
 /// One page visit for the driver.
@@ -226,6 +293,10 @@ pub struct NetRequest {
     pub protocol: Option<String>,
     pub failed: Option<String>,
     pub cors_error: Option<String>,
+    /// Answered from the browser's cache (memory or disk), without a request to the server.
+    pub from_cache: bool,
+    /// The answer's `Content-Encoding`, if any.
+    pub content_encoding: Option<String>,
 }
 
 /// One XMLHttpRequest of the tracker, as the page saw it.
@@ -367,6 +438,16 @@ fn parse_visit(v: &Value) -> Visit {
                 protocol: s(&r["protocol"]),
                 failed: s(&r["failed"]),
                 cors_error: s(&r["corsError"]),
+                from_cache: r["fromCache"].as_bool().unwrap_or(false),
+                content_encoding: r["responseHeaders"]
+                    .as_mapping()
+                    .and_then(|h| {
+                        h.iter().find(|(k, _)| {
+                            k.as_str()
+                                .is_some_and(|k| k.eq_ignore_ascii_case("content-encoding"))
+                        })
+                    })
+                    .and_then(|(_, v)| s(v)),
             })
             .collect(),
     }
