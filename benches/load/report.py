@@ -5,7 +5,7 @@
     report.py --markdown OUT_DIR  the same as Markdown, for the README's Benchmarks section
 
 OUT_DIR/throughput.tsv: round workload system requests errors seconds rps cpu_ticks cpu_us
-                        busy_pct
+                        busy_pct bytes_per_answer upstream_requests upstream_connects
 OUT_DIR/memory.tsv:     system wave conns ok rss_before_kb rss_open_kb rss_closed_kb kb_per_conn
                         open_s close_s
 
@@ -19,6 +19,11 @@ shown too, but the load generator shares a core with the canned upstream, so req
 The floor (benches/load/floor.rs) is pingora with the gateway's patches doing none of the
 gateway's work: its ratio to the best peer is the least any proxy on pingora spends, and the
 gateway's ratio to the floor is what the gateway's own code adds.
+
+For tracker_js_*: bytes on the wire per answer (head and body, as the load generator read
+them). For page_view (five requests: the tracker, the preflight, createRecord, two
+updateRecord): CPU µs per page view, and how many requests reached the canned Ackee per page
+view. nginx_docs is nginx as Ackee's documentation sets it up, in page_view only: not a peer.
 """
 
 import csv
@@ -33,8 +38,12 @@ WORKLOADS = [
     ("preflight_h2", "preflight over HTTP/2 (TLS, ALPN h2)"),
     ("post_h2", "POST over HTTP/2, proxied to HTTP/1.1"),
     ("tls_handshake", "full TLS handshake per request (preflight, Connection: close)"),
+    ("tracker_js_h1", "GET /tracker.js, every encoding accepted, HTTP/1.1"),
+    ("tracker_js_h2", "GET /tracker.js, every encoding accepted, HTTP/2 (TLS)"),
+    ("page_view", "a page view: tracker.js, preflight, createRecord, 2 x updateRecord (TLS)"),
 ]
-SYSTEMS = ["gateway", "nginx", "haproxy", "floor"]
+SYSTEMS = ["gateway", "nginx", "haproxy", "floor", "nginx_docs"]
+PAGE_VIEW = 5
 PEERS = ["nginx", "haproxy"]
 
 
@@ -65,7 +74,10 @@ def throughput_rows(rows):
             cpu_med, cpu_txt = spread([float(r["cpu_us"]) for r in mine], "{:.1f}")
             errors = sum(int(r["errors"]) for r in mine)
             busy = statistics.median(float(r["busy_pct"]) for r in mine)
-            per.append((system, rps_txt, cpu_txt, cpu_med, rps_med, errors, busy))
+            wire = statistics.median(float(r.get("bytes_per_answer") or 0) for r in mine)
+            reached = statistics.median(
+                float(r.get("upstream_requests") or 0) / float(r["requests"]) for r in mine)
+            per.append((system, rps_txt, cpu_txt, cpu_med, rps_med, errors, busy, wire, reached))
         if not per:
             continue
         by = {p[0]: p for p in per}
@@ -113,10 +125,16 @@ def text(out_dir):
               "CPU is the proxy's utime+stime per 2xx answer.")
     for key, title, per, ratios, floor in throughput_rows(rows):
         print(f"\n== {key}: {title}")
-        print(f"   {'system':<9} {'req/s':>28} {'CPU µs/req':>22} {'core busy':>10} {'errors':>7}")
-        for system, rps_txt, cpu_txt, _, _, errors, busy in per:
+        print(f"   {'system':<10} {'req/s':>28} {'CPU µs/req':>22} {'core busy':>10} {'errors':>7}"
+              f" {'to Ackee/req':>12} {'bytes/answer':>12}")
+        for system, rps_txt, cpu_txt, _, _, errors, busy, wire, reached in per:
             flag = "  <-- non-2xx or socket errors" if errors else ""
-            print(f"   {system:<9} {rps_txt:>28} {cpu_txt:>22} {busy:>9.0f}% {errors:>7}{flag}")
+            print(f"   {system:<10} {rps_txt:>28} {cpu_txt:>22} {busy:>9.0f}% {errors:>7}"
+                  f" {reached:>12.3f} {wire:>12,.0f}{flag}")
+        if key == "page_view":
+            for system, _, _, cpu, _, _, _, _, reached in per:
+                print(f"   {system}: {cpu * PAGE_VIEW:.1f} µs CPU and {reached * PAGE_VIEW:.2f} "
+                      "requests to Ackee per page view")
         if ratios:
             print(f"   gateway CPU/req ÷ best peer ({ratios[1]}): {ratios[0]:.2f}    "
                   f"gateway req/s ÷ best peer ({ratios[3]}): {ratios[2]:.2f}")
@@ -140,14 +158,30 @@ def markdown(out_dir):
           "| floor CPU µs/req ÷ best peer | gateway ÷ floor "
           "| CPU µs/req: gateway / nginx / HAProxy / floor (medians) |")
     print("|---|---|---|---|---|---|")
+    extra = []
     for key, title, per, ratios, floor in throughput_rows(rows):
         by = {p[0]: p for p in per}
-        cpus = " / ".join(f"{by[s][3]:.1f}" if s in by else "–" for s in SYSTEMS)
+        if key.startswith("tracker_js"):
+            extra.append(f"| {title} | bytes per answer | " + " / ".join(
+                f"{by[s][7]:,.0f}" if s in by else "–" for s in ["gateway", "nginx", "haproxy"]) + " |")
+        if key == "page_view":
+            extra.append(f"| {title} | CPU µs per page view | " + " / ".join(
+                f"{by[s][3] * PAGE_VIEW:.1f}" if s in by else "–"
+                for s in ["gateway", "nginx", "haproxy", "nginx_docs"]) + " |")
+            extra.append(f"| {title} | requests reaching Ackee per page view | " + " / ".join(
+                f"{by[s][8] * PAGE_VIEW:.2f}" if s in by else "–"
+                for s in ["gateway", "nginx", "haproxy", "nginx_docs"]) + " |")
+        cpus = " / ".join(f"{by[s][3]:.1f}" if s in by else "–" for s in SYSTEMS[:4])
         cols = [f"**{ratios[0]:.2f}** ({ratios[1]})", f"{ratios[2]:.2f} ({ratios[3]})"] \
             if ratios else ["–", "–"]
         cols += [f"{floor[0]:.2f} ({floor[1]})", f"{floor[2]:.2f}" if floor[2] else "–"] \
             if floor else ["–", "–"]
         print(f"| {title} | {' | '.join(cols)} | {cpus} |")
+    if extra:
+        print()
+        print("| workload | what | gateway / nginx / HAProxy (/ nginx as Ackee's docs) |")
+        print("|---|---|---|")
+        print("\n".join(extra))
     mem = memory_rows(read_tsv(out_dir / "memory.tsv"))
     if mem:
         print()
