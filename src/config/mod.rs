@@ -23,6 +23,7 @@
 //!
 //! No pingora here: the binary maps [`ServerSettings`] onto pingora's `ServerConf`.
 
+mod acme;
 mod cors;
 pub(crate) mod diag;
 mod listener;

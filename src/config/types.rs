@@ -112,4 +112,6 @@ pub struct Config {
     pub access_log: Option<AccessLogSettings>,
     /// Per-client rate limits.
     pub rate_limits: crate::ratelimit::RateLimits,
+    /// Where ACME state is kept (`state_directory`).
+    pub state_directory: PathBuf,
 }

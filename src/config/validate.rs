@@ -42,6 +42,8 @@ pub fn validate(
     let trusted_proxies = TrustedProxies::new(each(r, proxies, Cidr::parse));
     let access_log = access_log(r, &root);
     let rate_limits = rate_limits(r, &root);
+    let acme = listeners.iter().flatten().any(|l| l.tls.as_ref().is_some_and(|t| t.acme.is_some()));
+    let state_directory = super::acme::state_directory(r, &root, acme);
     root.finish_with(r, pingora);
     let config = Config {
         server,
@@ -54,6 +56,7 @@ pub fn validate(
         trusted_proxies,
         access_log,
         rate_limits,
+        state_directory,
     };
     (!r.has_errors()).then_some(config)
 }

@@ -6,6 +6,7 @@
 //! metric family are resolved at start-up, so counting on the request path is an atomic add.
 //! The `prometheus` crate is the version pingora-prometheus re-exports.
 
+mod acme;
 mod ackee_origins;
 mod labels;
 
@@ -14,6 +15,7 @@ use prometheus::{
 };
 
 pub(crate) use ackee_origins::AckeeOriginMetrics;
+pub(crate) use acme::AcmeMetrics;
 pub(crate) use labels::{
     LATENCY_BUCKETS, METHODS, OUTCOMES, Outcome, STATUS_CLASSES, UpstreamErrorKind, method_label,
     status_label,
@@ -49,6 +51,8 @@ pub struct Metrics {
     access_log_dropped: IntCounter,
     /// Origins from Ackee's domain list (`cors.origins_from_ackee`).
     pub(crate) ackee_origins: AckeeOriginMetrics,
+    /// Certificates the gateway obtains itself (ACME).
+    pub(crate) acme_orders: AcmeMetrics,
     rate_limited: [IntCounter; Rule::ALL.len()],
     /// Kept so the family is registered.
     _build_info: IntGaugeVec,
@@ -151,6 +155,7 @@ impl Metrics {
             )
             .expect(DEFINED),
             ackee_origins: AckeeOriginMetrics::register(r),
+            acme_orders: AcmeMetrics::register(r),
             rate_limited: children(&rate_limited, Rule::ALL.map(Rule::as_str)),
             _build_info: build_info,
             registry,

@@ -2,15 +2,18 @@
 //!
 //! A [`SniResolver`] holds an immutable [`CertStore`] behind an `ArcSwap`: a handshake reads the
 //! current store without locking, and a reload builds a new store and swaps it in. Connections
-//! already established keep the certificate they were handshaken with.
+//! already established keep the certificate they were handshaken with. A CA validating a
+//! TLS-ALPN-01 challenge (ALPN `acme-tls/1`) gets the challenge's certificate instead.
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
+
+use crate::acme::challenges::{ACME_TLS_ALPN, Challenges};
 
 /// One certificate and the server names it answers for.
 #[derive(Clone, Debug)]
@@ -82,8 +85,29 @@ impl CertStore {
 }
 
 /// The rustls certificate resolver for one TLS listener.
+///
+/// Its store is built from two parts, each replaced on its own under a lock: the certificates
+/// from files (replaced by a reload) and the ones the gateway obtains itself (replaced when a
+/// renewal succeeds). A ClientHello that offers ALPN `acme-tls/1` is a CA validating a
+/// TLS-ALPN-01 challenge: it gets the pending challenge certificate for its name, or nothing.
 pub struct SniResolver {
     store: ArcSwap<CertStore>,
+    parts: Mutex<Parts>,
+    challenges: Option<Arc<Challenges>>,
+}
+
+/// What the store is built from.
+struct Parts {
+    fixed: Vec<StoreEntry>,
+    default: usize,
+    managed: Vec<StoreEntry>,
+}
+
+impl Parts {
+    fn build(&self) -> CertStore {
+        let entries = self.fixed.iter().chain(&self.managed).cloned().collect();
+        CertStore::new(entries, self.default)
+    }
 }
 
 impl fmt::Debug for SniResolver {
@@ -95,10 +119,22 @@ impl fmt::Debug for SniResolver {
 }
 
 impl SniResolver {
-    /// A resolver serving `store`.
-    pub fn new(store: CertStore) -> SniResolver {
+    /// A resolver serving `fixed` (certificates from files), `default` among them, and
+    /// answering TLS-ALPN-01 challenges from `challenges`, if given.
+    pub fn new(
+        fixed: Vec<StoreEntry>,
+        default: usize,
+        challenges: Option<Arc<Challenges>>,
+    ) -> SniResolver {
+        let parts = Parts {
+            fixed,
+            default,
+            managed: Vec::new(),
+        };
         SniResolver {
-            store: ArcSwap::from_pointee(store),
+            store: ArcSwap::from_pointee(parts.build()),
+            parts: Mutex::new(parts),
+            challenges,
         }
     }
 
@@ -107,17 +143,68 @@ impl SniResolver {
         self.store.load_full()
     }
 
-    /// Replaces the store: new handshakes use it, open connections are untouched.
-    pub fn replace(&self, store: CertStore) {
-        self.store.store(Arc::new(store));
+    fn update(&self, change: impl FnOnce(&mut Parts)) {
+        let Ok(mut parts) = self.parts.lock() else {
+            return;
+        };
+        change(&mut parts);
+        self.store.store(Arc::new(parts.build()));
     }
+
+    /// Replaces the certificates from files: new handshakes use them, open connections are
+    /// untouched. The managed ones stay.
+    pub fn replace(&self, fixed: Vec<StoreEntry>, default: usize) {
+        self.update(|p| {
+            p.fixed = fixed;
+            p.default = default;
+        });
+    }
+
+    /// Puts in a managed certificate, replacing the one of the same name.
+    pub fn put_managed(&self, entry: StoreEntry) {
+        self.update(|p| {
+            p.managed.retain(|e| e.name != entry.name);
+            p.managed.push(entry);
+        });
+    }
+}
+
+/// Whether a ClientHello's ALPN offers `acme-tls/1`: a CA validating TLS-ALPN-01.
+fn offers_acme_tls<'a>(alpn: Option<impl Iterator<Item = &'a [u8]>>) -> bool {
+    alpn.is_some_and(|mut protocols| protocols.any(|p| p == ACME_TLS_ALPN))
 }
 
 impl ResolvesServerCert for SniResolver {
     fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        if let Some(challenges) = &self.challenges
+            && offers_acme_tls(hello.alpn())
+        {
+            return challenges.alpn_certificate(hello.server_name()?);
+        }
         self.store
             .load()
             .select(hello.server_name())
             .map(|e| e.certified.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_an_offer_of_acme_tls_is_a_challenge() {
+        let cases: &[(Option<&[&[u8]]>, bool)] = &[
+            (None, false),
+            (Some(&[]), false),
+            (Some(&[b"h2", b"http/1.1"]), false),
+            (Some(&[b"acme-tls/1"]), true),
+            (Some(&[b"h2", b"acme-tls/1"]), true),
+            (Some(&[b"acme-tls/2"]), false),
+        ];
+        for (offer, want) in cases {
+            let alpn = offer.map(|o| o.iter().copied());
+            assert_eq!(offers_acme_tls(alpn), *want, "{offer:?}");
+        }
     }
 }
