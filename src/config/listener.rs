@@ -133,7 +133,7 @@ fn tls(r: &mut Problems, t: Section<'_>, seen: &mut Seen) -> Option<ListenerTls>
     let acme = t.section(r, "acme", "a mapping with domains, such as {domains: [\"stats.example.com\"], contact: \"mailto:admin@example.com\"}");
     let list = match acme.is_some() {
         false => t.required_sections(r, "certificates", "at least one", example, example),
-        true => t.sections(r, "certificates", example).map(|l| l.value),
+        true => Some(t.sections(r, "certificates", example).map_or_else(Vec::new, |l| l.value)),
     };
     let mut sni_owner = HashMap::new();
     let certificates = list.map(|list| {

@@ -108,6 +108,9 @@ pub struct Spec {
     /// Set `JOURNAL_STREAM` to the `dev:ino` of the stderr file, as systemd does when stderr
     /// is the journal.
     pub journal: bool,
+    /// Fixed (http, metrics, https) ports instead of new free ones, for a test that must tell
+    /// another program (an ACME server) the ports first.
+    pub ports: Option<(u16, u16, u16)>,
 }
 
 impl Spec {
@@ -125,7 +128,14 @@ impl Spec {
             env: Vec::new(),
             grace: (0, 1),
             journal: false,
+            ports: None,
         }
+    }
+
+    /// Listens on these (http, metrics, https) ports.
+    pub fn ports(mut self, http: u16, metrics: u16, https: u16) -> Spec {
+        self.ports = Some((http, metrics, https));
+        self
     }
 
     /// Makes stderr look like the journal to the gateway.
@@ -254,7 +264,9 @@ impl Gateway {
 
     fn try_start(spec: &Spec) -> Result<Gateway, String> {
         let dir = tempfile::tempdir().unwrap();
-        let (http, metrics, https) = (free_port(), free_port(), free_port());
+        let (http, metrics, https) = spec
+            .ports
+            .unwrap_or_else(|| (free_port(), free_port(), free_port()));
         let config = dir.path().join("gateway.yaml");
         fs::write(&config, spec.yaml(dir.path(), http, metrics, https)).unwrap();
         let stderr = dir.path().join("stderr.log");
