@@ -126,9 +126,7 @@ fn first_issuance(challenge: &str) {
     // Served by SNI, and trusted through Pebble's root.
     let mut c = connect(gw.https, NAME, ca.client_config()).expect("handshake");
     assert_eq!(leaf_names(&c.leaf), vec![NAME.to_owned()]);
-    let r = c
-        .conn
-        .request("GET", "/tracker.js", &[("Host", NAME)], b"");
+    let r = c.conn.request("GET", "/tracker.js", &[("Host", NAME)], b"");
     assert_eq!(r.status, 200, "{}", r.text());
     // The expiry gauge is the certificate's.
     let expiry = gw.scrape().get(
@@ -149,8 +147,14 @@ fn first_issuance(challenge: &str) {
     assert_eq!(accounts.len(), 1);
     assert_eq!(mode(&accounts[0]), 0o600);
     let log = gw.stderr();
-    assert!(log.contains("none is stored yet; ordering it from"), "{log}");
-    assert!(log.contains(&format!("certificate \"{NAME}\" ({NAME}) issued by")), "{log}");
+    assert!(
+        log.contains("none is stored yet; ordering it from"),
+        "{log}"
+    );
+    assert!(
+        log.contains(&format!("certificate \"{NAME}\" ({NAME}) issued by")),
+        "{log}"
+    );
 }
 
 #[test]
@@ -179,7 +183,11 @@ fn a_restart_serves_the_stored_certificate_without_a_new_order() {
     // Served at once, from the state directory.
     let leaf = handshake(&gw, ca.client_config(), NAME).expect("handshake after restart");
     assert_eq!(leaf, first_leaf);
-    assert!(gw.stderr().contains("the stored one from"), "{}", gw.stderr());
+    assert!(
+        gw.stderr().contains("the stored one from"),
+        "{}",
+        gw.stderr()
+    );
     // And no order: give it a moment in which an order would have run and finished.
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(orders(&gw, "issued") + orders(&gw, "failed"), 0.0);
@@ -192,8 +200,14 @@ fn a_restart_serves_the_stored_certificate_without_a_new_order() {
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{text}");
-    assert!(text.contains(&format!("certificate \"{NAME}\": {NAME} from {}", ca.directory)));
-    assert!(text.contains("issuer:       CN=Pebble Intermediate CA"), "{text}");
+    assert!(text.contains(&format!(
+        "certificate \"{NAME}\": {NAME} from {}",
+        ca.directory
+    )));
+    assert!(
+        text.contains("issuer:       CN=Pebble Intermediate CA"),
+        "{text}"
+    );
     assert!(text.contains("last error:   none"), "{text}");
 }
 
@@ -225,9 +239,9 @@ fn a_renewal_is_swapped_in_under_load_without_a_failed_request() {
                 let deadline = std::time::Instant::now() + Duration::from_secs(180);
                 while !stop.load(Ordering::SeqCst) && std::time::Instant::now() < deadline {
                     let outcome = connect(addr, NAME, config.clone()).and_then(|mut c| {
-                        let r =
-                            c.conn
-                                .try_request("GET", "/tracker.js", &[("Host", NAME)], b"")?;
+                        let r = c
+                            .conn
+                            .try_request("GET", "/tracker.js", &[("Host", NAME)], b"")?;
                         (r.status == 200)
                             .then_some(c.leaf)
                             .ok_or(format!("status {}", r.status))
@@ -264,7 +278,10 @@ fn a_renewal_is_swapped_in_under_load_without_a_failed_request() {
         &failures[..failures.len().min(5)],
         gw.stderr()
     );
-    assert!(leaves.lock().unwrap().len() >= 2, "no renewed certificate was served");
+    assert!(
+        leaves.lock().unwrap().len() >= 2,
+        "no renewed certificate was served"
+    );
     assert_eq!(orders(&gw, "failed"), 0.0, "{}", gw.stderr());
 }
 
@@ -291,7 +308,10 @@ fn with_the_ca_down_the_old_certificate_stays_and_the_failure_is_counted_and_log
         "logged once per change:\n{log}"
     );
     assert!(log.contains("cannot talk to the CA"), "{log}");
-    assert!(log.contains("the current certificate stays in use"), "{log}");
+    assert!(
+        log.contains("the current certificate stays in use"),
+        "{log}"
+    );
     let next = gw.scrape().get(
         "ackee_gateway_acme_next_order_timestamp_seconds",
         &[("certificate", NAME)],
@@ -300,7 +320,10 @@ fn with_the_ca_down_the_old_certificate_stays_and_the_failure_is_counted_and_log
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs_f64();
-    assert!(next > now + 20.0, "the retry waits for the backoff: {next} vs {now}");
+    assert!(
+        next > now + 20.0,
+        "the retry waits for the backoff: {next} vs {now}"
+    );
 }
 
 #[test]
@@ -395,10 +418,18 @@ upstream:
             "",
             "challenge: found \"dns-01\"; write http-01 or tls-alpn-01",
         ),
-        ("        contact: \"mailto:a@example.com\"", "", "domains: missing"),
+        (
+            "        contact: \"mailto:a@example.com\"",
+            "",
+            "domains: missing",
+        ),
     ];
     for (acme, state, want) in cases {
-        let state = if state.is_empty() { format!("{d}/state") } else { state.to_string() };
+        let state = if state.is_empty() {
+            format!("{d}/state")
+        } else {
+            state.to_string()
+        };
         let file = dir.path().join("gw.yaml");
         std::fs::write(&file, config(acme, &state)).unwrap();
         let (code, err) = run(&["-t", "-c", file.to_str().unwrap()], &[]);
@@ -410,19 +441,29 @@ upstream:
     if !root {
         let file = dir.path().join("gw.yaml");
         let state = format!("{}/state", readonly.display());
-        std::fs::write(&file, config("        domains: [stats.example.com]", &state)).unwrap();
+        std::fs::write(
+            &file,
+            config("        domains: [stats.example.com]", &state),
+        )
+        .unwrap();
         let (code, err) = run(&["-t", "-c", file.to_str().unwrap()], &[]);
         assert_eq!(code, 2, "{err}");
         assert!(err.contains("state_directory:"), "{err}");
     }
     // HTTP-01 without a plain listener.
     let file = dir.path().join("gw.yaml");
-    let text = config("        domains: [stats.example.com]\n        challenge: http-01", &format!("{d}/state"))
-        .replace("  - address: \"127.0.0.1:18080\"\n", "");
+    let text = config(
+        "        domains: [stats.example.com]\n        challenge: http-01",
+        &format!("{d}/state"),
+    )
+    .replace("  - address: \"127.0.0.1:18080\"\n", "");
     std::fs::write(&file, text).unwrap();
     let (code, err) = run(&["-t", "-c", file.to_str().unwrap()], &[]);
     assert_eq!(code, 2, "{err}");
-    assert!(err.contains("is http-01, but no listener serves plain HTTP"), "{err}");
+    assert!(
+        err.contains("is http-01, but no listener serves plain HTTP"),
+        "{err}"
+    );
     // A valid config is valid at once: `-t` contacts no CA (this directory does not exist).
     std::fs::write(
         &file,

@@ -110,8 +110,12 @@ async fn account(settings: &AcmeSettings, store: &Store) -> Result<Account, Prob
         .await
         .map_err(problem)?;
     let json = serde_json::to_vec(&credentials).map_err(|e| own(e.to_string()))?;
-    write_atomic(&file, &json)
-        .map_err(|e| own(format!("cannot store the account in {}: {e}", file.display())))?;
+    write_atomic(&file, &json).map_err(|e| {
+        own(format!(
+            "cannot store the account in {}: {e}",
+            file.display()
+        ))
+    })?;
     Ok(account)
 }
 

@@ -94,7 +94,8 @@ mod tests {
             (2, false, 1.0, 2.0 * m),
             (3, false, 1.0, 4.0 * m),
             (5, false, 0.5, 16.0 * m * 0.75),
-            (9, false, 1.0, 6.0 * 3600.0),
+            (9, false, 1.0, 256.0 * m),
+            (10, false, 1.0, 6.0 * 3600.0),
             (1000, false, 1.0, 6.0 * 3600.0),
             (1000, false, 0.0, 3.0 * 3600.0),
             // Rate limited: never sooner than an hour.

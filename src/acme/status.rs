@@ -85,7 +85,10 @@ pub fn describe(store: &Store, settings: &AcmeSettings, now: i64) -> Vec<String>
         Some(t) if t > 0 => out.push(format!("  next renewal: {}", format_utc(t))),
         _ => out.push("  next renewal: when the gateway starts".into()),
     }
-    match status.as_ref().and_then(|s| s.last_error.as_ref().map(|e| (s, e))) {
+    match status
+        .as_ref()
+        .and_then(|s| s.last_error.as_ref().map(|e| (s, e)))
+    {
         Some((s, e)) => out.push(format!(
             "  last error:   {}{}, {} failure(s) in a row",
             s.last_error_at
@@ -97,70 +100,6 @@ pub fn describe(store: &Store, settings: &AcmeSettings, now: i64) -> Vec<String>
         None => out.push("  last error:   none".into()),
     }
     out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::acme::settings::ChallengeKind;
-
-    #[test]
-    fn problems_print_their_detail_and_type() {
-        let p = Problem {
-            kind: "urn:ietf:params:acme:error:rateLimited".to_owned(),
-            detail: "too many certificates".to_owned(),
-        };
-        assert!(p.rate_limited());
-        assert_eq!(
-            p.to_string(),
-            "too many certificates (urn:ietf:params:acme:error:rateLimited)"
-        );
-        let own = Problem {
-            kind: String::new(),
-            detail: "the CA cannot be reached".to_owned(),
-        };
-        assert!(!own.rate_limited());
-        assert_eq!(own.to_string(), "the CA cannot be reached");
-    }
-
-    #[test]
-    fn a_certificate_without_state_says_it_is_not_there_yet() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::new(dir.path());
-        let settings = AcmeSettings {
-            name: "stats".to_owned(),
-            domains: vec!["stats.example.com".to_owned()],
-            contact: Vec::new(),
-            directory: "https://ca.example/dir".to_owned(),
-            directory_ca: None,
-            challenge: ChallengeKind::TlsAlpn01,
-            external_account: None,
-        };
-        let lines = describe(&store, &settings, 0);
-        assert_eq!(
-            lines[0],
-            "certificate \"stats\": stats.example.com from https://ca.example/dir over tls-alpn-01"
-        );
-        assert!(lines.iter().any(|l| l.contains("none yet")));
-        assert!(lines.iter().any(|l| l.contains("last error:   none")));
-        let status = Status {
-            next_attempt: 60,
-            failures: 2,
-            last_error: Some(Problem {
-                kind: "urn:ietf:params:acme:error:connection".into(),
-                detail: "refused".into(),
-            }),
-            last_error_at: Some(0),
-            issued_at: None,
-        };
-        store.certificate("stats").write_status(&status).unwrap();
-        let lines = describe(&store, &settings, 0);
-        assert!(lines.contains(&"  next renewal: 1970-01-01 00:01:00 UTC".to_owned()));
-        assert!(lines.contains(
-            &"  last error:   1970-01-01 00:00:00 UTC: refused (urn:ietf:params:acme:error:connection), 2 failure(s) in a row"
-                .to_owned()
-        ));
-    }
 }
 
 const USAGE: &str = "\
@@ -229,4 +168,68 @@ pub fn cli(args: &[String]) -> u8 {
         all_good &= there && !failing;
     }
     u8::from(!all_good)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::acme::settings::ChallengeKind;
+
+    #[test]
+    fn problems_print_their_detail_and_type() {
+        let p = Problem {
+            kind: "urn:ietf:params:acme:error:rateLimited".to_owned(),
+            detail: "too many certificates".to_owned(),
+        };
+        assert!(p.rate_limited());
+        assert_eq!(
+            p.to_string(),
+            "too many certificates (urn:ietf:params:acme:error:rateLimited)"
+        );
+        let own = Problem {
+            kind: String::new(),
+            detail: "the CA cannot be reached".to_owned(),
+        };
+        assert!(!own.rate_limited());
+        assert_eq!(own.to_string(), "the CA cannot be reached");
+    }
+
+    #[test]
+    fn a_certificate_without_state_says_it_is_not_there_yet() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(dir.path());
+        let settings = AcmeSettings {
+            name: "stats".to_owned(),
+            domains: vec!["stats.example.com".to_owned()],
+            contact: Vec::new(),
+            directory: "https://ca.example/dir".to_owned(),
+            directory_ca: None,
+            challenge: ChallengeKind::TlsAlpn01,
+            external_account: None,
+        };
+        let lines = describe(&store, &settings, 0);
+        assert_eq!(
+            lines[0],
+            "certificate \"stats\": stats.example.com from https://ca.example/dir over tls-alpn-01"
+        );
+        assert!(lines.iter().any(|l| l.contains("none yet")));
+        assert!(lines.iter().any(|l| l.contains("last error:   none")));
+        let status = Status {
+            next_attempt: 60,
+            failures: 2,
+            last_error: Some(Problem {
+                kind: "urn:ietf:params:acme:error:connection".into(),
+                detail: "refused".into(),
+            }),
+            last_error_at: Some(0),
+            issued_at: None,
+        };
+        store.certificate("stats").write_status(&status).unwrap();
+        let lines = describe(&store, &settings, 0);
+        assert!(lines.contains(&"  next renewal: 1970-01-01 00:01:00 UTC".to_owned()));
+        assert!(lines.contains(
+            &"  last error:   1970-01-01 00:00:00 UTC: refused (urn:ietf:params:acme:error:connection), 2 failure(s) in a row"
+                .to_owned()
+        ));
+    }
 }

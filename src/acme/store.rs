@@ -42,7 +42,9 @@ pub fn create_dir(dir: &Path) -> io::Result<()> {
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     create_dir(dir)?;
-    let name = path.file_name().map_or("file".into(), |n| n.to_string_lossy());
+    let name = path
+        .file_name()
+        .map_or("file".into(), |n| n.to_string_lossy());
     let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
     let _ = fs::remove_file(&tmp);
     let result = (|| {
@@ -328,10 +330,22 @@ mod tests {
         };
         let names = |n: &[&str]| n.iter().map(|d| d.to_string()).collect::<Vec<_>>();
         let cases: &[(Option<&OrderRecord>, Vec<String>, bool)] = &[
-            (Some(&same), names(&["a.example.com", "b.example.com"]), true),
-            (Some(&same), names(&["b.example.com", "a.example.com"]), true),
+            (
+                Some(&same),
+                names(&["a.example.com", "b.example.com"]),
+                true,
+            ),
+            (
+                Some(&same),
+                names(&["b.example.com", "a.example.com"]),
+                true,
+            ),
             (None, names(&["a.example.com", "b.example.com"]), true),
-            (Some(&other), names(&["a.example.com", "b.example.com"]), false),
+            (
+                Some(&other),
+                names(&["a.example.com", "b.example.com"]),
+                false,
+            ),
             (Some(&same), names(&["a.example.com"]), false),
             (
                 Some(&same),
@@ -353,7 +367,11 @@ mod tests {
         assert_eq!(fs::read(&path).unwrap(), b"two");
         let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
-        let dmode = fs::metadata(dir.path().join("a")).unwrap().permissions().mode() & 0o777;
+        let dmode = fs::metadata(dir.path().join("a"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
         assert_eq!(dmode, 0o700);
         // No temporary file is left behind.
         let names: Vec<_> = fs::read_dir(path.parent().unwrap())

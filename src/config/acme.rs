@@ -117,7 +117,11 @@ pub(super) fn acme(
 /// `external_account`: the key identifier and MAC key the CA gave.
 fn external_account(r: &mut Problems, b: Section<'_>) -> Option<ExternalAccount> {
     let at = b.path().to_owned();
-    let key_id = b.text(r, "key_id", "the key identifier in quotes, as the CA gave it");
+    let key_id = b.text(
+        r,
+        "key_id",
+        "the key identifier in quotes, as the CA gave it",
+    );
     let hmac_key = b.text(r, "hmac_key", "the MAC key in quotes, as the CA gave it");
     b.finish(r);
     let write = "the key identifier the CA gave (EAB KID)";

@@ -133,7 +133,10 @@ fn tls(r: &mut Problems, t: Section<'_>, seen: &mut Seen) -> Option<ListenerTls>
     let acme = t.section(r, "acme", "a mapping with domains, such as {domains: [\"stats.example.com\"], contact: \"mailto:admin@example.com\"}");
     let list = match acme.is_some() {
         false => t.required_sections(r, "certificates", "at least one", example, example),
-        true => Some(t.sections(r, "certificates", example).map_or_else(Vec::new, |l| l.value)),
+        true => Some(
+            t.sections(r, "certificates", example)
+                .map_or_else(Vec::new, |l| l.value),
+        ),
     };
     let mut sni_owner = HashMap::new();
     let certificates = list.map(|list| {
@@ -146,7 +149,8 @@ fn tls(r: &mut Problems, t: Section<'_>, seen: &mut Seen) -> Option<ListenerTls>
     let watch = t.flag(r, "watch").is_some_and(|w| w.value);
     let interval = t.duration(r, "watch_interval_seconds", ListenerTls::WATCH_INTERVAL);
     t.finish(r);
-    let acme = acme.and_then(|a| super::acme::acme(r, a, seen.plain_listener, &mut seen.cert_names));
+    let acme =
+        acme.and_then(|a| super::acme::acme(r, a, seen.plain_listener, &mut seen.cert_names));
     let certificates = certificates?;
     let default_certificate = default_certificate.map_or(0, |d| {
         let valid = r.errors() == before;

@@ -42,7 +42,10 @@ pub fn validate(
     let trusted_proxies = TrustedProxies::new(each(r, proxies, Cidr::parse));
     let access_log = access_log(r, &root);
     let rate_limits = rate_limits(r, &root);
-    let acme = listeners.iter().flatten().any(|l| l.tls.as_ref().is_some_and(|t| t.acme.is_some()));
+    let acme = listeners
+        .iter()
+        .flatten()
+        .any(|l| l.tls.as_ref().is_some_and(|t| t.acme.is_some()));
     let state_directory = super::acme::state_directory(r, &root, acme);
     root.finish_with(r, pingora);
     let config = Config {

@@ -6,8 +6,8 @@
 //! metric family are resolved at start-up, so counting on the request path is an atomic add.
 //! The `prometheus` crate is the version pingora-prometheus re-exports.
 
-mod acme;
 mod ackee_origins;
+mod acme;
 mod labels;
 
 use prometheus::{

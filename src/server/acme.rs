@@ -123,9 +123,9 @@ impl AcmeService {
             ChallengeKind::Http01 => format!(
                 "the CA to fetch http://NAME/.well-known/acme-challenge/TOKEN on port 80 for {names}"
             ),
-            ChallengeKind::TlsAlpn01 => format!(
-                "the CA to connect on port 443 with ALPN acme-tls/1 for {names}"
-            ),
+            ChallengeKind::TlsAlpn01 => {
+                format!("the CA to connect on port 443 with ALPN acme-tls/1 for {names}")
+            }
         }
     }
 
@@ -137,7 +137,9 @@ impl AcmeService {
             last_error_at: round.last_error_at,
             issued_at: round.issued_at,
         };
-        self.metrics.acme_orders.next_order(&self.settings.name, next_attempt);
+        self.metrics
+            .acme_orders
+            .next_order(&self.settings.name, next_attempt);
         if round.written.as_ref() == Some(&status) {
             return;
         }

@@ -180,7 +180,13 @@ pub fn build(
 
     let challenges = challenges(config);
     let (shared, reloader, resolvers) = shared_state(config, challenges.as_ref())?;
-    add_acme(&mut server, config, &shared, &resolvers, challenges.as_ref());
+    add_acme(
+        &mut server,
+        config,
+        &shared,
+        &resolvers,
+        challenges.as_ref(),
+    );
     let waits = add_background(&mut server, config, &shared, reloader)?;
     let listeners = (&shared, resolvers, challenges.as_ref());
     add_listeners(&mut server, config, listeners, &bootstrap, &waits)?;

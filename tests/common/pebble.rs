@@ -165,7 +165,9 @@ impl Pebble {
     pub fn root_pem(&self) -> String {
         let config = self.ca.client_config(&[b"http/1.1"]);
         let mut c = connect(self.management, "127.0.0.1", config).expect("pebble management");
-        let r = c.conn.request("GET", "/roots/0", &[("Host", "127.0.0.1")], b"");
+        let r = c
+            .conn
+            .request("GET", "/roots/0", &[("Host", "127.0.0.1")], b"");
         assert_eq!(r.status, 200, "GET /roots/0: {}", r.text());
         r.text()
     }
