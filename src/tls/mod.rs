@@ -151,7 +151,7 @@ impl Reloader {
     /// match keeps serving the old one; the failure is logged and counted.
     pub fn reload(&self) {
         for l in &self.listeners {
-            let current = l.resolver.current();
+            let current = l.resolver.fixed();
             let mut entries = Vec::with_capacity(l.settings.certificates.len());
             for (i, spec) in l.settings.certificates.iter().enumerate() {
                 match load_entry(spec) {
@@ -172,7 +172,7 @@ impl Reloader {
                             "certificate \"{}\" was not reloaded, the old one stays in use: {why}",
                             spec.name
                         );
-                        if let Some(old) = current.entries().get(i) {
+                        if let Some(old) = current.get(i) {
                             entries.push(old.clone());
                         }
                     }

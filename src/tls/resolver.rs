@@ -104,9 +104,16 @@ struct Parts {
 }
 
 impl Parts {
+    /// The managed certificates come first, so that for a name both serve, the one the
+    /// gateway obtained wins once it exists (a certbot certificate can stay as the fallback
+    /// while moving over). The default stays among the files' certificates, if any.
     fn build(&self) -> CertStore {
-        let entries = self.fixed.iter().chain(&self.managed).cloned().collect();
-        CertStore::new(entries, self.default)
+        let entries = self.managed.iter().chain(&self.fixed).cloned().collect();
+        let default = match self.fixed.is_empty() {
+            true => 0,
+            false => self.managed.len() + self.default,
+        };
+        CertStore::new(entries, default)
     }
 }
 
@@ -141,6 +148,11 @@ impl SniResolver {
     /// The current store.
     pub fn current(&self) -> Arc<CertStore> {
         self.store.load_full()
+    }
+
+    /// The certificates from files in use, in config order.
+    pub fn fixed(&self) -> Vec<StoreEntry> {
+        self.parts.lock().map(|p| p.fixed.clone()).unwrap_or_default()
     }
 
     fn update(&self, change: impl FnOnce(&mut Parts)) {
@@ -191,6 +203,56 @@ impl ResolvesServerCert for SniResolver {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn entry(name: &str, names: &[&str]) -> StoreEntry {
+        let key = rcgen_acme::KeyPair::generate().unwrap();
+        let params = rcgen_acme::CertificateParams::new(vec![names[0].to_owned()]).unwrap();
+        let cert = params.self_signed(&key).unwrap();
+        let der = rustls::pki_types::PrivateKeyDer::try_from(key.serialize_der()).unwrap();
+        let signer = rustls::crypto::ring::sign::any_supported_type(&der).unwrap();
+        StoreEntry {
+            name: name.to_owned(),
+            certified: Arc::new(CertifiedKey::new(vec![cert.der().clone()], signer)),
+            server_names: names.iter().map(|n| n.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn a_managed_certificate_wins_for_its_names_and_the_default_stays_a_static_one() {
+        let resolver = SniResolver::new(
+            vec![
+                entry("certbot", &["stats.example.com"]),
+                entry("other", &["other.example.com"]),
+            ],
+            1,
+            None,
+        );
+        let pick = |sni: Option<&str>| resolver.current().select(sni).unwrap().name.clone();
+        assert_eq!(pick(Some("stats.example.com")), "certbot");
+        assert_eq!(pick(None), "other");
+        resolver.put_managed(entry("acme", &["stats.example.com"]));
+        let cases = [
+            (Some("stats.example.com"), "acme"),
+            (Some("other.example.com"), "other"),
+            (Some("unknown.example.com"), "other"),
+            (None, "other"),
+        ];
+        for (sni, want) in cases {
+            assert_eq!(pick(sni), want, "{sni:?}");
+        }
+        // A reload of the files keeps the managed one; a renewal replaces it by name.
+        resolver.replace(vec![entry("certbot2", &["stats.example.com"])], 0);
+        assert_eq!(pick(Some("stats.example.com")), "acme");
+        assert_eq!(pick(None), "certbot2");
+        resolver.put_managed(entry("acme", &["stats.example.com", "new.example.com"]));
+        assert_eq!(resolver.current().entries().len(), 2);
+        assert_eq!(resolver.fixed().len(), 1);
+        // Managed only: it is the default too.
+        let only = SniResolver::new(Vec::new(), 0, None);
+        assert!(only.current().select(None).is_none());
+        only.put_managed(entry("acme", &["stats.example.com"]));
+        assert_eq!(only.current().select(None).unwrap().name, "acme");
+    }
 
     #[test]
     fn only_an_offer_of_acme_tls_is_a_challenge() {
