@@ -152,7 +152,10 @@ impl SniResolver {
 
     /// The certificates from files in use, in config order.
     pub fn fixed(&self) -> Vec<StoreEntry> {
-        self.parts.lock().map(|p| p.fixed.clone()).unwrap_or_default()
+        self.parts
+            .lock()
+            .map(|p| p.fixed.clone())
+            .unwrap_or_default()
     }
 
     fn update(&self, change: impl FnOnce(&mut Parts)) {
