@@ -479,3 +479,38 @@ upstream:
     assert!(started.elapsed() < Duration::from_secs(10));
     assert!(!dir.path().join("state").exists(), "-t created nothing");
 }
+
+#[test]
+fn two_gateways_on_one_state_directory_order_the_certificate_once() {
+    // Pebble validates on the first gateway's ports; the second listens elsewhere. Whichever
+    // takes the order lock orders (the first answers the second's HTTP-01 tokens from the
+    // state directory); the other waits and serves what was stored.
+    let ports = Ports::new();
+    let other = Ports::new();
+    let ca = pebble(&ports, None, &[]);
+    let ackee = FakeAckee::start();
+    let state = tempfile::tempdir().unwrap();
+    let first = spec(&ackee, &ports, &ca, state.path(), "http-01");
+    let second = spec(&ackee, &other, &ca, state.path(), "http-01");
+    let (a, b) = std::thread::scope(|s| {
+        let a = s.spawn(|| Gateway::start(&first));
+        let b = s.spawn(|| Gateway::start(&second));
+        (a.join().unwrap(), b.join().unwrap())
+    });
+    let config = ca.client_config();
+    let leaf = eventually(Duration::from_secs(60), "both to serve a certificate", || {
+        let la = handshake(&a, config.clone(), NAME).ok()?;
+        let lb = handshake(&b, config.clone(), NAME).ok()?;
+        Some((la, lb))
+    });
+    assert_eq!(leaf.0, leaf.1, "both serve the one certificate stored");
+    let issued = orders(&a, "issued") + orders(&b, "issued");
+    assert_eq!(
+        issued,
+        1.0,
+        "one order in all:\nfirst:\n{}\nsecond:\n{}",
+        a.stderr(),
+        b.stderr()
+    );
+    assert_eq!(orders(&a, "failed") + orders(&b, "failed"), 0.0);
+}
