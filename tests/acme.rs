@@ -498,11 +498,15 @@ fn two_gateways_on_one_state_directory_order_the_certificate_once() {
         (a.join().unwrap(), b.join().unwrap())
     });
     let config = ca.client_config();
-    let leaf = eventually(Duration::from_secs(60), "both to serve a certificate", || {
-        let la = handshake(&a, config.clone(), NAME).ok()?;
-        let lb = handshake(&b, config.clone(), NAME).ok()?;
-        Some((la, lb))
-    });
+    let leaf = eventually(
+        Duration::from_secs(60),
+        "both to serve a certificate",
+        || {
+            let la = handshake(&a, config.clone(), NAME).ok()?;
+            let lb = handshake(&b, config.clone(), NAME).ok()?;
+            Some((la, lb))
+        },
+    );
     assert_eq!(leaf.0, leaf.1, "both serve the one certificate stored");
     let issued = orders(&a, "issued") + orders(&b, "issued");
     assert_eq!(

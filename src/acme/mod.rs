@@ -1,4 +1,4 @@
-//! ACME: certificates from a webroot that certbot fills ([`webroot`]), and certificates the
+//! ACME: certificates from a webroot that certbot fills ([`mod@webroot`]), and certificates the
 //! gateway obtains and renews itself (RFC 8555, `listeners[].tls.acme`).
 //!
 //! The pure parts are here, without pingora; the background service that runs an order and
@@ -6,7 +6,7 @@
 //!
 //! | file | owns |
 //! |---|---|
-//! | [`webroot`] | serving certbot's HTTP-01 challenge files from a webroot, safely; the webroot checked at start-up |
+//! | [`mod@webroot`] | serving certbot's HTTP-01 challenge files from a webroot, safely; the webroot checked at start-up |
 //! | [`settings`] | a managed certificate's settings, and the rules `-t` checks (names, contact, directory, CA file, account binding, state directory) |
 //! | [`schedule`] | when to renew (two thirds of the lifetime), the jittered backoff after a failure |
 //! | [`store`] | the state directory: account, certificate, key and status files written atomically (keys 0600), the order lock |
