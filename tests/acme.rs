@@ -51,6 +51,7 @@ fn pebble(ports: &Ports, validity: Option<u64>, env: &[(&str, &str)]) -> Pebble 
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect(),
+        eab: None,
     })
 }
 
@@ -517,4 +518,42 @@ fn two_gateways_on_one_state_directory_order_the_certificate_once() {
         b.stderr()
     );
     assert_eq!(orders(&a, "failed") + orders(&b, "failed"), 0.0);
+}
+
+#[test]
+fn a_ca_that_requires_external_account_binding_gets_it() {
+    let ports = Ports::new();
+    // Pebble's example MAC key (pebble-config-external-account-bindings.json).
+    let (kid, key) = (
+        "kid-1",
+        "zWNDZM6eQGHWpSRTPal5eIUYFTu7EajVIoguysqZ9wG44nMEtx3MUAsUDkMTQ12W",
+    );
+    let ca = Pebble::start(&PebbleSpec {
+        http_port: ports.http,
+        tls_port: ports.https,
+        eab: Some((kid.to_owned(), key.to_owned())),
+        ..PebbleSpec::default()
+    });
+    let ackee = FakeAckee::start();
+    let state = tempfile::tempdir().unwrap();
+    let with = |binding: &str| {
+        let s = spec(&ackee, &ports, &ca, state.path(), "http-01");
+        let tls = s.tls_listener.clone().unwrap();
+        s.tls_listener(&format!("{tls}\n    external_account: {binding}"))
+    };
+    // Without the binding Pebble refuses the account, with its problem document.
+    {
+        let gw = Gateway::start(&with("null"));
+        eventually(Duration::from_secs(60), "a failed order", || {
+            (orders(&gw, "failed") >= 1.0).then_some(())
+        });
+        let log = gw.stderr();
+        assert!(log.contains("externalAccountRequired"), "{log}");
+    }
+    let gw = Gateway::start(&with(&format!("{{key_id: {kid}, hmac_key: \"{key}\"}}")));
+    wait_issued(&gw, 1.0, &ca);
+    assert_eq!(
+        leaf_names(&handshake(&gw, ca.client_config(), NAME).unwrap()),
+        vec![NAME.to_owned()]
+    );
 }

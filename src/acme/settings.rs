@@ -72,6 +72,22 @@ pub struct AcmeSettings {
     pub external_account: Option<ExternalAccount>,
 }
 
+impl AcmeSettings {
+    /// What an order depends on, in one line: the CA, the names, the challenge and the
+    /// account binding's key identifier (never its key).
+    pub fn summary(&self) -> String {
+        format!(
+            "{} {} {} {}",
+            self.directory,
+            self.domains.join(","),
+            self.challenge.as_str(),
+            self.external_account
+                .as_ref()
+                .map_or("", |e| e.key_id.as_str())
+        )
+    }
+}
+
 /// A name for a certificate: what it covers must be a DNS name the CA can validate with
 /// HTTP-01 or TLS-ALPN-01. IP addresses and wildcards (DNS-01 only) are refused.
 pub fn domain(written: &str) -> Result<String, String> {

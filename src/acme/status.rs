@@ -50,6 +50,10 @@ pub struct Status {
     pub last_error_at: Option<i64>,
     /// When the certificate in use was obtained, Unix seconds.
     pub issued_at: Option<i64>,
+    /// The settings the failures were with ([`AcmeSettings::summary`]): a restart with other
+    /// settings (the fix) tries at once, the same settings wait out the backoff.
+    #[serde(default)]
+    pub settings: String,
 }
 
 /// The lines `ackee-gateway certificates` prints for one managed certificate.
@@ -223,6 +227,7 @@ mod tests {
             }),
             last_error_at: Some(0),
             issued_at: None,
+            settings: String::new(),
         };
         store.certificate("stats").write_status(&status).unwrap();
         let lines = describe(&store, &settings, 0);

@@ -136,6 +136,7 @@ impl AcmeService {
             last_error,
             last_error_at: round.last_error_at,
             issued_at: round.issued_at,
+            settings: self.settings.summary(),
         };
         self.metrics
             .acme_orders
@@ -302,11 +303,12 @@ impl BackgroundService for AcmeService {
             ..Round::default()
         };
         if let Some(old) = self.dir().status() {
-            // Keep the backoff across restarts: a crash loop must not hammer the CA.
-            round.failures = old.failures;
             round.issued_at = old.issued_at;
-            round.last_error_at = old.last_error_at;
-            if old.last_error.is_some() {
+            // Keep the backoff across restarts with the same settings: a crash loop must not
+            // hammer the CA. Changed settings (the fix, usually) are tried at once.
+            if old.last_error.is_some() && old.settings == self.settings.summary() {
+                round.failures = old.failures;
+                round.last_error_at = old.last_error_at;
                 round.retry_at = old.next_attempt;
             }
         }

@@ -44,6 +44,8 @@ pub struct PebbleSpec {
     pub validity_seconds: Option<u64>,
     /// More environment, such as `PEBBLE_WFE_NONCEREJECT=100`.
     pub env: Vec<(String, String)>,
+    /// Require external account binding with this key identifier and base64url MAC key.
+    pub eab: Option<(String, String)>,
 }
 
 /// Fails the test with a clear message if a tool is missing.
@@ -88,6 +90,10 @@ impl Pebble {
             "ocspResponderURL": "",
             "externalAccountBindingRequired": false,
         }});
+        if let Some((kid, key)) = &spec.eab {
+            config["pebble"]["externalAccountBindingRequired"] = true.into();
+            config["pebble"]["externalAccountMACKeys"] = serde_json::json!({ kid: key });
+        }
         if let Some(v) = spec.validity_seconds {
             config["pebble"]["certificateValidityPeriod"] = v.into();
         }
