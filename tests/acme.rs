@@ -222,6 +222,12 @@ fn a_renewal_is_swapped_in_under_load_without_a_failed_request() {
     let gw = Gateway::start(&spec(&ackee, &ports, &ca, state.path(), "http-01"));
     wait_issued(&gw, 1.0, &ca);
     let config = ca.client_config();
+    // A keep-alive connection opened before the renewal, used again after it.
+    let mut kept = connect(gw.https, NAME, config.clone()).expect("handshake");
+    let r = kept
+        .conn
+        .request("GET", "/tracker.js", &[("Host", NAME)], b"");
+    assert_eq!(r.status, 200);
     let stop = Arc::new(AtomicBool::new(false));
     let failures = Arc::new(Mutex::new(Vec::new()));
     let requests = Arc::new(AtomicUsize::new(0));
@@ -283,6 +289,13 @@ fn a_renewal_is_swapped_in_under_load_without_a_failed_request() {
         leaves.lock().unwrap().len() >= 2,
         "no renewed certificate was served"
     );
+    // The connection from before the swap still works, with its old certificate.
+    let r = kept
+        .conn
+        .try_request("GET", "/tracker.js", &[("Host", NAME)], b"")
+        .expect("the kept connection survives the swap");
+    assert_eq!(r.status, 200);
+    assert!(leaves.lock().unwrap().iter().any(|l| *l != kept.leaf));
     assert_eq!(orders(&gw, "failed"), 0.0, "{}", gw.stderr());
 }
 
