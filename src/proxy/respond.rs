@@ -108,22 +108,20 @@ impl Gateway {
                 let token = path.strip_prefix(crate::acme::webroot::PREFIX)?;
                 c.http_answer(token)
             });
-            {
-                let served = match (own, &self.policy.acme) {
-                    (Some(answer), _) => Challenge::Found(answer.into_bytes()),
-                    (None, Some(webroot)) => webroot.serve(path),
-                    (None, None) => Challenge::NotFound,
-                };
-                let (status, body) = match served {
-                    Challenge::Found(bytes) => (200, Bytes::from(bytes)),
-                    Challenge::NotFound => (404, Bytes::from_static(b"Not Found\n")),
-                };
-                self.shared.metrics.acme_challenge(status == 200);
-                let headers = [("Content-Type", TEXT_PLAIN)];
-                self.respond(session, none, status, &headers, body, true)
-                    .await?;
-                return Ok(true);
-            }
+            let served = match (own, &self.policy.acme) {
+                (Some(answer), _) => Challenge::Found(answer.into_bytes()),
+                (None, Some(webroot)) => webroot.serve(path),
+                (None, None) => Challenge::NotFound,
+            };
+            let (status, body) = match served {
+                Challenge::Found(bytes) => (200, Bytes::from(bytes)),
+                Challenge::NotFound => (404, Bytes::from_static(b"Not Found\n")),
+            };
+            self.shared.metrics.acme_challenge(status == 200);
+            let headers = [("Content-Type", TEXT_PLAIN)];
+            self.respond(session, none, status, &headers, body, true)
+                .await?;
+            return Ok(true);
         }
         if let Some(port) = self.policy.redirect_to_https {
             let req = session.req_header();
