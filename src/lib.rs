@@ -21,7 +21,7 @@
 //! | [`ratelimit`] | per-client rate limits: which rule a request falls under, `createToken` in a body, the decision, `Retry-After` (its counters are pingora-limits, a standalone crate) |
 //! | `retry` | one request's attempts at Ackee (replicas tried, the next one, the client key), and whether a failed attempt is tried again, and where; the replicas (each address resolved once, at start-up) and upstream settings |
 //! | `redirect` | the plain-HTTP to HTTPS redirect |
-//! | `acme` | serving certbot's HTTP-01 challenge files from a webroot, safely; the webroot checked at start-up |
+//! | [`acme`] | certificates from ACME: certbot's HTTP-01 challenge files served from a webroot (`webroot.rs`); the gateway's own ACME client's pure parts: settings and their checks, the renewal schedule and backoff, the state directory (atomic files, the order lock), pending challenges, one order with instant-acme, the status `ackee-gateway certificates` shows |
 //! | `certs` | certificates from PEM files: loading a chain and its key, the names it covers, its expiry |
 //! | [`tls`] | a TLS listener's certificates: choosing one by SNI, reloading them |
 //! | [`config`] | reading the YAML file, validating it, reporting every problem at once; a rule about a value that another module uses is that module's, and config reports its message at the key path |
@@ -41,7 +41,7 @@
 //! |---|---|
 //! | `upstream` | choosing an Ackee replica on pingora's load balancer (each backend carries its replica's index); peers; the health checker, which holds the replicas and the metrics |
 //! | `proxy` | the `ProxyHttp` implementation: each phase calls into the modules above (`request.rs` the steps of `request_filter`, `respond.rs` the answers at the edge, `failure.rs` Ackee's failures) |
-//! | [`server`] | turning a [`config::Config`] into a running pingora `Server`; its background services (`services.rs`) |
+//! | [`server`] | turning a [`config::Config`] into a running pingora `Server`; its background services (`services.rs`), the ACME renewal of each managed certificate (`acme.rs`) |
 //!
 //! Modules without a link are `pub(crate)`: only the crate uses them. Inside every module, what
 //! only the crate uses is `pub(crate)` too, so the compiler reports dead code.
@@ -57,7 +57,7 @@
 pub mod access_log;
 pub(crate) mod ackee_client;
 pub mod ackee_origins;
-pub(crate) mod acme;
+pub mod acme;
 pub mod assets;
 pub(crate) mod certs;
 pub mod config;

@@ -90,6 +90,7 @@ fn level_of(severity: Severity) -> Level {
 const USAGE: &str = "\
 usage: ackee-gateway [-c FILE] [-t] [-u] [-d] [--wait-ready]
        ackee-gateway explain --origin ORIGIN [-c FILE | --url URL] [options]
+       ackee-gateway certificates [-c FILE]
 
   -c, --conf FILE   the config file (default /etc/ackee-gateway/ackee-gateway.yaml)
   -t, --test        check the config and exit: 0 if it is valid, 2 if not
@@ -103,6 +104,8 @@ usage: ackee-gateway [-c FILE] [-t] [-u] [-d] [--wait-ready]
 
 `ackee-gateway explain --help` describes explain: what a browser on a site gets from
 this gateway (offline) or any server (online), and why it fails.
+`ackee-gateway certificates [-c FILE]` shows each certificate the gateway obtains itself
+(ACME): names, issuer, expiry, next renewal, last error.
 
 Environment: ACKEE_ALLOW_ORIGIN replaces cors.allowed_origins, as in Ackee
 (one origin, \"*\", or a comma-separated list). RUST_LOG sets the log level (default info).
@@ -199,6 +202,9 @@ fn main() -> ExitCode {
     let argv: Vec<String> = std::env::args().skip(1).collect();
     if argv.first().map(String::as_str) == Some("explain") {
         return ExitCode::from(ackee_gateway::explain::cli::run(&argv[1..]));
+    }
+    if argv.first().map(String::as_str) == Some("certificates") {
+        return ExitCode::from(ackee_gateway::acme::status::cli(&argv[1..]));
     }
     let args = match parse_args() {
         Ok(Some(a)) => a,

@@ -579,7 +579,7 @@ limits: {max_body_byte: 1, colour: red}
             r#"error: gw.yaml: metric: unknown key; did you mean "metrics"?"#.to_owned(),
             r#"error: gw.yaml: trusted_proxy: unknown key; did you mean "trusted_proxies"?"#
                 .to_owned(),
-            "error: gw.yaml: database: unknown key; the keys allowed here are listeners, cors, upstream, metrics, limits, trusted_proxies, access_log, rate_limits, assets, version, daemon, error_log, pid_file, upgrade_sock, user, group, threads, work_stealing, grace_period_seconds, graceful_shutdown_timeout_seconds, upstream_keepalive_pool_size, daemon_wait_for_ready".to_owned(),
+            "error: gw.yaml: database: unknown key; the keys allowed here are listeners, cors, upstream, metrics, limits, trusted_proxies, access_log, rate_limits, assets, state_directory, version, daemon, error_log, pid_file, upgrade_sock, user, group, threads, work_stealing, grace_period_seconds, graceful_shutdown_timeout_seconds, upstream_keepalive_pool_size, daemon_wait_for_ready".to_owned(),
             "error: gw.yaml: listeners[0].response_headers: found the key 1; write a name such as X-Frame-Options".to_owned(),
             r#"error: gw.yaml: limits.max_body_byte: unknown key; did you mean "max_body_bytes"?"#
                 .to_owned(),

@@ -127,16 +127,19 @@ fn counters_move_by_exactly_the_expected_amounts() {
 
 #[test]
 fn every_metric_in_the_readme_table_is_exported_and_vice_versa() {
-    // A TLS listener with a certificate, so the per-certificate families have series too.
+    // A TLS listener with a certificate and a managed one (its CA is never reached), so the
+    // per-certificate families have series too.
     let ca = common::tls::TestCa::new();
     let certs = tempfile::tempdir().unwrap();
     let (cert, key) = ca.leaf(&["stats.example.com"]).write(certs.path(), "stats");
     let ackee = FakeAckee::start();
-    let spec = Spec::new(ackee.addr).tls_listener(&format!(
-        "tls: {{certificates: [{{name: stats, cert: \"{}\", key: \"{}\"}}]}}",
-        cert.display(),
-        key.display()
-    ));
+    let spec = Spec::new(ackee.addr)
+        .tls_listener(&format!(
+            "tls: {{certificates: [{{name: stats, cert: \"{}\", key: \"{}\"}}], acme: {{domains: [acme.example.com], directory: \"https://127.0.0.1:9/dir\"}}}}",
+            cert.display(),
+            key.display()
+        ))
+        .top(&format!("state_directory: \"{}/state\"", certs.path().display()));
     let gw = Gateway::start(&spec);
     let scrape = gw.scrape();
     let exported: std::collections::BTreeSet<String> = scrape

@@ -807,6 +807,25 @@ tests:
           - exp_labels: {severity: warning, job: ackee-gateway, instance: gw1, certificate: soon, result: failed}
   - interval: 1m
     input_series:
+      # "failing": every ACME order fails from minute 10 on. "recovered": one fails at minute
+      # 10, the retry succeeds at minute 12.
+      - series: 'ackee_gateway_acme_orders_total{job="ackee-gateway", instance="gw1", certificate="failing", result="failed"}'
+        values: '0x10 1+1x80'
+      - series: 'ackee_gateway_acme_orders_total{job="ackee-gateway", instance="gw1", certificate="failing", result="issued"}'
+        values: '0x90'
+      - series: 'ackee_gateway_acme_orders_total{job="ackee-gateway", instance="gw1", certificate="recovered", result="failed"}'
+        values: '0x10 1x80'
+      - series: 'ackee_gateway_acme_orders_total{job="ackee-gateway", instance="gw1", certificate="recovered", result="issued"}'
+        values: '0x12 1x78'
+    alert_rule_test:
+      - eval_time: 30m
+        alertname: AckeeGatewayAcmeOrderFailing
+      - eval_time: 60m
+        alertname: AckeeGatewayAcmeOrderFailing
+        exp_alerts:
+          - exp_labels: {severity: warning, job: ackee-gateway, instance: gw1, certificate: failing, result: failed}
+  - interval: 1m
+    input_series:
       # gw1: origins_from_ackee, Ackee refuses the token from the start (never a success).
       - series: 'ackee_gateway_ackee_origins_refresh_failures_total{job="ackee-gateway", instance="gw1", reason="token_refused"}'
         values: '0+1x60'

@@ -17,6 +17,12 @@
 //! with a new main process that is the one in the PID file, systemd restarted nothing
 //! (`NRestarts=0`), and the journal has no pingora panic and no failed socket hand-over.
 //!
+//! A second container runs Pebble (Let's Encrypt's test CA) and its DNS server as transient
+//! units, and the gateway with a config whose TLS listener has a managed certificate
+//! (`tls.acme`): the gateway orders it into the unit's `StateDirectory=` (0700, its key 0600),
+//! and after `systemctl restart` and after `systemctl reload` serves the same certificate,
+//! from the state directory, without a second order.
+//!
 //! `SHOW_JOURNAL=1` prints the unit's journal at the end. `ACKEE_GATEWAY_BIN` and
 //! `ACKEE_GATEWAY_UNIT` replace the binary and the unit under test (to show that the test fails
 //! with an older one).
@@ -104,20 +110,28 @@ struct Container {
 }
 
 /// The shell command that boots this machine's own "/" in a container named `name`, with the
-/// gateway's binary, unit and config bound in.
-fn nspawn_script(root: &std::path::Path, name: &str) -> String {
-    let binds = [
+/// gateway's binary, unit and config (`config`, or else the shipped one) bound in, and `more`
+/// read-only binds (host path, container path).
+fn nspawn_script(
+    root: &std::path::Path,
+    name: &str,
+    config: Option<&Path>,
+    more: &[(String, &str)],
+) -> String {
+    let config = config.map_or_else(
+        || format!("{ROOT}/conf/ackee-gateway.yaml"),
+        |c| c.display().to_string(),
+    );
+    let mut binds = vec![
         (common::gateway::binary(), "/usr/bin/ackee-gateway"),
         (
             std::env::var("ACKEE_GATEWAY_UNIT")
                 .unwrap_or_else(|_| format!("{ROOT}/systemd/ackee-gateway.service")),
             "/etc/systemd/system/ackee-gateway.service",
         ),
-        (
-            format!("{ROOT}/conf/ackee-gateway.yaml"),
-            "/etc/ackee-gateway/ackee-gateway.yaml",
-        ),
+        (config, "/etc/ackee-gateway/ackee-gateway.yaml"),
     ];
+    binds.extend(more.iter().cloned());
     // nspawn refuses to boot "/" itself, so "/" is bind-mounted on a directory first, in a
     // mount namespace of its own that this machine never sees. --volatile=overlay puts a
     // tmpfs over it: nothing the container writes reaches this machine's disk.
@@ -146,8 +160,9 @@ fn nspawn_script(root: &std::path::Path, name: &str) -> String {
 }
 
 impl Container {
-    /// Boots the container, or says why it cannot be booted here.
-    fn boot() -> Result<Container, String> {
+    /// Boots the container (with the shipped config, or `config`, and more read-only binds),
+    /// or says why it cannot be booted here.
+    fn boot_with(config: Option<&Path>, more: &[(String, &str)]) -> Result<Container, String> {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().join("root");
         std::fs::create_dir(&root).unwrap();
@@ -155,7 +170,7 @@ impl Container {
         let name = format!("ackee-reload-{}", std::process::id());
         let nspawn = Command::new("unshare")
             .args(["--mount", "--propagation", "private", "sh", "-c"])
-            .arg(nspawn_script(&root, &name))
+            .arg(nspawn_script(&root, &name, config, more))
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
@@ -500,6 +515,11 @@ fn under_load(c: &Container, what: &str, warm_up: usize, scenario: impl FnOnce()
 
 /// A container booted with systemd, or `None` (said on stderr) where none can boot here.
 fn booted_container() -> Option<Container> {
+    booted_container_with(None, &[])
+}
+
+/// [`booted_container`] with another config and more read-only binds.
+fn booted_container_with(config: Option<&Path>, more: &[(String, &str)]) -> Option<Container> {
     // SAFETY: geteuid(2) has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
         eprintln!("SKIPPED: booting a container with systemd-nspawn needs root");
@@ -510,7 +530,7 @@ fn booted_container() -> Option<Container> {
         nspawn.is_ok_and(|o| o.status.success()),
         "systemd-nspawn is missing: apt-get install systemd-container"
     );
-    match Container::boot() {
+    match Container::boot_with(config, more) {
         Ok(c) => {
             let version = c.ok(&["systemctl", "--version"]);
             eprintln!("{}", version.lines().next().unwrap_or(""));
@@ -631,4 +651,205 @@ fn any_sequence_of_reloads_refuses_no_connection_and_restarts_nothing() {
     no_restart(&c, "a reload right after a restart");
 
     assert_five_clean_hand_overs(&c);
+}
+
+/// Where the ACME test's files are, inside the container.
+const ACME_DIR: &str = "/etc/ackee-acme-test";
+/// The name of the managed certificate in the ACME test.
+const ACME_NAME: &str = "stats.acme.test";
+
+/// Runs `f` on a thread inside the container's network namespace.
+fn in_netns<T: Send + 'static>(c: &Container, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let netns = std::fs::File::open(c.netns()).unwrap();
+    std::thread::spawn(move || {
+        // SAFETY: setns(2) on an open namespace file; no memory is involved.
+        let r = unsafe { libc::setns(netns.as_raw_fd(), libc::CLONE_NEWNET) };
+        assert_eq!(r, 0, "setns: {}", std::io::Error::last_os_error());
+        f()
+    })
+    .join()
+    .unwrap()
+}
+
+/// The files of the ACME test, in a directory the service user can read: Pebble's config and
+/// the certificate of its HTTPS listener (from a test CA, which the gateway trusts as
+/// `directory_ca`), and the gateway's config with a managed certificate. Inside the container's
+/// own network, Pebble listens on 14000 (management 15000) and validates on the gateway's
+/// ports 8080 (HTTP-01) and 8443.
+fn acme_files(dir: &Path, ca: &common::tls::TestCa) {
+    use std::os::unix::fs::PermissionsExt;
+    let leaf = ca.leaf(&["127.0.0.1", "localhost"]);
+    leaf.write(dir, "pebble");
+    std::fs::write(dir.join("pebble-ca.pem"), &ca.pem).unwrap();
+    let pebble = format!(
+        r#"{{"pebble": {{"listenAddress": "127.0.0.1:14000", "managementListenAddress": "127.0.0.1:15000",
+  "certificate": "{ACME_DIR}/pebble.pem", "privateKey": "{ACME_DIR}/pebble.key",
+  "httpPort": 8080, "tlsPort": 8443, "ocspResponderURL": "", "externalAccountBindingRequired": false}}}}"#
+    );
+    std::fs::write(dir.join("pebble.json"), pebble).unwrap();
+    let config = format!(
+        r#"pid_file: /run/ackee-gateway/ackee-gateway.pid
+upgrade_sock: /run/ackee-gateway/upgrade.sock
+daemon_wait_for_ready: true
+grace_period_seconds: 3
+graceful_shutdown_timeout_seconds: 2
+threads: 1
+listeners:
+  - name: http
+    address: "{LISTENER}"
+    redirect_to_https: true
+  - name: https
+    address: "127.0.0.1:8443"
+    tls:
+      acme:
+        domains: ["{ACME_NAME}"]
+        contact: "mailto:admin@acme.test"
+        directory: "https://127.0.0.1:14000/dir"
+        directory_ca: "{ACME_DIR}/pebble-ca.pem"
+cors:
+  allowed_origins: ["https://example.com"]
+upstream:
+  replicas: [{{address: "127.0.0.1:3000"}}]
+metrics:
+  address: "{METRICS}"
+"#
+    );
+    std::fs::write(dir.join("ackee-gateway.yaml"), config).unwrap();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// The leaf certificate the gateway serves for [`ACME_NAME`], verified against Pebble's root.
+fn served_leaf(c: &Container, ca_pem: &str) -> Vec<u8> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let ca_pem = ca_pem.to_owned();
+    in_netns(c, move || {
+        // Pebble's root, from its management interface (over HTTPS with the test CA).
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+            roots.add(cert.unwrap()).unwrap();
+        }
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = |roots: rustls::RootCertStore| {
+            let mut c = rustls::ClientConfig::builder_with_provider(provider.clone())
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_root_certificates(roots)
+                .with_no_client_auth();
+            c.alpn_protocols = vec![b"http/1.1".to_vec()];
+            c.resumption = rustls::client::Resumption::disabled();
+            c
+        };
+        let management: SocketAddr = "127.0.0.1:15000".parse().unwrap();
+        let mut m = common::tls::connect(management, "127.0.0.1", config(roots)).unwrap();
+        let root = m
+            .conn
+            .request("GET", "/roots/0", &[("Host", "127.0.0.1")], b"");
+        assert_eq!(root.status, 200);
+        let mut pebble_roots = rustls::RootCertStore::empty();
+        for cert in CertificateDer::pem_slice_iter(root.text().as_bytes()) {
+            pebble_roots.add(cert.unwrap()).unwrap();
+        }
+        let gateway: SocketAddr = "127.0.0.1:8443".parse().unwrap();
+        common::tls::connect(gateway, ACME_NAME, config(pebble_roots))
+            .expect("a TLS handshake for the managed certificate")
+            .leaf
+    })
+}
+
+#[test]
+fn a_managed_certificate_survives_a_restart_and_a_reload() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = common::tls::TestCa::new();
+    acme_files(dir.path(), &ca);
+    let config = dir.path().join("ackee-gateway.yaml");
+    let binds = [(dir.path().display().to_string(), ACME_DIR)];
+    let Some(c) = booted_container_with(Some(&config), &binds) else {
+        return;
+    };
+    // Pebble and its DNS server (every name is 127.0.0.1) as transient units.
+    c.ok(&[
+        "systemd-run",
+        "--unit=challtestsrv",
+        "/usr/bin/pebble-challtestsrv",
+        "-dns01",
+        "127.0.0.1:8053",
+        "-http01",
+        "",
+        "-https01",
+        "",
+        "-tlsalpn01",
+        "",
+        "-management",
+        "127.0.0.1:8055",
+        "-defaultIPv4",
+        "127.0.0.1",
+        "-defaultIPv6",
+        "",
+    ]);
+    c.ok(&[
+        "systemd-run",
+        "--unit=pebble",
+        "--setenv=PEBBLE_VA_NOSLEEP=1",
+        "--setenv=PEBBLE_WFE_NONCEREJECT=0",
+        "/usr/bin/pebble",
+        "-config",
+        &format!("{ACME_DIR}/pebble.json"),
+        "-dnsserver",
+        "127.0.0.1:8053",
+    ]);
+    eventually(Duration::from_secs(30), "pebble to listen", || {
+        let ss = c.ok(&["ss", "--no-header", "--listening", "--tcp", "--numeric"]);
+        ss.contains("127.0.0.1:14000").then_some(())
+    });
+    install_and_start(&c);
+    let conf = "/etc/ackee-gateway/ackee-gateway.yaml";
+    eventually(
+        Duration::from_secs(60),
+        "the certificate to be issued",
+        || {
+            let out = c.run(
+                &["ackee-gateway", "certificates", "-c", conf],
+                Duration::from_secs(10),
+            );
+            out.status.success().then_some(())
+        },
+    );
+    let pem = format!("/var/lib/ackee-gateway/acme/certificates/{ACME_NAME}/certificate.pem");
+    let stored = c.ok(&["cat", &pem]);
+    let modes = c.ok(&["stat", "-c", "%a %U", "/var/lib/ackee-gateway", &pem]);
+    assert_eq!(modes, "700 ackee-gateway\n600 ackee-gateway\n");
+    let leaf = served_leaf(&c, &ca.pem);
+
+    for what in ["restart", "reload"] {
+        c.ok(&["systemctl", what, UNIT]);
+        main_process_serves(&c, what);
+        settled(&c, what);
+        assert_eq!(
+            served_leaf(&c, &ca.pem),
+            leaf,
+            "after systemctl {what} the gateway serves another certificate:\n{}",
+            c.journal()
+        );
+        assert_eq!(
+            c.ok(&["cat", &pem]),
+            stored,
+            "the stored certificate changed"
+        );
+    }
+    let journal = c.journal();
+    assert_eq!(
+        journal.matches("waiting for the CA").count(),
+        1,
+        "one order, none after the restart or the reload:\n{journal}"
+    );
+    assert!(
+        journal.matches("the stored one from").count() >= 2,
+        "the restarted and the reloaded gateway served the stored certificate:\n{journal}"
+    );
+    no_restart(&c, "a restart and a reload");
 }

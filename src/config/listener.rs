@@ -17,6 +17,8 @@ struct Seen {
     addresses: HashMap<SocketAddr, String>,
     /// Certificate names, unique across listeners.
     cert_names: HashMap<String, String>,
+    /// Whether some listener serves plain HTTP (where ACME's HTTP-01 is answered).
+    plain_listener: bool,
 }
 
 /// Reads and validates `listeners`. `None` if it is missing, empty, or anything in it is wrong.
@@ -25,7 +27,10 @@ pub(super) fn listeners(r: &mut Problems, root: &Section<'_>) -> Option<Vec<List
     let missing = format!("listeners: {example}");
     let what = "at least one listener";
     let list = root.required_sections(r, "listeners", what, example, &missing)?;
-    let mut seen = Seen::default();
+    let mut seen = Seen {
+        plain_listener: list.iter().any(|e| e.get("tls").is_none()),
+        ..Seen::default()
+    };
     let listeners: Vec<_> = list
         .into_iter()
         .map(|e| listener(r, e, &mut seen))
@@ -124,7 +129,15 @@ fn response_headers(
 fn tls(r: &mut Problems, t: Section<'_>, seen: &mut Seen) -> Option<ListenerTls> {
     let before = r.errors();
     let example = "[{cert: \"/etc/letsencrypt/live/NAME/fullchain.pem\", key: \"/etc/letsencrypt/live/NAME/privkey.pem\"}]";
-    let list = t.required_sections(r, "certificates", "at least one", example, example);
+    // With a certificate from ACME, the static ones are optional.
+    let acme = t.section(r, "acme", "a mapping with domains, such as {domains: [\"stats.example.com\"], contact: \"mailto:admin@example.com\"}");
+    let list = match acme.is_some() {
+        false => t.required_sections(r, "certificates", "at least one", example, example),
+        true => Some(
+            t.sections(r, "certificates", example)
+                .map_or_else(Vec::new, |l| l.value),
+        ),
+    };
     let mut sni_owner = HashMap::new();
     let certificates = list.map(|list| {
         let certificates = list.into_iter();
@@ -136,6 +149,8 @@ fn tls(r: &mut Problems, t: Section<'_>, seen: &mut Seen) -> Option<ListenerTls>
     let watch = t.flag(r, "watch").is_some_and(|w| w.value);
     let interval = t.duration(r, "watch_interval_seconds", ListenerTls::WATCH_INTERVAL);
     t.finish(r);
+    let acme =
+        acme.and_then(|a| super::acme::acme(r, a, seen.plain_listener, &mut seen.cert_names));
     let certificates = certificates?;
     let default_certificate = default_certificate.map_or(0, |d| {
         let valid = r.errors() == before;
@@ -154,6 +169,7 @@ fn tls(r: &mut Problems, t: Section<'_>, seen: &mut Seen) -> Option<ListenerTls>
         certificates,
         default_certificate,
         watch_interval,
+        acme,
     })
 }
 

@@ -24,6 +24,7 @@
 //! No pingora here: the binary maps [`ServerSettings`] onto pingora's `ServerConf`.
 
 mod assets;
+mod acme;
 mod cors;
 pub(crate) mod diag;
 mod listener;

@@ -115,4 +115,6 @@ pub struct Config {
     pub rate_limits: crate::ratelimit::RateLimits,
     /// Ackee's static files served from the edge; `None` when `assets: off`.
     pub assets: Option<AssetSettings>,
+    /// Where ACME state is kept (`state_directory`).
+    pub state_directory: PathBuf,
 }

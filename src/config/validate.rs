@@ -43,6 +43,11 @@ pub fn validate(
     let access_log = access_log(r, &root);
     let rate_limits = rate_limits(r, &root);
     let assets = super::assets::assets(r, &root);
+    let acme = listeners
+        .iter()
+        .flatten()
+        .any(|l| l.tls.as_ref().is_some_and(|t| t.acme.is_some()));
+    let state_directory = super::acme::state_directory(r, &root, acme);
     root.finish_with(r, pingora);
     let config = Config {
         server,
@@ -56,6 +61,7 @@ pub fn validate(
         access_log,
         rate_limits,
         assets,
+        state_directory,
     };
     (!r.has_errors()).then_some(config)
 }

@@ -8,6 +8,7 @@
 
 mod ackee_origins;
 mod assets;
+mod acme;
 mod labels;
 
 use prometheus::{
@@ -16,6 +17,7 @@ use prometheus::{
 
 pub(crate) use ackee_origins::AckeeOriginMetrics;
 pub(crate) use assets::AssetMetrics;
+pub(crate) use acme::AcmeMetrics;
 pub(crate) use labels::{
     LATENCY_BUCKETS, METHODS, OUTCOMES, Outcome, STATUS_CLASSES, UpstreamErrorKind, method_label,
     status_label,
@@ -51,6 +53,8 @@ pub struct Metrics {
     access_log_dropped: IntCounter,
     /// Origins from Ackee's domain list (`cors.origins_from_ackee`).
     pub(crate) ackee_origins: AckeeOriginMetrics,
+    /// Certificates the gateway obtains itself (ACME).
+    pub(crate) acme_orders: AcmeMetrics,
     rate_limited: [IntCounter; Rule::ALL.len()],
     /// Ackee's static files served from the edge (`assets`).
     pub(crate) assets: AssetMetrics,
@@ -155,6 +159,7 @@ impl Metrics {
             )
             .expect(DEFINED),
             ackee_origins: AckeeOriginMetrics::register(r),
+            acme_orders: AcmeMetrics::register(r),
             rate_limited: children(&rate_limited, Rule::ALL.map(Rule::as_str)),
             assets: AssetMetrics::register(r),
             _build_info: build_info,

@@ -82,6 +82,8 @@ pub struct ListenerPolicy {
     pub redirect_to_https: Option<u16>,
     /// Serve ACME HTTP-01 challenges from this webroot.
     pub acme: Option<Webroot>,
+    /// The gateway's own pending ACME challenges, answered before the webroot.
+    pub challenges: Option<std::sync::Arc<crate::acme::challenges::Challenges>>,
     /// Headers added to every response, built at start-up. Each name is kept as the bytes
     /// pingora writes for it, so that adding it to a response copies nothing.
     pub response_headers: Vec<(Bytes, HeaderValue)>,

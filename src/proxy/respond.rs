@@ -145,18 +145,27 @@ impl Gateway {
     pub(super) async fn listener_answers(&self, session: &mut Session) -> Result<bool> {
         let none = &Decision::NotApplicable;
         let path = session.req_header().uri.path();
-        if let Some(webroot) = &self.policy.acme {
-            if Webroot::claims(path) {
-                let (status, body) = match webroot.serve(path) {
-                    Challenge::Found(bytes) => (200, Bytes::from(bytes)),
-                    Challenge::NotFound => (404, Bytes::from_static(b"Not Found\n")),
-                };
-                self.shared.metrics.acme_challenge(status == 200);
-                let headers = [("Content-Type", TEXT_PLAIN)];
-                self.respond(session, none, status, &headers, body, true)
-                    .await?;
-                return Ok(true);
-            }
+        let answers = self.policy.acme.is_some() || self.policy.challenges.is_some();
+        if answers && Webroot::claims(path) {
+            // The gateway's own orders first, then certbot's webroot.
+            let own = self.policy.challenges.as_ref().and_then(|c| {
+                let token = path.strip_prefix(crate::acme::webroot::PREFIX)?;
+                c.http_answer(token)
+            });
+            let served = match (own, &self.policy.acme) {
+                (Some(answer), _) => Challenge::Found(answer.into_bytes()),
+                (None, Some(webroot)) => webroot.serve(path),
+                (None, None) => Challenge::NotFound,
+            };
+            let (status, body) = match served {
+                Challenge::Found(bytes) => (200, Bytes::from(bytes)),
+                Challenge::NotFound => (404, Bytes::from_static(b"Not Found\n")),
+            };
+            self.shared.metrics.acme_challenge(status == 200);
+            let headers = [("Content-Type", TEXT_PLAIN)];
+            self.respond(session, none, status, &headers, body, true)
+                .await?;
+            return Ok(true);
         }
         if let Some(port) = self.policy.redirect_to_https {
             let req = session.req_header();

@@ -26,6 +26,8 @@ use pingora_core::services::listening::Service;
 use crate::access_log::AccessLog;
 use crate::ackee_origins;
 use crate::acme::Webroot;
+use crate::acme::challenges::Challenges;
+use crate::acme::store::Store;
 use crate::config::{Config, Listener, ServerSettings};
 use crate::cors::CorsPolicy;
 use crate::handover::{self, UpgradeLock};
@@ -42,6 +44,7 @@ use services::{
     ParentReadyGate, ReadyReporter,
 };
 
+mod acme;
 mod services;
 
 /// The socket buffers of a client connection. Pingora's default read buffer is 64 KiB per
@@ -131,11 +134,12 @@ impl TlsAccept for HandshakeCounter {
     }
 }
 
-fn policy(listener: &Listener) -> ListenerPolicy {
+fn policy(listener: &Listener, challenges: Option<&Arc<Challenges>>) -> ListenerPolicy {
     ListenerPolicy {
         tls: listener.tls.is_some(),
         redirect_to_https: listener.redirect_to_https,
         acme: listener.acme_webroot.clone().map(Webroot::new),
+        challenges: challenges.cloned(),
         response_headers: listener
             .response_headers
             .iter()
@@ -174,9 +178,18 @@ pub fn build(
         bootstrap.add_dependency(&gate);
     }
 
-    let (shared, reloader, resolvers) = shared_state(config)?;
+    let challenges = challenges(config);
+    let (shared, reloader, resolvers) = shared_state(config, challenges.as_ref())?;
+    add_acme(
+        &mut server,
+        config,
+        &shared,
+        &resolvers,
+        challenges.as_ref(),
+    );
     let waits = add_background(&mut server, config, &shared, reloader)?;
-    add_listeners(&mut server, config, &shared, resolvers, &bootstrap, &waits)?;
+    let listeners = (&shared, resolvers, challenges.as_ref());
+    add_listeners(&mut server, config, listeners, &bootstrap, &waits)?;
     let metrics = shared.metrics.clone();
 
     if let Some(m) = &config.metrics {
@@ -209,9 +222,20 @@ pub fn build(
 /// One SNI resolver per TLS listener, by the listener's address.
 type Resolvers = HashMap<SocketAddr, Arc<SniResolver>>;
 
+/// The pending answers to the gateway's own ACME challenges, if any listener has a managed
+/// certificate.
+fn challenges(config: &Config) -> Option<Arc<Challenges>> {
+    let managed = config.listeners.iter().filter_map(|l| l.tls.as_ref());
+    let any = managed.filter_map(|t| t.acme.as_ref()).next().is_some();
+    any.then(|| Arc::new(Challenges::new(Some(&Store::new(&config.state_directory)))))
+}
+
 /// The state every listener shares, the certificate reloader and one SNI resolver per TLS
 /// listener.
-fn shared_state(config: &Config) -> Result<(Arc<Shared>, Reloader, Resolvers), String> {
+fn shared_state(
+    config: &Config,
+    challenges: Option<&Arc<Challenges>>,
+) -> Result<(Arc<Shared>, Reloader, Resolvers), String> {
     let upstream = Arc::new(Upstream::new(&config.upstream));
     let tls: Vec<ListenerTls> = config
         .listeners
@@ -230,6 +254,7 @@ fn shared_state(config: &Config) -> Result<(Arc<Shared>, Reloader, Resolvers), S
             .iter()
             .filter_map(|l| Some((l.address, l.tls.as_ref()?))),
         metrics.clone(),
+        challenges,
     );
     let shared = Arc::new(Shared {
         cors: CorsPolicy::new(config.cors.clone())?,
@@ -327,12 +352,53 @@ fn add_background(
         .collect())
 }
 
+/// One background service per managed certificate (ACME). Each stored certificate is served
+/// from the start: it is put in its listener's resolver now, before the listeners open.
+fn add_acme(
+    server: &mut Server,
+    config: &Config,
+    shared: &Arc<Shared>,
+    resolvers: &Resolvers,
+    challenges: Option<&Arc<Challenges>>,
+) {
+    let (Some(challenges), store) = (challenges, Store::new(&config.state_directory)) else {
+        return;
+    };
+    for listener in &config.listeners {
+        let Some(settings) = listener.tls.as_ref().and_then(|t| t.acme.clone()) else {
+            continue;
+        };
+        let Some(resolver) = resolvers.get(&listener.address) else {
+            continue;
+        };
+        let service = acme::AcmeService {
+            settings,
+            store: store.clone(),
+            challenges: challenges.clone(),
+            resolver: resolver.clone(),
+            metrics: shared.metrics.clone(),
+        };
+        service.install_stored();
+        let name = format!("ACME {}", service.settings.name);
+        server.add_service(background_service(&name, service));
+    }
+}
+
+/// The ALPN protocols a TLS listener offers: HTTP/2 and HTTP/1.1, and `acme-tls/1` after them
+/// where TLS-ALPN-01 challenges may come (a listener with a managed certificate).
+fn alpn(listener: &Listener) -> Option<Vec<Vec<u8>>> {
+    let managed = listener.tls.as_ref().is_some_and(|t| t.acme.is_some());
+    managed.then(|| {
+        let acme = crate::acme::challenges::ACME_TLS_ALPN;
+        vec![b"h2".to_vec(), b"http/1.1".to_vec(), acme.to_vec()]
+    })
+}
+
 /// One proxy service per listener, each waiting for the bootstrap and for `waits`.
 fn add_listeners(
     server: &mut Server,
     config: &Config,
-    shared: &Arc<Shared>,
-    resolvers: Resolvers,
+    (shared, resolvers, challenges): (&Arc<Shared>, Resolvers, Option<&Arc<Challenges>>),
     bootstrap: &ServiceHandle,
     waits: &[ServiceHandle],
 ) -> Result<(), String> {
@@ -340,7 +406,7 @@ fn add_listeners(
     for listener in &config.listeners {
         let mut service = pingora_proxy::http_proxy_service_with_name(
             &server.configuration,
-            Gateway::new(shared.clone(), policy(listener))?,
+            Gateway::new(shared.clone(), policy(listener, challenges))?,
             &format!("listener {}", listener.name),
         );
         let address = listener.address.to_string();
@@ -353,7 +419,10 @@ fn add_listeners(
             }))
             .map_err(|e| format!("TLS settings for {}: {e}", listener.name))?;
             settings.set_cert_resolver(resolver);
-            settings.enable_h2();
+            match alpn(listener) {
+                Some(protocols) => settings.set_alpn_protocols(protocols),
+                None => settings.enable_h2(),
+            }
             service.add_listener(
                 ListenerConfig::tcp(address)
                     .tls(settings)

@@ -17,7 +17,7 @@ use log::{error, info};
 
 use crate::certs;
 use crate::metrics::Metrics;
-use resolver::{CertStore, SniResolver, StoreEntry};
+use resolver::{SniResolver, StoreEntry};
 
 /// The TLS side of an HTTPS listener.
 #[derive(Clone, Debug, PartialEq)]
@@ -28,6 +28,9 @@ pub struct ListenerTls {
     pub default_certificate: usize,
     /// Poll the files this often and reload on change; `None` reloads on SIGHUP only.
     pub watch_interval: Option<Duration>,
+    /// A certificate the gateway obtains and renews itself (ACME), served after the static
+    /// ones by SNI.
+    pub acme: Option<crate::acme::settings::AcmeSettings>,
 }
 
 /// One certificate of a TLS listener.
@@ -100,9 +103,11 @@ pub struct Reloader {
 impl Reloader {
     /// Serves the certificates loaded with the config, without reading their files again.
     /// Returns each TLS listener's resolver, by the listener's address.
+    /// A listener with a managed certificate answers TLS-ALPN-01 challenges from `challenges`.
     pub fn new<'a>(
         listeners: impl IntoIterator<Item = (SocketAddr, &'a ListenerTls)>,
         metrics: Arc<Metrics>,
+        challenges: Option<&Arc<crate::acme::challenges::Challenges>>,
     ) -> (Reloader, HashMap<SocketAddr, Arc<SniResolver>>) {
         let mut certs = Vec::new();
         let mut resolvers = HashMap::new();
@@ -119,10 +124,11 @@ impl Reloader {
                         .unwrap_or_else(|| spec.loaded.dns_names.clone()),
                 });
             }
-            let resolver = Arc::new(SniResolver::new(CertStore::new(
+            let resolver = Arc::new(SniResolver::new(
                 entries,
                 settings.default_certificate,
-            )));
+                challenges.filter(|_| settings.acme.is_some()).cloned(),
+            ));
             resolvers.insert(address, resolver.clone());
             certs.push(ListenerCerts {
                 settings: settings.clone(),
@@ -145,7 +151,7 @@ impl Reloader {
     /// match keeps serving the old one; the failure is logged and counted.
     pub fn reload(&self) {
         for l in &self.listeners {
-            let current = l.resolver.current();
+            let current = l.resolver.fixed();
             let mut entries = Vec::with_capacity(l.settings.certificates.len());
             for (i, spec) in l.settings.certificates.iter().enumerate() {
                 match load_entry(spec) {
@@ -166,14 +172,13 @@ impl Reloader {
                             "certificate \"{}\" was not reloaded, the old one stays in use: {why}",
                             spec.name
                         );
-                        if let Some(old) = current.entries().get(i) {
+                        if let Some(old) = current.get(i) {
                             entries.push(old.clone());
                         }
                     }
                 }
             }
-            l.resolver
-                .replace(CertStore::new(entries, l.settings.default_certificate));
+            l.resolver.replace(entries, l.settings.default_certificate);
         }
     }
 

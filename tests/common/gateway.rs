@@ -111,6 +111,9 @@ pub struct Spec {
     /// The `assets` section: a word (`off`, the default here, so that tests of proxying see
     /// their requests reach Ackee) or the lines of a mapping, without indentation.
     pub assets: String,
+    /// Fixed (http, metrics, https) ports instead of new free ones, for a test that must tell
+    /// another program (an ACME server) the ports first.
+    pub ports: Option<(u16, u16, u16)>,
 }
 
 impl Spec {
@@ -129,12 +132,19 @@ impl Spec {
             grace: (0, 1),
             journal: false,
             assets: "off".to_owned(),
+            ports: None,
         }
     }
 
     /// The `assets` section: `on`, `off`, or the lines of a mapping.
     pub fn assets(mut self, lines: &str) -> Spec {
         self.assets = lines.to_owned();
+        self
+    }
+
+    /// Listens on these (http, metrics, https) ports.
+    pub fn ports(mut self, http: u16, metrics: u16, https: u16) -> Spec {
+        self.ports = Some((http, metrics, https));
         self
     }
 
@@ -270,7 +280,9 @@ impl Gateway {
 
     fn try_start(spec: &Spec) -> Result<Gateway, String> {
         let dir = tempfile::tempdir().unwrap();
-        let (http, metrics, https) = (free_port(), free_port(), free_port());
+        let (http, metrics, https) = spec
+            .ports
+            .unwrap_or_else(|| (free_port(), free_port(), free_port()));
         let config = dir.path().join("gateway.yaml");
         fs::write(&config, spec.yaml(dir.path(), http, metrics, https)).unwrap();
         let stderr = dir.path().join("stderr.log");

@@ -6,6 +6,7 @@ pub mod client;
 pub mod fake_ackee;
 pub mod fake_cors;
 pub mod gateway;
+pub mod pebble;
 pub mod tls;
 
 pub use client::{Conn, Response, preflight, request};
