@@ -25,6 +25,7 @@
 
 mod cors;
 pub(crate) mod diag;
+mod http3;
 mod listener;
 mod section;
 pub mod types;
