@@ -294,8 +294,9 @@ fn assert_counters_match_the_browser(step: &str, gw: &Gateway, before: &Scrape, 
             expected.push((REJ, vec![("reason", reason), ("request", request)], n));
         }
     }
+    // Summed over the labels not named (the protocol: HTTP/1.1, HTTP/2 or HTTP/3).
     let moved = |s: &Scrape, name: &str, labels: &[(&str, &str)]| {
-        s.get(name, labels) - before.get(name, labels)
+        s.sum(name, labels) - before.sum(name, labels)
     };
     let matches = |s: &Scrape| {
         expected

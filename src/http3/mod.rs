@@ -577,8 +577,11 @@ impl Request {
                 self.shared.reset();
                 Refusal::IncompleteHead
             }
-            // The connection's task counts what closed the connection.
-            StreamError::ConnectionError { .. } | StreamError::RemoteClosing { .. } => return,
+            // The connection's task counts what closed the connection; the transport counts a
+            // stream over its budget (its error reaches here as undefined).
+            StreamError::ConnectionError { .. }
+            | StreamError::RemoteClosing { .. }
+            | StreamError::Undefined { .. } => return,
             _ => Refusal::Malformed,
         };
         // Debug only: a client chooses how often this happens; the metric counts it.

@@ -480,7 +480,11 @@ impl CustomSession for H3Session {
             // Nothing more to read: wait until the client goes away (the connection closes),
             // which ends the proxying of this request.
             let why = self.shared.conn.closed().await;
-            return Error::e_explain(H3_ERROR, format!("the client closed the connection: {why}"));
+            let e = Error::explain(
+                ErrorType::ConnectionClosed,
+                format!("the client's connection closed: {why}"),
+            );
+            return Err(e.into_down());
         }
         self.read_body_bytes().await
     }

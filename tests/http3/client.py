@@ -162,10 +162,22 @@ def body_of(req):
 async def requests_mode(job):
     timeout = job.get("timeout", 10)
     async with await open_client(job) as c:
-        out = {"cipher": None, "retry": c._quic._retry_count > 0, "responses": []}
+        out = {
+            "cipher": None,
+            "retry": c._quic._retry_count > 0,
+            "responses": [],
+            # What the server's transport parameters allow: request streams at once.
+            "max_streams_bidi": c._quic._remote_max_streams_bidi,
+            "peer_certificate": None,
+        }
         suite = getattr(c._quic.tls, "key_schedule", None)
         if suite is not None:
             out["cipher"] = suite.cipher_suite.name
+        cert = getattr(c._quic.tls, "_peer_certificate", None)
+        if cert is not None:
+            from cryptography.hazmat.primitives.serialization import Encoding
+
+            out["peer_certificate"] = cert.public_bytes(Encoding.DER).hex()
         reqs = job["requests"]
         if job.get("parallel"):
             sids = [
