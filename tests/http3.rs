@@ -665,3 +665,27 @@ fn a_graceful_upgrade_under_http3_load_loses_no_accepted_request() {
     let _ = new.kill();
     let _ = new.wait();
 }
+
+#[test]
+fn a_udp_port_in_use_stops_the_start_with_the_key_to_fix() {
+    let ca = TestCa::new();
+    let certs = tempfile::tempdir().unwrap();
+    ca.leaf(&[STATS]).write(certs.path(), "stats");
+    let busy = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = busy.local_addr().unwrap();
+    let yaml = format!(
+        "listeners:\n  - address: \"{addr}\"\n    {}\ncors: {{allowed_origins: [\"https://example.com\"]}}\nupstream: {{replicas: [{{address: \"127.0.0.1:3000\"}}]}}\n",
+        tls_lines(certs.path(), "true").replace('\n', "\n    ")
+    );
+    let path = certs.path().join("gw.yaml");
+    std::fs::write(&path, yaml).unwrap();
+    let p = path.display().to_string();
+    let (code, stderr) = run(&["-c", &p], &[]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "error: {p}: listeners[0].http3: cannot listen on {addr} over UDP (Address already in use"
+        )),
+        "{stderr}"
+    );
+}
