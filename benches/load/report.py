@@ -13,7 +13,7 @@ For each workload and system: req/s and CPU µs per request, median and range ov
 "core busy" is the median share of its core the proxy used: well below 100% it was waiting
 (on the load generator, the upstream or itself), not saturated. The gateway's ratio is its
 median CPU µs per request over the best peer's (the lower of nginx's
-and HAProxy's medians): below 1.00 the gateway does the work with less CPU. Its req/s ratio is
+and HAProxy's medians; over HTTP/3, Caddy's, the only peer there): below 1.00 the gateway does the work with less CPU. Its req/s ratio is
 shown too, but the load generator shares a core with the canned upstream, so req/s says less.
 
 The floor (benches/load/floor.rs) is pingora with the gateway's patches doing none of the
@@ -33,9 +33,13 @@ WORKLOADS = [
     ("preflight_h2", "preflight over HTTP/2 (TLS, ALPN h2)"),
     ("post_h2", "POST over HTTP/2, proxied to HTTP/1.1"),
     ("tls_handshake", "full TLS handshake per request (preflight, Connection: close)"),
+    ("preflight_h3", "preflight over HTTP/3 (QUIC)"),
+    ("post_h3", "POST over HTTP/3, proxied to HTTP/1.1"),
+    ("quic_handshake", "full QUIC handshake per request (preflight)"),
 ]
-SYSTEMS = ["gateway", "nginx", "haproxy", "floor"]
-PEERS = ["nginx", "haproxy"]
+SYSTEMS = ["gateway", "nginx", "haproxy", "floor", "caddy"]
+# Caddy runs the HTTP/3 workloads only, where it is the only peer.
+PEERS = ["nginx", "haproxy", "caddy"]
 
 
 def read_tsv(path):
@@ -138,7 +142,7 @@ def markdown(out_dir):
     rows = read_tsv(out_dir / "throughput.tsv")
     print("| workload | gateway CPU µs/req ÷ best peer | gateway req/s ÷ best peer "
           "| floor CPU µs/req ÷ best peer | gateway ÷ floor "
-          "| CPU µs/req: gateway / nginx / HAProxy / floor (medians) |")
+          "| CPU µs/req: gateway / nginx / HAProxy / floor / Caddy (medians) |")
     print("|---|---|---|---|---|---|")
     for key, title, per, ratios, floor in throughput_rows(rows):
         by = {p[0]: p for p in per}
