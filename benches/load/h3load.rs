@@ -53,7 +53,10 @@ fn args() -> Args {
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
-        let mut value = || it.next().unwrap_or_else(|| usage(&format!("{flag} needs a value")));
+        let mut value = || {
+            it.next()
+                .unwrap_or_else(|| usage(&format!("{flag} needs a value")))
+        };
         match flag.as_str() {
             "--addr" => a.addr = value().parse().unwrap_or_else(|_| usage("--addr IP:PORT")),
             "--ca" => a.ca = value(),
@@ -66,7 +69,9 @@ fn args() -> Args {
                     .unwrap_or_else(|e| usage(&format!("--body {path}: {e}")))
                     .into();
             }
-            "--connections" => a.connections = value().parse().unwrap_or_else(|_| usage("--connections N")),
+            "--connections" => {
+                a.connections = value().parse().unwrap_or_else(|_| usage("--connections N"))
+            }
             "--streams" => a.streams = value().parse().unwrap_or_else(|_| usage("--streams N")),
             "--seconds" => a.seconds = value().parse().unwrap_or_else(|_| usage("--seconds S")),
             "--handshakes" => a.handshakes = true,
@@ -106,7 +111,9 @@ impl rustls::client::danger::ServerCertVerifier for Pinned {
         if end_entity.as_ref() == self.cert.as_ref() {
             Ok(rustls::client::danger::ServerCertVerified::assertion())
         } else {
-            Err(rustls::Error::General("not the harness's certificate".into()))
+            Err(rustls::Error::General(
+                "not the harness's certificate".into(),
+            ))
         }
     }
 
@@ -173,7 +180,9 @@ fn client_config(a: &Args) -> quinn::ClientConfig {
 
 fn request(a: &Args) -> http::Request<()> {
     let uri = format!("https://{}:{}/api", a.server_name, a.addr.port());
-    let mut r = http::Request::builder().uri(uri).header("origin", &a.origin);
+    let mut r = http::Request::builder()
+        .uri(uri)
+        .header("origin", &a.origin);
     r = match a.request.as_str() {
         "preflight" => r
             .method("OPTIONS")
@@ -191,10 +200,19 @@ fn request(a: &Args) -> http::Request<()> {
 type Sender = h3::client::SendRequest<h3_quinn::OpenStreams, Bytes>;
 
 /// One request on `send`: its status and body.
-async fn exchange(send: &mut Sender, a: &Args) -> Result<(u16, Vec<(String, String)>, Vec<u8>), String> {
-    let mut stream = send.send_request(request(a)).await.map_err(|e| e.to_string())?;
+async fn exchange(
+    send: &mut Sender,
+    a: &Args,
+) -> Result<(u16, Vec<(String, String)>, Vec<u8>), String> {
+    let mut stream = send
+        .send_request(request(a))
+        .await
+        .map_err(|e| e.to_string())?;
     if !a.body.is_empty() && a.request == "post" {
-        stream.send_data(a.body.clone()).await.map_err(|e| e.to_string())?;
+        stream
+            .send_data(a.body.clone())
+            .await
+            .map_err(|e| e.to_string())?;
     }
     stream.finish().await.map_err(|e| e.to_string())?;
     let resp = stream.recv_response().await.map_err(|e| e.to_string())?;
@@ -216,7 +234,10 @@ async fn exchange(send: &mut Sender, a: &Args) -> Result<(u16, Vec<(String, Stri
 }
 
 /// A new connection and its HTTP/3 client; the driver runs on its own task.
-async fn connect(endpoint: &quinn::Endpoint, a: &Args) -> Result<(quinn::Connection, Sender), String> {
+async fn connect(
+    endpoint: &quinn::Endpoint,
+    a: &Args,
+) -> Result<(quinn::Connection, Sender), String> {
     let conn = endpoint
         .connect(a.addr, &a.server_name)
         .map_err(|e| e.to_string())?
