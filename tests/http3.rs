@@ -286,6 +286,21 @@ fn the_tracker_post_reaches_ackee_whole_with_the_quic_peer_as_client() {
 }
 
 #[test]
+fn an_answer_cut_off_by_ackee_is_reset_not_ended_as_if_whole() {
+    let s = setup();
+    s.ackee.set(|b| b.truncate_body = Some(5));
+    let r = s.h3.request(Req::new("GET", "/tracker.js"));
+    // The head may or may not have left before the reset, which discards what is unsent.
+    assert!(matches!(r.status, None | Some(200)), "{:?}", r.raw);
+    assert_eq!(
+        r.reset,
+        Some(0x102),
+        "H3_INTERNAL_ERROR, so the client does not take 5 bytes for the whole script: {:?}",
+        r.raw
+    );
+}
+
+#[test]
 fn tcp_answers_advertise_http3_on_the_same_port_and_http3_answers_do_not() {
     let s = setup_with("{alt_svc_max_age_seconds: 3600}", |spec| spec);
     let want = format!("h3=\":{}\"; ma=3600", s.gw.https.port());
