@@ -199,6 +199,9 @@ fn request(a: &Args) -> http::Request<()> {
 
 type Sender = h3::client::SendRequest<h3_quinn::OpenStreams, Bytes>;
 
+/// An answer: status, headers, body; or what failed.
+type Answer = Result<(u16, Vec<(String, String)>, Vec<u8>), String>;
+
 /// One request on `send`: its status and body.
 async fn exchange(
     send: &mut Sender,
@@ -259,7 +262,7 @@ struct Tally {
 }
 
 impl Tally {
-    fn count(&self, result: &Result<(u16, Vec<(String, String)>, Vec<u8>), String>) {
+    fn count(&self, result: &Answer) {
         match result {
             Ok((status, _, _)) if (200..300).contains(status) => &self.ok,
             _ => &self.errors,

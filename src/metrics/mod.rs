@@ -1,8 +1,9 @@
 //! Every Prometheus metric the gateway exports, registered once at start-up.
 //!
 //! Label values come only from fixed sets ([`Refusal`], `RequestKind` (both from a
-//! `Decision`), `method_label`,
-//! status classes, `UpstreamErrorKind`, [`Rule`]) or from the config (replica names). Children of each
+//! `Decision`), `method_label`, [`Protocol`],
+//! status classes, `UpstreamErrorKind`, [`Rule`], [`QuicRefusal`]) or from the config (replica
+//! names). Children of each
 //! metric family are resolved at start-up, so counting on the request path is an atomic add.
 //! The `prometheus` crate is the version pingora-prometheus re-exports.
 
