@@ -720,6 +720,17 @@ fn a_graceful_upgrade_under_http3_load_loses_no_accepted_request() {
     );
     assert!(counts["ok"].as_u64().unwrap() > 100, "{result}");
     assert!(new.try_wait().unwrap().is_none(), "the new process runs");
+    let took_over = s.gw.upgrade_stderr();
+    assert!(
+        took_over.contains("using the UDP socket handed over"),
+        "the new process serves on the old one's UDP socket:\n{took_over}"
+    );
+    assert!(
+        s.gw.stderr()
+            .contains("the socket goes to the new process; connections get a GOAWAY"),
+        "{}",
+        s.gw.stderr()
+    );
     eprintln!("HTTP/3 upgrade: {result}");
     let _ = new.kill();
     let _ = new.wait();
