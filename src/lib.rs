@@ -26,6 +26,7 @@
 //! | [`tls`] | a TLS listener's certificates: choosing one by SNI, reloading them |
 //! | [`config`] | reading the YAML file, validating it, reporting every problem at once; a rule about a value that another module uses is that module's, and config reports its message at the key path |
 //! | `files` | reading the files the config names: regular files only, never a blocking read |
+//! | [`quic`] | HTTP/3's rules without a QUIC stack: a listener's HTTP/3 settings and its `Alt-Svc` value, admitting a new connection (accept, stateless retry, refuse), which error codes are a client's protocol violations, the budget of requests a client may reset |
 //! | [`procnet`] | the TCP addresses a process listens on, from `/proc` (graceful upgrade checks) |
 //! | [`handover`] | the upgrade lock, the ready marker, and waiting for a gateway to serve |
 //! | [`access_log`] | one line per request, text or JSON, written off the request path; the log file checked at start-up |
@@ -39,6 +40,7 @@
 //!
 //! | module | owns |
 //! |---|---|
+//! | `http3` | the HTTP/3 listener beside a TLS listener: QUIC (quinn) and HTTP/3 (h3), each request handed to pingora as a custom session that runs the same `proxy` phases; admission, limits, GOAWAY on stop and upgrade, the UDP socket handed over with the TCP listeners |
 //! | `upstream` | choosing an Ackee replica on pingora's load balancer (each backend carries its replica's index); peers; the health checker, which holds the replicas and the metrics |
 //! | `proxy` | the `ProxyHttp` implementation: each phase calls into the modules above (`request.rs` the steps of `request_filter`, `respond.rs` the answers at the edge, `failure.rs` Ackee's failures) |
 //! | [`server`] | turning a [`config::Config`] into a running pingora `Server`; its background services (`services.rs`), the ACME renewal of each managed certificate (`acme.rs`) |
@@ -68,6 +70,7 @@ pub mod forwarded;
 pub(crate) mod framing;
 pub mod handover;
 pub(crate) mod health;
+pub(crate) mod http3;
 pub(crate) mod limits;
 pub mod logging;
 pub mod metrics;
@@ -76,6 +79,7 @@ pub(crate) mod outage;
 pub(crate) mod periodic;
 pub mod procnet;
 pub(crate) mod proxy;
+pub mod quic;
 pub mod ratelimit;
 pub(crate) mod redirect;
 pub(crate) mod retry;

@@ -178,13 +178,29 @@ fn unbindable(
         .metrics
         .iter()
         .map(|m| ("metrics.address".to_owned(), m.address));
-    listeners
+    // HTTP/3 over UDP on the same address. A socket a running gateway holds on that address
+    // over TCP is handed over with its UDP socket, if it has one.
+    let udp = config
+        .listeners
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| l.http3.is_some())
+        .map(|(i, l)| (format!("listeners[{i}].http3"), l.address));
+    let tcp = listeners
         .chain(metrics)
-        .filter(|(_, addr)| !inherited.contains(addr))
-        .filter_map(|(key, addr)| {
-            let e = std::net::TcpListener::bind(addr).err()?;
+        .map(|(key, addr)| (key, addr, false));
+    tcp.chain(udp.map(|(key, addr)| (key, addr, true)))
+        .filter(|(_, addr, _)| !inherited.contains(addr))
+        .filter_map(|(key, addr, udp)| {
+            let e = if udp {
+                std::net::UdpSocket::bind(addr).err()?
+            } else {
+                std::net::TcpListener::bind(addr).err()?
+            };
+            let low_port = addr.port() < 1024;
+            let addr = if udp { format!("{addr} over UDP") } else { addr.to_string() };
             let hint = match e.kind() {
-                std::io::ErrorKind::PermissionDenied if addr.port() < 1024 => {
+                std::io::ErrorKind::PermissionDenied if low_port => {
                     "ports below 1024 need root or CAP_NET_BIND_SERVICE, which systemd/ackee-gateway.service grants"
                 }
                 std::io::ErrorKind::AddrInUse => {

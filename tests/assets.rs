@@ -578,11 +578,13 @@ fn edge_answers_get_cors_and_listener_headers_and_are_logged_and_counted() {
     });
     assert!(line.contains("cors=allowed"), "{line}");
     let s = gw.scrape();
-    assert!(
+    assert_eq!(
         s.get(
             "ackee_gateway_requests_total",
-            &[("method", "GET"), ("status", "2xx")]
-        ) >= 3.0
+            &[("method", "GET"), ("status", "2xx"), ("protocol", "http1")]
+        ),
+        3.0,
+        "the edge answer, the one to another origin and the one with a body"
     );
     assert_eq!(
         s.get("ackee_gateway_assets_refresh_interval_seconds", &[]),

@@ -25,7 +25,10 @@
 //!    gateway process lets the tracker record from it;
 //! 7. the page embeds the real tracker from the gateway as Ackee's documentation shows, the
 //!    gateway serves it from its edge copy, and the second page view takes it from the
-//!    browser's cache (or a 304) instead of downloading it again.
+//!    browser's cache (or a 304) instead of downloading it again;
+//! 8. step 1 over HTTP/3: Chromium told to use QUIC for the gateway's origin records a visit,
+//!    DevTools reports `h3` for every preflight and POST, and the gateway's metrics count them
+//!    as `http3`.
 
 mod common;
 #[path = "browser/harness.rs"]
@@ -297,8 +300,9 @@ fn assert_counters_match_the_browser(step: &str, gw: &Gateway, before: &Scrape, 
             expected.push((REJ, vec![("reason", reason), ("request", request)], n));
         }
     }
+    // Summed over the labels not named (the protocol: HTTP/1.1, HTTP/2 or HTTP/3).
     let moved = |s: &Scrape, name: &str, labels: &[(&str, &str)]| {
-        s.get(name, labels) - before.get(name, labels)
+        s.sum(name, labels) - before.sum(name, labels)
     };
     let matches = |s: &Scrape| {
         expected
@@ -723,4 +727,74 @@ fn step7_the_tracker_from_the_edge_records_and_is_not_downloaded_again() {
             "{counted} edge answers counted, the browser sent {on_wire} requests for tracker.js"
         ));
     }
+}
+
+#[test]
+fn step8_allowed_origin_over_http3() {
+    const STEP: &str = "step 8 (allowed origin over HTTP/3)";
+    require_tools(true);
+    let _one = one_browser_at_a_time();
+    let site = Site::start();
+    let origin = origin_of("127.0.0.1", &site);
+    let ackee = FakeAckee::start();
+    let ca = TestCa::new();
+    let certs = tempfile::tempdir().unwrap();
+    let (cert, key) = ca.leaf(&["localhost"]).write(certs.path(), "localhost");
+    let tls = format!(
+        "tls:\n  certificates:\n    - name: localhost\n      cert: \"{}\"\n      key: \"{}\"\nhttp3: true",
+        cert.display(),
+        key.display()
+    );
+    let gw = Gateway::start(
+        &Spec::new(ackee.addr)
+            .cors(&allow_only(&origin, "reject"))
+            .tls_listener(&tls),
+    );
+    common::http3::wait_udp(gw.child.id(), gw.https.port());
+    let before = gw.scrape();
+    let authority = format!("localhost:{}", gw.https.port());
+    let server = format!("https://{authority}");
+
+    let plan = plan("allowed origin over HTTP/3", 9, &origin, &server, None);
+    let trust = |home: &Path| trust_in_nss(home, &ca);
+    // QUIC for this origin from the first request, without waiting for Alt-Svc; the test CA
+    // in the NSS database is trusted over QUIC as over TCP (Chromium 156). The gateway listens
+    // on 127.0.0.1: with QUIC forced there is no fallback from ::1 as over TCP.
+    let force = format!("--origin-to-force-quic-on={authority}");
+    let visits = run_browser_with(
+        STEP,
+        Some(&trust),
+        std::slice::from_ref(&plan),
+        &[
+            "--enable-quic",
+            &force,
+            "--host-resolver-rules=MAP localhost 127.0.0.1",
+        ],
+    );
+    let v = &visits[0];
+    assert_tracker_worked(STEP, &ackee, &plan, v, &origin, true);
+    let api: Vec<_> = v.api("OPTIONS").into_iter().chain(v.api("POST")).collect();
+    assert!(
+        !api.is_empty()
+            && api
+                .iter()
+                .all(|r| r.url.starts_with("https://localhost:")
+                    && r.protocol.as_deref() == Some("h3")),
+        "{STEP}: every preflight and POST should have gone over HTTP/3 (h3)\n{}",
+        v.describe()
+    );
+    assert_counters_match_the_browser(STEP, &gw, &before, &visits);
+    let m = gw.scrape();
+    let posts = m.get(
+        "ackee_gateway_requests_total",
+        &[("protocol", "http3"), ("method", "POST"), ("status", "2xx")],
+    ) - before.get(
+        "ackee_gateway_requests_total",
+        &[("protocol", "http3"), ("method", "POST"), ("status", "2xx")],
+    );
+    assert_eq!(
+        posts, 3.0,
+        "{STEP}: the gateway counted the tracker's POSTs as HTTP/3"
+    );
+    assert!(m.get("ackee_gateway_quic_handshakes_total", &[("result", "ok")]) >= 1.0);
 }

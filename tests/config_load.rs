@@ -4,6 +4,7 @@
 use ackee_gateway::config::types::{HealthCheckSettings, HealthProbe, Selection};
 use ackee_gateway::config::{load, parse, parse_with};
 use ackee_gateway::cors::DisallowedOrigin;
+use ackee_gateway::quic::Http3Settings;
 
 const MINIMAL: &str = r#"
 listeners: [{address: "127.0.0.1:8080"}]
@@ -586,4 +587,51 @@ limits: {max_body_byte: 1, colour: red}
             format!("error: gw.yaml: limits.colour: unknown key; the keys allowed here are {allowed}"),
         ]
     );
+}
+
+#[test]
+fn http3_is_off_by_default_and_on_with_true_or_its_settings() {
+    let loaded = parse("gw.yaml", MINIMAL, None).unwrap();
+    assert!(loaded.config.listeners[0].http3.is_none(), "off by default");
+    let ca = rcgen::generate_simple_self_signed(vec!["stats.example.com".to_owned()]).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("c.pem"), dir.path().join("k.pem"));
+    std::fs::write(&cert, ca.cert.pem()).unwrap();
+    std::fs::write(&key, ca.key_pair.serialize_pem()).unwrap();
+    let tls = format!(
+        "tls: {{certificates: [{{cert: \"{}\", key: \"{}\"}}]}}",
+        cert.display(),
+        key.display()
+    );
+    for (http3, want) in [
+        ("false", None),
+        ("true", Some(Http3Settings::default())),
+        (
+            "{alt_svc_max_age_seconds: 600, max_concurrent_streams: 20, idle_timeout_seconds: 10, max_handshakes: 50, retry_above_handshakes: 0}",
+            Some(Http3Settings {
+                alt_svc_max_age: 600,
+                max_concurrent_streams: 20,
+                idle_timeout: std::time::Duration::from_secs(10),
+                max_handshakes: 50,
+                retry_above: 0,
+            }),
+        ),
+    ] {
+        let text = MINIMAL.replace(
+            "listeners: [{address: \"127.0.0.1:8080\"}]",
+            &format!("listeners: [{{address: \"127.0.0.1:8443\", {tls}, http3: {http3}}}]"),
+        );
+        let loaded = parse("gw.yaml", &text, None).unwrap_or_else(|d| panic!("{http3}: {d:?}"));
+        assert_eq!(loaded.config.listeners[0].http3, want, "{http3}");
+    }
+    let d = Http3Settings::default();
+    assert_eq!(
+        (
+            d.alt_svc_max_age,
+            d.max_concurrent_streams,
+            d.idle_timeout.as_secs()
+        ),
+        (86_400, 100, 30)
+    );
+    assert_eq!((d.max_handshakes, d.retry_above), (1024, 64));
 }

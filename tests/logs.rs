@@ -211,7 +211,7 @@ fn an_ackee_outage_logs_its_state_changes_not_every_failed_request() {
     let scrape = gw.scrape_until("200 failed requests counted", |s| {
         s.get(
             "ackee_gateway_requests_total",
-            &[("method", "POST"), ("status", "5xx")],
+            &[("protocol", "http1"), ("method", "POST"), ("status", "5xx")],
         ) >= 200.0
     });
     assert!(scrape.get("ackee_gateway_upstream_unavailable_total", &[]) >= 100.0);

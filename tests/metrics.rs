@@ -87,13 +87,49 @@ fn counters_move_by_exactly_the_expected_amounts() {
         (rej, &[("reason", "method"), ("request", "preflight")], 1.0),
         (rej, &[("reason", "header"), ("request", "preflight")], 1.0),
         (rej, &[("reason", "origin"), ("request", "actual")], 1.0),
-        (req, &[("method", "OPTIONS"), ("status", "2xx")], 2.0),
-        (req, &[("method", "OPTIONS"), ("status", "4xx")], 3.0),
-        (req, &[("method", "POST"), ("status", "2xx")], 2.0),
-        (req, &[("method", "POST"), ("status", "4xx")], 1.0),
-        (req, &[("method", "POST"), ("status", "5xx")], 1.0),
-        (req, &[("method", "GET"), ("status", "2xx")], 1.0),
-        (req, &[("method", "GET"), ("status", "4xx")], 1.0),
+        (
+            req,
+            &[
+                ("protocol", "http1"),
+                ("method", "OPTIONS"),
+                ("status", "2xx"),
+            ],
+            2.0,
+        ),
+        (
+            req,
+            &[
+                ("protocol", "http1"),
+                ("method", "OPTIONS"),
+                ("status", "4xx"),
+            ],
+            3.0,
+        ),
+        (
+            req,
+            &[("protocol", "http1"), ("method", "POST"), ("status", "2xx")],
+            2.0,
+        ),
+        (
+            req,
+            &[("protocol", "http1"), ("method", "POST"), ("status", "4xx")],
+            1.0,
+        ),
+        (
+            req,
+            &[("protocol", "http1"), ("method", "POST"), ("status", "5xx")],
+            1.0,
+        ),
+        (
+            req,
+            &[("protocol", "http1"), ("method", "GET"), ("status", "2xx")],
+            1.0,
+        ),
+        (
+            req,
+            &[("protocol", "http1"), ("method", "GET"), ("status", "4xx")],
+            1.0,
+        ),
         // Two POSTs and one GET reached Ackee.
         (
             "ackee_gateway_upstream_response_seconds_count",

@@ -199,3 +199,45 @@ fn files_that_hold_the_wrong_pem_say_which_file_and_what_it_should_hold() {
         assert!(stderr.starts_with(&prefix), "want {prefix}\ngot {stderr}");
     }
 }
+
+#[test]
+fn http3_mistakes_are_reported_together() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = TestCa::new();
+    let (cert, key) = ca.leaf(&["stats.example.com"]).write(dir.path(), "a");
+    let (cert, key) = (cert.display(), key.display());
+    let text = format!(
+        r#"listeners:
+  - name: http
+    address: "127.0.0.1:8080"
+    http3: true
+  - name: https
+    address: "127.0.0.1:8443"
+    tls: {{certificates: [{{name: a, cert: "{cert}", key: "{key}"}}]}}
+    http3: {{max_concurrent_streams: 0, idle_timeout_seconds: 0, alt_svc_max_age: 5, retry_above_handshakes: -1}}
+  - name: other
+    address: "127.0.0.1:8444"
+    tls: {{certificates: [{{name: b, cert: "{cert}", key: "{key}", server_names: [stats.example.com]}}]}}
+    http3: "yes"
+cors: {{allowed_origins: ["https://example.com"]}}
+upstream: {{replicas: [{{address: "127.0.0.1:3000"}}]}}
+"#
+    );
+    let path = dir.path().join("gw.yaml");
+    fs::write(&path, text).unwrap();
+    let p = path.display().to_string();
+    let (code, stderr) = run(&["-t", "-c", &p], &[]);
+    assert_eq!(code, 2);
+    assert_eq!(
+        stderr,
+        format!(
+            "error: {p}: listeners[1].http3.alt_svc_max_age: unknown key; the keys allowed here are alt_svc_max_age_seconds, max_concurrent_streams, max_handshakes, retry_above_handshakes, idle_timeout_seconds\n\
+             error: {p}: listeners[1].http3.retry_above_handshakes: found -1; write a number of handshakes from 0 (always) to 100000, such as 64\n\
+             error: {p}: listeners[1].http3.idle_timeout_seconds: found 0; write a number of seconds greater than 0, such as 30\n\
+             error: {p}: listeners[2].http3: found \"yes\"; write true, or a mapping such as {{alt_svc_max_age_seconds: 86400}}\n\
+             error: {p}: listeners[0].http3: is set on a plain-HTTP listener; HTTP/3 always runs over TLS: set it on the listener with a tls section\n\
+             error: {p}: listeners[1].http3.max_concurrent_streams: found 0; write a number of streams from 1 to 1000, such as 100\n\
+             ackee-gateway: 6 problems in the configuration; nothing was started\n"
+        )
+    );
+}

@@ -13,7 +13,7 @@ For each workload and system: req/s and CPU µs per request, median and range ov
 "core busy" is the median share of its core the proxy used: well below 100% it was waiting
 (on the load generator, the upstream or itself), not saturated. The gateway's ratio is its
 median CPU µs per request over the best peer's (the lower of nginx's
-and HAProxy's medians): below 1.00 the gateway does the work with less CPU. Its req/s ratio is
+and HAProxy's medians; over HTTP/3, Caddy's, the only peer there): below 1.00 the gateway does the work with less CPU. Its req/s ratio is
 shown too, but the load generator shares a core with the canned upstream, so req/s says less.
 
 The floor (benches/load/floor.rs) is pingora with the gateway's patches doing none of the
@@ -41,10 +41,14 @@ WORKLOADS = [
     ("tracker_js_h1", "GET /tracker.js, every encoding accepted, HTTP/1.1"),
     ("tracker_js_h2", "GET /tracker.js, every encoding accepted, HTTP/2 (TLS)"),
     ("page_view", "a page view: tracker.js, preflight, createRecord, 2 x updateRecord (TLS)"),
+    ("preflight_h3", "preflight over HTTP/3 (QUIC)"),
+    ("post_h3", "POST over HTTP/3, proxied to HTTP/1.1"),
+    ("quic_handshake", "full QUIC handshake per request (preflight)"),
 ]
-SYSTEMS = ["gateway", "nginx", "haproxy", "floor", "nginx_docs"]
+SYSTEMS = ["gateway", "nginx", "haproxy", "floor", "caddy", "nginx_docs"]
 PAGE_VIEW = 5
-PEERS = ["nginx", "haproxy"]
+# Caddy runs the HTTP/3 workloads only, where it is the only peer.
+PEERS = ["nginx", "haproxy", "caddy"]
 
 
 def read_tsv(path):
@@ -156,7 +160,7 @@ def markdown(out_dir):
     rows = read_tsv(out_dir / "throughput.tsv")
     print("| workload | gateway CPU µs/req ÷ best peer | gateway req/s ÷ best peer "
           "| floor CPU µs/req ÷ best peer | gateway ÷ floor "
-          "| CPU µs/req: gateway / nginx / HAProxy / floor (medians) |")
+          "| CPU µs/req: gateway / nginx / HAProxy / floor / Caddy (medians) |")
     print("|---|---|---|---|---|---|")
     extra = []
     for key, title, per, ratios, floor in throughput_rows(rows):
@@ -171,7 +175,7 @@ def markdown(out_dir):
             extra.append(f"| {title} | requests reaching Ackee per page view | " + " / ".join(
                 f"{by[s][8] * PAGE_VIEW:.2f}" if s in by else "–"
                 for s in ["gateway", "nginx", "haproxy", "nginx_docs"]) + " |")
-        cpus = " / ".join(f"{by[s][3]:.1f}" if s in by else "–" for s in SYSTEMS[:4])
+        cpus = " / ".join(f"{by[s][3]:.1f}" if s in by else "–" for s in SYSTEMS[:5])
         cols = [f"**{ratios[0]:.2f}** ({ratios[1]})", f"{ratios[2]:.2f} ({ratios[3]})"] \
             if ratios else ["–", "–"]
         cols += [f"{floor[0]:.2f} ({floor[1]})", f"{floor[2]:.2f}" if floor[2] else "–"] \

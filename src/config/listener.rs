@@ -1,6 +1,6 @@
 //! `listeners`: each visitor-facing socket, with its TLS certificates (loaded and checked now by
 //! `certs`, so `-t` finds a bad key or an expired certificate), the HTTPS redirect, the ACME
-//! webroot and the response headers.
+//! webroot, the response headers and HTTP/3 (`http3.rs`).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -52,6 +52,7 @@ fn listener(r: &mut Problems, e: Section<'_>, seen: &mut Seen) -> Option<Listene
     let acme_webroot = e.text(r, "acme_webroot", example);
     let acme_webroot = acme_webroot.and_then(|w| r.ok(&w.key, crate::acme::webroot(&w.value)));
     let response_headers = self::response_headers(r, &e, has_tls);
+    let http3 = super::http3::http3(r, &e, has_tls);
     let at = e.path().to_owned();
     e.finish(r);
     let addr = r.needed(address, &format!("{at}.address"), LISTEN_EXAMPLE)?;
@@ -71,6 +72,7 @@ fn listener(r: &mut Problems, e: Section<'_>, seen: &mut Seen) -> Option<Listene
         redirect_to_https,
         acme_webroot,
         response_headers,
+        http3,
     })
 }
 

@@ -23,10 +23,11 @@
 //!
 //! No pingora here: the binary maps [`ServerSettings`] onto pingora's `ServerConf`.
 
-mod assets;
 mod acme;
+mod assets;
 mod cors;
 pub(crate) mod diag;
+mod http3;
 mod listener;
 mod section;
 pub mod types;

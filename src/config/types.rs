@@ -74,6 +74,8 @@ pub struct Listener {
     pub acme_webroot: Option<PathBuf>,
     /// Headers added to every response.
     pub response_headers: Vec<(http::HeaderName, http::HeaderValue)>,
+    /// HTTP/3 on the same address over UDP, if the listener asks for it (TLS listeners only).
+    pub http3: Option<Http3Settings>,
 }
 
 /// The Prometheus listener.
@@ -87,6 +89,7 @@ pub use crate::access_log::AccessLogSettings;
 pub use crate::assets::AssetSettings;
 pub use crate::health::{HealthCheckSettings, HealthProbe};
 pub use crate::limits::Limits;
+pub use crate::quic::Http3Settings;
 pub use crate::retry::{NODE_KEEP_ALIVE_SECONDS, Replica, Selection, UpstreamSettings};
 pub use crate::tls::{CertificateSettings, ListenerTls};
 

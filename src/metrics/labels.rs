@@ -50,6 +50,50 @@ impl UpstreamErrorKind {
     }
 }
 
+/// The protocol a request arrived over. A fixed set, for the `protocol` label.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Protocol {
+    /// HTTP/1.0 or HTTP/1.1, plain or over TLS.
+    Http1,
+    /// HTTP/2 over TLS.
+    Http2,
+    /// HTTP/3 over QUIC.
+    Http3,
+}
+
+impl Protocol {
+    /// Every protocol, in label order.
+    pub const ALL: [Protocol; 3] = [Protocol::Http1, Protocol::Http2, Protocol::Http3];
+
+    /// The metric label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Http1 => "http1",
+            Protocol::Http2 => "http2",
+            Protocol::Http3 => "http3",
+        }
+    }
+
+    fn index(self) -> usize {
+        match self {
+            Protocol::Http1 => 0,
+            Protocol::Http2 => 1,
+            Protocol::Http3 => 2,
+        }
+    }
+}
+
+/// The index of a request's series in `ackee_gateway_requests_total`'s children, built in
+/// this order: protocol, then method, then status class.
+pub(crate) fn request_index(
+    protocol: Protocol,
+    method: &http::Method,
+    status: Option<u16>,
+) -> usize {
+    (protocol.index() * METHODS.len() + method_label(method)) * STATUS_CLASSES.len()
+        + status_label(status)
+}
+
 /// The method label: the common methods by name, anything else as `other`.
 pub(crate) const METHODS: [&str; 8] = [
     "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "other",

@@ -1,14 +1,15 @@
 //! Every Prometheus metric the gateway exports, registered once at start-up.
 //!
 //! Label values come only from fixed sets ([`Refusal`], `RequestKind` (both from a
-//! `Decision`), `method_label`,
-//! status classes, `UpstreamErrorKind`, [`Rule`]) or from the config (replica names). Children of each
+//! `Decision`), `method_label`, [`Protocol`],
+//! status classes, `UpstreamErrorKind`, [`Rule`], [`QuicRefusal`]) or from the config (replica
+//! names). Children of each
 //! metric family are resolved at start-up, so counting on the request path is an atomic add.
 //! The `prometheus` crate is the version pingora-prometheus re-exports.
 
 mod ackee_origins;
-mod assets;
 mod acme;
+mod assets;
 mod labels;
 
 use prometheus::{
@@ -16,15 +17,18 @@ use prometheus::{
 };
 
 pub(crate) use ackee_origins::AckeeOriginMetrics;
-pub(crate) use assets::AssetMetrics;
 pub(crate) use acme::AcmeMetrics;
+pub(crate) use assets::AssetMetrics;
+pub use labels::Protocol;
 pub(crate) use labels::{
-    LATENCY_BUCKETS, METHODS, OUTCOMES, Outcome, STATUS_CLASSES, UpstreamErrorKind, method_label,
-    status_label,
+    LATENCY_BUCKETS, METHODS, OUTCOMES, Outcome, STATUS_CLASSES, UpstreamErrorKind, request_index,
 };
+#[cfg(test)]
+pub(crate) use labels::{method_label, status_label};
 
 use crate::cors::{Decision, Refusal, RequestKind};
 use crate::limits::Exceeded;
+use crate::quic::Refusal as QuicRefusal;
 use crate::ratelimit::Rule;
 
 /// Per-replica children, resolved once.
@@ -58,6 +62,9 @@ pub struct Metrics {
     rate_limited: [IntCounter; Rule::ALL.len()],
     /// Ackee's static files served from the edge (`assets`).
     pub(crate) assets: AssetMetrics,
+    quic_handshakes: [IntCounter; 2],
+    quic_refusals: [IntCounter; QuicRefusal::ALL.len()],
+    quic_connections: IntGauge,
     /// Kept so the family is registered.
     _build_info: IntGaugeVec,
 }
@@ -132,6 +139,18 @@ impl Metrics {
             &["rule"]
         );
         let (handshakes, reloads, expiry) = tls_metrics(r, certificates);
+        let quic_handshakes = counter_vec!(
+            r,
+            "ackee_gateway_quic_handshakes_total",
+            "QUIC handshakes on the HTTP/3 listeners, by result.",
+            &["result"]
+        );
+        let quic_refusals = counter_vec!(
+            r,
+            "ackee_gateway_quic_refusals_total",
+            "QUIC connections and HTTP/3 requests refused or cut off, by reason.",
+            &["reason"]
+        );
         Metrics {
             preflights: children(&preflights, ["allowed", "refused"]),
             rejections: rejection_metrics(r),
@@ -162,6 +181,14 @@ impl Metrics {
             acme_orders: AcmeMetrics::register(r),
             rate_limited: children(&rate_limited, Rule::ALL.map(Rule::as_str)),
             assets: AssetMetrics::register(r),
+            quic_handshakes: children(&quic_handshakes, ["ok", "failed"]),
+            quic_refusals: children(&quic_refusals, QuicRefusal::ALL.map(QuicRefusal::as_str)),
+            quic_connections: prometheus::register_int_gauge_with_registry!(
+                "ackee_gateway_quic_connections",
+                "QUIC connections open on the HTTP/3 listeners.",
+                r
+            )
+            .expect(DEFINED),
             _build_info: build_info,
             registry,
         }
@@ -190,9 +217,27 @@ impl Metrics {
     }
 
     /// Counts a finished request.
-    pub(crate) fn request(&self, method: &http::Method, status: Option<u16>) {
-        let i = method_label(method) * STATUS_CLASSES.len() + status_label(status);
-        self.requests[i].inc();
+    pub(crate) fn request(&self, protocol: Protocol, method: &http::Method, status: Option<u16>) {
+        if let Some(c) = self.requests.get(request_index(protocol, method, status)) {
+            c.inc();
+        }
+    }
+
+    /// Counts a QUIC handshake.
+    pub(crate) fn quic_handshake(&self, ok: bool) {
+        self.quic_handshakes[usize::from(!ok)].inc();
+    }
+
+    /// Counts a QUIC connection or HTTP/3 request refused or cut off.
+    pub(crate) fn quic_refusal(&self, why: QuicRefusal) {
+        if let Some(i) = QuicRefusal::ALL.iter().position(|r| *r == why) {
+            self.quic_refusals[i].inc();
+        }
+    }
+
+    /// Counts a QUIC connection opened (`+1`) or closed (`-1`).
+    pub(crate) fn quic_connections(&self, delta: i64) {
+        self.quic_connections.add(delta);
     }
 
     /// Counts a request refused for its size.
@@ -324,18 +369,21 @@ fn rejection_metrics(r: &Registry) -> Vec<IntCounter> {
     children
 }
 
-/// `ackee_gateway_requests_total`, by method and status class.
+/// `ackee_gateway_requests_total`, by protocol, method and status class, in the order of
+/// [`request_index`].
 fn request_metrics(r: &Registry) -> Vec<IntCounter> {
     let requests = counter_vec!(
         r,
         "ackee_gateway_requests_total",
-        "Requests served, by method and status class.",
-        &["method", "status"]
+        "Requests served, by protocol (http1, http2, http3), method and status class.",
+        &["protocol", "method", "status"]
     );
     let mut children = Vec::new();
-    for m in METHODS {
-        for s in STATUS_CLASSES {
-            children.push(requests.with_label_values(&[m, s]));
+    for p in Protocol::ALL {
+        for m in METHODS {
+            for s in STATUS_CLASSES {
+                children.push(requests.with_label_values(&[p.as_str(), m, s]));
+            }
         }
     }
     children
@@ -440,9 +488,16 @@ mod tests {
         m.preflight(false);
         m.rejection(Refusal::Header, RequestKind::Preflight);
         m.rejection(Refusal::Origin, RequestKind::Actual);
-        m.request(&http::Method::POST, Some(201));
-        m.request(&http::Method::from_bytes(b"BREW").unwrap(), Some(418));
-        m.request(&http::Method::GET, None);
+        m.request(Protocol::Http1, &http::Method::POST, Some(201));
+        m.request(
+            Protocol::Http2,
+            &http::Method::from_bytes(b"BREW").unwrap(),
+            Some(418),
+        );
+        m.request(Protocol::Http3, &http::Method::GET, None);
+        m.request(Protocol::Http3, &http::Method::OPTIONS, Some(204));
+        m.quic_handshake(true);
+        m.quic_refusal(QuicRefusal::Qpack);
         m.limit(Exceeded::Body);
         m.upstream_latency(0, 0.003);
         m.upstream_error(0, UpstreamErrorKind::ConnectRefused);
@@ -462,9 +517,15 @@ mod tests {
             "ackee_gateway_cors_rejections_total{reason=\"header\",request=\"preflight\"} 1",
             "ackee_gateway_cors_rejections_total{reason=\"origin\",request=\"actual\"} 1",
             "ackee_gateway_cors_rejections_total{reason=\"origin\",request=\"preflight\"} 0",
-            "ackee_gateway_requests_total{method=\"POST\",status=\"2xx\"} 1",
-            "ackee_gateway_requests_total{method=\"other\",status=\"4xx\"} 1",
-            "ackee_gateway_requests_total{method=\"GET\",status=\"none\"} 1",
+            "ackee_gateway_requests_total{method=\"POST\",protocol=\"http1\",status=\"2xx\"} 1",
+            "ackee_gateway_requests_total{method=\"other\",protocol=\"http2\",status=\"4xx\"} 1",
+            "ackee_gateway_requests_total{method=\"GET\",protocol=\"http3\",status=\"none\"} 1",
+            "ackee_gateway_requests_total{method=\"OPTIONS\",protocol=\"http3\",status=\"2xx\"} 1",
+            "ackee_gateway_requests_total{method=\"OPTIONS\",protocol=\"http1\",status=\"2xx\"} 0",
+            "ackee_gateway_quic_handshakes_total{result=\"ok\"} 1",
+            "ackee_gateway_quic_refusals_total{reason=\"qpack\"} 1",
+            "ackee_gateway_quic_refusals_total{reason=\"retry\"} 0",
+            "ackee_gateway_quic_connections 0",
             "ackee_gateway_limit_rejections_total{limit=\"body\"} 1",
             "ackee_gateway_upstream_response_seconds_count{replica=\"ackee-1\"} 1",
             "ackee_gateway_upstream_errors_total{kind=\"connect_refused\",replica=\"ackee-1\"} 1",

@@ -12,8 +12,8 @@
 //! | `response_filter` | hop-by-hop headers and Ackee's CORS headers out, the gateway's in, `Vary: Origin` merged |
 //! | `fail_to_connect`, `error_while_proxy` | upstream errors counted; the retry decided by [`crate::retry`] |
 //! | `fail_to_proxy` | a short 502, 504 or 4xx body, with CORS headers for allowed origins |
-//! | `suppress_error_log` | a failing Ackee tallied in [`crate::outage`], not logged per request |
-//! | `logging` | requests by method and status class |
+//! | `suppress_error_log` | a failing Ackee tallied in [`crate::outage`], not logged per request; a client that went away not logged |
+//! | `logging` | requests by protocol, method and status class |
 //!
 //! `request_filter`'s steps are in `request.rs`, the answers at the edge in `respond.rs`, and
 //! the labels and answers for Ackee's failures in `failure.rs`.
@@ -38,7 +38,7 @@ use crate::cors::{CorsPolicy, Decision, strip};
 use crate::forwarded::{self, TrustedProxies};
 use crate::framing;
 use crate::limits::Exceeded;
-use crate::metrics::{Metrics, Outcome};
+use crate::metrics::{Metrics, Outcome, Protocol};
 use crate::outage::OutageTally;
 use crate::ratelimit::{LoginScan, RateLimiter, Write};
 use crate::retry;
@@ -385,6 +385,12 @@ impl ProxyHttp for Gateway {
 
     fn suppress_error_log(&self, _session: &Session, _ctx: &Ctx, e: &Error) -> bool {
         let (code, _) = failure_response(e);
+        if code == 0 {
+            // The client went away (closed, or reset its HTTP/2 or HTTP/3 stream): nothing to
+            // answer, and nothing wrong with the gateway; a client chooses how often.
+            debug!("the client went away: {e}");
+            return true;
+        }
         if !OutageTally::counts(code) {
             return false;
         }
@@ -409,8 +415,17 @@ impl ProxyHttp for Gateway {
 
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut Ctx) {
         let status = session.response_written().map(|r| r.status.as_u16());
+        let downstream = session.as_ref();
+        let protocol = if downstream.is_http2() {
+            Protocol::Http2
+        } else if downstream.is_custom() {
+            // The gateway's only custom session is HTTP/3's.
+            Protocol::Http3
+        } else {
+            Protocol::Http1
+        };
         let req = session.req_header();
-        self.shared.metrics.request(&req.method, status);
+        self.shared.metrics.request(protocol, &req.method, status);
         if let (Some(log), Some(started)) = (&self.shared.access_log, ctx.started) {
             log.log(&access_log::Entry {
                 time: std::time::SystemTime::now(),

@@ -134,21 +134,40 @@ impl TlsAccept for HandshakeCounter {
     }
 }
 
-fn policy(listener: &Listener, challenges: Option<&Arc<Challenges>>) -> ListenerPolicy {
+/// What a listener does besides CORS and proxying. `challenges`: the gateway's own pending
+/// ACME challenges; `alt_svc`: whether its answers advertise its HTTP/3 (the TCP side of a
+/// listener with `http3`).
+fn policy(
+    listener: &Listener,
+    challenges: Option<&Arc<Challenges>>,
+    alt_svc: bool,
+) -> ListenerPolicy {
+    let mut response_headers: Vec<(Bytes, http::HeaderValue)> = listener
+        .response_headers
+        .iter()
+        .map(|(name, value)| {
+            // The bytes pingora would write for this name, made once instead of per answer.
+            let written = name.clone().into_case_header_name();
+            (Bytes::copy_from_slice(written.as_slice()), value.clone())
+        })
+        .collect();
+    if let (true, Some(h3)) = (alt_svc, &listener.http3) {
+        let value = h3.alt_svc(listener.address.port());
+        // A configured Alt-Svc wins; the value is ASCII made from numbers.
+        let configured = listener
+            .response_headers
+            .iter()
+            .any(|(n, _)| n == http::header::ALT_SVC);
+        if let (false, Ok(value)) = (configured, http::HeaderValue::from_str(&value)) {
+            response_headers.push((Bytes::from_static(b"Alt-Svc"), value));
+        }
+    }
     ListenerPolicy {
         tls: listener.tls.is_some(),
         redirect_to_https: listener.redirect_to_https,
         acme: listener.acme_webroot.clone().map(Webroot::new),
         challenges: challenges.cloned(),
-        response_headers: listener
-            .response_headers
-            .iter()
-            .map(|(name, value)| {
-                // The bytes pingora would write for this name, made once instead of per answer.
-                let written = name.clone().into_case_header_name();
-                (Bytes::copy_from_slice(written.as_slice()), value.clone())
-            })
-            .collect(),
+        response_headers,
     }
 }
 
@@ -406,7 +425,7 @@ fn add_listeners(
     for listener in &config.listeners {
         let mut service = pingora_proxy::http_proxy_service_with_name(
             &server.configuration,
-            Gateway::new(shared.clone(), policy(listener, challenges))?,
+            Gateway::new(shared.clone(), policy(listener, challenges, true))?,
             &format!("listener {}", listener.name),
         );
         let address = listener.address.to_string();
@@ -414,6 +433,13 @@ fn add_listeners(
             let resolver = resolvers
                 .remove(&listener.address)
                 .ok_or_else(|| "internal error: a TLS listener without certificates".to_owned())?;
+            if let Some(h3) = &listener.http3 {
+                let handle = add_http3(server, config, shared, listener, h3, resolver.clone())?;
+                handle.add_dependency(bootstrap);
+                for dependency in waits {
+                    handle.add_dependency(dependency);
+                }
+            }
             let mut settings = TlsSettings::with_callbacks(Box::new(HandshakeCounter {
                 metrics: shared.metrics.clone(),
             }))
@@ -438,6 +464,36 @@ fn add_listeners(
         }
     }
     Ok(())
+}
+
+/// The HTTP/3 listener beside a TLS listener: the same gateway (a proxy of its own, for its
+/// own pool of connections to Ackee) and the same SNI resolver, so the same certificates and
+/// their reloads.
+fn add_http3(
+    server: &mut Server,
+    config: &Config,
+    shared: &Arc<Shared>,
+    listener: &Listener,
+    settings: &crate::quic::Http3Settings,
+    resolver: Arc<SniResolver>,
+) -> Result<ServiceHandle, String> {
+    // HTTP-01 challenges are validated over plain HTTP, never here.
+    let gateway = Gateway::new(shared.clone(), policy(listener, None, false))?;
+    let proxy = Arc::new(pingora_proxy::http_proxy(&server.configuration, gateway));
+    let quic = crate::http3::server_config(resolver, settings, &config.limits)
+        .map_err(|e| format!("listener {}: {e}", listener.name))?;
+    let service = crate::http3::Http3Listener::new(
+        &listener.name,
+        listener.address,
+        *settings,
+        config.limits,
+        quic,
+        proxy,
+        shared.metrics.clone(),
+        config.server.threads,
+        server.watch_execution_phase(),
+    );
+    Ok(server.add_service(service))
 }
 
 #[cfg(test)]

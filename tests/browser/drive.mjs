@@ -14,12 +14,14 @@ const config = JSON.parse(readFileSync(process.argv[2], 'utf8'))
 const deadline = Date.now() + config.timeoutMs
 
 // Flags that work on a machine with a closed network: without the background-networking ones
-// Chromium's own connections are refused and get in the way.
+// Chromium's own connections are refused and get in the way. QUIC stays off unless a visit
+// asks for it (`--enable-quic` in config.args, the HTTP/3 step).
+const QUIC = (config.args ?? []).includes('--enable-quic')
 const ARGS = [
   '--headless',
   '--no-sandbox',
   '--disable-gpu',
-  '--disable-quic',
+  ...(QUIC ? [] : ['--disable-quic']),
   '--no-first-run',
   '--disable-background-networking',
   '--disable-component-update',

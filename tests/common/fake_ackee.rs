@@ -109,6 +109,9 @@ pub struct Behaviour {
     /// Close the connection without answering on every Nth request (health checks not
     /// counted), as Node does when its keep-alive timeout fires just as a request arrives.
     pub close_every: Option<u64>,
+    /// Send only this many bytes of each answer's body (its Content-Length says more), then
+    /// close the connection: an Ackee that dies mid-answer.
+    pub truncate_body: Option<usize>,
     /// The titles of the domains in Ackee's dashboard, answered to `{ domains { id title } }`.
     pub domains: Vec<String>,
     /// Replaces a static file: path to (status, content type, body), answered to `GET`.
@@ -374,7 +377,15 @@ fn serve(stream: TcpStream, state: Arc<State>, connection: u64) {
         head.push_str("\r\n");
         let mut out = head.into_bytes();
         if req.method != "HEAD" {
-            out.extend_from_slice(&body);
+            let sent = behaviour
+                .truncate_body
+                .map_or(body.len(), |n| n.min(body.len()));
+            out.extend_from_slice(&body[..sent]);
+        }
+        if behaviour.truncate_body.is_some() && req.path != HEALTH_PATH {
+            let _ = writer.write_all(&out);
+            let _ = writer.shutdown(Shutdown::Both);
+            return;
         }
         if writer.write_all(&out).is_err() {
             return;

@@ -446,6 +446,23 @@ impl Scrape {
         self.series.get(&key).copied().unwrap_or(0.0)
     }
 
+    /// The sum of the series of a metric whose labels include all of `labels` (and any others,
+    /// such as `protocol`).
+    pub fn sum(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        let prefix = format!("{name}{{");
+        self.series
+            .iter()
+            .filter_map(|(k, v)| Some((k.strip_prefix(&prefix)?.strip_suffix('}')?, v)))
+            .filter(|(inner, _)| {
+                let have: Vec<&str> = inner.split(',').collect();
+                labels
+                    .iter()
+                    .all(|(k, v)| have.contains(&format!("{k}=\"{v}\"").as_str()))
+            })
+            .map(|(_, v)| v)
+            .sum()
+    }
+
     /// The sum of every series of a metric, whatever its labels.
     pub fn total(&self, name: &str) -> f64 {
         let prefix = format!("{name}{{");

@@ -1,11 +1,12 @@
-//! Shared test support: a fake Ackee, a raw HTTP/1.1 client, and the real gateway binary
-//! started on loopback with ephemeral ports. Each test binary uses a different part.
+//! Shared test support: a fake Ackee, a raw HTTP/1.1 client, the real gateway binary started
+//! on loopback with ephemeral ports, and an HTTP/3 client (aioquic). Each test binary uses a different part.
 #![allow(dead_code, unused_imports)]
 
 pub mod client;
 pub mod fake_ackee;
 pub mod fake_cors;
 pub mod gateway;
+pub mod http3;
 pub mod pebble;
 pub mod tls;
 
