@@ -530,7 +530,13 @@ fn two_gateways_on_one_state_directory_order_the_certificate_once() {
         a.stderr(),
         b.stderr()
     );
-    assert_eq!(orders(&a, "failed") + orders(&b, "failed"), 0.0);
+    assert_eq!(
+        orders(&a, "failed") + orders(&b, "failed"),
+        0.0,
+        "no failed order:\nfirst:\n{}\nsecond:\n{}",
+        a.stderr(),
+        b.stderr()
+    );
 }
 
 #[test]
