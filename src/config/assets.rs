@@ -6,7 +6,7 @@ use http::HeaderValue;
 use serde_yaml::Value;
 
 use super::section::{Problems, Section, first_use};
-use super::validate::{MAX_SECONDS, seconds};
+use super::values::{MAX_SECONDS, seconds};
 use crate::assets::{self, AssetSettings, File, MAX_ALIASES};
 
 const EXAMPLE: &str = "off, or a mapping with refresh_seconds, tracker_aliases and cache_control";

@@ -6,10 +6,13 @@ use std::path::PathBuf;
 
 use super::diag::{Severity, Source};
 use super::section::{Keyed, Problems, Section, Texts, first_use};
-use super::validate::{ENV_ALLOW_ORIGIN, MAX_SECONDS, each, seconds};
+use super::values::{MAX_SECONDS, each, seconds};
 use crate::ackee_origins::{DEFAULT_INTERVAL, DEFAULT_TIMEOUT, Settings as FromAckee, TitleRules};
 use crate::cors::{CorsSettings, DisallowedOrigin, allow_headers, allow_methods, distinct};
 use crate::origin::{Entry, OriginSet, Scheme, parse_entry};
+
+/// The environment variable that, as in Ackee, lists the allowed origins.
+pub const ENV_ALLOW_ORIGIN: &str = "ACKEE_ALLOW_ORIGIN";
 
 /// Reads and validates `cors`, with `env` the value of `ACKEE_ALLOW_ORIGIN`. Also says whether
 /// the origins came from the environment.

@@ -4,7 +4,7 @@
 use serde_yaml::Value;
 
 use super::section::{Problems, Section};
-use super::validate::seconds;
+use super::values::seconds;
 use crate::quic::Http3Settings;
 
 const EXAMPLE: &str = "true, or a mapping such as {alt_svc_max_age_seconds: 86400}";

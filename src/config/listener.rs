@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use super::section::{Keyed, Problems, Section, first_use};
 use super::types::{CertificateSettings, Listener, ListenerTls};
-use super::validate::{LISTEN_EXAMPLE, listen_address, non_empty, seconds};
+use super::values::{LISTEN_EXAMPLE, listen_address, non_empty, seconds};
 use crate::certs::{self, Which};
 
 /// What the listeners validated so far have used, to the key path that used it first.

@@ -7,10 +7,13 @@
 //!   `Problems` collects every problem without stopping at the first, shape problems first, in
 //!   document order, and words the common ones (`found X; write Y`, a missing key, a number out
 //!   of range, a word that is not one of a few).
+//! - [`values`] holds the checks that several sections make on a single value (a list's items
+//!   parsed, bounded seconds, text that is not blank, an address to listen on).
 //! - [`validate`] reads the top level: pingora's keys, then each section in turn;
 //!   [`listener`] (with TLS certificates), [`cors`] and [`upstream`] are the large ones. A
 //!   config with any error is `None`; a check that needs an earlier part to be valid asks
-//!   `Problems` whether that part added errors.
+//!   `Problems` whether that part added errors. Imports flow one way: [`validate`] uses the
+//!   sections, the sections use [`values`] and [`section`], never [`validate`].
 //! - [`types`] is the validated [`Config`]; settings that a module of their own acts on live
 //!   there (health checks in `health`, replicas in `retry`, certificates in [`crate::tls`]) and
 //!   are re-exported. So do the rules about one value that such a module uses: which names a
@@ -33,14 +36,16 @@ mod section;
 pub mod types;
 mod upstream;
 mod validate;
+mod values;
 
 pub use diag::{Diagnostic, Diagnostics, Severity, Source};
 
 pub use crate::retry::Resolver;
+pub use cors::ENV_ALLOW_ORIGIN;
 pub use types::{
     Config, Limits, Listener, MetricsSettings, Replica, ServerSettings, UpstreamSettings,
 };
-pub use validate::{ENV_ALLOW_ORIGIN, pingora_keys};
+pub use validate::pingora_keys;
 
 /// A valid configuration and the warnings found on the way.
 #[derive(Debug)]

@@ -7,7 +7,7 @@ use super::section::{Keyed, Problems, Section, first_use};
 use super::types::{
     HealthCheckSettings, HealthProbe, NODE_KEEP_ALIVE_SECONDS, Replica, Selection, UpstreamSettings,
 };
-use super::validate::{MAX_SECONDS, non_empty, seconds};
+use super::values::{MAX_SECONDS, non_empty, seconds};
 use crate::health::check_request_target;
 use crate::retry::Resolver;
 

@@ -1,23 +1,15 @@
 //! From the file as written to the internal [`Config`]: every semantic check, every default, and
 //! `ACKEE_ALLOW_ORIGIN`. All problems are collected; none stops the others from being found.
 
-use std::net::SocketAddr;
-use std::time::Duration;
-
-use super::section::{Keyed, Problems, Section, Texts};
+use super::section::{Problems, Section};
 use super::types::{AccessLogSettings, Config, Limits, Listener, MetricsSettings, ServerSettings};
+use super::values::{MAX_SECONDS, each, listen_address, non_empty, seconds};
 use crate::access_log::{Format, Target};
 use crate::forwarded::{Cidr, TrustedProxies};
 use crate::limits::MAX_BUFFERED_BODY;
 use crate::ratelimit::{MAX_PER_MINUTE, RateLimits};
 use crate::retry::Resolver;
 use serde_yaml::Value;
-
-/// The environment variable that, as in Ackee, lists the allowed origins.
-pub const ENV_ALLOW_ORIGIN: &str = "ACKEE_ALLOW_ORIGIN";
-
-pub(super) const LISTEN_EXAMPLE: &str =
-    "an IP address and port, such as \"127.0.0.1:8080\" or \"[::]:443\"";
 
 /// Reads and validates the document (and `ACKEE_ALLOW_ORIGIN`, if set), one section after
 /// another. Returns `None` if any error was found; every problem is in `r` either way.
@@ -64,17 +56,6 @@ pub fn validate(
         state_directory,
     };
     (!r.has_errors()).then_some(config)
-}
-
-/// Each item of a list that `parse` accepts; the others are errors with its message.
-pub(super) fn each<T, E: ToString>(
-    r: &mut Problems,
-    list: Option<Texts>,
-    parse: impl Fn(&str) -> Result<T, E>,
-) -> Vec<T> {
-    let items = list.map(|l| l.value).unwrap_or_default();
-    let mut parse = |k: Keyed<String>| parse(&k.value).map_err(|e| r.error(&k.key, e.to_string()));
-    items.into_iter().filter_map(|k| parse(k).ok()).collect()
 }
 
 /// `rate_limits`: each rule a number of requests per minute, or `off` (also written 0).
@@ -205,48 +186,6 @@ fn server(r: &mut Problems, s: &Section<'_>) -> ServerSettings {
     out.upstream_keepalive_pool_size = pool as usize;
     out.daemon_wait_for_ready = flag(r, "daemon_wait_for_ready", out.daemon_wait_for_ready);
     out
-}
-
-pub(super) fn non_empty(r: &mut Problems, v: Option<Keyed<String>>, what: &str) -> Option<String> {
-    let v = v?;
-    if v.value.trim().is_empty() {
-        let message = format!("is empty; write {what}, or leave the key out");
-        return r.fail(&v.key, message);
-    }
-    Some(v.value)
-}
-
-pub(super) fn listen_address(r: &mut Problems, a: &Keyed<String>) -> Option<SocketAddr> {
-    match a.value.trim().parse::<SocketAddr>() {
-        Ok(addr) if addr.port() == 0 => {
-            let fix = "a fixed port, such as \"127.0.0.1:8080\"";
-            r.found(&a.key, format!("\"{}\" with port 0", a.value), fix);
-            None
-        }
-        Ok(addr) => Some(addr),
-        Err(_) => {
-            r.found(&a.key, format!("\"{}\"", a.value), LISTEN_EXAMPLE);
-            None
-        }
-    }
-}
-
-/// The longest duration any `*_seconds` key accepts, but `watch_interval_seconds`: an hour.
-pub const MAX_SECONDS: f64 = 3600.0;
-
-/// A bounded number of seconds, or `default` when the key is absent. Out of bounds (a duration
-/// of 1e20 seconds cannot even be represented) is an error, and gives `default` too.
-pub fn seconds(r: &mut Problems, v: Option<Keyed<f64>>, default: Duration, max: f64) -> Duration {
-    let Some(k) = v else {
-        return default;
-    };
-    if !(0.001..=max).contains(&k.value) {
-        let such_as = default.as_secs_f64();
-        let write = format!("a number of seconds from 0.001 to {max}, such as {such_as}");
-        r.found(&k.key, k.value, write);
-        return default;
-    }
-    Duration::from_secs_f64(k.value)
 }
 
 /// `limits`: request body and head sizes, and how long each may take.
