@@ -21,7 +21,7 @@
 //! | [`ratelimit`] | per-client rate limits: which rule a request falls under, `createToken` in a body, the decision, `Retry-After` (its counters are pingora-limits, a standalone crate) |
 //! | `retry` | one request's attempts at Ackee (replicas tried, the next one, the client key), and whether a failed attempt is tried again, and where; the replicas (each address resolved once, at start-up) and upstream settings |
 //! | `redirect` | the plain-HTTP to HTTPS redirect |
-//! | [`acme`] | certificates from ACME: certbot's HTTP-01 challenge files served from a webroot (`webroot.rs`); the gateway's own ACME client's pure parts: settings and their checks, the renewal schedule and backoff, the state directory (atomic files, the order lock), pending challenges, one order with instant-acme, the status `ackee-gateway certificates` shows |
+//! | [`acme`] | certificates from ACME: certbot's HTTP-01 challenge files served from a webroot (`webroot.rs`); the gateway's own ACME client's pure parts: settings and their checks, the renewal schedule and backoff, the state directory (atomic files, the order lock) and the status record it keeps, pending challenges, one order with instant-acme, the status `ackee-gateway certificates` shows |
 //! | `certs` | certificates from PEM files: loading a chain and its key, the names it covers, its expiry |
 //! | [`tls`] | a TLS listener's certificates: choosing one by SNI, reloading them |
 //! | [`config`] | reading the YAML file, validating it, reporting every problem at once; a rule about a value that another module uses is that module's, and config reports its message at the key path |

@@ -9,6 +9,7 @@
 //! | [`mod@webroot`] | serving certbot's HTTP-01 challenge files from a webroot, safely; the webroot checked at start-up |
 //! | [`settings`] | a managed certificate's settings, and the rules `-t` checks (names, contact, directory, CA file, account binding, state directory) |
 //! | [`schedule`] | when to renew (two thirds of the lifetime), the jittered backoff after a failure |
+//! | [`record`] | what the renewing gateway last knew about a certificate (its status and the CA's last problem), as the state directory keeps it |
 //! | [`store`] | the state directory: account, certificate, key and status files written atomically (keys 0600), the order lock |
 //! | [`challenges`] | the answers to the gateway's own pending challenges: HTTP-01 tokens and TLS-ALPN-01 certificates, in memory and in the state directory |
 //! | [`client`] | one order against the CA with instant-acme (tokio, no pingora), and the CA's problem document |
@@ -16,6 +17,7 @@
 
 pub(crate) mod challenges;
 pub(crate) mod client;
+pub mod record;
 pub(crate) mod schedule;
 pub mod settings;
 pub mod status;

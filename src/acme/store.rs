@@ -251,13 +251,13 @@ impl CertDir {
     }
 
     /// The last status written, if any.
-    pub fn status(&self) -> Option<super::status::Status> {
+    pub fn status(&self) -> Option<super::record::Status> {
         let bytes = fs::read(self.status_file()).ok()?;
         serde_json::from_slice(&bytes).ok()
     }
 
     /// Writes the status.
-    pub fn write_status(&self, status: &super::status::Status) -> io::Result<()> {
+    pub fn write_status(&self, status: &super::record::Status) -> io::Result<()> {
         let json = serde_json::to_vec_pretty(status).map_err(io::Error::other)?;
         write_atomic(&self.status_file(), &json)
     }
