@@ -5,8 +5,6 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 
-use serde_yaml::Value;
-
 use super::section::{Problems, Section, first_use};
 use crate::acme::settings::{self as rules, AcmeSettings, ChallengeKind, ExternalAccount};
 
@@ -20,16 +18,9 @@ pub(super) fn acme(
 ) -> Option<AcmeSettings> {
     let before = r.errors();
     let at = a.path().to_owned();
-    let domains = a.texts(r, "domains", "[\"stats.example.com\"]");
+    let domains = a.wanted(r, "domains", "[\"stats.example.com\"]", Section::texts);
     let example = "a mailto URL such as \"mailto:admin@example.com\", or a list of them";
-    let contact = a.read(r, "contact", example, |v| match v {
-        Value::String(s) => Some(vec![s.clone()]),
-        Value::Sequence(items) => items
-            .iter()
-            .map(|i| i.as_str().map(str::to_owned))
-            .collect(),
-        _ => None,
-    });
+    let contact = a.text_or_texts(r, "contact", example);
     let example = format!("a URL in quotes, such as \"{}\"", rules::LETS_ENCRYPT);
     let directory = a.text(r, "directory", &example);
     let example = "a file path in quotes, such as \"/etc/ackee-gateway/acme-ca.pem\"";
@@ -37,11 +28,16 @@ pub(super) fn acme(
     let challenge = a.text(r, "challenge", "http-01 or tls-alpn-01");
     let example = "a mapping with key_id and hmac_key, as the CA gave them";
     let binding = a.section(r, "external_account", example);
-    let name = a.text(r, "name", "a name in quotes, such as \"stats\"");
+    let name = a.wanted(
+        r,
+        "name",
+        "a name in quotes, such as \"stats\"",
+        Section::text,
+    );
     a.finish(r);
 
     let write = "the names the certificate is for, such as [\"stats.example.com\"]";
-    let domains = r.needed(domains, &format!("{at}.domains"), write)?;
+    let domains = r.needed(domains, write)?;
     if domains.value.is_empty() {
         return r.fail(&domains.key, format!("is empty; write {write}"));
     }
@@ -58,15 +54,8 @@ pub(super) fn acme(
         valid_domains.push(domain);
     }
     let contact = contact.map_or_else(Vec::new, |c| {
-        let list = c.value.iter().enumerate();
-        let list = list.filter_map(|(i, m)| {
-            let key = if c.value.len() == 1 {
-                c.key.clone()
-            } else {
-                format!("{}[{i}]", c.key)
-            };
-            r.ok(&key, rules::contact(m))
-        });
+        let list = c.value.iter();
+        let list = list.filter_map(|m| r.ok(&m.key, rules::contact(&m.value)));
         list.collect()
     });
     let directory = match directory {
@@ -91,7 +80,8 @@ pub(super) fn acme(
         None => Some(ChallengeKind::TlsAlpn01),
     };
     let external_account = binding.and_then(|b| external_account(r, b));
-    let name = match name {
+    let name_key = name.key.clone();
+    let name = match name.written() {
         Some(n) => r.ok(&n.key, rules::name(&n.value)),
         None => valid_domains.first().cloned(),
     };
@@ -100,7 +90,7 @@ pub(super) fn acme(
     {
         let message =
             format!("\"{n}\" is also the name of {first}; give each certificate its own name");
-        r.error(&format!("{at}.name"), message);
+        r.error(&name_key, message);
     }
     let valid = r.errors() == before;
     valid.then_some(AcmeSettings {
@@ -116,18 +106,15 @@ pub(super) fn acme(
 
 /// `external_account`: the key identifier and MAC key the CA gave.
 fn external_account(r: &mut Problems, b: Section<'_>) -> Option<ExternalAccount> {
-    let at = b.path().to_owned();
-    let key_id = b.text(
-        r,
-        "key_id",
-        "the key identifier in quotes, as the CA gave it",
-    );
-    let hmac_key = b.text(r, "hmac_key", "the MAC key in quotes, as the CA gave it");
+    let example = "the key identifier in quotes, as the CA gave it";
+    let key_id = b.wanted(r, "key_id", example, Section::text);
+    let example = "the MAC key in quotes, as the CA gave it";
+    let hmac_key = b.wanted(r, "hmac_key", example, Section::text);
     b.finish(r);
     let write = "the key identifier the CA gave (EAB KID)";
-    let key_id = r.needed(key_id, &format!("{at}.key_id"), write);
+    let key_id = r.needed(key_id, write);
     let write = "the base64url MAC key the CA gave (EAB HMAC key)";
-    let hmac_key = r.needed(hmac_key, &format!("{at}.hmac_key"), write);
+    let hmac_key = r.needed(hmac_key, write);
     let hmac_key = hmac_key.and_then(|k| r.ok(&k.key, rules::hmac_key(&k.value)));
     Some(ExternalAccount {
         key_id: key_id?.value.trim().to_owned(),
@@ -139,14 +126,12 @@ fn external_account(r: &mut Problems, b: Section<'_>) -> Option<ExternalAccount>
 /// listener has `tls.acme`, which is the only user.
 pub(super) fn state_directory(r: &mut Problems, root: &Section<'_>, used: bool) -> PathBuf {
     let example = "a directory path in quotes, such as \"/var/lib/ackee-gateway\"";
-    let written = root.text(r, "state_directory", example);
-    let (key, dir) = match written {
-        Some(w) => (w.key, PathBuf::from(w.value.trim())),
-        None => (
-            "state_directory".to_owned(),
-            PathBuf::from(rules::STATE_DIRECTORY),
-        ),
-    };
+    let written = root.wanted(r, "state_directory", example, Section::text);
+    let key = written.key;
+    let dir = written.value.map_or_else(
+        || PathBuf::from(rules::STATE_DIRECTORY),
+        |w| PathBuf::from(w.trim()),
+    );
     if used {
         r.ok(&key, rules::state_directory(&dir));
     }

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use super::diag::{Severity, Source};
-use super::section::{Keyed, Problems, Section, Texts, first_use};
+use super::section::{Keyed, Problems, Section, Texts, Wanted, first_use};
 use super::values::{MAX_SECONDS, each, seconds};
 use crate::ackee_origins::{DEFAULT_INTERVAL, DEFAULT_TIMEOUT, Settings as FromAckee, TitleRules};
 use crate::cors::{CorsSettings, DisallowedOrigin, allow_headers, allow_methods, distinct};
@@ -23,7 +23,8 @@ pub(super) fn cors(
 ) -> (CorsSettings, bool) {
     let example = "a mapping with allowed_origins and the other CORS keys";
     let s = root.section_or_empty(r, "cors", example);
-    let allowed_origins = s.texts(r, "allowed_origins", "[\"https://example.com\"]");
+    let example = "[\"https://example.com\"]";
+    let allowed_origins = s.wanted(r, "allowed_origins", example, Section::texts);
     let allow_credentials = s.flag(r, "allow_credentials");
     let methods = s.texts(r, "allowed_methods", "[GET, POST, PATCH, OPTIONS]");
     let example = "[Content-Type, Authorization, Time-Zone]";
@@ -40,21 +41,22 @@ pub(super) fn cors(
     let (entries, star) = normalise(r, source.as_ref(), written);
     // Ackee's defaults, `*` without credentials, for each key that is not written.
     let mut out = CorsSettings::ackee_defaults(OriginSet::new(entries));
-    // Where `"*"` was written, for messages: `ACKEE_ALLOW_ORIGIN is "*"` or a key path.
-    let star_place = |default: &str| match &source {
+    // Where `"*"` was written, for messages: `ACKEE_ALLOW_ORIGIN is "*"` or its key path.
+    let star_place = |star_key: &str| match &source {
         Some(_) => format!("{ENV_ALLOW_ORIGIN} is \"*\""),
-        None => format!("{} is \"*\"", star.as_deref().unwrap_or(default)),
+        None => format!("{star_key} is \"*\""),
     };
-    match allow_credentials {
-        Some(c) if c.value && star.is_some() => r.error(
+    match (allow_credentials, &star) {
+        (Some(c), Some(star)) if c.value => r.error(
             &c.key,
             format!(
-                "is true, but {}; browsers refuse credentials together with \"*\", so write cors.allow_credentials: false, or list the origins instead of \"*\"",
-                star_place("cors.allowed_origins")
+                "is true, but {}; browsers refuse credentials together with \"*\", so write {}: false, or list the origins instead of \"*\"",
+                star_place(star),
+                c.key
             ),
         ),
-        Some(c) => out.allow_credentials = c.value,
-        None => {}
+        (Some(c), _) => out.allow_credentials = c.value,
+        (None, _) => {}
     }
     if let Some(list) = methods {
         if list.value.is_empty() {
@@ -77,12 +79,12 @@ pub(super) fn cors(
         out.disallowed_origin = d;
     }
     out.from_ackee = from_ackee.and_then(|a| {
-        if star.is_some() {
+        if let Some(star) = &star {
             r.error(
                 a.path(),
                 format!(
                     "is set, but {}, which already allows every origin; remove origins_from_ackee, or list the origins instead of \"*\"",
-                    star_place("")
+                    star_place(star)
                 ),
             );
         }
@@ -96,16 +98,16 @@ pub(super) fn cors(
 fn written_origins(
     r: &mut Problems,
     env: Option<&str>,
-    file: Option<Texts>,
+    file: Wanted<Vec<Keyed<String>>>,
     from_ackee: bool,
 ) -> (Option<Source>, Vec<Keyed<String>>) {
     let Some(value) = env else {
         return (None, file_origins(r, file, from_ackee));
     };
     let env_source = Source::Env(ENV_ALLOW_ORIGIN);
-    if let Some(list) = &file {
+    if file.value.is_some() {
         r.warning(
-            &list.key,
+            &file.key,
             format!("is replaced by the environment variable {ENV_ALLOW_ORIGIN}"),
         );
     }
@@ -127,22 +129,26 @@ fn written_origins(
 }
 
 /// `cors.allowed_origins` as written; with origins from Ackee it may be missing or empty.
-fn file_origins(r: &mut Problems, file: Option<Texts>, from_ackee: bool) -> Vec<Keyed<String>> {
-    match file {
-        Some(list) if !list.value.is_empty() => list.value,
+fn file_origins(
+    r: &mut Problems,
+    file: Wanted<Vec<Keyed<String>>>,
+    from_ackee: bool,
+) -> Vec<Keyed<String>> {
+    match file.value {
+        Some(list) if !list.is_empty() => list,
         _ if from_ackee => Vec::new(),
         None => {
             r.error(
-                "cors.allowed_origins",
+                &file.key,
                 format!(
                     "missing; list the origins of the sites that embed the tracker, such as [\"https://example.com\"], or set {ENV_ALLOW_ORIGIN}"
                 ),
             );
             Vec::new()
         }
-        Some(list) => {
+        Some(_) => {
             r.error(
-                &list.key,
+                &file.key,
                 "is empty, so no site could send visits; list the origins of the sites that embed the tracker, such as [\"https://example.com\"]",
             );
             Vec::new()
@@ -188,15 +194,14 @@ fn normalise(
 /// `cors.origins_from_ackee`: the token file must be readable (so `-t` proves it), the
 /// durations bounded, the schemes known.
 fn origins_from_ackee(r: &mut Problems, a: Section<'_>) -> Option<FromAckee> {
-    let at = a.path().to_owned();
     let example = "a file path in quotes, such as \"/etc/ackee-gateway/ackee-token\"";
-    let token_file = a.text(r, "token_file", example);
+    let token_file = a.wanted(r, "token_file", example, Section::text);
     let interval = a.duration(r, "interval_seconds", DEFAULT_INTERVAL);
     let timeout = a.duration(r, "timeout_seconds", DEFAULT_TIMEOUT);
     let schemes = a.texts(r, "schemes", "[https]");
     let www = a.flag(r, "www").is_some_and(|w| w.value);
     a.finish(r);
-    let token_file = self::token_file(r, &at, token_file);
+    let token_file = self::token_file(r, token_file);
     let interval = seconds(r, interval, DEFAULT_INTERVAL, 24.0 * MAX_SECONDS);
     let timeout = seconds(r, timeout, DEFAULT_TIMEOUT, 60.0);
     let schemes = self::schemes(r, schemes);
@@ -210,9 +215,9 @@ fn origins_from_ackee(r: &mut Problems, a: Section<'_>) -> Option<FromAckee> {
 }
 
 /// The token file, read now so that `-t` proves it can be; world-readable is a warning.
-fn token_file(r: &mut Problems, at: &str, written: Option<Keyed<String>>) -> Option<PathBuf> {
+fn token_file(r: &mut Problems, written: Wanted<String>) -> Option<PathBuf> {
     let write = "the file that holds a permanent token from Ackee (Settings, Permanent tokens), such as \"/etc/ackee-gateway/ackee-token\"";
-    let t = r.needed(written, &format!("{at}.token_file"), write)?;
+    let t = r.needed(written, write)?;
     let (path, warning) = r.ok(&t.key, crate::ackee_origins::token_file(&t.value))?;
     if let Some(warning) = warning {
         r.warning(&t.key, warning);

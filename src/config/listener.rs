@@ -28,10 +28,11 @@ pub(super) fn listeners(r: &mut Problems, root: &Section<'_>) -> Option<Vec<List
     let what = "at least one listener";
     let list = root.required_sections(r, "listeners", what, example, &missing)?;
     let mut seen = Seen {
-        plain_listener: list.iter().any(|e| e.get("tls").is_none()),
+        plain_listener: list.value.iter().any(|e| e.get("tls").is_none()),
         ..Seen::default()
     };
     let listeners: Vec<_> = list
+        .value
         .into_iter()
         .map(|e| listener(r, e, &mut seen))
         .collect();
@@ -43,7 +44,7 @@ fn listener(r: &mut Problems, e: Section<'_>, seen: &mut Seen) -> Option<Listene
     let before = r.errors();
     let name = e.text(r, "name", "a name in quotes, such as \"public\"");
     let example = "an address in quotes, such as \"127.0.0.1:8080\"";
-    let address = e.text(r, "address", example);
+    let address = e.wanted(r, "address", example, Section::text);
     let tls = e.section(r, "tls", "a mapping with certificates");
     let has_tls = tls.is_some();
     let tls = tls.and_then(|t| self::tls(r, t, seen));
@@ -55,7 +56,7 @@ fn listener(r: &mut Problems, e: Section<'_>, seen: &mut Seen) -> Option<Listene
     let http3 = super::http3::http3(r, &e, has_tls);
     let at = e.path().to_owned();
     e.finish(r);
-    let addr = r.needed(address, &format!("{at}.address"), LISTEN_EXAMPLE)?;
+    let addr = r.needed(address, LISTEN_EXAMPLE)?;
     let address = listen_address(r, &addr)?;
     if let Some(first) = first_use(&mut seen.addresses, address, &at) {
         let message =
@@ -104,7 +105,8 @@ fn response_headers(
     has_tls: bool,
 ) -> Vec<(http::HeaderName, http::HeaderValue)> {
     let example = "{Strict-Transport-Security: \"max-age=31536000\", X-Frame-Options: deny}";
-    let written = e.text_map(r, "response_headers", example);
+    let (name, value) = ("X-Frame-Options", "\"max-age=31536000\"");
+    let written = e.text_map(r, "response_headers", example, name, value);
     let mut out = Vec::new();
     for h in written.map(|m| m.value).unwrap_or_default() {
         let (name, value) = h.value;
@@ -134,7 +136,9 @@ fn tls(r: &mut Problems, t: Section<'_>, seen: &mut Seen) -> Option<ListenerTls>
     // With a certificate from ACME, the static ones are optional.
     let acme = t.section(r, "acme", "a mapping with domains, such as {domains: [\"stats.example.com\"], contact: \"mailto:admin@example.com\"}");
     let list = match acme.is_some() {
-        false => t.required_sections(r, "certificates", "at least one", example, example),
+        false => t
+            .required_sections(r, "certificates", "at least one", example, example)
+            .map(|l| l.value),
         true => Some(
             t.sections(r, "certificates", example)
                 .map_or_else(Vec::new, |l| l.value),
@@ -210,16 +214,16 @@ fn certificate(
     let at = c.path().to_owned();
     let written_name = c.text(r, "name", "a name in quotes, such as \"stats\"");
     let example = "a file path in quotes, such as \"/etc/letsencrypt/live/NAME/fullchain.pem\"";
-    let cert = c.text(r, "cert", example);
+    let cert = c.wanted(r, "cert", example, Section::text);
     let example = "a file path in quotes, such as \"/etc/letsencrypt/live/NAME/privkey.pem\"";
-    let key = c.text(r, "key", example);
+    let key = c.wanted(r, "key", example, Section::text);
     let written_names = c.texts(r, "server_names", "[\"stats.example.com\"]");
     c.finish(r);
     let write =
         "the path of a PEM certificate chain, such as /etc/letsencrypt/live/NAME/fullchain.pem";
-    let cert = r.needed(cert, &format!("{at}.cert"), write);
+    let cert = r.needed(cert, write);
     let write = "the path of the PEM private key, such as /etc/letsencrypt/live/NAME/privkey.pem";
-    let (Some(cert), Some(key)) = (cert, r.needed(key, &format!("{at}.key"), write)) else {
+    let (Some(cert), Some(key)) = (cert, r.needed(key, write)) else {
         return None;
     };
     let cert_file = PathBuf::from(cert.value.trim());

@@ -2,8 +2,11 @@
 //! is named once, where it is read:
 //!
 //! - [`section`] hands out a mapping's values by key, one reader per kind of value (text,
-//!   whole number, duration, flag, lists, nested mappings), records which keys were asked for,
-//!   and reports the rest as unknown (with a suggestion) when the section is finished.
+//!   whole number, duration, flag, lists, nested mappings), each with its key path, records
+//!   which keys were asked for, and reports the rest as unknown (with a suggestion) when the
+//!   section is finished. A value that must be written, or that a later check points at, is
+//!   read `wanted`: with its key path even when it is missing, so no key path is ever built
+//!   again by hand for a message. It names no key of the gateway's: examples are passed in.
 //!   `Problems` collects every problem without stopping at the first, shape problems first, in
 //!   document order, and words the common ones (`found X; write Y`, a missing key, a number out
 //!   of range, a word that is not one of a few).

@@ -26,6 +26,19 @@ pub struct Keyed<T> {
     pub value: T,
 }
 
+/// A value that may be missing, with the key path it is (or would be) at. Read with the rest of
+/// its section and checked later, in its turn, so that problems keep the order they are found
+/// in: [`Problems::needed`] says it is missing, or a check points at its key path.
+pub type Wanted<T> = Keyed<Option<T>>;
+
+impl<T> Wanted<T> {
+    /// The value with its key path, if it is written (and of the right type).
+    pub fn written(self) -> Option<Keyed<T>> {
+        let key = self.key;
+        self.value.map(|value| Keyed { key, value })
+    }
+}
+
 /// A list of text items as written, each with its key path.
 pub type Texts = Keyed<Vec<Keyed<String>>>;
 
@@ -120,12 +133,13 @@ impl Problems {
         result.map_err(|e| self.error(key, e)).ok()
     }
 
-    /// `v`, or else an error at `key`: `missing; write <write>`.
-    pub fn needed<T>(&mut self, v: Option<T>, key: &str, write: impl Display) -> Option<T> {
-        if v.is_none() {
-            self.error(key, format!("missing; write {write}"));
+    /// The wanted value, or else an error at its key path: `missing; write <write>`. A value of
+    /// the wrong type counts as missing too.
+    pub fn needed<T>(&mut self, wanted: Wanted<T>, write: impl Display) -> Option<Keyed<T>> {
+        if wanted.value.is_none() {
+            self.error(&wanted.key, format!("missing; write {write}"));
         }
-        v
+        wanted.written()
     }
 
     /// A whole number within `range`; outside it, an error that says what to write instead.
@@ -339,6 +353,20 @@ impl<'v> Section<'v> {
         self.read(r, key, example, as_text)
     }
 
+    /// The value at `key` as `reader` reads it (such as [`Section::text`]), with its key path
+    /// whether it is written or not, for a check made later: see [`Wanted`].
+    pub fn wanted<T>(
+        &self,
+        r: &mut Problems,
+        key: Key,
+        example: &str,
+        reader: impl FnOnce(&Self, &mut Problems, Key, &str) -> Option<Keyed<T>>,
+    ) -> Wanted<T> {
+        let value = reader(self, r, key, example).map(|k| k.value);
+        let key = join(&self.path, key);
+        Keyed { key, value }
+    }
+
     /// A whole number.
     pub fn whole(&self, r: &mut Problems, key: Key, example: &str) -> Option<Keyed<u64>> {
         self.read(r, key, example, Value::as_u64)
@@ -387,6 +415,35 @@ impl<'v> Section<'v> {
         })
     }
 
+    /// One text or a list of texts, as a list: a single text, or a list of one, is an item at
+    /// the key itself, the items of a longer list are at `key[i]`. Anything else, or a list
+    /// with anything but text in it, is one wrong-type error naming `example`.
+    pub fn text_or_texts(&self, r: &mut Problems, key: Key, example: &str) -> Option<Texts> {
+        let (path, value) = self.get(key)?;
+        let items: Option<Vec<String>> = match value {
+            Value::String(text) => Some(vec![text.clone()]),
+            Value::Sequence(items) => items
+                .iter()
+                .map(|i| i.as_str().map(str::to_owned))
+                .collect(),
+            _ => None,
+        };
+        let Some(items) = items else {
+            return r.wrong_type(&path, value, example);
+        };
+        let one = items.len() == 1;
+        let items = items.into_iter().enumerate().map(|(i, value)| {
+            let key = if one {
+                path.clone()
+            } else {
+                format!("{path}[{i}]")
+            };
+            Keyed { key, value }
+        });
+        let value = items.collect();
+        Some(Keyed { key: path, value })
+    }
+
     /// A list of mappings, each to be finished by the caller.
     pub fn sections(
         &self,
@@ -408,20 +465,33 @@ impl<'v> Section<'v> {
         what: &str,
         example: &str,
         missing_example: &str,
-    ) -> Option<Vec<Section<'v>>> {
-        let list = self.sections(r, key, example);
+    ) -> Option<Keyed<Vec<Section<'v>>>> {
+        let list = self.wanted(r, key, example, Section::sections);
         let write = format!("{what}, such as {missing_example}");
-        let l = r.needed(list, &join(&self.path, key), write)?;
+        let l = r.needed(list, write)?;
         if l.value.is_empty() {
             return r.fail(&l.key, format!("is empty; write {what}, such as {example}"));
         }
-        Some(l.value)
+        Some(l)
     }
 
     /// A nested mapping, to be finished by the caller.
     pub fn section(&self, r: &mut Problems, key: Key, example: &str) -> Option<Section<'v>> {
         let (path, v) = self.get(key)?;
         Section::open(r, &path, v, example)
+    }
+
+    /// A nested mapping that must be written: missing is an error that says to write `write`.
+    pub fn required_section(
+        &self,
+        r: &mut Problems,
+        key: Key,
+        example: &str,
+        write: impl Display,
+    ) -> Option<Section<'v>> {
+        let value = self.section(r, key, example);
+        let key = join(&self.path, key);
+        r.needed(Keyed { key, value }, write).map(|s| s.value)
     }
 
     /// A nested mapping like [`Section::section`], or one without keys when it is absent or not
@@ -432,21 +502,28 @@ impl<'v> Section<'v> {
         self.section(r, key, example).unwrap_or_else(no_keys)
     }
 
-    /// A mapping of text to text, such as response header names to values.
-    pub fn text_map(&self, r: &mut Problems, key: Key, example: &str) -> Option<KeyedPairs> {
+    /// A mapping of text to text, such as response header names to values: `example` is one
+    /// such mapping, `name_example` one of its keys and `value_example` one of its values.
+    pub fn text_map(
+        &self,
+        r: &mut Problems,
+        key: Key,
+        example: &str,
+        name_example: &str,
+        value_example: &str,
+    ) -> Option<KeyedPairs> {
         let map = self.section(r, key, &format!("a mapping, such as {example}"))?;
         let mut out = Vec::with_capacity(map.map.len());
+        let value_example = format!("text in quotes, such as {value_example}");
         for (k, val) in map.map {
             let Value::String(name) = k else {
                 let at = r.mark();
                 let found = describe(k);
-                let message =
-                    format!("found the key {found}; write a name such as X-Frame-Options");
+                let message = format!("found the key {found}; write a name such as {name_example}");
                 r.shape_at(at, &map.path, message);
                 continue;
             };
-            let example = "text in quotes, such as \"max-age=31536000\"";
-            let item = keyed(r, join(&map.path, name), val, example, as_text);
+            let item = keyed(r, join(&map.path, name), val, &value_example, as_text);
             out.extend(item.map(|i| Keyed {
                 key: i.key,
                 value: (name.clone(), i.value),

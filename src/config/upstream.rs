@@ -17,18 +17,19 @@ pub(super) fn upstream(
     root: &Section<'_>,
     resolver: Resolver<'_>,
 ) -> Option<UpstreamSettings> {
-    let s = root.section(r, "upstream", "a mapping with replicas and timeouts");
+    let example = "a mapping with replicas and timeouts";
     let write =
         "where Ackee listens, such as upstream: {replicas: [{address: \"127.0.0.1:3000\"}]}";
-    let s = r.needed(s, "upstream", write)?;
+    let s = root.required_section(r, "upstream", example, write)?;
     let example = "[{address: \"127.0.0.1:3000\"}]";
     let write = "where Ackee listens";
     let replicas = s.required_sections(r, "replicas", write, example, example);
     let mut seen = Seen::default();
-    let replicas = replicas.map(|list| {
-        let replicas = list.into_iter();
+    let replicas = replicas.map(|Keyed { key, value }| {
+        let replicas = value.into_iter();
         let replicas = replicas.filter_map(|e| replica(r, e, resolver, &mut seen));
-        replicas.collect::<Vec<_>>()
+        let value = replicas.collect::<Vec<_>>();
+        Keyed { key, value }
     });
     let selection = s.text(r, "selection", "round_robin, random or consistent_hash");
     let example = "a mapping with type, path, interval_seconds and the other health-check keys";
@@ -59,9 +60,12 @@ pub(super) fn upstream(
         );
     }
     let max = crate::retry::MAX_REPLICAS;
-    if replicas.len() > max {
-        let message = format!("lists {} replicas; write at most {max}", replicas.len());
-        r.error("upstream.replicas", message);
+    if replicas.value.len() > max {
+        let message = format!(
+            "lists {} replicas; write at most {max}",
+            replicas.value.len()
+        );
+        r.error(&replicas.key, message);
     }
     let choices = [
         ("round_robin", Selection::RoundRobin),
@@ -75,7 +79,7 @@ pub(super) fn upstream(
     let [connect, read, write, idle] =
         timeouts.map(|(written, default)| seconds(r, written, default, MAX_SECONDS));
     Some(UpstreamSettings {
-        replicas,
+        replicas: replicas.value,
         selection: selection.unwrap_or(Selection::RoundRobin),
         health_check: health_check.unwrap_or_default(),
         retry_after_seconds: retry_after.unwrap_or(5) as u32,
@@ -102,13 +106,14 @@ fn replica(
     seen: &mut Seen,
 ) -> Option<Replica> {
     let example = "an address in quotes, such as \"127.0.0.1:3000\"";
-    let address = e.text(r, "address", example);
-    let name = e.text(r, "name", "a name in quotes, such as \"ackee-1\"");
+    let address = e.wanted(r, "address", example, Section::text);
+    let example = "a name in quotes, such as \"ackee-1\"";
+    let name = e.wanted(r, "name", example, Section::text);
     let weight = e.whole(r, "weight", "a whole number such as 1");
     let at = e.path().to_owned();
     e.finish(r);
     let write = "where this Ackee listens, such as \"127.0.0.1:3000\"";
-    let a = r.needed(address, &format!("{at}.address"), write)?;
+    let a = r.needed(address, write)?;
     let resolved = r.ok(&a.key, Replica::resolve(&a.value, resolver))?;
     if let Some(first) = first_use(&mut seen.addresses, resolved, &at) {
         let message = format!(
@@ -117,11 +122,13 @@ fn replica(
         );
         return r.fail(&a.key, message);
     }
-    let name = non_empty(r, name, "a name").unwrap_or_else(|| a.value.trim().to_owned());
+    let name_key = name.key.clone();
+    let name = non_empty(r, name.written(), "a name");
+    let name = name.unwrap_or_else(|| a.value.trim().to_owned());
     if let Some(first) = first_use(&mut seen.names, name.clone(), &at) {
         let message =
             format!("\"{name}\" is also the name of {first}; give each replica its own name");
-        return r.fail(&format!("{at}.name"), message);
+        return r.fail(&name_key, message);
     }
     let write =
         "a whole number from 1 to 1000 (to stop traffic to a replica, remove it from the list)";

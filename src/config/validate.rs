@@ -104,10 +104,10 @@ fn metrics(
 ) -> Option<MetricsSettings> {
     let s = root.section(r, "metrics", "a mapping with address")?;
     let example = "an address in quotes, such as \"127.0.0.1:9464\"";
-    let address = s.text(r, "address", example);
+    let address = s.wanted(r, "address", example, Section::text);
     s.finish(r);
     let write = "the address Prometheus scrapes, such as \"127.0.0.1:9464\"";
-    let a = r.needed(address, "metrics.address", write)?;
+    let a = r.needed(address, write)?;
     let address = listen_address(r, &a)?;
     let listeners = listeners.unwrap_or_default();
     if let Some(l) = listeners.iter().find(|l| l.address == address) {
@@ -115,7 +115,7 @@ fn metrics(
         let message = format!(
             "\"{address}\" is also the address of listener \"{name}\"; give metrics its own port"
         );
-        r.error("metrics.address", message);
+        r.error(&a.key, message);
     }
     Some(MetricsSettings { address })
 }
