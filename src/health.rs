@@ -1,5 +1,5 @@
 //! Replica health from active checks: a small state machine per replica, read lock-free on the
-//! request path. No pingora here; the prober in [`crate::upstream`] feeds it results. What a
+//! request path. No pingora here; the prober in [`crate::balancer`] feeds it results. What a
 //! check does ([`HealthCheckSettings`]) lives here too, with the check that its path is a request
 //! target the prober can always send.
 //!

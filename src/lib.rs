@@ -19,7 +19,8 @@
 //! | `framing` | request framing checks (`Host`, ambiguous lengths), hop-by-hop response headers |
 //! | `limits` | request head and body size checks |
 //! | [`ratelimit`] | per-client rate limits: which rule a request falls under, `createToken` in a body, the decision, `Retry-After` (its counters are pingora-limits, a standalone crate) |
-//! | `retry` | one request's attempts at Ackee (replicas tried, the next one, the client key), and whether a failed attempt is tried again, and where; the replicas (each address resolved once, at start-up) and upstream settings |
+//! | `replicas` | the Ackee replicas as configured (each address resolved once, at start-up; name, weight), how one is chosen, and how the gateway talks to them: the `upstream` section, validated ([`config::UpstreamSettings`]) |
+//! | `retry` | one request's attempts at Ackee (replicas tried, the next one, the client key), and whether a failed attempt is tried again, and where |
 //! | `redirect` | the plain-HTTP to HTTPS redirect |
 //! | [`acme`] | certificates from ACME: certbot's HTTP-01 challenge files served from a webroot (`webroot.rs`); the gateway's own ACME client's pure parts: settings and their checks, the renewal schedule and backoff, the state directory (atomic files, the order lock) and the status record it keeps, pending challenges, one order with instant-acme, the status `ackee-gateway certificates` shows |
 //! | `certs` | certificates from PEM files: loading a chain and its key, the names it covers, its expiry |
@@ -41,9 +42,14 @@
 //! | module | owns |
 //! |---|---|
 //! | `http3` | the HTTP/3 listener beside a TLS listener: QUIC (quinn) and HTTP/3 (h3), each request handed to pingora as a custom session that runs the same `proxy` phases; admission, limits, GOAWAY on stop and upgrade, the UDP socket handed over with the TCP listeners |
-//! | `upstream` | choosing an Ackee replica on pingora's load balancer (each backend carries its replica's index); peers; the health checker, which holds the replicas and the metrics |
+//! | `balancer` | choosing an Ackee replica on pingora's load balancer (each backend carries its replica's index); peers; the health checker, which holds the balancer and the metrics |
 //! | `proxy` | the `ProxyHttp` implementation: each phase calls into the modules above (`request.rs` the steps of `request_filter`, `respond.rs` the answers at the edge, `failure.rs` Ackee's failures) |
 //! | [`server`] | turning a [`config::Config`] into a running pingora `Server`; its background services (`services.rs`), the ACME renewal of each managed certificate (`acme.rs`) |
+//!
+//! "Upstream" names only the config's `upstream` section (read by `config/upstream.rs`,
+//! validated as [`config::UpstreamSettings`] in `replicas`) and, as in pingora, the side of a
+//! proxied request that faces Ackee (`upstream_peer`, `upstream_request_filter`, ...); the
+//! pingora load balancer is the `balancer`.
 //!
 //! Modules without a link are `pub(crate)`: only the crate uses them. Inside every module, what
 //! only the crate uses is `pub(crate)` too, so the compiler reports dead code.
@@ -61,6 +67,7 @@ pub(crate) mod ackee_client;
 pub mod ackee_origins;
 pub mod acme;
 pub mod assets;
+pub(crate) mod balancer;
 pub(crate) mod certs;
 pub mod config;
 pub mod cors;
@@ -82,7 +89,7 @@ pub(crate) mod proxy;
 pub mod quic;
 pub mod ratelimit;
 pub(crate) mod redirect;
+pub(crate) mod replicas;
 pub(crate) mod retry;
 pub mod server;
 pub mod tls;
-pub(crate) mod upstream;

@@ -1,5 +1,5 @@
 //! A background service's steady beat: one step every period until shutdown. Tokio only, so
-//! the health checker (in `upstream`) and the server's services share it without importing
+//! the health checker (in `balancer`) and the server's services share it without importing
 //! each other.
 
 use std::future::Future;

@@ -18,11 +18,11 @@
 //!   `Problems` whether that part added errors. Imports flow one way: [`validate`] uses the
 //!   sections, the sections use [`values`] and [`section`], never [`validate`].
 //! - [`types`] is the validated [`Config`]; settings that a module of their own acts on live
-//!   there (health checks in `health`, replicas in `retry`, certificates in [`crate::tls`]) and
+//!   there (health checks in `health`, replicas in `replicas`, certificates in [`crate::tls`]) and
 //!   are re-exported. So do the rules about one value that such a module uses: which names a
 //!   certificate covers and whether it expired (`certs`), a valid allowed method or header
 //!   ([`crate::cors`]), the access log's file, certbot's webroot (`acme`), the Ackee token file
-//!   ([`crate::ackee_origins`]), a replica's address and its resolver (`retry`). Each returns
+//!   ([`crate::ackee_origins`]), a replica's address and its resolver (`replicas`). Each returns
 //!   what is wrong, phrased for the config; config reports it at the key path (`section`'s
 //!   `Problems::ok`). [`diag`] prints problems as `error: FILE: KEY: what was found; what to
 //!   write`.
@@ -43,7 +43,7 @@ mod values;
 
 pub use diag::{Diagnostic, Diagnostics, Severity, Source};
 
-pub use crate::retry::Resolver;
+pub use crate::replicas::Resolver;
 pub use cors::ENV_ALLOW_ORIGIN;
 pub use types::{
     Config, Limits, Listener, MetricsSettings, Replica, ServerSettings, UpstreamSettings,
@@ -83,7 +83,12 @@ pub fn parse(
     text: &str,
     env_allow_origin: Option<&str>,
 ) -> Result<Loaded, Diagnostics> {
-    parse_with(name, text, env_allow_origin, &crate::retry::system_resolver)
+    parse_with(
+        name,
+        text,
+        env_allow_origin,
+        &crate::replicas::system_resolver,
+    )
 }
 
 /// [`parse`] with another resolver for replica host names.

@@ -90,7 +90,7 @@ pub use crate::assets::AssetSettings;
 pub use crate::health::{HealthCheckSettings, HealthProbe};
 pub use crate::limits::Limits;
 pub use crate::quic::Http3Settings;
-pub use crate::retry::{NODE_KEEP_ALIVE_SECONDS, Replica, Selection, UpstreamSettings};
+pub use crate::replicas::{NODE_KEEP_ALIVE_SECONDS, Replica, Selection, UpstreamSettings};
 pub use crate::tls::{CertificateSettings, ListenerTls};
 
 /// The validated configuration.

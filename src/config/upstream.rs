@@ -9,7 +9,7 @@ use super::types::{
 };
 use super::values::{MAX_SECONDS, non_empty, seconds};
 use crate::health::check_request_target;
-use crate::retry::Resolver;
+use crate::replicas::{MAX_REPLICAS, Resolver};
 
 /// Reads and validates `upstream`. `None` if it is missing, or its replicas are.
 pub(super) fn upstream(
@@ -59,7 +59,7 @@ pub(super) fn upstream(
             ),
         );
     }
-    let max = crate::retry::MAX_REPLICAS;
+    let max = MAX_REPLICAS;
     if replicas.value.len() > max {
         let message = format!(
             "lists {} replicas; write at most {max}",

@@ -8,7 +8,7 @@ use crate::access_log::{Format, Target};
 use crate::forwarded::{Cidr, TrustedProxies};
 use crate::limits::MAX_BUFFERED_BODY;
 use crate::ratelimit::{MAX_PER_MINUTE, RateLimits};
-use crate::retry::Resolver;
+use crate::replicas::Resolver;
 use serde_yaml::Value;
 
 /// Reads and validates the document (and `ACKEE_ALLOW_ORIGIN`, if set), one section after

@@ -33,6 +33,7 @@ use pingora::http::{RequestHeader, ResponseHeader};
 
 use crate::access_log::{self, AccessLog};
 use crate::acme::Webroot;
+use crate::balancer::Balancer;
 use crate::config::Limits;
 use crate::cors::{CorsPolicy, Decision, strip};
 use crate::forwarded::{self, TrustedProxies};
@@ -42,7 +43,6 @@ use crate::metrics::{Metrics, Outcome, Protocol};
 use crate::outage::OutageTally;
 use crate::ratelimit::{LoginScan, RateLimiter, Write};
 use crate::retry;
-use crate::upstream::Upstream;
 use failure::{failure_response, upstream_error_kind};
 
 mod failure;
@@ -59,8 +59,8 @@ pub struct Shared {
     pub trusted: TrustedProxies,
     /// Per-client rate limits.
     pub rate: RateLimiter,
-    /// The Ackee replicas (shared with the health checks).
-    pub upstream: Arc<Upstream>,
+    /// The Ackee replicas on pingora's load balancer (shared with the health checks).
+    pub balancer: Arc<Balancer>,
     /// `Retry-After` on a 503 when no replica is up.
     pub retry_after_seconds: u32,
     /// The access log, if enabled.
@@ -183,18 +183,18 @@ impl ProxyHttp for Gateway {
     }
 
     async fn upstream_peer(&self, session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
-        let up = &self.shared.upstream;
+        let balancer = &self.shared.balancer;
         ctx.attempts.key_or(|| self.client_key(session));
-        let Some(attempt) = ctx.attempts.start(|key, tried| up.select(key, tried)) else {
+        let Some(attempt) = ctx.attempts.start(|key, tried| balancer.select(key, tried)) else {
             self.shared.metrics.unavailable();
             return Error::e_explain(ErrorType::HTTPStatus(503), "no Ackee replica is up");
         };
-        match up.peer(attempt.replica) {
+        match balancer.peer(attempt.replica) {
             Some(mut peer) => {
                 if attempt.new_connection {
                     // A group key of its own: no pooled connection matches, so pingora
                     // connects anew.
-                    peer.group_key = crate::upstream::fresh_group_key();
+                    peer.group_key = crate::balancer::fresh_group_key();
                 }
                 Ok(peer)
             }
@@ -299,23 +299,23 @@ impl ProxyHttp for Gateway {
             m.replica_outcome(i, Outcome::ConnectError);
             // Nothing was sent, so any request may go to a replica it has not tried yet. The
             // choice is kept for upstream_peer, so the balancer is not asked twice.
-            let up = &self.shared.upstream;
-            if e.etype() == &ErrorType::ConnectRefused && up.refused(i) {
+            let balancer = &self.shared.balancer;
+            if e.etype() == &ErrorType::ConnectRefused && balancer.refused(i) {
                 m.replica_health(i, false);
                 warn!(
                     "replica \"{}\" is down, it gets no traffic: it refused a connection",
-                    up.name(i)
+                    balancer.name(i)
                 );
             }
             let next = ctx
                 .attempts
-                .connect_failed(|key, tried| up.select(key, tried));
+                .connect_failed(|key, tried| balancer.select(key, tried));
             if let Some(reason) = next.reason() {
                 m.retry(i, reason);
             }
             let again = next != retry::Next::GiveUp;
             e.set_retry(again);
-            if !again && !up.any_healthy() {
+            if !again && !balancer.any_healthy() {
                 // Every replica is down and the last connect failed too: 503 and Retry-After.
                 m.unavailable();
                 let mut unavailable =
@@ -355,10 +355,10 @@ impl ProxyHttp for Gateway {
             body_replayable: !session.as_ref().retry_buffer_truncated(),
             another_left: false,
         };
-        let up = &self.shared.upstream;
+        let balancer = &self.shared.balancer;
         let next = ctx
             .attempts
-            .send_failed(failure, |key, tried| up.select(key, tried));
+            .send_failed(failure, |key, tried| balancer.select(key, tried));
         if let (Some(reason), Some(i)) = (next.reason(), ctx.attempts.replica()) {
             self.shared.metrics.retry(i, reason);
         }
@@ -434,7 +434,7 @@ impl ProxyHttp for Gateway {
                 path: req.uri.path(),
                 status,
                 cors: ctx.cors.as_str(),
-                replica: ctx.attempts.replica().map(|i| self.shared.upstream.name(i)),
+                replica: ctx.attempts.replica().map(|i| self.shared.balancer.name(i)),
                 duration: started.elapsed(),
             });
         }

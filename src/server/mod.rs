@@ -28,6 +28,7 @@ use crate::ackee_origins;
 use crate::acme::Webroot;
 use crate::acme::challenges::Challenges;
 use crate::acme::store::Store;
+use crate::balancer::{Balancer, HealthChecker};
 use crate::config::{Config, Listener, ServerSettings};
 use crate::cors::CorsPolicy;
 use crate::handover::{self, UpgradeLock};
@@ -38,7 +39,6 @@ use crate::ratelimit::RateLimiter;
 use crate::tls::ListenerTls;
 use crate::tls::Reloader;
 use crate::tls::resolver::SniResolver;
-use crate::upstream::{HealthChecker, Upstream};
 use services::{
     AckeeOriginsService, AllocatorCollector, AssetsService, CertReloadService, OutageSummary,
     ParentReadyGate, ReadyReporter,
@@ -255,7 +255,7 @@ fn shared_state(
     config: &Config,
     challenges: Option<&Arc<Challenges>>,
 ) -> Result<(Arc<Shared>, Reloader, Resolvers), String> {
-    let upstream = Arc::new(Upstream::new(&config.upstream));
+    let balancer = Arc::new(Balancer::new(&config.upstream));
     let tls: Vec<ListenerTls> = config
         .listeners
         .iter()
@@ -265,7 +265,7 @@ fn shared_state(
         .iter()
         .flat_map(|t| t.certificates.iter().map(|c| c.name.clone()))
         .collect();
-    let metrics = Arc::new(Metrics::new(upstream.names(), &certificate_names));
+    let metrics = Arc::new(Metrics::new(balancer.names(), &certificate_names));
     crate::logging::count_handshake_failures_in(metrics.clone());
     let (reloader, resolvers) = Reloader::new(
         config
@@ -280,7 +280,7 @@ fn shared_state(
         limits: config.limits,
         trusted: config.trusted_proxies.clone(),
         rate: RateLimiter::new(config.rate_limits),
-        upstream: upstream.clone(),
+        balancer: balancer.clone(),
         retry_after_seconds: config.upstream.retry_after_seconds,
         access_log: config
             .access_log
@@ -293,8 +293,8 @@ fn shared_state(
             .clone()
             .map(|settings| Arc::new(crate::assets::Assets::new(settings))),
     });
-    for i in 0..upstream.len() {
-        metrics.replica_health(i, upstream.is_healthy(i));
+    for i in 0..balancer.len() {
+        metrics.replica_health(i, balancer.is_healthy(i));
     }
     Ok((shared, reloader, resolvers))
 }
@@ -319,7 +319,7 @@ fn add_background(
         },
     ));
     let health_handle =
-        HealthChecker::new(shared.upstream.clone(), metrics.clone(), &config.upstream)?
+        HealthChecker::new(shared.balancer.clone(), metrics.clone(), &config.upstream)?
             .map(|checker| server.add_service(background_service("health checks", checker)));
     let ackee_handle = config.cors.from_ackee.as_ref().map(|settings| {
         let service = AckeeOriginsService {
@@ -352,7 +352,7 @@ fn add_background(
                     .iter()
                     .map(crate::config::Replica::domains_target)
                     .collect(),
-                upstream: shared.upstream.clone(),
+                balancer: shared.balancer.clone(),
                 refresh: std::sync::Mutex::new(crate::assets::refresh::Refresh::new()),
                 metrics: metrics.clone(),
             },

@@ -255,7 +255,7 @@ impl BackgroundService for AckeeOriginsService {
 pub(super) struct AssetsService {
     pub(super) assets: Arc<crate::assets::Assets>,
     pub(super) targets: Vec<ackee_origins::Target>,
-    pub(super) upstream: Arc<crate::upstream::Upstream>,
+    pub(super) balancer: Arc<crate::balancer::Balancer>,
     pub(super) refresh: std::sync::Mutex<crate::assets::refresh::Refresh>,
     pub(super) metrics: Arc<Metrics>,
 }
@@ -264,7 +264,7 @@ impl AssetsService {
     async fn refresh_once(&self) {
         use crate::assets::fetch::{self, Failed, Failure};
         let healthy: Vec<ackee_origins::Target> = (0..self.targets.len())
-            .filter(|i| self.upstream.is_healthy(*i))
+            .filter(|i| self.balancer.is_healthy(*i))
             .map(|i| self.targets[i].clone())
             .collect();
         let settings = self.assets.settings().clone();
@@ -315,7 +315,7 @@ impl BackgroundService for AssetsService {
         // Replicas start down until their first passing check: give the checks a moment, so
         // that a normal start takes its copy at the first try and logs no failure.
         let deadline = tokio::time::Instant::now() + FIRST_CHECKS;
-        while !self.upstream.any_healthy() && tokio::time::Instant::now() < deadline {
+        while !self.balancer.any_healthy() && tokio::time::Instant::now() < deadline {
             tokio::select! {
                 _ = shutdown.changed() => return,
                 _ = tokio::time::sleep(Duration::from_millis(50)) => {}

@@ -1,5 +1,7 @@
-//! The Ackee replicas: choosing one for a request on pingora's load balancer, the peer and its
-//! timeouts, and the active health checks that decide which replicas get traffic.
+//! The balancer: choosing an Ackee replica for a request on pingora's load balancer, the peer
+//! and its timeouts, and the active health checks that decide which replicas get traffic. The
+//! replicas and their settings, as configured, are [`crate::replicas`]; this is the pingora
+//! side of them.
 //!
 //! - Selection is pingora-load-balancing's weighted round robin, weighted random, or Ketama
 //!   consistent hashing on the client address. A request remembers the replicas it tried, so a
@@ -29,17 +31,17 @@ use pingora_load_balancing::{Backend, Backends, LoadBalancer, discovery};
 use crate::health::{HealthCheckSettings, HealthProbe};
 use crate::health::{ReplicaHealth, Thresholds};
 use crate::metrics::Metrics;
-use crate::retry::{Replica, Selection, UpstreamSettings};
-
+use crate::replicas::{Replica, Selection, UpstreamSettings};
 use crate::retry::Tried;
 
-enum Balancer {
+/// Pingora's load balancer, with the selection the config chose.
+enum Algorithm {
     RoundRobin(LoadBalancer<RoundRobin>),
     Random(LoadBalancer<Random>),
     Consistent(LoadBalancer<Consistent>),
 }
 
-fn balancer<S>(backends: BTreeSet<Backend>) -> LoadBalancer<S>
+fn load_balancer<S>(backends: BTreeSet<Backend>) -> LoadBalancer<S>
 where
     S: BackendSelection + 'static,
     S::Iter: BackendIter,
@@ -70,9 +72,9 @@ fn index_of(b: &Backend) -> Option<usize> {
     b.ext.get::<ReplicaIndex>().map(|r| r.0)
 }
 
-/// The replicas and how to reach them.
-pub struct Upstream {
-    balancer: Balancer,
+/// The replicas on pingora's load balancer, how to reach them, and their health.
+pub struct Balancer {
+    algorithm: Algorithm,
     names: Vec<String>,
     peers: Vec<HttpPeer>,
     health: Vec<ReplicaHealth>,
@@ -80,10 +82,10 @@ pub struct Upstream {
     max_iterations: usize,
 }
 
-impl Upstream {
+impl Balancer {
     /// Builds the balancer, one peer per replica, and the health state (all down until checked,
     /// or all up when checks are off).
-    pub fn new(settings: &UpstreamSettings) -> Upstream {
+    pub fn new(settings: &UpstreamSettings) -> Balancer {
         let mut backends = BTreeSet::new();
         let mut peers = Vec::new();
         let mut names = Vec::new();
@@ -98,10 +100,10 @@ impl Upstream {
             names.push(r.name.clone());
         }
         let total_weight: usize = settings.replicas.iter().map(|r| r.weight).sum();
-        let balancer = match settings.selection {
-            Selection::RoundRobin => Balancer::RoundRobin(balancer(backends)),
-            Selection::Random => Balancer::Random(balancer(backends)),
-            Selection::ConsistentHash => Balancer::Consistent(balancer(backends)),
+        let algorithm = match settings.selection {
+            Selection::RoundRobin => Algorithm::RoundRobin(load_balancer(backends)),
+            Selection::Random => Algorithm::Random(load_balancer(backends)),
+            Selection::ConsistentHash => Algorithm::Consistent(load_balancer(backends)),
         };
         let checked = settings.health_check.probe != HealthProbe::Off;
         let health = settings
@@ -119,8 +121,8 @@ impl Upstream {
             unhealthy_after: settings.health_check.unhealthy_after,
             healthy_after: settings.health_check.healthy_after,
         });
-        Upstream {
-            balancer,
+        Balancer {
+            algorithm,
             names,
             peers,
             health,
@@ -139,10 +141,10 @@ impl Upstream {
                 crate::health::routable(self.is_healthy(i), any_healthy) && !tried.contains(i)
             })
         };
-        let backend = match &self.balancer {
-            Balancer::RoundRobin(lb) => lb.select_with(key, self.max_iterations, accept),
-            Balancer::Random(lb) => lb.select_with(key, self.max_iterations, accept),
-            Balancer::Consistent(lb) => lb.select_with(key, self.max_iterations, accept),
+        let backend = match &self.algorithm {
+            Algorithm::RoundRobin(lb) => lb.select_with(key, self.max_iterations, accept),
+            Algorithm::Random(lb) => lb.select_with(key, self.max_iterations, accept),
+            Algorithm::Consistent(lb) => lb.select_with(key, self.max_iterations, accept),
         }?;
         index_of(&backend)
     }
@@ -191,7 +193,7 @@ impl Upstream {
 
 /// Runs the active health checks for every replica, every interval, in the background.
 pub struct HealthChecker {
-    upstream: Arc<Upstream>,
+    balancer: Arc<Balancer>,
     metrics: Arc<Metrics>,
     probe: Box<dyn HealthCheck + Send + Sync>,
     backends: Vec<Backend>,
@@ -199,12 +201,12 @@ pub struct HealthChecker {
 }
 
 impl HealthChecker {
-    /// A checker for the replicas, whose health changes it records in `upstream` and in
+    /// A checker for the replicas, whose health changes it records in `balancer` and in
     /// `metrics`, or `None` when checks are off. An error (a
     /// path the HTTP check cannot send) must stop the start: without a checker no replica
     /// would ever be marked up.
     pub fn new(
-        upstream: Arc<Upstream>,
+        balancer: Arc<Balancer>,
         metrics: Arc<Metrics>,
         settings: &UpstreamSettings,
     ) -> Result<Option<HealthChecker>, String> {
@@ -231,7 +233,7 @@ impl HealthChecker {
             }
         };
         Ok(Some(HealthChecker {
-            upstream,
+            balancer,
             metrics,
             probe,
             backends: settings
@@ -259,7 +261,7 @@ impl HealthChecker {
             .enumerate()
         {
             let passed = matches!(result, Ok(Ok(())));
-            let up = &self.upstream;
+            let up = &self.balancer;
             let Some(state) = up.health.get(i) else {
                 continue;
             };
