@@ -6,15 +6,16 @@
 //! The gateway therefore removes them from requests whose peer is not a trusted proxy, replaces
 //! `X-Forwarded-For` with the peer address, and sets `X-Real-IP` and `X-Forwarded-Proto`.
 //! From a trusted proxy, the headers pass and the peer is appended to `X-Forwarded-For`.
+//! [`edits`] decides all of that for one request; the proxy only carries the [`Edits`] out.
 
 use std::fmt;
 use std::net::IpAddr;
 
-use http::{HeaderName, HeaderValue};
+use http::{HeaderMap, HeaderName, HeaderValue};
 
 /// The client-IP headers that `request-ip` trusts and that a visitor could forge, other than
 /// `X-Forwarded-For` and `X-Real-IP`, which the gateway sets itself.
-pub(crate) static SPOOFABLE: [HeaderName; 8] = [
+static SPOOFABLE: [HeaderName; 8] = [
     HeaderName::from_static("x-client-ip"),
     HeaderName::from_static("cf-connecting-ip"),
     HeaderName::from_static("fastly-client-ip"),
@@ -26,11 +27,97 @@ pub(crate) static SPOOFABLE: [HeaderName; 8] = [
 ];
 
 /// `X-Forwarded-For`.
-pub(crate) static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 /// `X-Real-IP`.
-pub(crate) static X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
+static X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
 /// `X-Forwarded-Proto`.
-pub(crate) static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+
+/// What happens to one header of a request on its way to Ackee.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Edit {
+    /// Every line of the header is removed.
+    Remove,
+    /// The header is set to this value, in place of every line it had.
+    Set(HeaderValue),
+}
+
+/// The edits that make one request's client-IP headers safe to hand to Ackee, made in this
+/// order: the [`SPOOFABLE`] headers removed (from a peer that is not a trusted proxy), then
+/// `X-Forwarded-For`, `X-Real-IP` and `X-Forwarded-Proto`, each set, removed or left alone.
+/// A value of fixed size: nothing is allocated for it but the header values it sets.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Edits {
+    /// Whether every [`SPOOFABLE`] header is removed.
+    pub(crate) remove_spoofable: bool,
+    /// `X-Forwarded-For`, if it changes.
+    pub(crate) forwarded_for: Option<Edit>,
+    /// `X-Real-IP`, if it changes.
+    pub(crate) real_ip: Option<Edit>,
+    /// `X-Forwarded-Proto`, if it is set.
+    pub(crate) proto: Option<HeaderValue>,
+}
+
+impl Edits {
+    /// Makes every edit, in order, with `edit` (given the header's name and what happens to
+    /// it); stops at the first error.
+    pub(crate) fn apply<E>(
+        self,
+        mut edit: impl FnMut(&'static HeaderName, Edit) -> Result<(), E>,
+    ) -> Result<(), E> {
+        if self.remove_spoofable {
+            for name in &SPOOFABLE {
+                edit(name, Edit::Remove)?;
+            }
+        }
+        let set = [
+            (&X_FORWARDED_FOR, self.forwarded_for),
+            (&X_REAL_IP, self.real_ip),
+            (&X_FORWARDED_PROTO, self.proto.map(Edit::Set)),
+        ];
+        for (name, change) in set {
+            if let Some(change) = change {
+                edit(name, change)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The edits to a request's client-IP headers before it goes to Ackee. `peer` is the address
+/// that connected (none for a peer that is not an IP socket), `headers` the request's headers
+/// as the client sent them, `proto` the listener's scheme as a header value.
+///
+/// From a peer that is not a trusted proxy: every header Ackee's `request-ip` believes is
+/// replaced: the spoofable ones removed, `X-Forwarded-For` and `X-Real-IP` set to the peer (or
+/// removed when there is none), `X-Forwarded-Proto` set to `proto`. From a trusted proxy: the
+/// peer is appended to `X-Forwarded-For`, and `X-Real-IP` and `X-Forwarded-Proto` are set only
+/// when the proxy did not send them.
+pub(crate) fn edits(
+    peer: Option<IpAddr>,
+    trusted: &TrustedProxies,
+    headers: &HeaderMap,
+    proto: &HeaderValue,
+) -> Edits {
+    let trusted = peer.is_some_and(|ip| trusted.trusts(ip));
+    let sent = |name: &HeaderName| trusted && headers.contains_key(name);
+    let (forwarded_for, real_ip) = match peer {
+        Some(ip) => {
+            let ip = IpText::of(ip);
+            let sent_for = headers.get_all(&X_FORWARDED_FOR).iter();
+            let forwarded_for = Edit::Set(forwarded_for(sent_for, &ip, trusted));
+            let real_ip = (!sent(&X_REAL_IP)).then(|| Edit::Set(real_ip(&ip)));
+            (Some(forwarded_for), real_ip)
+        }
+        None => (Some(Edit::Remove), Some(Edit::Remove)),
+    };
+    Edits {
+        remove_spoofable: !trusted,
+        forwarded_for,
+        real_ip,
+        proto: (!sent(&X_FORWARDED_PROTO)).then(|| proto.clone()),
+    }
+}
 
 /// An IP network in CIDR notation, such as `10.0.0.0/8` or `2001:db8::/32`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -156,7 +243,7 @@ impl TrustedProxies {
 /// From a trusted proxy, the peer is appended to what the proxy sent (several header lines are
 /// joined). From anyone else, whatever the client sent is dropped and the value is the peer alone,
 /// so Ackee records the address that really connected whichever end of the list it reads.
-pub(crate) fn forwarded_for<'a>(
+fn forwarded_for<'a>(
     existing: impl Iterator<Item = &'a HeaderValue>,
     peer: &IpText,
     trusted: bool,
@@ -182,7 +269,7 @@ pub(crate) fn forwarded_for<'a>(
 /// An address written out on the stack, in its canonical form: an IPv6 address is at most 45
 /// characters, so writing it needs no allocation. Written once per request, for both
 /// `X-Forwarded-For` and `X-Real-IP`.
-pub(crate) struct IpText {
+struct IpText {
     buf: [u8; 48],
     len: usize,
 }
@@ -190,7 +277,7 @@ pub(crate) struct IpText {
 impl IpText {
     /// `ip` in its canonical form. IPv4, the common case, is written digit by digit: the
     /// formatting machinery cost more than the rest of the header work.
-    pub(crate) fn of(ip: IpAddr) -> IpText {
+    fn of(ip: IpAddr) -> IpText {
         let mut text = IpText {
             buf: [0; 48],
             len: 0,
@@ -316,7 +403,7 @@ pub(crate) fn ip_bytes(ip: IpAddr) -> ([u8; 16], usize) {
 }
 
 /// The peer address as a header value, for `X-Real-IP`.
-pub(crate) fn real_ip(peer: &IpText) -> HeaderValue {
+fn real_ip(peer: &IpText) -> HeaderValue {
     peer.value()
 }
 
@@ -367,6 +454,158 @@ mod tests {
         let mapped = IpText::of("::ffff:192.0.2.9".parse().unwrap());
         assert_eq!(forwarded_for([].iter(), &mapped, false), "192.0.2.9");
         assert_eq!(real_ip(&mapped), "192.0.2.9");
+    }
+
+    /// Every header `request-ip` reads to find the visitor's address, in the order it trusts
+    /// them (Ackee 3.4.2).
+    const REQUEST_IP: [&str; 10] = [
+        "x-client-ip",
+        "x-forwarded-for",
+        "cf-connecting-ip",
+        "fastly-client-ip",
+        "true-client-ip",
+        "x-real-ip",
+        "x-cluster-client-ip",
+        "x-forwarded",
+        "forwarded-for",
+        "forwarded",
+    ];
+
+    #[test]
+    fn the_gateway_decides_every_header_request_ip_reads() {
+        let mut decided: Vec<&str> = SPOOFABLE.iter().map(HeaderName::as_str).collect();
+        decided.extend([X_FORWARDED_FOR.as_str(), X_REAL_IP.as_str()]);
+        decided.sort_unstable();
+        let mut read = REQUEST_IP;
+        read.sort_unstable();
+        assert_eq!(decided, read);
+    }
+
+    /// Header lines, as (name, value).
+    type Lines<'a> = Vec<(&'a str, &'a str)>;
+
+    /// The headers Ackee gets: `sent` after the edits for `peer`, sorted, each line a pair. The
+    /// edits are made on an `http::HeaderMap` the way the proxy makes them on pingora's request.
+    fn rewritten(peer: Option<&str>, sent: &[(&str, &str)]) -> Vec<(String, String)> {
+        let trusted = TrustedProxies::new(vec![
+            Cidr::parse("10.0.0.0/8").unwrap(),
+            Cidr::parse("2001:db8::/32").unwrap(),
+        ]);
+        let mut headers = HeaderMap::new();
+        for (name, value) in sent {
+            let name = HeaderName::from_bytes(name.as_bytes()).unwrap();
+            headers.append(name, HeaderValue::from_str(value).unwrap());
+        }
+        let peer = peer.map(|p| p.parse::<IpAddr>().unwrap());
+        let https = HeaderValue::from_static("https");
+        let changes = edits(peer, &trusted, &headers, &https);
+        let applied = changes.apply(|name, edit| {
+            match edit {
+                Edit::Remove => drop(headers.remove(name)),
+                Edit::Set(value) => drop(headers.insert(name, value)),
+            }
+            Ok::<(), ()>(())
+        });
+        assert_eq!(applied, Ok(()));
+        let mut out: Vec<(String, String)> = headers
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_str().unwrap().to_owned()))
+            .collect();
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn client_ip_headers_are_kept_only_from_trusted_proxies() {
+        // Every header request-ip reads, forged, and the scheme.
+        let mut forged: Lines = REQUEST_IP.iter().map(|n| (*n, "6.6.6.6")).collect();
+        forged.push(("x-forwarded-proto", "http"));
+        forged.push(("x-forwarded-for", "7.7.7.7"));
+        forged.push(("user-agent", "curl"));
+        let forged = &forged;
+        let from_trusted_proxy: &Lines = &vec![
+            ("x-forwarded-for", "203.0.113.9, 10.0.0.1"),
+            ("x-real-ip", "203.0.113.9"),
+            ("x-forwarded-proto", "https"),
+        ];
+        let bare: &Lines = &vec![("user-agent", "curl")];
+        let what_the_peer_is = |ip: &'static str| {
+            vec![
+                ("user-agent", "curl"),
+                ("x-forwarded-for", ip),
+                ("x-forwarded-proto", "https"),
+                ("x-real-ip", ip),
+            ]
+        };
+        let mut kept: Lines = forged
+            .iter()
+            .filter(|(n, _)| *n != "x-forwarded-for")
+            .copied()
+            .collect();
+        kept.push(("x-forwarded-for", "6.6.6.6, 7.7.7.7, 10.0.0.2"));
+        // (peer, headers sent, headers Ackee gets)
+        let cases: Vec<(Option<&str>, &Lines, Lines)> = vec![
+            // Not a trusted proxy: nothing it sent about the client survives.
+            (Some("192.0.2.1"), forged, what_the_peer_is("192.0.2.1")),
+            (Some("2001:db9::1"), forged, what_the_peer_is("2001:db9::1")),
+            (
+                Some("::ffff:192.0.2.1"),
+                forged,
+                what_the_peer_is("192.0.2.1"),
+            ),
+            (Some("192.0.2.1"), bare, what_the_peer_is("192.0.2.1")),
+            // A trusted proxy: what it says passes, and it joins X-Forwarded-For.
+            (Some("10.0.0.2"), forged, kept),
+            (
+                Some("2001:db8::5"),
+                from_trusted_proxy,
+                vec![
+                    ("x-forwarded-for", "203.0.113.9, 10.0.0.1, 2001:db8::5"),
+                    ("x-forwarded-proto", "https"),
+                    ("x-real-ip", "203.0.113.9"),
+                ],
+            ),
+            // ... and what it leaves out, the gateway fills in.
+            (Some("10.0.0.2"), bare, what_the_peer_is("10.0.0.2")),
+            (Some("::ffff:10.0.0.2"), bare, what_the_peer_is("10.0.0.2")),
+            // No IP peer at all: no address is claimed for the client.
+            (
+                None,
+                forged,
+                vec![("user-agent", "curl"), ("x-forwarded-proto", "https")],
+            ),
+        ];
+        for (peer, sent, want) in cases {
+            let mut want: Vec<(String, String)> = want
+                .iter()
+                .map(|(n, v)| (n.to_string(), v.to_string()))
+                .collect();
+            want.sort();
+            assert_eq!(rewritten(peer, sent), want, "{peer:?} sent {sent:?}");
+        }
+    }
+
+    #[test]
+    fn edits_are_made_in_order_and_stop_at_an_error() {
+        let peer = Some("192.0.2.1".parse().unwrap());
+        let https = HeaderValue::from_static("https");
+        let changes = edits(peer, &TrustedProxies::default(), &HeaderMap::new(), &https);
+        let mut made = Vec::new();
+        let stopped = changes.clone().apply(|name, edit| {
+            made.push((name.as_str(), edit));
+            if name == X_REAL_IP {
+                Err("full")
+            } else {
+                Ok(())
+            }
+        });
+        assert_eq!(stopped, Err("full"));
+        let names: Vec<&str> = made.iter().map(|(n, _)| *n).collect();
+        let mut want: Vec<&str> = SPOOFABLE.iter().map(HeaderName::as_str).collect();
+        want.extend(["x-forwarded-for", "x-real-ip"]);
+        assert_eq!(names, want);
+        let peer_value = HeaderValue::from_static("192.0.2.1");
+        assert_eq!(made[9].1, Edit::Set(peer_value));
     }
 
     #[test]

@@ -14,7 +14,7 @@
 //! | [`assets`] | Ackee's static files at the edge: which paths, the `Accept-Encoding` and `If-None-Match` decisions, the compressed copy and its refresh state machine, fetching it from a replica |
 //! | `ackee_client` | one blocking HTTP/1.1 exchange with a replica, bounded in time and size (the background polls' client) |
 //! | [`cors`] | a request's whole CORS fate as one decision (preflight allowed or refused, allowed, forwarded bare, rejected, same origin, not applicable) and its log and metric labels; every CORS header value, `Vary` merging; which method and header names may be allowed |
-//! | [`forwarded`] | trusted proxies and the client-IP headers Ackee believes |
+//! | [`forwarded`] | trusted proxies and the client-IP headers Ackee believes: the edits each request's headers get on their way to Ackee |
 //! | `health` | each replica's health from active checks: thresholds, first-pass rule; the health-check settings, the probe path checked as a request target |
 //! | `framing` | request framing checks (`Host`, ambiguous lengths), hop-by-hop response headers |
 //! | `limits` | request head and body size checks |

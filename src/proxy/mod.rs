@@ -7,7 +7,7 @@
 //! | `request_filter` (body) | the whole body read before a replica is chosen: 413, 408 |
 //! | `request_filter` (rate) | the client's rate limit, decided by [`crate::ratelimit`]: 429 |
 //! | `upstream_peer` | picks a replica not yet tried for this request |
-//! | `upstream_request_filter` | client-IP headers, `X-Forwarded-*` |
+//! | `upstream_request_filter` | the client-IP and `X-Forwarded-*` header edits decided by [`crate::forwarded`]; a buffered body's length |
 //! | `upstream_response_filter` | upstream latency |
 //! | `response_filter` | hop-by-hop headers and Ackee's CORS headers out, the gateway's in, `Vary: Origin` merged |
 //! | `fail_to_connect`, `error_while_proxy` | upstream errors counted; the retry decided by [`crate::retry`] |
@@ -209,39 +209,15 @@ impl ProxyHttp for Gateway {
         ctx: &mut Ctx,
     ) -> Result<()> {
         let peer = Self::peer_ip(session);
-        let trusted = peer.is_some_and(|ip| self.shared.trusted.trusts(ip));
-        if !trusted {
-            for name in &forwarded::SPOOFABLE {
+        let trusted = &self.shared.trusted;
+        let edits = forwarded::edits(peer, trusted, &upstream_request.headers, &self.proto);
+        edits.apply(|name, edit| match edit {
+            forwarded::Edit::Remove => {
                 upstream_request.remove_header(name);
+                Ok(())
             }
-        }
-        if let Some(ip) = peer {
-            let ip = forwarded::IpText::of(ip);
-            let xff = forwarded::forwarded_for(
-                upstream_request
-                    .headers
-                    .get_all(&forwarded::X_FORWARDED_FOR)
-                    .iter(),
-                &ip,
-                trusted,
-            );
-            upstream_request.insert_header(forwarded::X_FORWARDED_FOR.as_str(), xff)?;
-            if !trusted || !upstream_request.headers.contains_key(&forwarded::X_REAL_IP) {
-                upstream_request
-                    .insert_header(forwarded::X_REAL_IP.as_str(), forwarded::real_ip(&ip))?;
-            }
-        } else if !trusted {
-            upstream_request.remove_header(&forwarded::X_FORWARDED_FOR);
-            upstream_request.remove_header(&forwarded::X_REAL_IP);
-        }
-        if !trusted
-            || !upstream_request
-                .headers
-                .contains_key(&forwarded::X_FORWARDED_PROTO)
-        {
-            upstream_request
-                .insert_header(forwarded::X_FORWARDED_PROTO.as_str(), self.proto.clone())?;
-        }
+            forwarded::Edit::Set(value) => upstream_request.insert_header(name.as_str(), value),
+        })?;
         if ctx.body_buffered {
             // The whole body is known: send it with a length, never chunked, and answer for
             // Expect ourselves (pingora issue #935 double-terminates some chunked bodies).
