@@ -2,10 +2,9 @@
 //! top-level `state_directory` where it keeps it. The rules about each value are
 //! [`crate::acme::settings`]'s; nothing here contacts the CA.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 
-use super::section::{Problems, Section, first_use};
+use super::section::{Problems, Section, Seen};
 use crate::acme::settings::{self as rules, AcmeSettings, ChallengeKind, ExternalAccount};
 
 /// Reads `tls.acme`. `plain_listener`: whether the config has a plain-HTTP listener (where
@@ -14,7 +13,7 @@ pub(super) fn acme(
     r: &mut Problems,
     a: Section<'_>,
     plain_listener: bool,
-    names: &mut HashMap<String, String>,
+    names: &mut Seen<String>,
 ) -> Option<AcmeSettings> {
     let before = r.errors();
     let at = a.path().to_owned();
@@ -41,13 +40,13 @@ pub(super) fn acme(
     if domains.value.is_empty() {
         return r.fail(&domains.key, format!("is empty; write {write}"));
     }
-    let mut seen = HashMap::new();
+    let mut seen = Seen::default();
     let mut valid_domains = Vec::new();
     for d in &domains.value {
         let Some(domain) = r.ok(&d.key, rules::domain(&d.value)) else {
             continue;
         };
-        if let Some(first) = first_use(&mut seen, domain.clone(), &d.key) {
+        if let Some(first) = seen.first_use(domain.clone(), &d.key) {
             r.warning(&d.key, format!("\"{domain}\" is also {first}; remove one"));
             continue;
         }
@@ -86,7 +85,7 @@ pub(super) fn acme(
         None => valid_domains.first().cloned(),
     };
     if let Some(n) = &name
-        && let Some(first) = first_use(names, n.clone(), &at)
+        && let Some(first) = names.first_use(n.clone(), &at)
     {
         let message =
             format!("\"{n}\" is also the name of {first}; give each certificate its own name");

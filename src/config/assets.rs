@@ -1,11 +1,9 @@
 //! `assets`: Ackee's static files served from the edge ([`crate::assets`]), or `off`.
 
-use std::collections::HashMap;
-
 use http::HeaderValue;
 use serde_yaml::Value;
 
-use super::section::{Problems, Section, first_use};
+use super::section::{Problems, Section, Seen};
 use super::values::{MAX_SECONDS, seconds};
 use crate::assets::{self, AssetSettings, File, MAX_ALIASES};
 
@@ -72,12 +70,12 @@ pub(super) fn assets(r: &mut Problems, root: &Section<'_>) -> Option<AssetSettin
             );
             r.error(&list.key, message);
         }
-        let mut seen = HashMap::new();
+        let mut seen = Seen::default();
         for alias in list.value {
             let path = alias.value.trim().to_owned();
             if let Some(problem) = assets::alias_problem(&path) {
                 r.error(&alias.key, problem);
-            } else if let Some(first) = first_use(&mut seen, path.clone(), &alias.key) {
+            } else if let Some(first) = seen.first_use(path.clone(), &alias.key) {
                 r.error(
                     &alias.key,
                     format!("\"{path}\" is also {first}; remove one"),

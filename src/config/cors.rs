@@ -1,11 +1,10 @@
 //! `cors`: the allowed origins (from the file, `ACKEE_ALLOW_ORIGIN` or Ackee's domain list),
 //! credentials, methods, headers and what happens to other origins.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 
 use super::diag::{Severity, Source};
-use super::section::{Keyed, Problems, Section, Texts, Wanted, first_use};
+use super::section::{Keyed, Problems, Section, Seen, Texts, Wanted};
 use super::values::{MAX_SECONDS, each, seconds};
 use crate::ackee_origins::{DEFAULT_INTERVAL, DEFAULT_TIMEOUT, Settings as FromAckee, TitleRules};
 use crate::cors::{CorsSettings, DisallowedOrigin, allow_headers, allow_methods, distinct};
@@ -180,10 +179,10 @@ fn normalise(
             "is \"*\", which allows every origin, so the other entries do nothing; keep only \"*\", or remove it and list the origins".to_owned(),
         );
     }
-    let mut seen = HashMap::new();
+    let mut seen = Seen::default();
     for (key, e) in &entries {
         let text = e.to_string();
-        if let Some(first) = first_use(&mut seen, text.clone(), key) {
+        if let Some(first) = seen.first_use(text.clone(), key) {
             let message = format!("\"{text}\" is the same origin as {first}; remove one");
             r.add(Severity::Warning, source, key, message);
         }

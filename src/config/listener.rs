@@ -2,24 +2,13 @@
 //! `certs`, so `-t` finds a bad key or an expired certificate), the HTTPS redirect, the ACME
 //! webroot, the response headers and HTTP/3 (`http3.rs`).
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use super::section::{Keyed, Problems, Section, first_use};
+use super::section::{Keyed, Problems, Section, Seen};
 use super::types::{CertificateSettings, Listener, ListenerTls};
 use super::values::{LISTEN_EXAMPLE, listen_address, non_empty, seconds};
 use crate::certs::{self, Which};
-
-/// What the listeners validated so far have used, to the key path that used it first.
-#[derive(Default)]
-struct Seen {
-    addresses: HashMap<SocketAddr, String>,
-    /// Certificate names, unique across listeners.
-    cert_names: HashMap<String, String>,
-    /// Whether some listener serves plain HTTP (where ACME's HTTP-01 is answered).
-    plain_listener: bool,
-}
 
 /// Reads and validates `listeners`. `None` if it is missing, empty, or anything in it is wrong.
 pub(super) fn listeners(r: &mut Problems, root: &Section<'_>) -> Option<Vec<Listener>> {
@@ -27,27 +16,34 @@ pub(super) fn listeners(r: &mut Problems, root: &Section<'_>) -> Option<Vec<List
     let missing = format!("listeners: {example}");
     let what = "at least one listener";
     let list = root.required_sections(r, "listeners", what, example, &missing)?;
-    let mut seen = Seen {
-        plain_listener: list.value.iter().any(|e| e.get("tls").is_none()),
-        ..Seen::default()
-    };
+    // Addresses, and certificate names: each unique across listeners.
+    let mut addresses = Seen::default();
+    let mut cert_names = Seen::default();
+    // Whether some listener serves plain HTTP (where ACME's HTTP-01 is answered).
+    let plain_listener = list.value.iter().any(|e| e.get("tls").is_none());
     let listeners: Vec<_> = list
         .value
         .into_iter()
-        .map(|e| listener(r, e, &mut seen))
+        .map(|e| listener(r, e, &mut addresses, &mut cert_names, plain_listener))
         .collect();
     listeners.into_iter().collect()
 }
 
 /// One listener. `None` if anything in it is wrong.
-fn listener(r: &mut Problems, e: Section<'_>, seen: &mut Seen) -> Option<Listener> {
+fn listener(
+    r: &mut Problems,
+    e: Section<'_>,
+    addresses: &mut Seen<SocketAddr>,
+    cert_names: &mut Seen<String>,
+    plain_listener: bool,
+) -> Option<Listener> {
     let before = r.errors();
     let name = e.text(r, "name", "a name in quotes, such as \"public\"");
     let example = "an address in quotes, such as \"127.0.0.1:8080\"";
     let address = e.wanted(r, "address", example, Section::text);
     let tls = e.section(r, "tls", "a mapping with certificates");
     let has_tls = tls.is_some();
-    let tls = tls.and_then(|t| self::tls(r, t, seen));
+    let tls = tls.and_then(|t| self::tls(r, t, cert_names, plain_listener));
     let redirect_to_https = self::redirect(r, &e, has_tls);
     let example = "a directory path in quotes, such as \"/var/www/letsencrypt\"";
     let acme_webroot = e.text(r, "acme_webroot", example);
@@ -58,7 +54,7 @@ fn listener(r: &mut Problems, e: Section<'_>, seen: &mut Seen) -> Option<Listene
     e.finish(r);
     let addr = r.needed(address, LISTEN_EXAMPLE)?;
     let address = listen_address(r, &addr)?;
-    if let Some(first) = first_use(&mut seen.addresses, address, &at) {
+    if let Some(first) = addresses.first_use(address, &at) {
         let message =
             format!("\"{address}\" is also {first}'s address; give each listener its own");
         return r.fail(&addr.key, message);
@@ -130,7 +126,13 @@ fn response_headers(
 }
 
 /// `listeners[].tls`. `None` if anything in it is wrong.
-fn tls(r: &mut Problems, t: Section<'_>, seen: &mut Seen) -> Option<ListenerTls> {
+/// `plain_listener`: whether some listener serves plain HTTP, where ACME's HTTP-01 is answered.
+fn tls(
+    r: &mut Problems,
+    t: Section<'_>,
+    cert_names: &mut Seen<String>,
+    plain_listener: bool,
+) -> Option<ListenerTls> {
     let before = r.errors();
     let example = "[{cert: \"/etc/letsencrypt/live/NAME/fullchain.pem\", key: \"/etc/letsencrypt/live/NAME/privkey.pem\"}]";
     // With a certificate from ACME, the static ones are optional.
@@ -144,10 +146,11 @@ fn tls(r: &mut Problems, t: Section<'_>, seen: &mut Seen) -> Option<ListenerTls>
                 .map_or_else(Vec::new, |l| l.value),
         ),
     };
-    let mut sni_owner = HashMap::new();
+    let mut sni_owners = Seen::default();
     let certificates = list.map(|list| {
         let certificates = list.into_iter();
-        let certificates = certificates.filter_map(|c| certificate(r, c, seen, &mut sni_owner));
+        let certificates =
+            certificates.filter_map(|c| certificate(r, c, cert_names, &mut sni_owners));
         certificates.collect::<Vec<_>>()
     });
     let example = "the name of one of the certificates";
@@ -155,8 +158,7 @@ fn tls(r: &mut Problems, t: Section<'_>, seen: &mut Seen) -> Option<ListenerTls>
     let watch = t.flag(r, "watch").is_some_and(|w| w.value);
     let interval = t.duration(r, "watch_interval_seconds", ListenerTls::WATCH_INTERVAL);
     t.finish(r);
-    let acme =
-        acme.and_then(|a| super::acme::acme(r, a, seen.plain_listener, &mut seen.cert_names));
+    let acme = acme.and_then(|a| super::acme::acme(r, a, plain_listener, cert_names));
     let certificates = certificates?;
     let default_certificate = default_certificate.map_or(0, |d| {
         let valid = r.errors() == before;
@@ -208,8 +210,8 @@ fn default_index(
 fn certificate(
     r: &mut Problems,
     c: Section<'_>,
-    seen: &mut Seen,
-    sni_owner: &mut HashMap<String, String>,
+    cert_names: &mut Seen<String>,
+    sni_owners: &mut Seen<String>,
 ) -> Option<CertificateSettings> {
     let at = c.path().to_owned();
     let written_name = c.text(r, "name", "a name in quotes, such as \"stats\"");
@@ -244,7 +246,7 @@ fn certificate(
         list.value.iter().filter_map(covered).collect::<Vec<_>>()
     });
     for n in server_names.as_ref().unwrap_or(&loaded.dns_names) {
-        if let Some(first) = first_use(sni_owner, n.clone(), &at) {
+        if let Some(first) = sni_owners.first_use(n.clone(), &at) {
             let at = written_names.as_ref().map_or(&cert.key, |k| &k.key);
             let message = format!(
                 "\"{n}\" is already served by {first}; each server name maps to one certificate"
@@ -264,7 +266,7 @@ fn certificate(
             .cloned()
             .unwrap_or_else(|| cert.value.trim().to_owned()),
     };
-    if let Some(first) = first_use(&mut seen.cert_names, name.clone(), &at) {
+    if let Some(first) = cert_names.first_use(name.clone(), &at) {
         let message =
             format!("\"{name}\" is also the name of {first}; give each certificate its own name");
         return r.fail(&name_key, message);

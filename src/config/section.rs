@@ -218,17 +218,25 @@ pub fn describe(v: &Value) -> String {
     }
 }
 
-/// The key path that first used `value`, if one did; else `at` is now its first user.
-pub fn first_use<K: Hash + Eq>(
-    seen: &mut HashMap<K, String>,
-    value: K,
-    at: &str,
-) -> Option<String> {
-    match seen.entry(value) {
-        Entry::Occupied(first) => Some(first.get().clone()),
-        Entry::Vacant(v) => {
-            v.insert(at.to_owned());
-            None
+/// What part of the config has used so far (addresses, names, origins), each with the key
+/// path that used it first, so that a second use can say where the first one is.
+pub struct Seen<K>(HashMap<K, String>);
+
+impl<K> Default for Seen<K> {
+    fn default() -> Self {
+        Seen(HashMap::new())
+    }
+}
+
+impl<K: Hash + Eq> Seen<K> {
+    /// The key path that first used `value`, if one did; else `at` is now its first user.
+    pub fn first_use(&mut self, value: K, at: &str) -> Option<String> {
+        match self.0.entry(value) {
+            Entry::Occupied(first) => Some(first.get().clone()),
+            Entry::Vacant(v) => {
+                v.insert(at.to_owned());
+                None
+            }
         }
     }
 }

@@ -1,9 +1,8 @@
 //! `upstream`: the Ackee replicas, how one is chosen, active health checks, and timeouts.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 
-use super::section::{Keyed, Problems, Section, first_use};
+use super::section::{Keyed, Problems, Section, Seen};
 use super::types::{
     HealthCheckSettings, HealthProbe, NODE_KEEP_ALIVE_SECONDS, Replica, Selection, UpstreamSettings,
 };
@@ -24,10 +23,11 @@ pub(super) fn upstream(
     let example = "[{address: \"127.0.0.1:3000\"}]";
     let write = "where Ackee listens";
     let replicas = s.required_sections(r, "replicas", write, example, example);
-    let mut seen = Seen::default();
+    // Addresses and names, each unique.
+    let (mut addresses, mut names) = (Seen::default(), Seen::default());
     let replicas = replicas.map(|Keyed { key, value }| {
         let replicas = value.into_iter();
-        let replicas = replicas.filter_map(|e| replica(r, e, resolver, &mut seen));
+        let replicas = replicas.filter_map(|e| replica(r, e, resolver, &mut addresses, &mut names));
         let value = replicas.collect::<Vec<_>>();
         Keyed { key, value }
     });
@@ -90,20 +90,14 @@ pub(super) fn upstream(
     })
 }
 
-/// Names and addresses seen so far, to the key path that used them first.
-#[derive(Default)]
-struct Seen {
-    names: HashMap<String, String>,
-    addresses: HashMap<SocketAddr, String>,
-}
-
 /// One replica, `None` when it cannot be used at all (a bad weight is an error, but the replica
 /// still counts).
 fn replica(
     r: &mut Problems,
     e: Section<'_>,
     resolver: Resolver<'_>,
-    seen: &mut Seen,
+    addresses: &mut Seen<SocketAddr>,
+    names: &mut Seen<String>,
 ) -> Option<Replica> {
     let example = "an address in quotes, such as \"127.0.0.1:3000\"";
     let address = e.wanted(r, "address", example, Section::text);
@@ -115,7 +109,7 @@ fn replica(
     let write = "where this Ackee listens, such as \"127.0.0.1:3000\"";
     let a = r.needed(address, write)?;
     let resolved = r.ok(&a.key, Replica::resolve(&a.value, resolver))?;
-    if let Some(first) = first_use(&mut seen.addresses, resolved, &at) {
+    if let Some(first) = addresses.first_use(resolved, &at) {
         let message = format!(
             "\"{}\" is the same address as {first}; list each Ackee once",
             a.value
@@ -125,7 +119,7 @@ fn replica(
     let name_key = name.key.clone();
     let name = non_empty(r, name.written(), "a name");
     let name = name.unwrap_or_else(|| a.value.trim().to_owned());
-    if let Some(first) = first_use(&mut seen.names, name.clone(), &at) {
+    if let Some(first) = names.first_use(name.clone(), &at) {
         let message =
             format!("\"{name}\" is also the name of {first}; give each replica its own name");
         return r.fail(&name_key, message);
