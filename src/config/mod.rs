@@ -48,7 +48,8 @@ pub use cors::ENV_ALLOW_ORIGIN;
 pub use types::{
     Config, Limits, Listener, MetricsSettings, Replica, ServerSettings, UpstreamSettings,
 };
-pub use validate::pingora_keys;
+#[cfg(test)]
+pub(crate) use validate::pingora_keys;
 
 /// A valid configuration and the warnings found on the way.
 #[derive(Debug)]

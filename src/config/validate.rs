@@ -139,8 +139,10 @@ fn access_log(r: &mut Problems, root: &Section<'_>) -> Option<AccessLogSettings>
     Some(AccessLogSettings { format, target })
 }
 
-/// Pingora's server keys the gateway accepts at the top level, in the order they are read.
-pub fn pingora_keys() -> Vec<&'static str> {
+/// Pingora's server keys the gateway accepts at the top level, in the order they are read: for
+/// the test that each is a key of pingora's `ServerConf` (in `server`, which imports pingora).
+#[cfg(test)]
+pub(crate) fn pingora_keys() -> Vec<&'static str> {
     let empty = Value::Mapping(serde_yaml::Mapping::new());
     let mut r = Problems::new(super::Source::File(String::new()));
     let s = Section::open(&mut r, "", &empty, "a mapping").expect("a mapping opens");
