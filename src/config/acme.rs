@@ -10,67 +10,77 @@ use crate::acme::settings::{self as rules, AcmeSettings, ChallengeKind, External
 /// Reads `tls.acme`. `plain_listener`: whether the config has a plain-HTTP listener (where
 /// HTTP-01 is answered); `names` holds the certificate names used so far, across listeners.
 pub(super) fn acme(
-    r: &mut Problems,
-    a: Section<'_>,
+    problems: &mut Problems,
+    acme: Section<'_>,
     plain_listener: bool,
     names: &mut Seen<String>,
 ) -> Option<AcmeSettings> {
-    let before = r.errors();
-    let at = a.path().to_owned();
-    let domains = a.wanted(r, "domains", "[\"stats.example.com\"]", Section::texts);
+    let before = problems.errors();
+    let at = acme.path().to_owned();
+    let domains = acme.wanted(
+        problems,
+        "domains",
+        "[\"stats.example.com\"]",
+        Section::texts,
+    );
     let example = "a mailto URL such as \"mailto:admin@example.com\", or a list of them";
-    let contact = a.text_or_texts(r, "contact", example);
+    let contact = acme.text_or_texts(problems, "contact", example);
     let example = format!("a URL in quotes, such as \"{}\"", rules::LETS_ENCRYPT);
-    let directory = a.text(r, "directory", &example);
+    let directory = acme.text(problems, "directory", &example);
     let example = "a file path in quotes, such as \"/etc/ackee-gateway/acme-ca.pem\"";
-    let directory_ca = a.text(r, "directory_ca", example);
-    let challenge = a.text(r, "challenge", "http-01 or tls-alpn-01");
+    let directory_ca = acme.text(problems, "directory_ca", example);
+    let challenge = acme.text(problems, "challenge", "http-01 or tls-alpn-01");
     let example = "a mapping with key_id and hmac_key, as the CA gave them";
-    let binding = a.section(r, "external_account", example);
-    let name = a.wanted(
-        r,
+    let binding = acme.section(problems, "external_account", example);
+    let name = acme.wanted(
+        problems,
         "name",
         "a name in quotes, such as \"stats\"",
         Section::text,
     );
-    a.finish(r);
+    acme.finish(problems);
 
     let write = "the names the certificate is for, such as [\"stats.example.com\"]";
-    let domains = r.needed(domains, write)?;
+    let domains = problems.needed(domains, write)?;
     if domains.value.is_empty() {
-        return r.fail(&domains.key, format!("is empty; write {write}"));
+        return problems.fail(&domains.key, format!("is empty; write {write}"));
     }
     let mut seen = Seen::default();
     let mut valid_domains = Vec::new();
-    for d in &domains.value {
-        let Some(domain) = r.ok(&d.key, rules::domain(&d.value)) else {
+    for written in &domains.value {
+        let Some(domain) = problems.ok(&written.key, rules::domain(&written.value)) else {
             continue;
         };
-        if let Some(first) = seen.first_use(domain.clone(), &d.key) {
-            r.warning(&d.key, format!("\"{domain}\" is also {first}; remove one"));
+        if let Some(first) = seen.first_use(domain.clone(), &written.key) {
+            problems.warning(
+                &written.key,
+                format!("\"{domain}\" is also {first}; remove one"),
+            );
             continue;
         }
         valid_domains.push(domain);
     }
-    let contact = contact.map_or_else(Vec::new, |c| {
-        let list = c.value.iter();
-        let list = list.filter_map(|m| r.ok(&m.key, rules::contact(&m.value)));
+    let contact = contact.map_or_else(Vec::new, |written| {
+        let list = written.value.iter();
+        let list =
+            list.filter_map(|mailto| problems.ok(&mailto.key, rules::contact(&mailto.value)));
         list.collect()
     });
     let directory = match directory {
-        Some(d) => r.ok(&d.key, rules::directory(&d.value)),
+        Some(written) => problems.ok(&written.key, rules::directory(&written.value)),
         None => Some(rules::LETS_ENCRYPT.to_owned()),
     };
-    let directory_ca = directory_ca.and_then(|c| r.ok(&c.key, rules::directory_ca(&c.value)));
+    let directory_ca = directory_ca
+        .and_then(|written| problems.ok(&written.key, rules::directory_ca(&written.value)));
     let choices = [
         ("http-01", ChallengeKind::Http01),
         ("tls-alpn-01", ChallengeKind::TlsAlpn01),
     ];
     let challenge = match challenge {
-        Some(c) => {
-            let kind = r.choice(&c, &choices);
+        Some(written) => {
+            let kind = problems.choice(&written, &choices);
             if kind == Some(ChallengeKind::Http01) && !plain_listener {
-                r.error(&c.key, "is http-01, but no listener serves plain HTTP, where the CA asks for it; add a listener on port 80 without tls (redirect_to_https: true still answers challenges), or write tls-alpn-01");
+                problems.error(&written.key, "is http-01, but no listener serves plain HTTP, where the CA asks for it; add a listener on port 80 without tls (redirect_to_https: true still answers challenges), or write tls-alpn-01");
             }
             kind
         }
@@ -78,20 +88,20 @@ pub(super) fn acme(
         None if plain_listener => Some(ChallengeKind::Http01),
         None => Some(ChallengeKind::TlsAlpn01),
     };
-    let external_account = binding.and_then(|b| external_account(r, b));
+    let external_account = binding.and_then(|binding| external_account(problems, binding));
     let name_key = name.key.clone();
     let name = match name.written() {
-        Some(n) => r.ok(&n.key, rules::name(&n.value)),
+        Some(name) => problems.ok(&name.key, rules::name(&name.value)),
         None => valid_domains.first().cloned(),
     };
-    if let Some(n) = &name
-        && let Some(first) = names.first_use(n.clone(), &at)
+    if let Some(name) = &name
+        && let Some(first) = names.first_use(name.clone(), &at)
     {
         let message =
-            format!("\"{n}\" is also the name of {first}; give each certificate its own name");
-        r.error(&name_key, message);
+            format!("\"{name}\" is also the name of {first}; give each certificate its own name");
+        problems.error(&name_key, message);
     }
-    let valid = r.errors() == before;
+    let valid = problems.errors() == before;
     valid.then_some(AcmeSettings {
         name: name?,
         domains: valid_domains,
@@ -104,17 +114,18 @@ pub(super) fn acme(
 }
 
 /// `external_account`: the key identifier and MAC key the CA gave.
-fn external_account(r: &mut Problems, b: Section<'_>) -> Option<ExternalAccount> {
+fn external_account(problems: &mut Problems, binding: Section<'_>) -> Option<ExternalAccount> {
     let example = "the key identifier in quotes, as the CA gave it";
-    let key_id = b.wanted(r, "key_id", example, Section::text);
+    let key_id = binding.wanted(problems, "key_id", example, Section::text);
     let example = "the MAC key in quotes, as the CA gave it";
-    let hmac_key = b.wanted(r, "hmac_key", example, Section::text);
-    b.finish(r);
+    let hmac_key = binding.wanted(problems, "hmac_key", example, Section::text);
+    binding.finish(problems);
     let write = "the key identifier the CA gave (EAB KID)";
-    let key_id = r.needed(key_id, write);
+    let key_id = problems.needed(key_id, write);
     let write = "the base64url MAC key the CA gave (EAB HMAC key)";
-    let hmac_key = r.needed(hmac_key, write);
-    let hmac_key = hmac_key.and_then(|k| r.ok(&k.key, rules::hmac_key(&k.value)));
+    let hmac_key = problems.needed(hmac_key, write);
+    let hmac_key =
+        hmac_key.and_then(|written| problems.ok(&written.key, rules::hmac_key(&written.value)));
     Some(ExternalAccount {
         key_id: key_id?.value.trim().to_owned(),
         hmac_key: hmac_key?,
@@ -123,16 +134,16 @@ fn external_account(r: &mut Problems, b: Section<'_>) -> Option<ExternalAccount>
 
 /// `state_directory`: where ACME state is kept. Checked (writable, or creatable) only when a
 /// listener has `tls.acme`, which is the only user.
-pub(super) fn state_directory(r: &mut Problems, root: &Section<'_>, used: bool) -> PathBuf {
+pub(super) fn state_directory(problems: &mut Problems, root: &Section<'_>, used: bool) -> PathBuf {
     let example = "a directory path in quotes, such as \"/var/lib/ackee-gateway\"";
-    let written = root.wanted(r, "state_directory", example, Section::text);
+    let written = root.wanted(problems, "state_directory", example, Section::text);
     let key = written.key;
     let dir = written.value.map_or_else(
         || PathBuf::from(rules::STATE_DIRECTORY),
-        |w| PathBuf::from(w.trim()),
+        |written| PathBuf::from(written.trim()),
     );
     if used {
-        r.ok(&key, rules::state_directory(&dir));
+        problems.ok(&key, rules::state_directory(&dir));
     }
     dir
 }

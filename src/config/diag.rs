@@ -65,7 +65,7 @@ impl Diagnostics {
     pub fn error_count(&self) -> usize {
         self.items
             .iter()
-            .filter(|d| d.severity == Severity::Error)
+            .filter(|diagnostic| diagnostic.severity == Severity::Error)
             .count()
     }
 
@@ -77,8 +77,8 @@ impl Diagnostics {
 
 impl fmt::Display for Diagnostics {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for d in &self.items {
-            writeln!(f, "{d}")?;
+        for diagnostic in &self.items {
+            writeln!(f, "{diagnostic}")?;
         }
         Ok(())
     }
@@ -89,10 +89,10 @@ pub fn did_you_mean<'a>(found: &str, candidates: &[&'a str]) -> Option<&'a str> 
     let found = found.to_ascii_lowercase();
     candidates
         .iter()
-        .map(|c| (edit_distance(&found, c), *c))
-        .filter(|(d, c)| *d <= 2.max(c.len() / 4))
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, c)| c)
+        .map(|candidate| (edit_distance(&found, candidate), *candidate))
+        .filter(|(distance, candidate)| *distance <= 2.max(candidate.len() / 4))
+        .min_by_key(|(distance, _)| *distance)
+        .map(|(_, candidate)| candidate)
 }
 
 /// The Levenshtein distance between two strings, in characters.

@@ -69,11 +69,11 @@ pub fn load(path: &str, env_allow_origin: Option<&str>) -> Result<Loaded, Diagno
     });
     match text {
         Ok(text) => parse(path, &text, env_allow_origin),
-        Err(e) => {
-            let mut r = section::Problems::new(Source::File(path.to_owned()));
-            let message = format!("cannot be read ({e}); pass the config file with -c FILE");
-            r.error("", message);
-            Err(r.into_diagnostics())
+        Err(error) => {
+            let mut problems = section::Problems::new(Source::File(path.to_owned()));
+            let message = format!("cannot be read ({error}); pass the config file with -c FILE");
+            problems.error("", message);
+            Err(problems.into_diagnostics())
         }
     }
 }
@@ -99,16 +99,16 @@ pub fn parse_with(
     env_allow_origin: Option<&str>,
     resolver: Resolver<'_>,
 ) -> Result<Loaded, Diagnostics> {
-    let mut r = section::Problems::new(Source::File(name.to_owned()));
+    let mut problems = section::Problems::new(Source::File(name.to_owned()));
     let config = match serde_yaml::from_str(text) {
-        Ok(doc) => validate::validate(&mut r, &doc, env_allow_origin, resolver),
-        Err(e) => r.fail("", format!("is not valid YAML: {e}")),
+        Ok(doc) => validate::validate(&mut problems, &doc, env_allow_origin, resolver),
+        Err(error) => problems.fail("", format!("is not valid YAML: {error}")),
     };
     match config {
         Some(config) => Ok(Loaded {
             config,
-            warnings: r.into_diagnostics(),
+            warnings: problems.into_diagnostics(),
         }),
-        None => Err(r.into_diagnostics()),
+        None => Err(problems.into_diagnostics()),
     }
 }

@@ -97,14 +97,14 @@ impl Problems {
     /// Records a problem of meaning, found now, in `source` (an environment variable) or else
     /// the file.
     pub fn add(&mut self, severity: Severity, source: Option<&Source>, key: &str, message: String) {
-        let d = self.problem(severity, source, key, message);
-        self.meaning.push(d);
+        let diagnostic = self.problem(severity, source, key, message);
+        self.meaning.push(diagnostic);
     }
 
     /// Records a shape error, as if found at mark `at`.
     fn shape_at(&mut self, at: u64, key: &str, message: String) {
-        let d = self.problem(Severity::Error, None, key, message);
-        self.shape.push((at, d));
+        let diagnostic = self.problem(Severity::Error, None, key, message);
+        self.shape.push((at, diagnostic));
     }
 
     /// Records an error of meaning at a key path.
@@ -112,7 +112,7 @@ impl Problems {
         self.add(Severity::Error, None, key, message.into());
     }
 
-    /// Records an error of meaning at a key path, and gives no value: `return r.fail(..)`.
+    /// Records an error of meaning at a key path, and gives no value: `return problems.fail(..)`.
     pub fn fail<T>(&mut self, key: &str, message: impl Into<String>) -> Option<T> {
         self.error(key, message);
         None
@@ -130,7 +130,7 @@ impl Problems {
 
     /// The value, or else its problem recorded as an error at `key`.
     pub fn ok<T>(&mut self, key: &str, result: Result<T, impl Into<String>>) -> Option<T> {
-        result.map_err(|e| self.error(key, e)).ok()
+        result.map_err(|message| self.error(key, message)).ok()
     }
 
     /// The wanted value, or else an error at its key path: `missing; write <write>`. A value of
@@ -145,29 +145,29 @@ impl Problems {
     /// A whole number within `range`; outside it, an error that says what to write instead.
     pub fn within(
         &mut self,
-        k: &Keyed<u64>,
+        number: &Keyed<u64>,
         range: RangeInclusive<u64>,
         write: &str,
     ) -> Option<u64> {
-        let inside = range.contains(&k.value).then_some(k.value);
+        let inside = range.contains(&number.value).then_some(number.value);
         if inside.is_none() {
-            self.found(&k.key, k.value, write);
+            self.found(&number.key, number.value, write);
         }
         inside
     }
 
     /// The value of one of a few words (trimmed), or `None` after an error for any other word.
-    pub fn choice<T: Clone>(&mut self, k: &Keyed<String>, words: &[(&str, T)]) -> Option<T> {
-        let word = k.value.trim();
+    pub fn choice<T: Clone>(&mut self, written: &Keyed<String>, words: &[(&str, T)]) -> Option<T> {
+        let word = written.value.trim();
         let known = words
             .iter()
-            .find(|(w, _)| *w == word)
-            .map(|(_, t)| t.clone());
+            .find(|(choice, _)| *choice == word)
+            .map(|(_, value)| value.clone());
         if known.is_none() {
-            let names: Vec<&str> = words.iter().map(|(w, _)| *w).collect();
+            let names: Vec<&str> = words.iter().map(|(choice, _)| *choice).collect();
             let (last, rest) = names.split_last().expect("words to choose from");
             let write = format!("{} or {last}", rest.join(", "));
-            self.found(&k.key, format!("\"{word}\""), write);
+            self.found(&written.key, format!("\"{word}\""), write);
         }
         known
     }
@@ -188,33 +188,33 @@ impl Problems {
 
     /// How many errors of meaning were recorded: a part read without adding any is valid.
     pub fn errors(&self) -> usize {
-        let error = |d: &&Diagnostic| d.severity == Severity::Error;
+        let error = |diagnostic: &&Diagnostic| diagnostic.severity == Severity::Error;
         self.meaning.iter().filter(error).count()
     }
 
     /// Every problem, shape problems first, each kind in the order found.
     pub fn into_diagnostics(mut self) -> Diagnostics {
         self.shape.sort_by_key(|(at, _)| *at);
-        let shape = self.shape.into_iter().map(|(_, d)| d);
+        let shape = self.shape.into_iter().map(|(_, diagnostic)| diagnostic);
         let items = shape.chain(self.meaning).collect();
         Diagnostics { items }
     }
 }
 
 /// Describes a YAML value for a message: `"two"`, `42`, `a list`, `a mapping`, `nothing`.
-pub fn describe(v: &Value) -> String {
-    match v {
+pub fn describe(value: &Value) -> String {
+    match value {
         Value::Null => "nothing".to_owned(),
-        Value::Bool(b) => b.to_string(),
-        Value::Number(n) => n.to_string(),
-        Value::String(s) => {
-            let shown: String = s.chars().take(60).collect();
-            let cut = if shown.len() < s.len() { "…" } else { "" };
+        Value::Bool(flag) => flag.to_string(),
+        Value::Number(number) => number.to_string(),
+        Value::String(text) => {
+            let shown: String = text.chars().take(60).collect();
+            let cut = if shown.len() < text.len() { "…" } else { "" };
             format!("\"{shown}{cut}\"")
         }
         Value::Sequence(_) => "a list".to_owned(),
         Value::Mapping(_) => "a mapping of keys".to_owned(),
-        Value::Tagged(t) => format!("a value tagged {}", t.tag),
+        Value::Tagged(tagged) => format!("a value tagged {}", tagged.tag),
     }
 }
 
@@ -233,8 +233,8 @@ impl<K: Hash + Eq> Seen<K> {
     pub fn first_use(&mut self, value: K, at: &str) -> Option<String> {
         match self.0.entry(value) {
             Entry::Occupied(first) => Some(first.get().clone()),
-            Entry::Vacant(v) => {
-                v.insert(at.to_owned());
+            Entry::Vacant(vacant) => {
+                vacant.insert(at.to_owned());
                 None
             }
         }
@@ -263,11 +263,16 @@ pub struct Section<'v> {
 impl<'v> Section<'v> {
     /// Opens a mapping at `path`, reporting a wrong type. Returns `None` when the value is not a
     /// mapping.
-    pub fn open(r: &mut Problems, path: &str, value: &'v Value, example: &str) -> Option<Self> {
+    pub fn open(
+        problems: &mut Problems,
+        path: &str,
+        value: &'v Value,
+        example: &str,
+    ) -> Option<Self> {
         let Value::Mapping(map) = value else {
-            return r.wrong_type(path, value, example);
+            return problems.wrong_type(path, value, example);
         };
-        Some(Section::new(path.to_owned(), map, r.mark()))
+        Some(Section::new(path.to_owned(), map, problems.mark()))
     }
 
     /// A section at `path` opened at mark `opened`, no key asked for yet.
@@ -289,9 +294,9 @@ impl<'v> Section<'v> {
 
     /// Finishes this section and one [`Section::share`]d from it: a key is unknown if neither
     /// was asked for it, and suggestions list this section's keys first.
-    pub fn finish_with(self, r: &mut Problems, shared: Section<'v>) {
+    pub fn finish_with(self, problems: &mut Problems, shared: Section<'v>) {
         self.asked.borrow_mut().extend(shared.into_asked());
-        self.finish(r);
+        self.finish(problems);
     }
 
     /// The keys asked for, in the order first asked.
@@ -300,20 +305,20 @@ impl<'v> Section<'v> {
     }
 
     /// Reports every key that was not asked for, as if when the section was opened.
-    pub fn finish(self, r: &mut Problems) {
+    pub fn finish(self, problems: &mut Problems) {
         let known = self.asked.borrow();
         for key in self.map.keys() {
             match key {
-                Value::String(k) if known.contains(&k.as_str()) => {}
-                Value::String(k) => {
-                    let message = match did_you_mean(k, &known) {
-                        Some(s) => format!("unknown key; did you mean \"{s}\"?"),
+                Value::String(key) if known.contains(&key.as_str()) => {}
+                Value::String(key) => {
+                    let message = match did_you_mean(key, &known) {
+                        Some(suggestion) => format!("unknown key; did you mean \"{suggestion}\"?"),
                         None => format!(
                             "unknown key; the keys allowed here are {}",
                             known.join(", ")
                         ),
                     };
-                    r.shape_at(self.opened, &join(&self.path, k), message);
+                    problems.shape_at(self.opened, &join(&self.path, key), message);
                 }
                 other => {
                     let message = format!(
@@ -321,7 +326,7 @@ impl<'v> Section<'v> {
                         describe(other),
                         known.first().copied().unwrap_or_default()
                     );
-                    r.shape_at(self.opened, &self.path, message);
+                    problems.shape_at(self.opened, &self.path, message);
                 }
             }
         }
@@ -340,58 +345,65 @@ impl<'v> Section<'v> {
         }
         match self.map.get(key) {
             None | Some(Value::Null) => None,
-            Some(v) => Some((join(&self.path, key), v)),
+            Some(value) => Some((join(&self.path, key), value)),
         }
     }
 
     /// The value at `key` as `read` takes it, or a wrong-type error naming `example`.
     pub fn read<T>(
         &self,
-        r: &mut Problems,
+        problems: &mut Problems,
         key: Key,
         example: &str,
         read: impl FnOnce(&'v Value) -> Option<T>,
     ) -> Option<Keyed<T>> {
-        let (path, v) = self.get(key)?;
-        keyed(r, path, v, example, read)
+        let (path, value) = self.get(key)?;
+        keyed(problems, path, value, example, read)
     }
 
     /// A text value.
-    pub fn text(&self, r: &mut Problems, key: Key, example: &str) -> Option<Keyed<String>> {
-        self.read(r, key, example, as_text)
+    pub fn text(&self, problems: &mut Problems, key: Key, example: &str) -> Option<Keyed<String>> {
+        self.read(problems, key, example, as_text)
     }
 
     /// The value at `key` as `reader` reads it (such as [`Section::text`]), with its key path
     /// whether it is written or not, for a check made later: see [`Wanted`].
     pub fn wanted<T>(
         &self,
-        r: &mut Problems,
+        problems: &mut Problems,
         key: Key,
         example: &str,
         reader: impl FnOnce(&Self, &mut Problems, Key, &str) -> Option<Keyed<T>>,
     ) -> Wanted<T> {
-        let value = reader(self, r, key, example).map(|k| k.value);
+        let value = reader(self, problems, key, example).map(|keyed| keyed.value);
         let key = join(&self.path, key);
         Keyed { key, value }
     }
 
     /// A whole number.
-    pub fn whole(&self, r: &mut Problems, key: Key, example: &str) -> Option<Keyed<u64>> {
-        self.read(r, key, example, Value::as_u64)
+    pub fn whole(&self, problems: &mut Problems, key: Key, example: &str) -> Option<Keyed<u64>> {
+        self.read(problems, key, example, Value::as_u64)
     }
 
     /// A number of seconds, whole or fractional, greater than zero; `default` is the example.
-    pub fn duration(&self, r: &mut Problems, key: Key, default: Duration) -> Option<Keyed<f64>> {
+    pub fn duration(
+        &self,
+        problems: &mut Problems,
+        key: Key,
+        default: Duration,
+    ) -> Option<Keyed<f64>> {
         let such_as = default.as_secs_f64();
         let example = format!("a number of seconds greater than 0, such as {such_as}");
-        let positive = |s: &f64| *s > 0.0 && s.is_finite();
-        self.read(r, key, &example, |v| v.as_f64().filter(positive))
+        let positive = |seconds: &f64| *seconds > 0.0 && seconds.is_finite();
+        self.read(problems, key, &example, |value| {
+            value.as_f64().filter(positive)
+        })
     }
 
     /// `true` or `false`.
-    pub fn flag(&self, r: &mut Problems, key: Key) -> Option<Keyed<bool>> {
-        self.read(r, key, "true or false", |v| match v {
-            Value::Bool(b) => Some(*b),
+    pub fn flag(&self, problems: &mut Problems, key: Key) -> Option<Keyed<bool>> {
+        self.read(problems, key, "true or false", |value| match value {
+            Value::Bool(flag) => Some(*flag),
             _ => None,
         })
     }
@@ -399,52 +411,52 @@ impl<'v> Section<'v> {
     /// A list, each item read by `item` with its own key path.
     fn list<T>(
         &self,
-        r: &mut Problems,
+        problems: &mut Problems,
         key: Key,
         example: &str,
         mut item: impl FnMut(&mut Problems, String, &'v Value) -> Option<T>,
     ) -> Option<Keyed<Vec<T>>> {
-        let (path, v) = self.get(key)?;
-        let Value::Sequence(items) = v else {
-            return r.wrong_type(&path, v, &format!("a list, such as {example}"));
+        let (path, value) = self.get(key)?;
+        let Value::Sequence(items) = value else {
+            return problems.wrong_type(&path, value, &format!("a list, such as {example}"));
         };
         let value = items
             .iter()
             .enumerate()
-            .filter_map(|(i, v)| item(r, format!("{path}[{i}]"), v))
+            .filter_map(|(i, value)| item(problems, format!("{path}[{i}]"), value))
             .collect();
         Some(Keyed { key: path, value })
     }
 
     /// A list of text items.
-    pub fn texts(&self, r: &mut Problems, key: Key, example: &str) -> Option<Texts> {
-        self.list(r, key, example, |r, path, v| {
-            keyed(r, path, v, "text in quotes", as_text)
+    pub fn texts(&self, problems: &mut Problems, key: Key, example: &str) -> Option<Texts> {
+        self.list(problems, key, example, |problems, path, value| {
+            keyed(problems, path, value, "text in quotes", as_text)
         })
     }
 
     /// One text or a list of texts, as a list: a single text, or a list of one, is an item at
     /// the key itself, the items of a longer list are at `key[i]`. Anything else, or a list
     /// with anything but text in it, is one wrong-type error naming `example`.
-    pub fn text_or_texts(&self, r: &mut Problems, key: Key, example: &str) -> Option<Texts> {
+    pub fn text_or_texts(&self, problems: &mut Problems, key: Key, example: &str) -> Option<Texts> {
         let (path, value) = self.get(key)?;
         let items: Option<Vec<String>> = match value {
             Value::String(text) => Some(vec![text.clone()]),
             Value::Sequence(items) => items
                 .iter()
-                .map(|i| i.as_str().map(str::to_owned))
+                .map(|item| item.as_str().map(str::to_owned))
                 .collect(),
             _ => None,
         };
         let Some(items) = items else {
-            return r.wrong_type(&path, value, example);
+            return problems.wrong_type(&path, value, example);
         };
         let one = items.len() == 1;
-        let items = items.into_iter().enumerate().map(|(i, value)| {
+        let items = items.into_iter().enumerate().map(|(item, value)| {
             let key = if one {
                 path.clone()
             } else {
-                format!("{path}[{i}]")
+                format!("{path}[{item}]")
             };
             Keyed { key, value }
         });
@@ -455,12 +467,12 @@ impl<'v> Section<'v> {
     /// A list of mappings, each to be finished by the caller.
     pub fn sections(
         &self,
-        r: &mut Problems,
+        problems: &mut Problems,
         key: Key,
         example: &str,
     ) -> Option<Keyed<Vec<Section<'v>>>> {
-        self.list(r, key, example, |r, path, v| {
-            Section::open(r, &path, v, example)
+        self.list(problems, key, example, |problems, path, value| {
+            Section::open(problems, &path, value, example)
         })
     }
 
@@ -468,73 +480,89 @@ impl<'v> Section<'v> {
     /// `what`, such as `example` (`missing_example` when it is missing).
     pub fn required_sections(
         &self,
-        r: &mut Problems,
+        problems: &mut Problems,
         key: Key,
         what: &str,
         example: &str,
         missing_example: &str,
     ) -> Option<Keyed<Vec<Section<'v>>>> {
-        let list = self.wanted(r, key, example, Section::sections);
+        let list = self.wanted(problems, key, example, Section::sections);
         let write = format!("{what}, such as {missing_example}");
-        let l = r.needed(list, write)?;
-        if l.value.is_empty() {
-            return r.fail(&l.key, format!("is empty; write {what}, such as {example}"));
+        let list = problems.needed(list, write)?;
+        if list.value.is_empty() {
+            return problems.fail(
+                &list.key,
+                format!("is empty; write {what}, such as {example}"),
+            );
         }
-        Some(l)
+        Some(list)
     }
 
     /// A nested mapping, to be finished by the caller.
-    pub fn section(&self, r: &mut Problems, key: Key, example: &str) -> Option<Section<'v>> {
-        let (path, v) = self.get(key)?;
-        Section::open(r, &path, v, example)
+    pub fn section(&self, problems: &mut Problems, key: Key, example: &str) -> Option<Section<'v>> {
+        let (path, value) = self.get(key)?;
+        Section::open(problems, &path, value, example)
     }
 
     /// A nested mapping that must be written: missing is an error that says to write `write`.
     pub fn required_section(
         &self,
-        r: &mut Problems,
+        problems: &mut Problems,
         key: Key,
         example: &str,
         write: impl Display,
     ) -> Option<Section<'v>> {
-        let value = self.section(r, key, example);
+        let value = self.section(problems, key, example);
         let key = join(&self.path, key);
-        r.needed(Keyed { key, value }, write).map(|s| s.value)
+        problems
+            .needed(Keyed { key, value }, write)
+            .map(|section| section.value)
     }
 
     /// A nested mapping like [`Section::section`], or one without keys when it is absent or not
     /// a mapping, so that its keys can be read either way.
-    pub fn section_or_empty(&self, r: &mut Problems, key: Key, example: &str) -> Section<'v> {
+    pub fn section_or_empty(
+        &self,
+        problems: &mut Problems,
+        key: Key,
+        example: &str,
+    ) -> Section<'v> {
         static NO_KEYS: OnceLock<Mapping> = OnceLock::new();
         let no_keys = || Section::new(join(&self.path, key), NO_KEYS.get_or_init(Mapping::new), 0);
-        self.section(r, key, example).unwrap_or_else(no_keys)
+        self.section(problems, key, example).unwrap_or_else(no_keys)
     }
 
     /// A mapping of text to text, such as response header names to values: `example` is one
     /// such mapping, `name_example` one of its keys and `value_example` one of its values.
     pub fn text_map(
         &self,
-        r: &mut Problems,
+        problems: &mut Problems,
         key: Key,
         example: &str,
         name_example: &str,
         value_example: &str,
     ) -> Option<KeyedPairs> {
-        let map = self.section(r, key, &format!("a mapping, such as {example}"))?;
+        let map = self.section(problems, key, &format!("a mapping, such as {example}"))?;
         let mut out = Vec::with_capacity(map.map.len());
         let value_example = format!("text in quotes, such as {value_example}");
-        for (k, val) in map.map {
-            let Value::String(name) = k else {
-                let at = r.mark();
-                let found = describe(k);
+        for (key, value) in map.map {
+            let Value::String(name) = key else {
+                let at = problems.mark();
+                let found = describe(key);
                 let message = format!("found the key {found}; write a name such as {name_example}");
-                r.shape_at(at, &map.path, message);
+                problems.shape_at(at, &map.path, message);
                 continue;
             };
-            let item = keyed(r, join(&map.path, name), val, &value_example, as_text);
-            out.extend(item.map(|i| Keyed {
-                key: i.key,
-                value: (name.clone(), i.value),
+            let item = keyed(
+                problems,
+                join(&map.path, name),
+                value,
+                &value_example,
+                as_text,
+            );
+            out.extend(item.map(|item| Keyed {
+                key: item.key,
+                value: (name.clone(), item.value),
             }));
         }
         Some(Keyed {
@@ -545,23 +573,23 @@ impl<'v> Section<'v> {
 }
 
 /// Text, and only text: a tagged value is not.
-fn as_text(v: &Value) -> Option<String> {
-    match v {
-        Value::String(s) => Some(s.clone()),
+fn as_text(value: &Value) -> Option<String> {
+    match value {
+        Value::String(text) => Some(text.clone()),
         _ => None,
     }
 }
 
 /// `v` as `read` takes it, with its path, or a wrong-type error naming `example`.
-fn keyed<'v, T>(
-    r: &mut Problems,
+fn keyed<'written, T>(
+    problems: &mut Problems,
     key: String,
-    v: &'v Value,
+    written: &'written Value,
     example: &str,
-    read: impl FnOnce(&'v Value) -> Option<T>,
+    read: impl FnOnce(&'written Value) -> Option<T>,
 ) -> Option<Keyed<T>> {
-    let Some(value) = read(v) else {
-        return r.wrong_type(&key, v, example);
+    let Some(value) = read(written) else {
+        return problems.wrong_type(&key, written, example);
     };
     Some(Keyed { key, value })
 }

@@ -13,13 +13,18 @@ pub(super) const LISTEN_EXAMPLE: &str =
 
 /// Each item of a list that `parse` accepts; the others are errors with its message.
 pub(super) fn each<T, E: ToString>(
-    r: &mut Problems,
+    problems: &mut Problems,
     list: Option<Texts>,
     parse: impl Fn(&str) -> Result<T, E>,
 ) -> Vec<T> {
-    let items = list.map(|l| l.value).unwrap_or_default();
-    let mut parse = |k: Keyed<String>| parse(&k.value).map_err(|e| r.error(&k.key, e.to_string()));
-    items.into_iter().filter_map(|k| parse(k).ok()).collect()
+    let items = list.map(|list| list.value).unwrap_or_default();
+    let mut parse = |item: Keyed<String>| {
+        parse(&item.value).map_err(|error| problems.error(&item.key, error.to_string()))
+    };
+    items
+        .into_iter()
+        .filter_map(|item| parse(item).ok())
+        .collect()
 }
 
 /// The longest duration any `*_seconds` key accepts, but `watch_interval_seconds`: an hour.
@@ -28,45 +33,60 @@ pub(super) const MAX_SECONDS: f64 = 3600.0;
 /// A bounded number of seconds, or `default` when the key is absent. Out of bounds (a duration
 /// of 1e20 seconds cannot even be represented) is an error, and gives `default` too.
 pub(super) fn seconds(
-    r: &mut Problems,
-    v: Option<Keyed<f64>>,
+    problems: &mut Problems,
+    written: Option<Keyed<f64>>,
     default: Duration,
     max: f64,
 ) -> Duration {
-    let Some(k) = v else {
+    let Some(written) = written else {
         return default;
     };
-    if !(0.001..=max).contains(&k.value) {
+    if !(0.001..=max).contains(&written.value) {
         let such_as = default.as_secs_f64();
         let write = format!("a number of seconds from 0.001 to {max}, such as {such_as}");
-        r.found(&k.key, k.value, write);
+        problems.found(&written.key, written.value, write);
         return default;
     }
-    Duration::from_secs_f64(k.value)
+    Duration::from_secs_f64(written.value)
 }
 
 /// The text, or `None` after an error when it is blank; `what` says what to write instead.
-pub(super) fn non_empty(r: &mut Problems, v: Option<Keyed<String>>, what: &str) -> Option<String> {
-    let v = v?;
-    if v.value.trim().is_empty() {
+pub(super) fn non_empty(
+    problems: &mut Problems,
+    written: Option<Keyed<String>>,
+    what: &str,
+) -> Option<String> {
+    let written = written?;
+    if written.value.trim().is_empty() {
         let message = format!("is empty; write {what}, or leave the key out");
-        return r.fail(&v.key, message);
+        return problems.fail(&written.key, message);
     }
-    Some(v.value)
+    Some(written.value)
 }
 
 /// An IP address and a fixed port to listen on, or `None` after an error that says what to
 /// write.
-pub(super) fn listen_address(r: &mut Problems, a: &Keyed<String>) -> Option<SocketAddr> {
-    match a.value.trim().parse::<SocketAddr>() {
+pub(super) fn listen_address(
+    problems: &mut Problems,
+    address: &Keyed<String>,
+) -> Option<SocketAddr> {
+    match address.value.trim().parse::<SocketAddr>() {
         Ok(addr) if addr.port() == 0 => {
             let fix = "a fixed port, such as \"127.0.0.1:8080\"";
-            r.found(&a.key, format!("\"{}\" with port 0", a.value), fix);
+            problems.found(
+                &address.key,
+                format!("\"{}\" with port 0", address.value),
+                fix,
+            );
             None
         }
         Ok(addr) => Some(addr),
         Err(_) => {
-            r.found(&a.key, format!("\"{}\"", a.value), LISTEN_EXAMPLE);
+            problems.found(
+                &address.key,
+                format!("\"{}\"", address.value),
+                LISTEN_EXAMPLE,
+            );
             None
         }
     }
