@@ -9,7 +9,16 @@
 //! answering errors (its problem document in the log and in `ackee-gateway certificates`), and
 //! bad ACME configs refused by `-t` without contacting any CA.
 
-mod common;
+/// The helpers in tests/common/ that this binary uses.
+#[path = "common"]
+pub mod common {
+    pub mod client;
+    pub mod fake_ackee;
+    pub mod gateway;
+    pub mod pebble;
+    pub mod process;
+    pub mod tls;
+}
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -17,10 +26,11 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::gateway::free_port;
+use common::fake_ackee::FakeAckee;
+use common::gateway::{Gateway, Spec, free_port};
 use common::pebble::{Pebble, PebbleSpec};
+use common::process::{binary, eventually, run};
 use common::tls::connect;
-use common::*;
 
 const NAME: &str = "stats.acme.test";
 const ISSUED: &str = "ackee_gateway_acme_orders_total";
@@ -194,7 +204,7 @@ fn a_restart_serves_the_stored_certificate_without_a_new_order() {
     assert_eq!(orders(&gw, "issued") + orders(&gw, "failed"), 0.0);
     assert!(!gw.stderr().contains("ordering it"), "{}", gw.stderr());
     // `ackee-gateway certificates` shows it.
-    let out = std::process::Command::new(common::gateway::binary())
+    let out = std::process::Command::new(binary())
         .args(["certificates", "-c"])
         .arg(&gw.config)
         .output()
@@ -366,7 +376,7 @@ fn a_ca_that_answers_errors_is_reported_with_its_problem_document() {
         &[("certificate", NAME)],
     );
     assert_eq!(expiry, 0.0);
-    let out = std::process::Command::new(common::gateway::binary())
+    let out = std::process::Command::new(binary())
         .args(["certificates", "-c"])
         .arg(&gw.config)
         .output()

@@ -4,15 +4,24 @@
 //! Ackee down at start-up then up, answers that are not taken, aliases, `assets: off`, the
 //! headers every answer gets, the metrics, and the config's checks.
 
-mod common;
+/// The helpers in tests/common/ that this binary uses.
+#[path = "common"]
+pub mod common {
+    pub mod client;
+    pub mod fake_ackee;
+    pub mod gateway;
+    pub mod process;
+}
 
 use std::io::Read;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use common::fake_ackee::{ackee_file, tracker_stand_in};
-use common::*;
+use common::client::{Conn, Response, request};
+use common::fake_ackee::{FakeAckee, ackee_file, tracker_stand_in};
+use common::gateway::{Gateway, Spec};
+use common::process::{binary, eventually, run};
 
 const FILES: [&str; 6] = [
     "/tracker.js",
@@ -689,7 +698,7 @@ fn explain_says_whether_the_tracker_is_served_from_the_edge_its_sizes_and_its_po
 
 /// Runs `ackee-gateway explain` and returns (stdout, exit code).
 fn explain(args: &[&str]) -> (String, i32) {
-    let out = std::process::Command::new(common::gateway::binary())
+    let out = std::process::Command::new(binary())
         .arg("explain")
         .args(args)
         .env_remove("ACKEE_ALLOW_ORIGIN")

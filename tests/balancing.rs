@@ -1,12 +1,22 @@
 //! Load balancing across three fake Ackee replicas: weights, consistent hashing, health checks,
 //! failover while a replica stops, and 503 when none is up — with the gauges following along.
 
-mod common;
+/// The helpers in tests/common/ that this binary uses.
+#[path = "common"]
+pub mod common {
+    pub mod client;
+    pub mod fake_ackee;
+    pub mod gateway;
+    pub mod process;
+}
+
+use common::client::{Response, preflight, request};
+use common::fake_ackee::{FakeAckee, mutation_body};
+use common::gateway::{Gateway, Spec};
+use common::process::eventually;
 
 use std::collections::HashMap;
 use std::time::Duration;
-
-use common::*;
 
 /// Fast health checks so replicas come and go within a test.
 const FAST_CHECKS: &str = "health_check: {interval_seconds: 0.1, timeout_seconds: 0.5, unhealthy_after: 2, healthy_after: 2}";

@@ -30,7 +30,21 @@
 //!    DevTools reports `h3` for every preflight and POST, and the gateway's metrics count them
 //!    as `http3`.
 
-mod common;
+/// The helpers in tests/common/ that this binary uses.
+#[path = "common"]
+pub mod common {
+    pub mod client;
+    pub mod fake_ackee;
+    pub mod gateway;
+    pub mod http3;
+    pub mod process;
+    pub mod tls;
+}
+
+use common::client::preflight;
+use common::fake_ackee::FakeAckee;
+use common::gateway::{Gateway, Scrape, Spec};
+use common::process::eventually;
 #[path = "browser/harness.rs"]
 mod harness;
 
@@ -41,7 +55,6 @@ use std::time::{Duration, Instant};
 
 use common::fake_ackee::Seen;
 use common::tls::TestCa;
-use common::*;
 use harness::*;
 
 /// One Chromium at a time: CI has 2 cores.
@@ -492,7 +505,7 @@ fn step4_allowed_origin_over_https_and_http2() {
     let site = Site::start();
     let origin = origin_of("127.0.0.1", &site);
     let ackee = FakeAckee::start();
-    let ca = TestCa::new();
+    let ca = TestCa::generate();
     let certs = tempfile::tempdir().unwrap();
     let (cert, key) = ca.leaf(&["localhost"]).write(certs.path(), "localhost");
     let tls = format!(
@@ -737,7 +750,7 @@ fn step8_allowed_origin_over_http3() {
     let site = Site::start();
     let origin = origin_of("127.0.0.1", &site);
     let ackee = FakeAckee::start();
-    let ca = TestCa::new();
+    let ca = TestCa::generate();
     let certs = tempfile::tempdir().unwrap();
     let (cert, key) = ca.leaf(&["localhost"]).write(certs.path(), "localhost");
     let tls = format!(

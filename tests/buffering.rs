@@ -2,9 +2,18 @@
 //! holds no Ackee connection, a body that stops arriving gets 408, and Ackee receives each
 //! body with a `Content-Length`, whatever framing the client used.
 
-mod common;
+/// The helpers in tests/common/ that this binary uses.
+#[path = "common"]
+pub mod common {
+    pub mod client;
+    pub mod fake_ackee;
+    pub mod gateway;
+    pub mod process;
+}
 
-use common::*;
+use common::client::{Conn, preflight, request};
+use common::fake_ackee::{FakeAckee, mutation_body};
+use common::gateway::{Gateway, Spec};
 
 const ORIGIN: &str = "https://example.com";
 

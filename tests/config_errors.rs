@@ -1,11 +1,15 @@
 //! The binary's answer to bad configuration: every problem in one run, each with the file, the
 //! key path, what was found and what to write, and exit code 2. `-t` validates and exits.
 
-mod common;
+/// The helpers in tests/common/ that this binary uses.
+#[path = "common"]
+pub mod common {
+    pub mod process;
+}
+
+use common::process::run;
 
 use std::fs;
-
-use common::run;
 
 fn write(dir: &tempfile::TempDir, text: &str) -> String {
     let path = dir.path().join("gw.yaml");
@@ -265,7 +269,7 @@ ackee-gateway: 6 problems in the configuration; nothing was started
 
 /// Runs the binary, failing the test (instead of hanging it) if it does not exit in 20 s.
 fn run_bounded(args: &[&str]) -> (i32, String) {
-    let mut child = std::process::Command::new(common::gateway::binary())
+    let mut child = std::process::Command::new(common::process::binary())
         .args(args)
         .env_remove("ACKEE_ALLOW_ORIGIN")
         .stdout(std::process::Stdio::null())

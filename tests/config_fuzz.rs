@@ -2,7 +2,11 @@
 //! every key, each of which must give a valid config or a list of problems (`-t` exit 0 or 2),
 //! never a panic. A few of them also go through the real binary's `-t`.
 
-mod common;
+/// The helpers in tests/common/ that this binary uses.
+#[path = "common"]
+pub mod common {
+    pub mod process;
+}
 
 use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
@@ -268,7 +272,7 @@ fn the_binary_exits_0_or_2_on_mutated_configs() {
         }
         let path = dir.path().join(format!("case{i}.yaml"));
         std::fs::write(&path, serde_yaml::to_string(&doc).unwrap()).unwrap();
-        let (code, stderr) = common::run(&["-t", "-c", &path.to_string_lossy()], &[]);
+        let (code, stderr) = common::process::run(&["-t", "-c", &path.to_string_lossy()], &[]);
         assert!(
             code == 0 || code == 2,
             "case {i}: exit {code}\n{stderr}\n{}",

@@ -2,14 +2,25 @@
 //! the real gateway (plain and TLS), the fake Ackee, and a fake server that misbehaves in each
 //! of the ways browsers refuse.
 
-mod common;
+/// The helpers in tests/common/ that this binary uses.
+#[path = "common"]
+pub mod common {
+    pub mod client;
+    pub mod fake_ackee;
+    pub mod fake_cors;
+    pub mod gateway;
+    pub mod process;
+    pub mod tls;
+}
+
+use common::fake_ackee::FakeAckee;
+use common::gateway::{Gateway, Spec};
 
 use std::process::Command;
 
 use common::fake_cors::{FakeCors, Misbehaviour};
-use common::gateway::binary;
+use common::process::binary;
 use common::tls::TestCa;
-use common::*;
 
 /// Runs `ackee-gateway explain ARGS`: (exit code, stdout, stderr).
 fn explain(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
@@ -340,7 +351,7 @@ fn online_against_the_gateway_ackee_itself_and_nothing() {
 
 #[test]
 fn online_over_https_trusts_the_given_ca() {
-    let ca = TestCa::new();
+    let ca = TestCa::generate();
     let certs = tempfile::tempdir().unwrap();
     ca.leaf(&["localhost"]).write(certs.path(), "local");
     let ca_file = certs.path().join("ca.pem");

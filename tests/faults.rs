@@ -1,11 +1,21 @@
 //! Staged failures of Ackee: every one ends with the visit delivered or a clear answer.
 //! A replica that closes pooled connections under the gateway, a lone Ackee that restarts.
 
-mod common;
+/// The helpers in tests/common/ that this binary uses.
+#[path = "common"]
+pub mod common {
+    pub mod client;
+    pub mod fake_ackee;
+    pub mod gateway;
+    pub mod process;
+}
+
+use common::client::request;
+use common::fake_ackee::{FakeAckee, mutation_body};
+use common::gateway::{Gateway, Spec};
+use common::process::eventually;
 
 use std::time::Duration;
-
-use common::*;
 
 fn retries(gw: &Gateway, replica: &str, reason: &str) -> f64 {
     gw.scrape().get(

@@ -1,9 +1,18 @@
 //! Framing and hop-by-hop hygiene, compared with nginx: ambiguous lengths, a missing `Host`,
 //! hop-by-hop response headers, and pipelined requests.
 
-mod common;
+/// The helpers in tests/common/ that this binary uses.
+#[path = "common"]
+pub mod common {
+    pub mod client;
+    pub mod fake_ackee;
+    pub mod gateway;
+    pub mod process;
+}
 
-use common::*;
+use common::client::{Conn, Response, preflight, request};
+use common::fake_ackee::{FakeAckee, mutation_body};
+use common::gateway::{Gateway, Spec};
 
 fn raw(gw: &Gateway, bytes: &str) -> (Conn, Option<Response>) {
     let mut c = Conn::open(gw.http);

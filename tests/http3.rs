@@ -4,14 +4,26 @@
 //! protocol abuse (each counted, every other client still served), every TLS 1.3 cipher suite
 //! a browser offers, certificate reloads, and stop and graceful upgrade under load.
 
-mod common;
+/// The helpers in tests/common/ that this binary uses.
+#[path = "common"]
+pub mod common {
+    pub mod client;
+    pub mod fake_ackee;
+    pub mod gateway;
+    pub mod http3;
+    pub mod process;
+    pub mod tls;
+}
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use common::client::{Response, request};
+use common::fake_ackee::{FakeAckee, mutation_body};
+use common::gateway::{Gateway, Spec};
 use common::http3::{Answer, Req, Target, require_aioquic, run as h3, wait_udp};
+use common::process::{eventually, run};
 use common::tls::{TestCa, connect, h2_request};
-use common::*;
 use serde_json::json;
 
 const STATS: &str = "stats.example.com";
@@ -36,7 +48,7 @@ struct Setup {
 /// A gateway whose TLS listener has `http3` (`true`, or a mapping in flow style).
 fn setup_with(http3: &str, extra: impl FnOnce(Spec) -> Spec) -> Setup {
     require_aioquic();
-    let ca = TestCa::new();
+    let ca = TestCa::generate();
     let certs = tempfile::tempdir().unwrap();
     ca.leaf(&[STATS]).write(certs.path(), "stats");
     let ca_file = certs.path().join("ca.pem");
@@ -738,7 +750,7 @@ fn a_graceful_upgrade_under_http3_load_loses_no_accepted_request() {
 
 #[test]
 fn a_udp_port_in_use_stops_the_start_with_the_key_to_fix() {
-    let ca = TestCa::new();
+    let ca = TestCa::generate();
     let certs = tempfile::tempdir().unwrap();
     ca.leaf(&[STATS]).write(certs.path(), "stats");
     let busy = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();

@@ -1,3 +1,5 @@
+//! Two claims about imports, each kept true by a test.
+//!
 //! The import graph of src/ has no cycle: imports flow one way, from the pingora layer down to
 //! the pure modules, and inside config/ from the top level down to the sections and the
 //! readers they share.
@@ -13,6 +15,12 @@
 //! re-exports them, and the children use what it defines (`super::Gateway`). So an edge
 //! between a module and its own ancestor is not counted; every other edge is, between siblings
 //! or across the tree. Test-only code (`#[cfg(test)]`) is left out: a test may reach anywhere.
+//!
+//! Each test binary compiles only the helpers of tests/common/ it uses: it lists them in its
+//! own `#[path = "common"] pub mod common { pub mod gateway; ... }`, and lists none it does
+//! not name (directly, or through another helper it lists, as `gateway` uses `client`). The
+//! module is the unit: a helper's `pub` items that one binary does not call are its API and are
+//! not reported, but its private dead code and unused imports are, in every binary.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -469,4 +477,159 @@ fn a_cycle_is_found_and_named_through_re_exports_and_macros() {
     let retry_config = (module(&["retry"]), module(&["config"]));
     assert!(!edges.contains_key(&retry_config), "tests do not count");
     assert_eq!(edges.len(), 3, "{edges:#?}");
+}
+
+/// Every path a syntax tree names, as segments: in `use`s, in code, and in macro arguments.
+#[derive(Default)]
+struct Paths(BTreeSet<Vec<String>>);
+
+impl<'ast> Visit<'ast> for Paths {
+    fn visit_item_use(&mut self, u: &'ast syn::ItemUse) {
+        let mut bindings = Vec::new();
+        use_bindings(&mut Vec::new(), &u.tree, &mut bindings);
+        self.0.extend(bindings.into_iter().map(|(_, path)| path));
+    }
+
+    fn visit_path(&mut self, p: &'ast syn::Path) {
+        self.0
+            .insert(p.segments.iter().map(|s| s.ident.to_string()).collect());
+        syn::visit::visit_path(self, p);
+    }
+
+    fn visit_macro(&mut self, m: &'ast syn::Macro) {
+        syn::visit::visit_macro(self, m);
+        let text = m.tokens.to_string();
+        let words: Vec<&str> = text.split_whitespace().collect();
+        for (i, pair) in words.windows(2).enumerate() {
+            if pair[1] == "::" && (i == 0 || words[i - 1] != "::") {
+                let segments = words[i..].iter().step_by(2);
+                let segments =
+                    segments.take_while(|w| w.chars().all(|c| c.is_alphanumeric() || c == '_'));
+                self.0.insert(segments.map(|w| w.to_string()).collect());
+            }
+        }
+    }
+}
+
+/// The helper modules of tests/common/ a test binary compiles, and those it uses.
+struct Helpers {
+    /// The helpers it lists in its `mod common { ... }`.
+    listed: BTreeSet<String>,
+    /// The helpers it names (`common::gateway::Spec`, `crate::common::tls`).
+    named: BTreeSet<String>,
+}
+
+/// A test binary's [`Helpers`], `None` when it has no list of them; files a `#[path]` module of
+/// the binary's brings in (tests/browser/harness.rs) count as the binary's.
+fn helpers_of(file: &Path) -> Result<Option<Helpers>, String> {
+    let ast = syn::parse_file(&std::fs::read_to_string(file).unwrap())
+        .unwrap_or_else(|e| panic!("{} does not parse: {e}", file.display()));
+    let mut listed = None;
+    let mut paths = Paths::default();
+    for item in &ast.items {
+        let syn::Item::Mod(m) = item else {
+            paths.visit_item(item);
+            continue;
+        };
+        match (&m.content, m.ident == "common") {
+            (None, true) => {
+                return Err("declares `mod common;`, which compiles every helper; list the ones it uses: #[path = \"common\"] pub mod common { pub mod gateway; ... }".to_owned());
+            }
+            (Some((_, items)), true) => {
+                let names = items.iter().filter_map(|item| match item {
+                    syn::Item::Mod(m) => Some(m.ident.to_string()),
+                    _ => None,
+                });
+                listed = Some(names.collect::<BTreeSet<_>>());
+            }
+            (None, false) => {
+                let path = m.attrs.iter().find(|a| a.path().is_ident("path"));
+                let value = path.and_then(|a| match &a.meta {
+                    syn::Meta::NameValue(nv) => match &nv.value {
+                        syn::Expr::Lit(syn::ExprLit {
+                            lit: syn::Lit::Str(s),
+                            ..
+                        }) => Some(s.value()),
+                        _ => None,
+                    },
+                    _ => None,
+                });
+                if let Some(value) = value {
+                    let text = std::fs::read_to_string(file.parent().unwrap().join(value)).unwrap();
+                    paths.visit_file(&syn::parse_file(&text).unwrap());
+                }
+            }
+            (Some(_), false) => paths.visit_item(item),
+        }
+    }
+    let Some(listed) = listed else {
+        return Ok(None);
+    };
+    let named = paths.0.iter().filter_map(|path| {
+        let path: Vec<&str> = path.iter().map(String::as_str).collect();
+        let start = path
+            .iter()
+            .position(|s| !["crate", "super", "self"].contains(s))?;
+        match path[start..] {
+            ["common", helper, ..] => Some(helper.to_owned()),
+            _ => None,
+        }
+    });
+    let named = named.collect();
+    Ok(Some(Helpers { listed, named }))
+}
+
+#[test]
+fn each_test_binary_compiles_only_the_helpers_it_uses() {
+    let tests = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests");
+    // Which helpers each helper uses (`super::client`).
+    let mut uses: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for entry in std::fs::read_dir(tests.join("common")).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_stem().unwrap().to_string_lossy().into_owned();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let used = text.split("super::").skip(1).map(|rest| {
+            let end = rest.find(|c: char| !(c.is_alphanumeric() || c == '_'));
+            rest[..end.unwrap_or(rest.len())].to_owned()
+        });
+        uses.insert(name, used.collect());
+    }
+    let mut problems = Vec::new();
+    let mut binaries = 0;
+    for entry in std::fs::read_dir(&tests).unwrap() {
+        let file = entry.unwrap().path();
+        if file.extension().is_none_or(|e| e != "rs") {
+            continue;
+        }
+        let name = file.file_name().unwrap().to_string_lossy().into_owned();
+        let Helpers { listed, named } = match helpers_of(&file) {
+            Err(problem) => {
+                problems.push(format!("tests/{name} {problem}"));
+                continue;
+            }
+            Ok(None) => continue,
+            Ok(Some(helpers)) => helpers,
+        };
+        binaries += 1;
+        // What the binary names, and what those helpers use in turn.
+        let mut needed = named;
+        loop {
+            let more: BTreeSet<String> = needed
+                .iter()
+                .flat_map(|h| uses.get(h).into_iter().flatten().cloned())
+                .collect();
+            if more.is_subset(&needed) {
+                break;
+            }
+            needed.extend(more);
+        }
+        for helper in listed.difference(&needed) {
+            problems.push(format!("tests/{name} compiles tests/common/{helper}.rs but uses nothing from it; remove `pub mod {helper};`"));
+        }
+    }
+    assert!(
+        binaries >= 15,
+        "only {binaries} test binaries list their helpers"
+    );
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
 }

@@ -1,11 +1,21 @@
 //! Logs: levels on stderr for lifecycle events, and the optional access log, one line per
 //! request, as text on standard output or JSON in a file.
 
-mod common;
+/// The helpers in tests/common/ that this binary uses.
+#[path = "common"]
+pub mod common {
+    pub mod client;
+    pub mod fake_ackee;
+    pub mod gateway;
+    pub mod process;
+}
+
+use common::client::{preflight, request};
+use common::fake_ackee::{FakeAckee, mutation_body};
+use common::gateway::{Gateway, Spec};
+use common::process::eventually;
 
 use std::time::Duration;
-
-use common::*;
 
 fn traffic(gw: &Gateway) {
     assert_eq!(preflight(gw.http, "https://example.com").status, 204);

@@ -1,9 +1,19 @@
 //! /metrics: every count moves by exactly what the requests did, and no label carries
 //! anything the client controls.
 
-mod common;
+/// The helpers in tests/common/ that this binary uses.
+#[path = "common"]
+pub mod common {
+    pub mod client;
+    pub mod fake_ackee;
+    pub mod gateway;
+    pub mod process;
+    pub mod tls;
+}
 
-use common::*;
+use common::client::{preflight, request};
+use common::fake_ackee::{FakeAckee, mutation_body};
+use common::gateway::{Gateway, Spec};
 
 /// Sends the traffic the counters are checked against: 11 requests in all.
 fn send_eleven_requests(gw: &Gateway, ackee: &mut FakeAckee) {
@@ -165,7 +175,7 @@ fn counters_move_by_exactly_the_expected_amounts() {
 fn every_metric_in_the_readme_table_is_exported_and_vice_versa() {
     // A TLS listener with a certificate and a managed one (its CA is never reached), so the
     // per-certificate families have series too.
-    let ca = common::tls::TestCa::new();
+    let ca = common::tls::TestCa::generate();
     let certs = tempfile::tempdir().unwrap();
     let (cert, key) = ca.leaf(&["stats.example.com"]).write(certs.path(), "stats");
     let ackee = FakeAckee::start();

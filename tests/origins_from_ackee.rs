@@ -3,13 +3,23 @@
 //! follows the dashboard without a restart. A refused token and a stopped Ackee keep the last
 //! good list, are counted by reason and logged once per state change.
 
-mod common;
+/// The helpers in tests/common/ that this binary uses.
+#[path = "common"]
+pub mod common {
+    pub mod client;
+    pub mod fake_ackee;
+    pub mod gateway;
+    pub mod process;
+}
+
+use common::client::preflight;
+use common::fake_ackee::FakeAckee;
+use common::gateway::{Gateway, Spec};
+use common::process::{eventually, run};
 
 use std::fs;
 use std::path::PathBuf;
 use std::time::Duration;
-
-use common::*;
 
 const TOKEN: &str = "8a1b6f7e-permanent-token";
 
@@ -321,7 +331,7 @@ fn explain_asks_ackee_and_says_which_domain_an_origin_comes_from() {
     )
     .unwrap();
     let explain = |origin: &str| {
-        let out = std::process::Command::new(common::gateway::binary())
+        let out = std::process::Command::new(common::process::binary())
             .args(["explain", "-c"])
             .arg(&conf)
             .args(["--origin", origin])

@@ -1,9 +1,18 @@
 //! Preflights are answered at the edge: the real binary in front of a fake Ackee that would
 //! answer them too, and must never see one.
 
-mod common;
+/// The helpers in tests/common/ that this binary uses.
+#[path = "common"]
+pub mod common {
+    pub mod client;
+    pub mod fake_ackee;
+    pub mod gateway;
+    pub mod process;
+}
 
-use common::*;
+use common::client::{Conn, preflight, request};
+use common::fake_ackee::{FakeAckee, mutation_body};
+use common::gateway::{Gateway, Spec};
 
 const ACAO: &str = "access-control-allow-origin";
 

@@ -1,11 +1,21 @@
 //! Proxied requests: Ackee's CORS headers replaced, `Vary` merged, the fate of disallowed
 //! origins, forwarded headers, upstream failures and size limits, over real sockets.
 
-mod common;
+/// The helpers in tests/common/ that this binary uses.
+#[path = "common"]
+pub mod common {
+    pub mod client;
+    pub mod fake_ackee;
+    pub mod gateway;
+    pub mod process;
+}
+
+use common::client::{Conn, Response, preflight, request};
+use common::fake_ackee::{FakeAckee, mutation_body};
+use common::gateway::{Gateway, Spec};
+use common::process::eventually;
 
 use std::time::Duration;
-
-use common::*;
 
 const ACAO: &str = "access-control-allow-origin";
 

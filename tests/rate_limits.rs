@@ -3,12 +3,21 @@
 //! login limit on `createToken`; a trusted proxy's forwarded client; memory that stays flat
 //! while 20,000 distinct addresses pass (100,000 in the unit tests of `ratelimit`).
 
-mod common;
+/// The helpers in tests/common/ that this binary uses.
+#[path = "common"]
+pub mod common {
+    pub mod client;
+    pub mod fake_ackee;
+    pub mod gateway;
+    pub mod process;
+}
+
+use common::client::{Conn, Response};
+use common::fake_ackee::{FakeAckee, mutation_body};
+use common::gateway::{Gateway, Scrape, Spec};
 
 use std::net::SocketAddr;
 use std::time::Duration;
-
-use common::*;
 
 const ORIGIN: &str = "https://example.com";
 

@@ -31,7 +31,15 @@
 //! cannot boot a container, it says why and passes without testing; a missing
 //! `systemd-nspawn` fails it.
 
-mod common;
+/// The helpers in tests/common/ that this binary uses.
+#[path = "common"]
+pub mod common {
+    pub mod client;
+    pub mod process;
+    pub mod tls;
+}
+
+use common::process::eventually;
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -41,8 +49,6 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-use common::eventually;
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 const UNIT: &str = "ackee-gateway";
@@ -123,7 +129,7 @@ fn nspawn_script(
         |c| c.display().to_string(),
     );
     let mut binds = vec![
-        (common::gateway::binary(), "/usr/bin/ackee-gateway"),
+        (common::process::binary(), "/usr/bin/ackee-gateway"),
         (
             std::env::var("ACKEE_GATEWAY_UNIT")
                 .unwrap_or_else(|_| format!("{ROOT}/systemd/ackee-gateway.service")),
@@ -764,7 +770,7 @@ fn served_leaf(c: &Container, ca_pem: &str) -> Vec<u8> {
 #[test]
 fn a_managed_certificate_survives_a_restart_and_a_reload() {
     let dir = tempfile::tempdir().unwrap();
-    let ca = common::tls::TestCa::new();
+    let ca = common::tls::TestCa::generate();
     acme_files(dir.path(), &ca);
     let config = dir.path().join("ackee-gateway.yaml");
     let binds = [(dir.path().display().to_string(), ACME_DIR)];

@@ -2,14 +2,26 @@
 //! HTTPS redirect, the ACME webroot, certificate reloads and their metrics. Certificates are
 //! made at test time and every client verifies against the test CA.
 
-mod common;
+/// The helpers in tests/common/ that this binary uses.
+#[path = "common"]
+pub mod common {
+    pub mod client;
+    pub mod fake_ackee;
+    pub mod gateway;
+    pub mod process;
+    pub mod tls;
+}
+
+use common::client::{Conn, Response, request};
+use common::fake_ackee::{FakeAckee, mutation_body};
+use common::gateway::{Gateway, Scrape, Spec};
+use common::process::eventually;
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::tls::{TestCa, connect, h2_request};
-use common::*;
 
 const STATS: &str = "stats.example.com";
 const ORG: &str = "ackee.example.org";
@@ -44,7 +56,7 @@ struct Setup {
 }
 
 fn setup(extra: impl FnOnce(Spec) -> Spec) -> Setup {
-    let ca = TestCa::new();
+    let ca = TestCa::generate();
     let certs = tempfile::tempdir().unwrap();
     let stats = ca.leaf_until(&[STATS], 2098, 6, 30);
     let org = ca.leaf(&[ORG]);

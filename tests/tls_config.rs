@@ -1,12 +1,19 @@
 //! TLS config errors from `ackee-gateway -t`: each names the file and key and says what is
 //! wrong, with exit code 2; an expired certificate is a warning with its date.
 
-mod common;
+/// The helpers in tests/common/ that this binary uses.
+#[path = "common"]
+pub mod common {
+    pub mod client;
+    pub mod process;
+    pub mod tls;
+}
+
+use common::process::run;
 
 use std::fs;
 use std::path::Path;
 
-use common::run;
 use common::tls::TestCa;
 
 fn config(dir: &Path, listener_tls: &str) -> String {
@@ -55,7 +62,7 @@ fn an_unreadable_certificate_names_the_file_and_key() {
 #[test]
 fn a_key_that_does_not_match_its_certificate_is_an_error() {
     let dir = tempfile::tempdir().unwrap();
-    let ca = TestCa::new();
+    let ca = TestCa::generate();
     let a = ca.leaf(&["stats.example.com"]);
     let b = ca.leaf(&["stats.example.com"]);
     let (cert, _) = a.write(dir.path(), "a");
@@ -83,7 +90,7 @@ fn a_key_that_does_not_match_its_certificate_is_an_error() {
 #[test]
 fn a_server_name_the_certificate_does_not_cover_is_an_error() {
     let dir = tempfile::tempdir().unwrap();
-    let ca = TestCa::new();
+    let ca = TestCa::generate();
     let (cert, key) = ca
         .leaf(&["stats.example.com", "*.example.org"])
         .write(dir.path(), "a");
@@ -109,7 +116,7 @@ fn a_server_name_the_certificate_does_not_cover_is_an_error() {
 #[test]
 fn an_expired_certificate_is_a_warning_with_its_date() {
     let dir = tempfile::tempdir().unwrap();
-    let ca = TestCa::new();
+    let ca = TestCa::generate();
     let (cert, key) = ca
         .leaf_until(&["stats.example.com"], 2021, 1, 1)
         .write(dir.path(), "old");
@@ -135,7 +142,7 @@ fn an_expired_certificate_is_a_warning_with_its_date() {
 #[test]
 fn listener_mistakes_are_reported_together() {
     let dir = tempfile::tempdir().unwrap();
-    let ca = TestCa::new();
+    let ca = TestCa::generate();
     let (cert, key) = ca.leaf(&["stats.example.com"]).write(dir.path(), "a");
     let d = dir.path().display();
     let (code, stderr, p) = check(
@@ -161,7 +168,7 @@ fn listener_mistakes_are_reported_together() {
 #[test]
 fn files_that_hold_the_wrong_pem_say_which_file_and_what_it_should_hold() {
     let dir = tempfile::tempdir().unwrap();
-    let ca = TestCa::new();
+    let ca = TestCa::generate();
     let (cert, key) = ca.leaf(&["stats.example.com"]).write(dir.path(), "a");
     let broken = dir.path().join("broken.pem");
     fs::write(&broken, "-----BEGIN CERTIFICATE-----\nnot base64 at all!\n").unwrap();
@@ -203,7 +210,7 @@ fn files_that_hold_the_wrong_pem_say_which_file_and_what_it_should_hold() {
 #[test]
 fn http3_mistakes_are_reported_together() {
     let dir = tempfile::tempdir().unwrap();
-    let ca = TestCa::new();
+    let ca = TestCa::generate();
     let (cert, key) = ca.leaf(&["stats.example.com"]).write(dir.path(), "a");
     let (cert, key) = (cert.display(), key.display());
     let text = format!(

@@ -2,13 +2,23 @@
 //! steady stream of preflights and POSTs loses no request and refuses no connection; a reload
 //! with a broken config leaves the old process serving.
 
-mod common;
+/// The helpers in tests/common/ that this binary uses.
+#[path = "common"]
+pub mod common {
+    pub mod client;
+    pub mod fake_ackee;
+    pub mod gateway;
+    pub mod process;
+}
+
+use common::client::{Conn, preflight, request};
+use common::fake_ackee::{FakeAckee, mutation_body};
+use common::gateway::{Gateway, Spec};
+use common::process::{eventually, run};
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-
-use common::*;
 
 #[derive(Default)]
 struct Tally {
@@ -313,7 +323,7 @@ fn an_upgrade_that_cannot_bind_an_added_listener_fails_before_the_hand_over() {
 
 /// Starts a `-u` process on `gw`'s config whose stderr goes to `log` in the gateway's directory.
 fn spawn_upgrade_logged(gw: &Gateway, log: &str) -> std::process::Child {
-    std::process::Command::new(common::gateway::binary())
+    std::process::Command::new(common::process::binary())
         .args(["-u", "-c"])
         .arg(&gw.config)
         .env_remove("ACKEE_ALLOW_ORIGIN")

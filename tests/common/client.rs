@@ -115,7 +115,7 @@ impl Response {
 
 /// One keep-alive connection, over TCP or TLS.
 pub struct Conn {
-    reader: BufReader<Box<dyn super::tls::ReadWrite>>,
+    reader: BufReader<Box<dyn ReadWrite>>,
 }
 
 impl Conn {
@@ -169,7 +169,7 @@ impl Conn {
     }
 
     /// A connection over an established stream, such as a TLS session.
-    pub fn over(stream: Box<dyn super::tls::ReadWrite>) -> Conn {
+    pub fn over(stream: Box<dyn ReadWrite>) -> Conn {
         Conn {
             reader: BufReader::new(stream),
         }
@@ -259,3 +259,7 @@ pub fn preflight(addr: SocketAddr, origin: &str) -> Response {
         b"",
     )
 }
+
+/// Reads and writes through any stream, for [`Conn::over`].
+pub trait ReadWrite: Read + Write + Send {}
+impl<T: Read + Write + Send> ReadWrite for T {}

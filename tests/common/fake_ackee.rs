@@ -8,7 +8,7 @@
 //! does when `ACKEE_ALLOW_ORIGIN` is set, with Ackee's substring matching), so tests prove the
 //! gateway strips them. It can be stopped and started again on the same port.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};

@@ -9,13 +9,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use super::client;
-
-/// The binary under test: this build's, or the one `ACKEE_GATEWAY_BIN` names (to show that a
-/// test fails against an older build).
-pub fn binary() -> String {
-    std::env::var("ACKEE_GATEWAY_BIN")
-        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_ackee-gateway").to_owned())
-}
+use super::process::{binary, eventually};
 
 /// A free loopback port, found by binding port 0, never the same twice in one test binary.
 pub fn free_port() -> u16 {
@@ -68,20 +62,6 @@ pub fn listening_ports(pid: u32) -> HashSet<u16> {
         }
     }
     ports
-}
-
-/// Polls `check` until it returns `Some`, or panics with `what` after `limit`.
-pub fn eventually<T>(limit: Duration, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(v) = check() {
-            return v;
-        }
-        if Instant::now() > deadline {
-            panic!("timed out after {limit:?} waiting for {what}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 /// What to put in the gateway's config.
@@ -479,18 +459,4 @@ impl Scrape {
             .keys()
             .any(|k| k == name || k.starts_with(&format!("{name}{{")))
     }
-}
-
-/// Runs `ackee-gateway` with arguments and an environment, returning (exit code, stderr).
-pub fn run(args: &[&str], env: &[(&str, &str)]) -> (i32, String) {
-    let mut cmd = Command::new(binary());
-    cmd.args(args).env_remove("ACKEE_ALLOW_ORIGIN");
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let out = cmd.output().expect("run ackee-gateway");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use super::gateway::eventually;
+use super::process::eventually;
 
 /// The aioquic version the test command installs; the client's behaviour is pinned with it.
 pub const AIOQUIC: &str = "1.7.2";

@@ -15,7 +15,8 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
 use rustls::{ClientConfig, RootCertStore};
 
-use super::gateway::{eventually, free_port, listening_ports};
+use super::gateway::{free_port, listening_ports};
+use super::process::eventually;
 use super::tls::{TestCa, connect};
 
 /// A running Pebble and its DNS server. Dropping it stops both.
@@ -63,7 +64,7 @@ impl Pebble {
         require("pebble");
         require("pebble-challtestsrv");
         let dir = tempfile::tempdir().unwrap();
-        let ca = TestCa::new();
+        let ca = TestCa::generate();
         let leaf = ca.leaf(&["127.0.0.1", "localhost"]);
         let (cert, key) = leaf.write(dir.path(), "pebble");
         let ca_file = dir.path().join("pebble-ca.pem");

@@ -1,7 +1,6 @@
 //! Throwaway certificates made at test time (rcgen), and TLS clients that verify against the
 //! test CA: a blocking HTTP/1.1 client over rustls and an HTTP/2 client over tokio-rustls.
 
-use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -46,7 +45,8 @@ impl Leaf {
 }
 
 impl TestCa {
-    pub fn new() -> TestCa {
+    /// A new CA, its key generated now.
+    pub fn generate() -> TestCa {
         let key = KeyPair::generate().unwrap();
         let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
         params
@@ -310,7 +310,3 @@ fn h2_exchange(
         )
     })
 }
-
-/// Reads and writes through any stream, for [`Conn::over`].
-pub trait ReadWrite: Read + Write + Send {}
-impl<T: Read + Write + Send> ReadWrite for T {}
