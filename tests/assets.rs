@@ -273,7 +273,10 @@ fn if_none_match_gets_304_with_the_same_validators_and_head_gets_no_body() {
     let after = conn.request("GET", "/index.html", &[], b"");
     assert_eq!(after.status, 200, "keep-alive after 304s and HEAD");
     assert_eq!(after.body, ackee_file("/index.html").unwrap().1);
-    let s = gw.scrape();
+    // Counted once the answer is written: the client can read it first.
+    let s = gw.scrape_until("every edge answer counted", |s| {
+        s.total("ackee_gateway_assets_responses_total") >= 12.0
+    });
     let got = |file, encoding, status| {
         s.get(
             "ackee_gateway_assets_responses_total",
@@ -525,7 +528,9 @@ fn aliases_serve_the_tracker_and_assets_off_proxies_everything() {
         0,
         "Ackee knows no /stats.js, and never saw it"
     );
-    let s = gw.scrape();
+    let s = gw.scrape_until("both alias answers counted", |s| {
+        s.total("ackee_gateway_assets_responses_total") >= 2.0
+    });
     assert_eq!(
         s.get(
             "ackee_gateway_assets_responses_total",
@@ -586,7 +591,9 @@ fn edge_answers_get_cors_and_listener_headers_and_are_logged_and_counted() {
             .map(str::to_owned)
     });
     assert!(line.contains("cors=allowed"), "{line}");
-    let s = gw.scrape();
+    let s = gw.scrape_until("the requests counted", |s| {
+        s.total("ackee_gateway_requests_total") >= 4.0
+    });
     assert_eq!(
         s.get(
             "ackee_gateway_requests_total",
