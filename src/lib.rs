@@ -18,6 +18,7 @@
 //! | `health` | each replica's health from active checks: thresholds, first-pass rule; the health-check settings, the probe path checked as a request target |
 //! | `framing` | request framing checks (`Host`, ambiguous lengths), hop-by-hop response headers |
 //! | `limits` | request head and body size checks |
+//! | [`visits`] | visits worth counting: bots (isbot's list, compiled once), the owner's networks, GPC and DNT; the tracker writes in a body and Ackee's answer for an ignored visit; the decision |
 //! | [`ratelimit`] | per-client rate limits: which rule a request falls under, `createToken` in a body, the decision, `Retry-After` (its counters are pingora-limits, a standalone crate) |
 //! | `replicas` | the Ackee replicas as configured (each address resolved once, at start-up; name, weight), how one is chosen, and how the gateway talks to them: the `upstream` section, validated ([`config::UpstreamSettings`]) |
 //! | `retry` | one request's attempts at Ackee (replicas tried, the next one, the client key), and whether a failed attempt is tried again, and where |
@@ -94,3 +95,4 @@ pub(crate) mod replicas;
 pub(crate) mod retry;
 pub mod server;
 pub mod tls;
+pub mod visits;
