@@ -83,11 +83,11 @@ trusted_proxies: ["10.0.0.1/8"]
 }
 
 #[test]
-fn rate_limits_default_on_and_turn_off_with_off_or_0() {
+fn the_login_limit_is_on_by_default_and_the_tracker_limit_off() {
     use ackee_gateway::ratelimit::RateLimits;
     let c = parse("gw.yaml", MINIMAL, None).unwrap().config;
     assert_eq!(c.rate_limits, RateLimits::default());
-    assert_eq!(c.rate_limits.tracker, Some(300));
+    assert_eq!(c.rate_limits.tracker, None);
     assert_eq!(c.rate_limits.login, Some(5));
     let cases: &[(&str, Option<u32>, Option<u32>)] = &[
         ("{tracker: {requests_per_minute: 120}}", Some(120), Some(5)),
@@ -96,13 +96,13 @@ fn rate_limits_default_on_and_turn_off_with_off_or_0() {
             None,
             None,
         ),
-        ("{login: {requests_per_minute: \"OFF\"}}", Some(300), None),
+        ("{login: {requests_per_minute: \"OFF\"}}", None, None),
         (
-            "{login: {requests_per_minute: 1000000}}",
+            "{tracker: {requests_per_minute: 300}, login: {requests_per_minute: 1000000}}",
             Some(300),
             Some(1_000_000),
         ),
-        ("{tracker: {}}", Some(300), Some(5)),
+        ("{tracker: {}}", None, Some(5)),
     ];
     for (section, tracker, login) in cases {
         let text = format!("{MINIMAL}rate_limits: {section}\n");
@@ -123,6 +123,50 @@ fn rate_limits_default_on_and_turn_off_with_off_or_0() {
             r#"error: gw.yaml: rate_limits.login.per_hour: unknown key; the keys allowed here are requests_per_minute"#,
             r#"error: gw.yaml: rate_limits.login.requests_per_minute: found "five"; write a whole number of requests per minute such as 300, or off"#,
             r#"error: gw.yaml: rate_limits.tracker.requests_per_minute: found 1000001; write a whole number of requests per minute from 1 to 1000000, or off"#,
+        ]
+    );
+}
+
+#[test]
+fn visits_ignore_bots_by_default_and_read_networks_and_privacy_signals() {
+    use ackee_gateway::visits::VisitSettings;
+    let c = parse("gw.yaml", MINIMAL, None).unwrap().config;
+    assert_eq!(c.visits, VisitSettings::default());
+    assert!(c.visits.ignore_bots && c.visits.ignore_networks.is_empty());
+    assert!(!c.visits.honor_gpc && !c.visits.honor_dnt);
+    let text = format!(
+        "{MINIMAL}visits: {{ignore_bots: false, ignore_networks: [\"192.0.2.0/24\", \"2001:db8::1\"], honor_gpc: true, honor_dnt: true}}\n"
+    );
+    let c = parse("gw.yaml", &text, None).unwrap().config;
+    assert!(!c.visits.ignore_bots && c.visits.honor_gpc && c.visits.honor_dnt);
+    let nets: Vec<String> = c
+        .visits
+        .ignore_networks
+        .iter()
+        .map(|n| n.to_string())
+        .collect();
+    assert_eq!(nets, ["192.0.2.0/24", "2001:db8::1/128"]);
+
+    let text = format!(
+        "{MINIMAL}visits: {{ignore_bot: true, ignore_networks: [\"10.0.0.1/8\", office], honor_gpc: yes}}\n"
+    );
+    assert_eq!(
+        errors(&text, None),
+        [
+            r#"error: gw.yaml: visits.ignore_bot: unknown key; did you mean "ignore_bots"?"#,
+            r#"error: gw.yaml: visits.honor_gpc: found "yes"; write true or false"#,
+            r#"error: gw.yaml: visits.ignore_networks[0]: "10.0.0.1/8" has host bits set; write "10.0.0.0/8", or "10.0.0.1" for that one host"#,
+            r#"error: gw.yaml: visits.ignore_networks[1]: "office" is not an IP address or network; write one such as "10.0.0.0/8", "192.0.2.7" or "2001:db8::/32""#,
+        ]
+    );
+    // A whole address family is allowed, with a warning that says what it means.
+    let text = format!("{MINIMAL}visits: {{ignore_networks: [\"0.0.0.0/0\"]}}\n");
+    let loaded = parse("gw.yaml", &text, None).unwrap();
+    let warnings: Vec<String> = loaded.warnings.iter().map(|d| d.to_string()).collect();
+    assert_eq!(
+        warnings,
+        [
+            r#"warning: gw.yaml: visits.ignore_networks[0]: "0.0.0.0/0" is every IPv4 address, so no visit over IPv4 would be counted; write your own networks, such as "192.0.2.0/24""#
         ]
     );
 }
@@ -580,7 +624,7 @@ limits: {max_body_byte: 1, colour: red}
             r#"error: gw.yaml: metric: unknown key; did you mean "metrics"?"#.to_owned(),
             r#"error: gw.yaml: trusted_proxy: unknown key; did you mean "trusted_proxies"?"#
                 .to_owned(),
-            "error: gw.yaml: database: unknown key; the keys allowed here are listeners, cors, upstream, metrics, limits, trusted_proxies, access_log, rate_limits, assets, state_directory, version, daemon, error_log, pid_file, upgrade_sock, user, group, threads, work_stealing, grace_period_seconds, graceful_shutdown_timeout_seconds, upstream_keepalive_pool_size, daemon_wait_for_ready".to_owned(),
+            "error: gw.yaml: database: unknown key; the keys allowed here are listeners, cors, upstream, metrics, limits, trusted_proxies, access_log, rate_limits, assets, state_directory, visits, version, daemon, error_log, pid_file, upgrade_sock, user, group, threads, work_stealing, grace_period_seconds, graceful_shutdown_timeout_seconds, upstream_keepalive_pool_size, daemon_wait_for_ready".to_owned(),
             "error: gw.yaml: listeners[0].response_headers: found the key 1; write a name such as X-Frame-Options".to_owned(),
             r#"error: gw.yaml: limits.max_body_byte: unknown key; did you mean "max_body_bytes"?"#
                 .to_owned(),

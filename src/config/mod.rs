@@ -13,9 +13,9 @@
 //! - [`values`] holds the checks that several sections make on a single value (a list's items
 //!   parsed, bounded seconds, text that is not blank, an address to listen on).
 //! - [`validate`] reads the top level: pingora's keys, then each section in turn;
-//!   [`listener`] (with TLS certificates), [`cors`] and [`upstream`] are the large ones. A
-//!   config with any error is `None`; a check that needs an earlier part to be valid asks
-//!   `Problems` whether that part added errors. Imports flow one way: [`validate`] uses the
+//!   [`listener`] (with TLS certificates), [`cors`] and [`upstream`] are the large ones;
+//!   [`visits`] reads its own. A config with any error is `None`; a check that needs an earlier
+//!   part to be valid asks `Problems` whether that part added errors. Imports flow one way: [`validate`] uses the
 //!   sections, the sections use [`values`] and [`section`], never [`validate`].
 //! - [`types`] is the validated [`Config`]; settings that a module of their own acts on live
 //!   there (health checks in `health`, replicas in `replicas`, certificates in [`crate::tls`]) and
@@ -40,6 +40,7 @@ pub mod types;
 mod upstream;
 mod validate;
 mod values;
+mod visits;
 
 pub use diag::{Diagnostic, Diagnostics, Severity, Source};
 

@@ -120,4 +120,6 @@ pub struct Config {
     pub assets: Option<AssetSettings>,
     /// Where ACME state is kept (`state_directory`).
     pub state_directory: PathBuf,
+    /// Which tracker writes are answered at the edge.
+    pub visits: crate::visits::VisitSettings,
 }

@@ -40,6 +40,7 @@ pub fn validate(
         .flatten()
         .any(|listener| listener.tls.as_ref().is_some_and(|tls| tls.acme.is_some()));
     let state_directory = super::acme::state_directory(problems, &root, acme);
+    let visits = super::visits::visits(problems, &root);
     root.finish_with(problems, pingora);
     let config = Config {
         server,
@@ -54,6 +55,7 @@ pub fn validate(
         rate_limits,
         assets,
         state_directory,
+        visits,
     };
     (!problems.has_errors()).then_some(config)
 }

@@ -2,8 +2,8 @@
 //!
 //! Label values come only from fixed sets ([`Refusal`], `RequestKind` (both from a
 //! `Decision`), `method_label`, [`Protocol`],
-//! status classes, `UpstreamErrorKind`, [`Rule`], [`QuicRefusal`]) or from the config (replica
-//! names). Children of each
+//! status classes, `UpstreamErrorKind`, [`Rule`], [`QuicRefusal`], [`Reason`]) or from the config
+//! (replica names). Children of each
 //! metric family are resolved at start-up, so counting on the request path is an atomic add.
 //! The `prometheus` crate is the version pingora-prometheus re-exports.
 
@@ -30,6 +30,7 @@ use crate::cors::{Decision, Refusal, RequestKind};
 use crate::limits::Exceeded;
 use crate::quic::Refusal as QuicRefusal;
 use crate::ratelimit::Rule;
+use crate::visits::Reason;
 
 /// Per-replica children, resolved once.
 struct ReplicaMetrics {
@@ -65,6 +66,7 @@ pub struct Metrics {
     quic_handshakes: [IntCounter; 2],
     quic_refusals: [IntCounter; QuicRefusal::ALL.len()],
     quic_connections: IntGauge,
+    visits_ignored: [IntCounter; Reason::ALL.len()],
     /// Kept so the family is registered.
     _build_info: IntGaugeVec,
 }
@@ -138,6 +140,12 @@ impl Metrics {
             "Requests refused with 429 for their client's rate limit, by rule: tracker or login.",
             &["rule"]
         );
+        let visits_ignored = counter_vec!(
+            r,
+            "ackee_gateway_visits_ignored_total",
+            "Tracker writes answered at the edge with Ackee's answer for an ignored visit, by reason.",
+            &["reason"]
+        );
         let (handshakes, reloads, expiry) = tls_metrics(r, certificates);
         let quic_handshakes = counter_vec!(
             r,
@@ -189,6 +197,7 @@ impl Metrics {
                 r
             )
             .expect(DEFINED),
+            visits_ignored: children(&visits_ignored, Reason::ALL.map(Reason::as_str)),
             _build_info: build_info,
             registry,
         }
@@ -251,6 +260,13 @@ impl Metrics {
     pub(crate) fn rate_limited(&self, rule: Rule) {
         if let Some(i) = Rule::ALL.iter().position(|r| *r == rule) {
             self.rate_limited[i].inc();
+        }
+    }
+
+    /// Counts a tracker write answered at the edge as an ignored visit.
+    pub(crate) fn visit_ignored(&self, reason: Reason) {
+        if let Some(i) = Reason::ALL.iter().position(|r| *r == reason) {
+            self.visits_ignored[i].inc();
         }
     }
 
@@ -506,6 +522,9 @@ mod tests {
         m.tls_expiry("stats", 1_800_000_000);
         m.acme_challenge(false);
         m.rate_limited(Rule::Login);
+        m.visit_ignored(Reason::Bot);
+        m.visit_ignored(Reason::Bot);
+        m.visit_ignored(Reason::IgnoredId);
         let text = String::from_utf8(m.render()).unwrap();
         for line in [
             &format!(
@@ -536,6 +555,11 @@ mod tests {
             "ackee_gateway_acme_challenges_total{result=\"not_found\"} 1",
             "ackee_gateway_rate_limit_rejections_total{rule=\"login\"} 1",
             "ackee_gateway_rate_limit_rejections_total{rule=\"tracker\"} 0",
+            "ackee_gateway_visits_ignored_total{reason=\"bot\"} 2",
+            "ackee_gateway_visits_ignored_total{reason=\"ignored_id\"} 1",
+            "ackee_gateway_visits_ignored_total{reason=\"network\"} 0",
+            "ackee_gateway_visits_ignored_total{reason=\"gpc\"} 0",
+            "ackee_gateway_visits_ignored_total{reason=\"dnt\"} 0",
         ] {
             assert!(
                 text.lines().any(|l| l == line),

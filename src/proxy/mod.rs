@@ -5,6 +5,7 @@
 //! |---|---|
 //! | `request_filter` | framing (`Host`, ambiguous lengths); size limits; ACME challenges and the HTTPS redirect; preflights answered at the edge; the origin decision; Ackee's static files from the edge copy |
 //! | `request_filter` (body) | the whole body read before a replica is chosen: 413, 408 |
+//! | `request_filter` (visits) | a tracker write from a visit [`crate::visits`] ignores: Ackee's answer, 200 |
 //! | `request_filter` (rate) | the client's rate limit, decided by [`crate::ratelimit`]: 429 |
 //! | `upstream_peer` | picks a replica not yet tried for this request |
 //! | `upstream_request_filter` | the client-IP and `X-Forwarded-*` header edits decided by [`crate::forwarded`]; a buffered body's length |
@@ -15,7 +16,8 @@
 //! | `suppress_error_log` | a failing Ackee tallied in [`crate::outage`], not logged per request; a client that went away not logged |
 //! | `logging` | requests by protocol, method and status class |
 //!
-//! `request_filter`'s steps are in `request.rs`, the answers at the edge in `respond.rs`, and
+//! `request_filter`'s steps are in `request.rs` (ignored visits in `visits.rs`), the answers at
+//! the edge in `respond.rs`, and
 //! the labels and answers for Ackee's failures in `failure.rs`.
 
 use std::sync::Arc;
@@ -48,6 +50,7 @@ use failure::{failure_response, upstream_error_kind};
 mod failure;
 mod request;
 mod respond;
+mod visits;
 
 /// Everything the gateway's listeners share, built once at start-up.
 pub struct Shared {
@@ -59,6 +62,8 @@ pub struct Shared {
     pub trusted: TrustedProxies,
     /// Per-client rate limits.
     pub rate: RateLimiter,
+    /// Which tracker writes are answered at the edge as ignored visits.
+    pub visits: crate::visits::Visits,
     /// The Ackee replicas on pingora's load balancer (shared with the health checks).
     pub balancer: Arc<Balancer>,
     /// `Retry-After` on a 503 when no replica is up.
@@ -141,6 +146,8 @@ pub struct Ctx {
     pub write: Option<Write>,
     /// The `createToken` calls seen in the body so far.
     pub logins: LoginScan,
+    /// The body of a tracker write, for the visit rules.
+    pub visit: visits::KeptBody,
 }
 
 #[async_trait]

@@ -1,5 +1,6 @@
-//! `request_filter`'s steps, in order: the head's size and framing, CORS, then the body and the
-//! rate limit. Each answers at the edge when the request goes no further.
+//! `request_filter`'s steps, in order: the head's size and framing, CORS, then the body, the
+//! visit rules (`visits.rs`) and the rate limit. Each answers at the edge when the request goes
+//! no further.
 
 use http::header;
 use pingora_core::Result;
@@ -104,8 +105,8 @@ impl Gateway {
         Ok(true)
     }
 
-    /// Reads the whole body within its limits, then checks the client's rate limit: 413, 408
-    /// or 429. Returns true if it answered.
+    /// Reads the whole body within its limits, answers an ignored visit with Ackee's answer, then
+    /// checks the client's rate limit: 413, 408, 200 or 429. Returns true if it answered.
     pub(super) async fn read_body_and_limit(
         &self,
         session: &mut Session,
@@ -114,6 +115,7 @@ impl Gateway {
         let s = &*self.shared;
         let req = session.req_header();
         ctx.write = ratelimit::write_kind(&req.method, req.uri.path());
+        ctx.visit.wanted = s.visits.applies(&req.method, req.uri.path(), &req.headers);
         if let Err(exceeded) = s.limits.check_declared_body(&req.headers) {
             return self.refuse_size(session, &ctx.cors, exceeded).await;
         }
@@ -121,6 +123,10 @@ impl Gateway {
             if let Some(exceeded) = self.buffer_body(session, ctx).await? {
                 return self.refuse_size(session, &ctx.cors, exceeded).await;
             }
+        }
+        // Ignored visits never reach Ackee, so they are not counted against the rate limit.
+        if self.answer_ignored_visit(session, ctx).await? {
+            return Ok(true);
         }
         if let Some((rule, cost)) = s.rate.rule(ctx.write, ctx.logins.count()) {
             let client = self.limit_client(session);
@@ -131,7 +137,7 @@ impl Gateway {
         Ok(false)
     }
     /// The client a rate limit counts, through `trusted_proxies`.
-    fn limit_client(&self, session: &Session) -> Option<std::net::IpAddr> {
+    pub(super) fn limit_client(&self, session: &Session) -> Option<std::net::IpAddr> {
         let peer = Self::peer_ip(session)?;
         let headers = &session.req_header().headers;
         Some(forwarded::limit_client(peer, &self.shared.trusted, headers))
@@ -159,6 +165,7 @@ impl Gateway {
                 Ok(Ok(None)) => return Ok(None),
                 Ok(Ok(Some(chunk))) => {
                     ctx.body_bytes += chunk.len() as u64;
+                    ctx.visit.keep(&chunk);
                     if scan {
                         ctx.logins.feed(&chunk);
                     }

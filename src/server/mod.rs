@@ -280,6 +280,7 @@ fn shared_state(
         limits: config.limits,
         trusted: config.trusted_proxies.clone(),
         rate: RateLimiter::new(config.rate_limits),
+        visits: crate::visits::Visits::new(&config.visits)?,
         balancer: balancer.clone(),
         retry_after_seconds: config.upstream.retry_after_seconds,
         access_log: config

@@ -122,9 +122,9 @@ impl Writes {
     /// Ackee: a create when the visit is not `ignored`, an update of another id than
     /// [`FIXED_ID`].
     pub fn answer(&self, ignored: bool) -> Option<String> {
-        let answerable =
-            self.mutations()
-                .all(|(m, fixed)| if m.creates() { ignored } else { fixed });
+        let answerable = self
+            .mutations()
+            .all(|(m, fixed)| if m.creates() { ignored } else { fixed });
         if !answerable {
             return None;
         }
