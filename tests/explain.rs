@@ -378,3 +378,70 @@ fn online_over_https_trusts_the_given_ca() {
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("  204 No Content"), "{out}");
 }
+
+#[test]
+fn offline_a_visit_is_judged_by_the_rules_of_visits() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("gw.yaml");
+    std::fs::write(
+        &path,
+        format!("{CONFIG}visits:\n  ignore_networks: [\"192.0.2.0/24\"]\n  honor_dnt: true\n"),
+    )
+    .unwrap();
+    let conf = path.display().to_string();
+    let headless = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) HeadlessChrome/138.0.0.0 Safari/537.36";
+    let chrome = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/138.0.0.0 Safari/537.36";
+    let origin = "https://www.example.com";
+    // (extra arguments, the verdict line)
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["--user-agent", headless],
+            "  IGNORED at the edge: the user agent matches \"headless\" of isbot's list (visits.ignore_bots)",
+        ),
+        (
+            &["--user-agent", chrome, "--client", "192.0.2.50"],
+            "  IGNORED at the edge: the client is in visits.ignore_networks (\"192.0.2.0/24\")",
+        ),
+        (
+            &["--user-agent", chrome, "--client", "198.51.100.50", "--dnt"],
+            "  IGNORED at the edge: the browser sends DNT: 1 and visits.honor_dnt is true",
+        ),
+        (
+            &["--user-agent", chrome, "--client", "198.51.100.50", "--gpc"],
+            "  COUNTED: no rule in visits holds; the tracker's writes go to Ackee",
+        ),
+    ];
+    for (extra, want) in cases {
+        let mut args = vec!["-c", &conf, "--origin", origin];
+        args.extend_from_slice(extra);
+        let (code, out, err) = explain(&args, &[]);
+        assert_eq!(code, 0, "{extra:?}: CORS decides the exit code\n{out}{err}");
+        assert!(
+            out.contains("Result: "),
+            "{extra:?}: the CORS report comes first\n{out}"
+        );
+        let verdicts = line_opt(&out, "  IGNORED") + line_opt(&out, "  COUNTED");
+        assert_eq!(verdicts, 1, "one verdict\n{out}");
+        assert!(
+            out.lines().any(|l| l == *want),
+            "{extra:?}: no line {want:?} in\n{out}"
+        );
+    }
+    let (code, _, err) = explain(
+        &[
+            "--url",
+            "http://127.0.0.1:1/api",
+            "--origin",
+            origin,
+            "--client",
+            "192.0.2.1",
+        ],
+        &[],
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("judged from a config"), "{err}");
+}
+
+fn line_opt(out: &str, prefix: &str) -> usize {
+    usize::from(out.lines().any(|l| l.starts_with(prefix)))
+}

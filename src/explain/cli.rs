@@ -9,6 +9,7 @@ use super::browser::{Answer, Ask};
 use super::offline::{ListSource, diagnose, simulate};
 use super::online::{exchange, parse_url, tls_config};
 use super::report::{Report, judge, render};
+use super::visit::{VisitAsk, verdict};
 use crate::ackee_origins;
 use crate::config::{self, ENV_ALLOW_ORIGIN, Severity};
 use crate::cors::CorsPolicy;
@@ -33,6 +34,11 @@ whether the tracker script is served from the edge, its size per encoding and it
   --no-credentials    decide for a tracker with ignoreOwnVisits: false (default: credentials on)
   --cacert FILE       online over https: trust these CA certificates instead of the system's
   --timeout SECONDS   online: per request (default 10)
+  --user-agent UA     offline: also say whether a visit with this User-Agent is counted, or
+                      answered at the edge as an ignored visit (visits in the config)
+  --client IP         offline: the same for a visitor at this address (as the gateway resolves
+                      it through trusted_proxies)
+  --gpc, --dnt        offline: the same for a browser that sends Sec-GPC: 1, or DNT: 1
 
 Exit codes: 0 a browser would succeed, 1 it would not, 2 usage or config error.
 ";
@@ -56,6 +62,8 @@ pub struct Args {
     pub cacert: Option<String>,
     /// Per-request timeout.
     pub timeout: Duration,
+    /// The visitor whose visit is judged, if any of its flags was given.
+    pub visit: Option<VisitAsk>,
 }
 
 /// Parses the arguments after `explain`. `Ok(None)` means help was printed.
@@ -69,6 +77,7 @@ pub(crate) fn parse(args: &[String]) -> Result<Option<Args>, String> {
         credentials: true,
         cacert: None,
         timeout: Duration::from_secs(10),
+        visit: None,
     };
     let mut it = args.iter();
     while let Some(arg) = it.next() {
@@ -111,12 +120,27 @@ pub(crate) fn parse(args: &[String]) -> Result<Option<Args>, String> {
                     .ok_or_else(|| format!("--timeout \"{v}\" must be seconds from 0 to 300"))?;
                 a.timeout = Duration::from_secs_f64(s);
             }
+            "--user-agent" | "-A" => {
+                a.visit.get_or_insert_with(VisitAsk::default).user_agent = value()?;
+            }
+            "--client" => {
+                let v = value()?;
+                let ip = v.trim().parse().map_err(|_| {
+                    format!("--client \"{v}\" is not an IP address; write one such as 192.0.2.7 or 2001:db8::7")
+                })?;
+                a.visit.get_or_insert_with(VisitAsk::default).client = Some(ip);
+            }
+            "--gpc" => a.visit.get_or_insert_with(VisitAsk::default).gpc = true,
+            "--dnt" => a.visit.get_or_insert_with(VisitAsk::default).dnt = true,
             "-h" | "--help" => return Ok(None),
             other => return Err(format!("unknown argument \"{other}\"")),
         }
     }
     if a.origin.is_empty() {
         return Err("--origin is required, as in --origin https://blog.example.com".to_owned());
+    }
+    if a.url.is_some() && a.visit.is_some() {
+        return Err("--user-agent, --client, --gpc and --dnt are judged from a config (-c FILE), not online: the server sees your own address and user agent".to_owned());
     }
     Ok(Some(a))
 }
@@ -195,12 +219,15 @@ pub fn run(argv: &[String]) -> u8 {
     }
     let ask = ask_for(&args, &origin);
     let report = match &args.url {
-        Some(url) => online(&args, url, ask),
+        Some(url) => online(&args, url, ask).map(|r| (r, None)),
         None => offline(&args, ask),
     };
     match report {
-        Ok(r) => {
+        Ok((r, visit)) => {
             print!("{}", render(&r));
+            if let Some(v) = visit {
+                print!("{v}");
+            }
             if r.succeeds() { 0 } else { 1 }
         }
         Err((code, e)) => {
@@ -274,7 +301,8 @@ fn from_ackee(
     (from_ackee_lines, ackee_offers)
 }
 
-fn offline(args: &Args, ask: Ask) -> Result<Report, (u8, String)> {
+/// The offline report, and the verdict on the visit if one was asked about.
+fn offline(args: &Args, ask: Ask) -> Result<(Report, Option<String>), (u8, String)> {
     let env = std::env::var(ENV_ALLOW_ORIGIN).ok();
     let loaded = config::load(&args.conf, env.as_deref()).map_err(|diags| {
         let mut text = diags.to_string();
@@ -330,7 +358,11 @@ fn offline(args: &Args, ask: Ask) -> Result<Report, (u8, String)> {
         subject.push('\n');
         subject.push_str(&line);
     }
-    Ok(Report {
+    let visit = match &args.visit {
+        Some(v) => Some(verdict(&cfg.visits, v, &args.conf).map_err(|e| (2, e))?),
+        None => None,
+    };
+    let report = Report {
         subject,
         ask,
         preflight: sim.preflight,
@@ -340,7 +372,8 @@ fn offline(args: &Args, ask: Ask) -> Result<Report, (u8, String)> {
         without_credentials,
         credentials: args.credentials,
         diagnosis,
-    })
+    };
+    Ok((report, visit))
 }
 
 fn online(args: &Args, url: &str, ask: Ask) -> Result<Report, (u8, String)> {
@@ -429,6 +462,17 @@ mod tests {
             [("Time-Zone".into(), "x".into()), ("X-A".into(), "1".into())]
         );
         assert!(!a.credentials);
+        assert_eq!(a.visit, None);
+        let v = parse(&argv(
+            "--origin https://a.test --user-agent curl/8 --client 192.0.2.7 --gpc",
+        ))
+        .unwrap()
+        .unwrap()
+        .visit
+        .unwrap();
+        assert_eq!(v.user_agent, "curl/8");
+        assert_eq!(v.client, Some("192.0.2.7".parse().unwrap()));
+        assert!(v.gpc && !v.dnt);
         let b = parse(&argv(
             "--origin=https://a.test --url=http://127.0.0.1:1/api --method delete",
         ))
@@ -441,6 +485,8 @@ mod tests {
             "--origin",
             "--origin x --bogus",
             "--origin x --timeout 0",
+            "--origin x --client office",
+            "--origin x --url http://127.0.0.1:1/api --user-agent curl/8",
         ] {
             assert!(parse(&argv(bad)).is_err(), "{bad:?}");
         }

@@ -13,6 +13,7 @@
 //! | [`online`] | one HTTP/1.1 exchange, plain or over rustls, with bounded timeouts |
 //! | [`report`] | the printed report, reasons and fixes |
 //! | [`tracker`] | the tracker script: served from the edge or not, its sizes, its cache policy |
+//! | [`visit`] | whether a visit would be counted or ignored at the edge, by the rules of `visits` |
 //! | [`cli`] | the command line and exit codes |
 
 pub mod browser;
@@ -22,3 +23,4 @@ pub mod offline;
 pub mod online;
 pub mod report;
 pub mod tracker;
+pub mod visit;
