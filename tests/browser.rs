@@ -28,7 +28,16 @@
 //!    browser's cache (or a 304) instead of downloading it again;
 //! 8. step 1 over HTTP/3: Chromium told to use QUIC for the gateway's origin records a visit,
 //!    DevTools reports `h3` for every preflight and POST, and the gateway's metrics count them
-//!    as `http3`.
+//!    as `http3`;
+//! 9. a headless browser's visit (Chromium's own `HeadlessChrome` user agent) is answered at the
+//!    edge with Ackee's answer for an ignored visit: the tracker stops quietly, no error, Ackee
+//!    receives nothing, the counter moves; the same page as a desktop browser is recorded;
+//! 10. how many tracker writes an open tab sends a minute, with the real tracker on a fake
+//!    clock.
+//!
+//! Headless Chromium sends `HeadlessChrome` in its user agent, which the gateway ignores as a
+//! bot by default, so every visit but step 9's headless one has a desktop Chrome's user agent
+//! (set through DevTools, `BROWSER_UA`).
 
 /// The helpers in tests/common/ that this binary uses.
 #[path = "common"]
@@ -810,4 +819,169 @@ fn step8_allowed_origin_over_http3() {
         "{STEP}: the gateway counted the tracker's POSTs as HTTP/3"
     );
     assert!(m.get("ackee_gateway_quic_handshakes_total", &[("result", "ok")]) >= 1.0);
+}
+
+/// The tracker was told its visit is ignored, as Ackee tells it: both writes answered 200 with
+/// the fixed id, the tracker's own warning for each and no error, no id handed to the page,
+/// no update sent, and nothing of the visit reached Ackee.
+fn assert_tracker_ignored(step: &str, ackee: &FakeAckee, plan: &VisitPlan, visit: &Visit) {
+    let seen = received_for(ackee, plan, visit);
+    let context = format!(
+        "{}  Ackee received for this visit:\n{}",
+        visit.describe(),
+        describe_seen(&seen)
+    );
+    let fail = |what: &str| -> ! { panic!("{step}: {what}\n{context}") };
+    if !seen.is_empty() {
+        fail("a request of this visit reached Ackee");
+    }
+    if visit.thrown.is_some() || !visit.page_errors.is_empty() {
+        fail("something was thrown");
+    }
+    if visit.console.iter().any(|(t, _)| t == "error") {
+        fail("the browser's console has an error");
+    }
+    let warnings = visit
+        .console
+        .iter()
+        .filter(|(t, text)| {
+            t == "warning" && text == "Ackee ignores you because this is your own site"
+        })
+        .count();
+    if warnings != 2 {
+        fail("the tracker should have said twice that Ackee ignores the visit");
+    }
+    let ops: Vec<&str> = visit.xhrs.iter().map(|x| x.op.as_str()).collect();
+    if ops != ["createRecord", "createAction"] {
+        fail("the tracker should have sent createRecord and createAction, and no update");
+    }
+    if visit
+        .xhrs
+        .iter()
+        .any(|x| x.outcome != "load" || x.status != 200 || !x.with_credentials)
+    {
+        fail("each tracker request should load with status 200, credentials on");
+    }
+    if visit.record_id.is_some() || visit.action_id.is_some() {
+        fail("the tracker handed the page an id; it does not for an ignored visit");
+    }
+    let posts = visit.api("POST");
+    if posts.len() != 2
+        || posts
+            .iter()
+            .any(|r| r.status != Some(200) || r.failed.is_some())
+    {
+        fail("DevTools should show two POST /api answered with 200");
+    }
+}
+
+#[test]
+fn step9_a_headless_browsers_visit_is_ignored_at_the_edge_and_a_desktop_browsers_recorded() {
+    const STEP: &str = "step 9 (a headless browser's visit, ignored at the edge)";
+    require_tools(false);
+    let _one = one_browser_at_a_time();
+    let site = Site::start();
+    let origin = origin_of("127.0.0.1", &site);
+    let ackee = FakeAckee::start();
+    // visits.ignore_bots is on by default.
+    let gw = Gateway::start(&Spec::new(ackee.addr).cors(&allow_only(&origin, "reject")));
+    let before = gw.scrape();
+    let server = format!("http://127.0.0.1:{}", gw.http.port());
+
+    let plans = [
+        plan(
+            "Chromium's own headless user agent",
+            91,
+            &origin,
+            &server,
+            None,
+        )
+        .headless(),
+        plan(
+            "the same page as a desktop Chrome",
+            92,
+            &origin,
+            &server,
+            None,
+        ),
+    ];
+    let visits = run_browser(STEP, None, &plans);
+    let (headless, desktop) = (&visits[0], &visits[1]);
+    assert!(
+        headless.user_agent.contains("HeadlessChrome/"),
+        "{STEP}: the first visit should be Chromium's own headless user agent\n{}",
+        headless.describe()
+    );
+    assert_eq!(desktop.user_agent, BROWSER_UA, "{STEP}");
+    assert_tracker_ignored(STEP, &ackee, &plans[0], headless);
+    assert_tracker_worked(STEP, &ackee, &plans[1], desktop, &origin, true);
+    const IGNORED: &str = "ackee_gateway_visits_ignored_total";
+    let moved = |s: &Scrape, reason: &str| {
+        s.get(IGNORED, &[("reason", reason)]) - before.get(IGNORED, &[("reason", reason)])
+    };
+    let after = gw.scrape_until("the ignored visit to be counted", |s| {
+        moved(s, "bot") == 2.0
+    });
+    assert_eq!(
+        after.total(IGNORED) - before.total(IGNORED),
+        2.0,
+        "{STEP}: only the headless visit's two writes were ignored"
+    );
+    assert_counters_match_the_browser(STEP, &gw, &before, &visits);
+}
+
+/// Step 10: the tracker's own rate. A page keeps its record open (no `stop()`), on Playwright's
+/// fake clock advanced by one minute: ackee-tracker 5.1.3 sends its `createRecord` and then an
+/// `updateRecord` every 15 s while the tab is visible, so an open tab sends 5 page-view writes a
+/// minute (and one more per page view, and whatever actions the site records). The figure
+/// behind the tracker limit's default (README, "Rate limits").
+#[test]
+fn step10_an_open_tab_sends_five_tracker_writes_a_minute() {
+    const STEP: &str = "step 10 (tracker writes per open tab per minute)";
+    require_tools(false);
+    let _one = one_browser_at_a_time();
+    let site = Site::start();
+    let origin = origin_of("127.0.0.1", &site);
+    let ackee = FakeAckee::start();
+    let gw = Gateway::start(&Spec::new(ackee.addr).cors(&allow_only(&origin, "reject")));
+    let server = format!("http://127.0.0.1:{}", gw.http.port());
+
+    let plan = plan("a tab open for a minute", 101, &origin, &server, None).stay_for(60_000);
+    let visits = run_browser(STEP, None, std::slice::from_ref(&plan));
+    let v = &visits[0];
+    let count = |op: &str| v.xhrs.iter().filter(|x| x.op == op).count();
+    let page_view_writes = count("createRecord") + count("updateRecord");
+    eprintln!(
+        "{STEP}: in one minute the tab sent {} createRecord and {} updateRecord ({page_view_writes} page-view writes), and {} createAction and {} updateAction for the page's event",
+        count("createRecord"),
+        count("updateRecord"),
+        count("createAction"),
+        count("updateAction"),
+    );
+    assert_eq!(
+        (count("createRecord"), count("updateRecord")),
+        (1, 4),
+        "{STEP}: one createRecord, then an updateRecord every 15 s\n{}",
+        v.describe()
+    );
+    assert!(
+        v.xhrs
+            .iter()
+            .all(|x| x.outcome == "load" && x.status == 200),
+        "{STEP}: every write answered 200\n{}",
+        v.describe()
+    );
+    let record_id = v.record_id.as_deref().expect("the record id");
+    let updates = ackee
+        .seen()
+        .iter()
+        .filter(|s| {
+            s.mutation() == Some("updateRecord")
+                && String::from_utf8_lossy(&s.body).contains(record_id)
+        })
+        .count();
+    assert_eq!(
+        updates, 4,
+        "{STEP}: Ackee received the four updates of the record"
+    );
 }

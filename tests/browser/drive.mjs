@@ -3,7 +3,12 @@
 //
 //   node drive.mjs CONFIG.json
 //
-// CONFIG: { chromium, args (more Chromium flags), userDataDir, result, timeoutMs, visits: [{ name, url }] }
+// CONFIG: { chromium, args (more Chromium flags), userDataDir, result, timeoutMs,
+//          visits: [{ name, url, userAgent?, clockMs? }] }
+// userAgent: the page's user agent (navigator.userAgent and every request), through DevTools;
+// without it, Chromium's own (headless: "HeadlessChrome/..."). clockMs: the page runs on
+// Playwright's fake clock, advanced by that much once the page is done (the tracker's
+// updateRecord every 15 s, counted without waiting for real time).
 // Writes to `result` a JSON object { visits: [...] } (or { error }) and exits 0; any other exit
 // means the driver itself broke, and its stderr says why.
 
@@ -37,7 +42,10 @@ async function until(what, check) {
   }
 }
 
-async function visit(context, { name, url }) {
+// Polls the page from Node: its own timers may be Playwright's fake clock.
+const pageDone = (page) => page.evaluate(() => Boolean(window.probe && window.probe.done()))
+
+async function visit(context, { name, url, userAgent, clockMs }) {
   const page = await context.newPage()
   const consoleMessages = []
   const pageErrors = []
@@ -86,12 +94,15 @@ async function visit(context, { name, url }) {
     r.blockedReason = e.blockedReason ?? null
   })
   await cdp.send('Network.enable')
+  if (userAgent) await cdp.send('Emulation.setUserAgentOverride', { userAgent })
+  if (clockMs) await page.clock.install()
 
   await page.goto(url, { waitUntil: 'load', timeout: left() })
-  await page.waitForFunction(() => window.probe && window.probe.done(), null, {
-    timeout: left(),
-    polling: 25,
-  })
+  await until(`the page of visit "${name}" to be done`, () => pageDone(page))
+  if (clockMs) {
+    await page.clock.runFor(clockMs)
+    await until(`the page of visit "${name}" to be done after ${clockMs} ms`, () => pageDone(page))
+  }
   const probe = await page.evaluate(() => {
     const { done, ...rest } = window.probe
     return rest

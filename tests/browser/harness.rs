@@ -218,8 +218,14 @@ pub fn plan_embedded(name: &str, n: u8, site_origin: &str, server: &str) -> Visi
         ),
         domain_id,
         event_id: String::new(),
+        user_agent: Some(BROWSER_UA.to_owned()),
+        clock_ms: None,
     }
 }
+
+/// The user agent of a desktop Chrome, which test visits use unless they ask for Chromium's own
+/// (headless: `HeadlessChrome/...`, which the gateway ignores as a bot by default).
+pub const BROWSER_UA: &str = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/140.0.0.0 Safari/537.36";
 
 /// One page visit for the driver.
 pub struct VisitPlan {
@@ -229,6 +235,26 @@ pub struct VisitPlan {
     /// received can be told apart by visit.
     pub domain_id: String,
     pub event_id: String,
+    /// The page's user agent; `None`: Chromium's own.
+    pub user_agent: Option<String>,
+    /// Run the page on a fake clock, advanced this far once it is done.
+    pub clock_ms: Option<u64>,
+}
+
+impl VisitPlan {
+    /// With Chromium's own user agent, `HeadlessChrome/...`.
+    pub fn headless(mut self) -> VisitPlan {
+        self.user_agent = None;
+        self
+    }
+
+    /// With the record kept open (an updateRecord every 15 s) on a fake clock advanced by
+    /// `ms` once the page is done.
+    pub fn stay_for(mut self, ms: u64) -> VisitPlan {
+        self.url.push_str("&stay=1");
+        self.clock_ms = Some(ms);
+        self
+    }
 }
 
 /// A visit of the test page on `site_origin` (`http://HOST:PORT`) that tracks to `server`,
@@ -255,6 +281,8 @@ pub fn plan(
         url,
         domain_id,
         event_id,
+        user_agent: Some(BROWSER_UA.to_owned()),
+        clock_ms: None,
     }
 }
 
@@ -314,6 +342,8 @@ pub struct Visit {
     pub name: String,
     pub record_id: Option<String>,
     pub action_id: Option<String>,
+    /// `navigator.userAgent` in the page.
+    pub user_agent: String,
     /// An exception from the page's own script around the tracker calls.
     pub thrown: Option<String>,
     pub xhrs: Vec<Xhr>,
@@ -352,8 +382,8 @@ impl Visit {
     /// Everything, for failure messages.
     pub fn describe(&self) -> String {
         let mut s = format!(
-            "visit {:?}: record id {:?}, action id {:?}, page script threw {:?}\n",
-            self.name, self.record_id, self.action_id, self.thrown
+            "visit {:?} as {:?}: record id {:?}, action id {:?}, page script threw {:?}\n",
+            self.name, self.user_agent, self.record_id, self.action_id, self.thrown
         );
         s.push_str("  tracker XHRs (op, withCredentials, outcome, status):\n");
         for x in &self.xhrs {
@@ -396,6 +426,7 @@ fn parse_visit(v: &Value) -> Visit {
         name: s(&v["name"]).unwrap_or_default(),
         record_id: s(&probe["recordId"]),
         action_id: s(&probe["actionId"]),
+        user_agent: s(&probe["userAgent"]).unwrap_or_default(),
         thrown: s(&probe["thrown"]),
         xhrs: seq(&probe["xhrs"])
             .iter()
@@ -610,11 +641,17 @@ fn write_driver_config(
     let visits_json: Vec<String> = visits
         .iter()
         .map(|v| {
-            format!(
-                "{{\"name\":{},\"url\":{}}}",
-                json_string(&v.name),
-                json_string(&v.url)
-            )
+            let mut fields = vec![
+                format!("\"name\":{}", json_string(&v.name)),
+                format!("\"url\":{}", json_string(&v.url)),
+            ];
+            if let Some(ua) = &v.user_agent {
+                fields.push(format!("\"userAgent\":{}", json_string(ua)));
+            }
+            if let Some(ms) = v.clock_ms {
+                fields.push(format!("\"clockMs\":{ms}"));
+            }
+            format!("{{{}}}", fields.join(","))
         })
         .collect();
     let args: Vec<String> = chromium_args.iter().map(|a| json_string(a)).collect();
