@@ -117,6 +117,7 @@ fn the_dashboard_is_an_importable_grafana_dashboard() {
         "Upstream latency p50 / p90 / p99",
         "Replica health",
         "Certificate expiry (days left)",
+        "Visits ignored at the edge, by reason",
     ] {
         assert!(titles.iter().any(|t| t == wanted), "no panel {wanted:?}");
     }

@@ -347,7 +347,8 @@ fn reads_the_dashboard_and_every_other_request_go_to_ackee_untouched() {
     let persisted = r#"{"operationName":"createRecord","variables":{},"extensions":{"persistedQuery":{"version":1,"sha256Hash":"0f"}}}"#;
     let login = r#"{"operationName":"createToken","variables":{"input":{"username":"a","password":"b"}},"query":"mutation createToken($input: CreateTokenInput!) { createToken(input: $input) { payload { id } } }"}"#;
     // (method, path, headers, body, what)
-    let cases: Vec<(&str, &str, Vec<(&str, &str)>, &str, &str)> = vec![
+    type Case<'a> = (&'a str, &'a str, Vec<(&'a str, &'a str)>, &'a str, &'a str);
+    let cases: Vec<Case<'_>> = vec![
         ("GET", "/tracker.js", bot.to_vec(), "", "the tracker script"),
         ("GET", "/", bot.to_vec(), "", "the dashboard's page"),
         (

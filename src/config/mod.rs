@@ -15,8 +15,9 @@
 //! - [`validate`] reads the top level: pingora's keys, then each section in turn;
 //!   [`listener`] (with TLS certificates), [`cors`] and [`upstream`] are the large ones;
 //!   [`visits`] reads its own. A config with any error is `None`; a check that needs an earlier
-//!   part to be valid asks `Problems` whether that part added errors. Imports flow one way: [`validate`] uses the
-//!   sections, the sections use [`values`] and [`section`], never [`validate`].
+//!   part to be valid asks `Problems` whether that part added errors. Imports flow one way:
+//!   [`validate`] uses the sections, the sections use [`values`] and [`section`], never
+//!   [`validate`].
 //! - [`types`] is the validated [`Config`]; settings that a module of their own acts on live
 //!   there (health checks in `health`, replicas in `replicas`, certificates in [`crate::tls`]) and
 //!   are re-exported. So do the rules about one value that such a module uses: which names a

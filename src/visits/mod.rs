@@ -153,6 +153,8 @@ pub struct Visits {
     networks: Vec<Cidr>,
     gpc: bool,
     dnt: bool,
+    /// The searcher for [`FIXED_ID`], built once.
+    fixed_id: memchr::memmem::Finder<'static>,
 }
 
 impl Visits {
@@ -168,6 +170,7 @@ impl Visits {
             networks: settings.ignore_networks.clone(),
             gpc: settings.honor_gpc,
             dnt: settings.honor_dnt,
+            fixed_id: memchr::memmem::Finder::new(FIXED_ID.as_bytes()),
         })
     }
 
@@ -178,6 +181,7 @@ impl Visits {
             networks: Vec::new(),
             gpc: false,
             dnt: false,
+            fixed_id: memchr::memmem::Finder::new(FIXED_ID.as_bytes()),
         }
     }
 
@@ -247,7 +251,7 @@ impl Visits {
     /// for the fixed id; the body is parsed only when one of them holds.
     pub fn decide(&self, v: &Visitor<'_>, body: &[u8]) -> Verdict {
         let rule = self.rule(v);
-        if rule.is_none() && memchr::memmem::find(body, FIXED_ID.as_bytes()).is_none() {
+        if rule.is_none() && self.fixed_id.find(body).is_none() {
             return Verdict::Forward;
         }
         let answer = graphql::read(body).and_then(|w| w.answer(rule.is_some()));
