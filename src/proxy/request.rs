@@ -165,7 +165,7 @@ impl Gateway {
                 Ok(Ok(None)) => return Ok(None),
                 Ok(Ok(Some(chunk))) => {
                     ctx.body_bytes += chunk.len() as u64;
-                    ctx.visit.keep(&chunk);
+                    ctx.visit.keep(&self.shared.visits, &chunk);
                     if scan {
                         ctx.logins.feed(&chunk);
                     }

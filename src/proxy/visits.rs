@@ -2,34 +2,31 @@
 //! answer (the fixed id), with the CORS headers of every answer at the edge, and never reaches
 //! Ackee.
 
-use bytes::Bytes;
 use http::HeaderValue;
 use pingora_core::Result;
 use pingora_proxy::Session;
 
 use super::{Ctx, Gateway};
-use crate::visits::{Verdict, Visitor};
+use crate::visits::{FixedIdScan, Verdict, Visits};
 
 /// Apollo Server's `Content-Type`, which Ackee sends with every GraphQL answer.
 const APPLICATION_JSON: HeaderValue = HeaderValue::from_static("application/json");
 
-/// The body of a tracker write, kept for the visit rules while it is read: the chunk itself
-/// when it came in one (as a browser sends it; no copy), else only the count, and the rules read
-/// pingora's retry buffer.
+/// What the visit rules need of a tracker write's body while it is read: whether the fixed id
+/// is in it, scanned chunk by chunk without copying. The whole body is read back from
+/// pingora's retry buffer only when it must be parsed (a rule holds, or the id is there).
 #[derive(Debug, Default)]
 pub struct KeptBody {
     /// Whether the rules look at this request.
     pub(super) wanted: bool,
-    first: Option<Bytes>,
-    chunks: u32,
+    scan: FixedIdScan,
 }
 
 impl KeptBody {
     /// Notes one chunk of the body.
-    pub(super) fn keep(&mut self, chunk: &Bytes) {
+    pub(super) fn keep(&mut self, visits: &Visits, chunk: &[u8]) {
         if self.wanted {
-            self.chunks += 1;
-            self.first = (self.chunks == 1).then(|| chunk.clone());
+            self.scan.feed(visits, chunk);
         }
     }
 }
@@ -46,18 +43,17 @@ impl Gateway {
             return Ok(false);
         }
         let s = &*self.shared;
-        let body = match ctx.visit.chunks {
-            0 => Bytes::new(),
-            1 => ctx.visit.first.take().unwrap_or_default(),
-            _ => session.as_ref().get_retry_buffer().unwrap_or_default(),
-        };
         let client = if s.visits.needs_client() {
             self.limit_client(session)
         } else {
             None
         };
-        let visitor = Visitor::of(&session.req_header().headers, client);
-        let Verdict::Ignore { reason, body } = s.visits.decide(&visitor, &body) else {
+        let visitor = s.visits.visitor(&session.req_header().headers, client);
+        let whole_body = || session.as_ref().get_retry_buffer();
+        let verdict = s
+            .visits
+            .decide_scanned(&visitor, &ctx.visit.scan, whole_body);
+        let Verdict::Ignore { reason, body } = verdict else {
             return Ok(false);
         };
         s.metrics.visit_ignored(reason);

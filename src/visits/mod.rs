@@ -32,7 +32,7 @@ pub mod jsregex;
 use std::net::IpAddr;
 
 use bytes::Bytes;
-use http::{HeaderMap, HeaderValue, Method, header};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, header};
 
 use crate::forwarded::Cidr;
 pub use bots::BotMatcher;
@@ -113,21 +113,29 @@ pub struct Visitor<'a> {
     pub dnt: bool,
 }
 
+/// `Sec-GPC`.
+static SEC_GPC: HeaderName = HeaderName::from_static("sec-gpc");
+/// `DNT`.
+static DNT: HeaderName = HeaderName::from_static("dnt");
+
+/// Whether a header says `1`, as `Sec-GPC` and `DNT` do when they are on.
+fn says_one(headers: &HeaderMap, name: &HeaderName) -> bool {
+    headers
+        .get(name)
+        .is_some_and(|v| v.as_bytes().trim_ascii() == b"1")
+}
+
 impl<'a> Visitor<'a> {
-    /// The visitor of a request with these headers, from `client`.
+    /// The visitor of a request with these headers, from `client`: every header the rules
+    /// can read.
     pub fn of(headers: &'a HeaderMap, client: Option<IpAddr>) -> Visitor<'a> {
-        let one = |name: &str| {
-            headers
-                .get(name)
-                .is_some_and(|v| v.as_bytes().trim_ascii() == b"1")
-        };
         Visitor {
             user_agent: headers
                 .get(header::USER_AGENT)
                 .map_or(b"", HeaderValue::as_bytes),
             client,
-            gpc: one("sec-gpc"),
-            dnt: one("dnt"),
+            gpc: says_one(headers, &SEC_GPC),
+            dnt: says_one(headers, &DNT),
         }
     }
 }
@@ -190,6 +198,22 @@ impl Visits {
         self.bots.is_some() || !self.networks.is_empty() || self.gpc || self.dnt
     }
 
+    /// The visitor of a request, reading only the headers the rules that are on look at.
+    pub fn visitor<'a>(&self, headers: &'a HeaderMap, client: Option<IpAddr>) -> Visitor<'a> {
+        let user_agent = match self.bots {
+            Some(_) => headers
+                .get(header::USER_AGENT)
+                .map_or(&b""[..], HeaderValue::as_bytes),
+            None => b"",
+        };
+        Visitor {
+            user_agent,
+            client,
+            gpc: self.gpc && says_one(headers, &SEC_GPC),
+            dnt: self.dnt && says_one(headers, &DNT),
+        }
+    }
+
     /// Whether the rules need the client's address (so it is worked out only then).
     pub fn needs_client(&self) -> bool {
         !self.networks.is_empty()
@@ -250,11 +274,28 @@ impl Visits {
     /// matches costs one pass of the bot matcher over the user agent and one search of the body
     /// for the fixed id; the body is parsed only when one of them holds.
     pub fn decide(&self, v: &Visitor<'_>, body: &[u8]) -> Verdict {
+        let mut scan = FixedIdScan::default();
+        scan.feed(self, body);
+        self.decide_scanned(v, &scan, || Some(body))
+    }
+
+    /// [`Visits::decide`] for a body read in chunks: `scan` has seen every chunk, and `body`
+    /// gives the whole body, asked for only when it must be parsed (a rule holds, or the fixed
+    /// id is in it), so a counted visit's body is never copied.
+    pub fn decide_scanned<B: AsRef<[u8]>>(
+        &self,
+        v: &Visitor<'_>,
+        scan: &FixedIdScan,
+        body: impl FnOnce() -> Option<B>,
+    ) -> Verdict {
         let rule = self.rule(v);
-        if rule.is_none() && self.fixed_id.find(body).is_none() {
+        if rule.is_none() && !scan.seen {
             return Verdict::Forward;
         }
-        let answer = graphql::read(body).and_then(|w| w.answer(rule.is_some()));
+        let Some(body) = body() else {
+            return Verdict::Forward;
+        };
+        let answer = graphql::read(body.as_ref()).and_then(|w| w.answer(rule.is_some()));
         match answer {
             Some(answer) => Verdict::Ignore {
                 reason: rule.unwrap_or(Reason::IgnoredId),
@@ -262,6 +303,61 @@ impl Visits {
             },
             None => Verdict::Forward,
         }
+    }
+}
+
+/// Whether a body read in chunks contains [`FIXED_ID`], wherever the chunks split it; keeps the
+/// end of the previous chunk on the stack, allocates nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FixedIdScan {
+    /// The last bytes seen, fewer than the id's length.
+    tail: [u8; FIXED_ID.len() - 1],
+    tail_len: usize,
+    seen: bool,
+}
+
+impl Default for FixedIdScan {
+    fn default() -> Self {
+        FixedIdScan {
+            tail: [0; FIXED_ID.len() - 1],
+            tail_len: 0,
+            seen: false,
+        }
+    }
+}
+
+impl FixedIdScan {
+    /// Feeds the next chunk of the body.
+    pub fn feed(&mut self, visits: &Visits, chunk: &[u8]) {
+        if self.seen || chunk.is_empty() {
+            return;
+        }
+        let keep = FIXED_ID.len() - 1;
+        // An id that starts in the kept tail and ends in this chunk.
+        let mut seam = [0u8; 2 * (FIXED_ID.len() - 1)];
+        let head = &chunk[..chunk.len().min(keep)];
+        seam[..self.tail_len].copy_from_slice(&self.tail[..self.tail_len]);
+        seam[self.tail_len..self.tail_len + head.len()].copy_from_slice(head);
+        let seam = &seam[..self.tail_len + head.len()];
+        if visits.fixed_id.find(seam).is_some() || visits.fixed_id.find(chunk).is_some() {
+            self.seen = true;
+            return;
+        }
+        // The new tail: the last `keep` bytes of what was seen.
+        let from_seam = seam.len().min(keep);
+        let tail_src = &seam[seam.len() - from_seam..];
+        if chunk.len() >= keep {
+            self.tail.copy_from_slice(&chunk[chunk.len() - keep..]);
+            self.tail_len = keep;
+        } else {
+            self.tail[..tail_src.len()].copy_from_slice(tail_src);
+            self.tail_len = tail_src.len();
+        }
+    }
+
+    /// Whether the id was seen.
+    pub fn seen(&self) -> bool {
+        self.seen
     }
 }
 
@@ -412,6 +508,35 @@ mod tests {
     }
 
     #[test]
+    fn the_fixed_id_is_found_wherever_the_chunks_split_it() {
+        let v = Visits::off();
+        let body = tracker_body("updateRecord", FIXED_ID);
+        let other = tracker_body("updateRecord", RECORD);
+        let almost = format!("{}7", &FIXED_ID[..FIXED_ID.len() - 1]);
+        for (text, want) in [
+            (body.as_str(), true),
+            (other.as_str(), false),
+            (almost.as_str(), false),
+        ] {
+            let b = text.as_bytes();
+            // Every split into two chunks, and into three around the id.
+            for i in 0..=b.len() {
+                let mut scan = FixedIdScan::default();
+                scan.feed(&v, &b[..i]);
+                scan.feed(&v, &b[i..]);
+                assert_eq!(scan.seen(), want, "{text} split at {i}");
+            }
+            for size in 1..=FIXED_ID.len() + 1 {
+                let mut scan = FixedIdScan::default();
+                for chunk in b.chunks(size) {
+                    scan.feed(&v, chunk);
+                }
+                assert_eq!(scan.seen(), want, "{text} in chunks of {size}");
+            }
+        }
+    }
+
+    #[test]
     fn only_json_posts_to_api_are_looked_at() {
         let v = Visits::new(&VisitSettings::default()).unwrap();
         let json = |ct: &'static str| {
@@ -464,5 +589,23 @@ mod tests {
         assert!(v.gpc && !v.dnt);
         let empty = HeaderMap::new();
         assert_eq!(Visitor::of(&empty, None), Visitor::default());
+        // The request path reads only what the rules that are on need.
+        let bots_only = Visits::new(&VisitSettings::default()).unwrap();
+        let v = bots_only.visitor(&h, None);
+        assert_eq!(v.user_agent, CHROME.as_bytes());
+        assert!(!v.gpc && !v.dnt);
+        assert_eq!(Visits::off().visitor(&h, None), Visitor::default());
+        let mut dnt = h.clone();
+        dnt.insert("dnt", HeaderValue::from_static("1"));
+        let signals = Visits::new(&VisitSettings {
+            ignore_bots: false,
+            ignore_networks: Vec::new(),
+            honor_gpc: true,
+            honor_dnt: true,
+        })
+        .unwrap();
+        let v = signals.visitor(&dnt, None);
+        assert_eq!(v.user_agent, b"");
+        assert!(v.gpc && v.dnt);
     }
 }
