@@ -33,7 +33,7 @@
 //!    edge with Ackee's answer for an ignored visit: the tracker stops quietly, no error, Ackee
 //!    receives nothing, the counter moves; the same page as a desktop browser is recorded;
 //! 10. how many tracker writes an open tab sends a minute, with the real tracker on a fake
-//!    clock.
+//!     clock.
 //!
 //! Headless Chromium sends `HeadlessChrome` in its user agent, which the gateway ignores as a
 //! bot by default, so every visit but step 9's headless one has a desktop Chrome's user agent

@@ -140,7 +140,7 @@ fn a_bots_visit_never_reaches_ackee_and_gets_the_fixed_id_with_cors_headers() {
     let posts = |s: &Scrape| {
         s.get(
             "ackee_gateway_requests_total",
-            &[("method", "POST"), ("status", "2xx")],
+            &[("protocol", "http1"), ("method", "POST"), ("status", "2xx")],
         )
     };
     let s = gw.scrape_until("the requests to be counted", |s| posts(s) == 3.0);
