@@ -488,6 +488,8 @@ impl ListenerEndpoint {
                     drop(stream);
                     continue;
                 }
+                // ackee-gateway patch: the filter is told when this connection closes.
+                stream.accepted_by = Some(self.connection_filter.clone());
 
                 self.apply_stream_settings(&mut stream)?;
                 return Ok(stream);
