@@ -1,7 +1,8 @@
 //! Turning a validated [`Config`] into a running pingora `Server`: one proxy service per
 //! listener (TLS listeners with the SNI resolver, HTTP/2 and the handshake counter), the
 //! certificate reloader, the metrics service, and pingora's own settings mapped from
-//! [`ServerSettings`]. The background services themselves are in `services.rs`.
+//! [`ServerSettings`]. The background services themselves are in `services.rs`; the
+//! connections counted at accept, on pingora's connection filter, in `connections.rs`.
 
 use std::any::Any;
 use std::collections::HashMap;
