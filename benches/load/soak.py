@@ -526,8 +526,8 @@ def minute_row(tally, m):
         "non_2xx": " ".join(f"{s}:{n}" for s, n in other.items()) or "-",
         "failed": sum(tally.failures.get(m, {}).values()),
         # Between waves: what the gateway holds for the steady load alone.
-        "rss_kb": statistics.median(s[0] for s in quiet) if quiet else 0,
-        "fds": statistics.median(s[1] for s in quiet) if quiet else 0,
+        "rss_kb": round(statistics.median(s[0] for s in quiet)) if quiet else 0,
+        "fds": round(statistics.median(s[1] for s in quiet)) if quiet else 0,
         # With a wave's idle connections open too.
         "peak_rss_kb": max(s[0] for s in samples) if samples else 0,
         "peak_fds": max(s[1] for s in samples) if samples else 0,
