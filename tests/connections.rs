@@ -307,7 +307,7 @@ fn a_client_gets_its_connections_and_the_next_is_closed_before_any_tls() {
 
 #[test]
 fn out_of_descriptors_new_connections_are_refused_and_established_ones_served() {
-    // 128 descriptors: the bound is (128 - 64) / 2 = 32 client connections.
+    // 128 descriptors: the bound is 128 - 128 / 4 - 64 = 32 client connections.
     let ackee = FakeAckee::start();
     let gw = Gateway::start(&Spec::new(ackee.addr).nofile(128));
     assert_eq!(

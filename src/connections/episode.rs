@@ -136,7 +136,7 @@ mod tests {
             (
                 &[(PerClient, 2), (Process, 900), (Descriptors, 3)],
                 Some(
-                    "905 connections refused in the last 60 s: 2 over limits.max_connections_per_client (8), 900 over the process's 448 connections (RLIMIT_NOFILE 1024), 3 with no file descriptor left to accept them",
+                    "905 connections refused in the last 60 s: 2 over limits.max_connections_per_client (8), 900 over the process's 704 connections (RLIMIT_NOFILE 1024), 3 with no file descriptor left to accept them",
                 ),
             ),
         ];

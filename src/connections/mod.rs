@@ -31,7 +31,7 @@ pub use table::{Refusal, Table};
 /// with and without credentials); behind a carrier-grade NAT that gives each subscriber a
 /// block of 512 of an address's 64,512 ports, one address carries about 126 subscribers:
 /// 126 × 6 = 756 connections if every one of them had the site open at once over HTTP/1.1.
-/// 1,024 admits that, and keeps one address to a small share of the process's bound (28,672
+/// 1,024 admits that, and keeps one address to a small share of the process's bound (49,088
 /// under the shipped unit).
 pub const DEFAULT_PER_CLIENT: u32 = 1024;
 

@@ -83,7 +83,7 @@ mod tests {
         c.opened();
         c.opened();
         c.closed();
-        c.set_limit(28_672);
+        c.set_limit(49_088);
         let text = String::from_utf8(m.render()).unwrap();
         for line in [
             "ackee_gateway_limit_rejections_total{limit=\"connections_per_client\"} 2",
@@ -92,7 +92,7 @@ mod tests {
             "ackee_gateway_limit_rejections_total{limit=\"h2_idle\"} 1",
             "ackee_gateway_limit_rejections_total{limit=\"header_timeout\"} 0",
             "ackee_gateway_connections 1",
-            "ackee_gateway_connections_limit 28672",
+            "ackee_gateway_connections_limit 49088",
         ] {
             assert!(
                 text.lines().any(|l| l == line),
