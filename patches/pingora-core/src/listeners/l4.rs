@@ -302,6 +302,9 @@ pub struct ListenerEndpoint {
     listener: Arc<Listener>,
     #[cfg(feature = "connection_filter")]
     connection_filter: Arc<dyn ConnectionFilter>,
+    // ackee-gateway patch: the same filter, as accepted streams hold it.
+    #[cfg(feature = "connection_filter")]
+    accepted_by: Arc<super::connection_filter::AcceptedBy>,
 }
 
 #[derive(Default)]
@@ -384,6 +387,8 @@ impl ListenerEndpointBuilder {
             listen_addr,
             listener: Arc::new(listener),
             #[cfg(feature = "connection_filter")]
+            accepted_by: Arc::new(super::connection_filter::AcceptedBy(connection_filter.clone())),
+            #[cfg(feature = "connection_filter")]
             connection_filter,
         })
     }
@@ -404,6 +409,8 @@ impl ListenerEndpointBuilder {
         Ok(ListenerEndpoint {
             listen_addr,
             listener: Arc::new(listener),
+            #[cfg(feature = "connection_filter")]
+            accepted_by: Arc::new(super::connection_filter::AcceptedBy(connection_filter.clone())),
             #[cfg(feature = "connection_filter")]
             connection_filter,
         })
@@ -489,7 +496,7 @@ impl ListenerEndpoint {
                     continue;
                 }
                 // ackee-gateway patch: the filter is told when this connection closes.
-                stream.accepted_by = Some(self.connection_filter.clone());
+                stream.accepted_by = Some(self.accepted_by.clone());
 
                 self.apply_stream_settings(&mut stream)?;
                 return Ok(stream);

@@ -543,7 +543,7 @@ pub struct Stream {
     /// ackee-gateway patch: the connection filter that accepted this (downstream) stream,
     /// told with the peer address when the stream is dropped, so it can count open connections.
     #[cfg(feature = "connection_filter")]
-    pub(crate) accepted_by: Option<Arc<dyn crate::listeners::ConnectionFilter>>,
+    pub(crate) accepted_by: Option<Arc<crate::listeners::connection_filter::AcceptedBy>>,
 }
 
 impl Stream {
@@ -821,7 +821,7 @@ impl Drop for Stream {
         if let Some(filter) = self.accepted_by.take() {
             let peer = self.socket_digest.as_ref().and_then(|d| d.peer_addr());
             if let Some(addr) = peer.and_then(|a| a.as_inet()) {
-                filter.connection_closed(addr);
+                filter.0.connection_closed(addr);
             }
         }
         /* use nodelay/local_addr function to detect socket status */
