@@ -410,10 +410,33 @@ def wait_port(port, proc, what, limit=30):
     raise SystemExit(f"{what} does not listen on {port} after {limit} s")
 
 
+def make_static(work):
+    """Ackee's static files for the canned Ackee, which the gateway copies at start-up (its
+    `assets` default): the real tracker if tests/browser has it, small stand-ins otherwise. The
+    soak does not ask for them; they are there so the gateway runs as shipped."""
+    os.chmod(work, 0o711)  # nginx's workers run as another user when the soak runs as root
+    static = os.path.join(work, "static")
+    os.makedirs(static, mode=0o755)
+    tracker = os.path.join(HERE, "..", "..", "tests", "browser", "node_modules", "ackee-tracker", "dist", "ackee-tracker.min.js")
+    files = {
+        "tracker.js": open(tracker, "rb").read() if os.path.exists(tracker) else b"/* ackee-tracker */\n" * 1000,
+        "index.html": b"<!DOCTYPE html><html><head><title>Ackee</title></head><body><script src=index.js></script></body></html>",
+        "index.js": b"function ackee(){return null};\n" * 2000,
+        "index.css": b"body{margin:0}\n" * 2000,
+        "favicon.ico": bytes(range(256)) * 64,
+    }
+    for name, data in files.items():
+        with open(os.path.join(static, name), "wb") as f:
+            f.write(data)
+        os.chmod(os.path.join(static, name), 0o644)
+
+
 class Upstream:
-    def __init__(self, work, port, logs):
+    def __init__(self, work, port, status_port, logs):
         self.work, self.port, self.logs = work, port, logs
-        render("upstream-nginx.conf", f"{work}/upstream-nginx.conf", DIR=work, NOFILE=4096, UPSTREAM_PORT=port)
+        make_static(work)
+        render("upstream-nginx.conf", f"{work}/upstream-nginx.conf", DIR=work, NOFILE=4096,
+               UPSTREAM_PORT=port, STATUS_PORT=status_port)
         self.proc = None
 
     def start(self):
@@ -620,8 +643,8 @@ def main():
          "-keyout", f"{work}/key.pem", "-out", args.cert],
         check=True, capture_output=True,
     )
-    up_port, plain, tls, metrics = free_ports(4)
-    upstream = Upstream(work, up_port, logs)
+    up_port, status_port, plain, tls, metrics = free_ports(5)
+    upstream = Upstream(work, up_port, status_port, logs)
     conf = f"{work}/gateway.yaml"
     render("soak-gateway.yaml", conf, DIR=work, PLAIN_PORT=plain, TLS_PORT=tls,
            METRICS_PORT=metrics, UPSTREAM_PORT=up_port)
