@@ -506,7 +506,12 @@ async def sampler(pid, tally, stop):
 
 
 async def load(args, ports, pid, upstream, tally):
+    """Runs the load for --minutes, or until SIGINT or SIGTERM; True if it was interrupted."""
     stop = asyncio.Event()
+    interrupted = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, interrupted.set)
     plain, tls = ports
     body = open(os.path.join(HERE, "createRecord.json"), "rb").read()
     tasks = [asyncio.create_task(sampler(pid, tally, stop))]
@@ -523,14 +528,18 @@ async def load(args, ports, pid, upstream, tally):
     tasks.append(asyncio.create_task(restarts(args, upstream, tally, stop)))
     end = tally.t0 + args.minutes * 60
     last = -1
-    while time.monotonic() < end:
-        await asyncio.sleep(1)
+    while time.monotonic() < end and not interrupted.is_set():
+        try:
+            await asyncio.wait_for(interrupted.wait(), 1)
+        except asyncio.TimeoutError:
+            pass
         m = tally.minute(time.monotonic())
         if m != last and m > 0:
             report_minute(tally, m - 1)
             last = m
     stop.set()
     await asyncio.gather(*tasks, return_exceptions=True)
+    return interrupted.is_set()
 
 
 def minute_row(tally, m):
@@ -659,7 +668,9 @@ def main():
         log(f"up: gateway pid {gw.pid} on :{plain} and :{tls}, metrics :{metrics}, replica :{up_port}; "
             f"{args.minutes} minutes, the replica restarted every {args.restart_minutes:g}")
         tally = Tally(time.monotonic())
-        asyncio.run(load(args, (plain, tls), gw.pid, upstream, tally))
+        if asyncio.run(load(args, (plain, tls), gw.pid, upstream, tally)):
+            print("interrupted: no verdict")
+            return 130
         if gw.poll() is not None:
             print(f"FAIL: the gateway exited with {gw.returncode}")
             return 1
