@@ -221,12 +221,16 @@ fn idle_h2_connections_get_a_goaway_while_a_slow_stream_is_kept() {
             "a connection that never sent its preface stays open"
         );
 
-        let scrape = s.gw.scrape();
-        assert_eq!(
-            scrape.get(
+        // Counted as the connection task ends, just after the socket is closed.
+        let idle = |m: &Scrape| {
+            m.get(
                 "ackee_gateway_limit_rejections_total",
-                &[("limit", "h2_idle")]
-            ),
+                &[("limit", "h2_idle")],
+            )
+        };
+        s.gw.scrape_until("both idle connections to be counted", |m| idle(m) >= 2.0);
+        assert_eq!(
+            idle(&s.gw.scrape()),
             2.0,
             "both counted, the busy connection not"
         );

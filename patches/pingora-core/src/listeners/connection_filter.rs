@@ -30,7 +30,6 @@
 use async_trait::async_trait;
 use std::fmt::Debug;
 use std::net::SocketAddr;
-use std::sync::Arc;
 
 /// A trait for filtering incoming connections at the TCP level.
 ///
@@ -94,16 +93,12 @@ pub trait ConnectionFilter: Debug + Send + Sync {
         true
     }
 
-    /// ackee-gateway patch: a connection this filter accepted has closed (its stream was
-    /// dropped), with the address `should_accept` was given. Called once per accepted
-    /// connection that had an address; the default does nothing.
+    /// ackee-gateway patch: a connection this filter accepted has closed (its socket digest,
+    /// which the stream and the connection's sessions share, was dropped with the last of
+    /// them), with the address `should_accept` was given. Called once per accepted connection
+    /// that had an address; the default does nothing.
     fn connection_closed(&self, _addr: &SocketAddr) {}
 }
-
-/// ackee-gateway patch: the filter an accepted stream tells when it closes, behind one thin
-/// pointer (an `Arc` of this), so the stream grows by 8 bytes, not the 16 of a `dyn` pointer.
-#[derive(Debug)]
-pub(crate) struct AcceptedBy(pub(crate) Arc<dyn ConnectionFilter>);
 
 /// Default implementation that accepts all connections.
 ///

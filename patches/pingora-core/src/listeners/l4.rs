@@ -302,9 +302,6 @@ pub struct ListenerEndpoint {
     listener: Arc<Listener>,
     #[cfg(feature = "connection_filter")]
     connection_filter: Arc<dyn ConnectionFilter>,
-    // ackee-gateway patch: the same filter, as accepted streams hold it.
-    #[cfg(feature = "connection_filter")]
-    accepted_by: Arc<super::connection_filter::AcceptedBy>,
 }
 
 #[derive(Default)]
@@ -387,8 +384,6 @@ impl ListenerEndpointBuilder {
             listen_addr,
             listener: Arc::new(listener),
             #[cfg(feature = "connection_filter")]
-            accepted_by: Arc::new(super::connection_filter::AcceptedBy(connection_filter.clone())),
-            #[cfg(feature = "connection_filter")]
             connection_filter,
         })
     }
@@ -409,8 +404,6 @@ impl ListenerEndpointBuilder {
         Ok(ListenerEndpoint {
             listen_addr,
             listener: Arc::new(listener),
-            #[cfg(feature = "connection_filter")]
-            accepted_by: Arc::new(super::connection_filter::AcceptedBy(connection_filter.clone())),
             #[cfg(feature = "connection_filter")]
             connection_filter,
         })
@@ -496,7 +489,9 @@ impl ListenerEndpoint {
                     continue;
                 }
                 // ackee-gateway patch: the filter is told when this connection closes.
-                stream.accepted_by = Some(self.accepted_by.clone());
+                if let Some(digest) = stream.get_socket_digest() {
+                    let _ = digest.accepted_by.set(self.connection_filter.clone());
+                }
 
                 self.apply_stream_settings(&mut stream)?;
                 return Ok(stream);

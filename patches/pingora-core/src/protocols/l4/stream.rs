@@ -540,10 +540,6 @@ pub struct Stream {
     write_pending_time: AccumulatedDuration,
     /// Last rx timestamp associated with the last recvmsg call.
     pub rx_ts: Option<SystemTime>,
-    /// ackee-gateway patch: the connection filter that accepted this (downstream) stream,
-    /// told with the peer address when the stream is dropped, so it can count open connections.
-    #[cfg(feature = "connection_filter")]
-    pub(crate) accepted_by: Option<Arc<crate::listeners::connection_filter::AcceptedBy>>,
 }
 
 impl Stream {
@@ -664,8 +660,6 @@ impl From<TcpStream> for Stream {
             read_pending_time: AccumulatedDuration::new(),
             write_pending_time: AccumulatedDuration::new(),
             rx_ts: None,
-            #[cfg(feature = "connection_filter")]
-            accepted_by: None,
         }
     }
 }
@@ -689,8 +683,6 @@ impl From<virt::VirtualSocketStream> for Stream {
             read_pending_time: AccumulatedDuration::new(),
             write_pending_time: AccumulatedDuration::new(),
             rx_ts: None,
-            #[cfg(feature = "connection_filter")]
-            accepted_by: None,
         }
     }
 }
@@ -715,8 +707,6 @@ impl From<UnixStream> for Stream {
             read_pending_time: AccumulatedDuration::new(),
             write_pending_time: AccumulatedDuration::new(),
             rx_ts: None,
-            #[cfg(feature = "connection_filter")]
-            accepted_by: None,
         }
     }
 }
@@ -815,14 +805,6 @@ impl Drop for Stream {
     fn drop(&mut self) {
         if let Some(t) = self.tracer.as_ref() {
             t.0.on_disconnected();
-        }
-        // ackee-gateway patch: the filter counted this connection when it accepted it.
-        #[cfg(feature = "connection_filter")]
-        if let Some(filter) = self.accepted_by.take() {
-            let peer = self.socket_digest.as_ref().and_then(|d| d.peer_addr());
-            if let Some(addr) = peer.and_then(|a| a.as_inet()) {
-                filter.0.connection_closed(addr);
-            }
         }
         /* use nodelay/local_addr function to detect socket status */
         let ret = match &self.stream().get_ref().stream {
