@@ -54,6 +54,9 @@ import h2.exceptions
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ORIGIN = "https://example.com"
+# A browser's user agent, as benches/load/run sends: the gateway answers a bot's tracker writes
+# itself (visits.ignore_bots, on by default), and the soak's writes must reach the replica.
+BROWSER_UA = "Mozilla/5.0 (X11; Linux x86_64) ackee-gateway-soak"
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 EMPTY_SETTINGS = bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
 
@@ -110,6 +113,7 @@ def h1_request(method, body=b"", close=False):
         f"{method} /api HTTP/1.1",
         "Host: localhost",
         f"Origin: {ORIGIN}",
+        f"User-Agent: {BROWSER_UA}",
     ]
     if method == "OPTIONS":
         head += ["Access-Control-Request-Method: POST", "Access-Control-Request-Headers: content-type"]
@@ -273,6 +277,7 @@ class H2Client:
             (":scheme", "https"),
             (":authority", "localhost"),
             ("origin", ORIGIN),
+            ("user-agent", BROWSER_UA),
         ]
         if method == "OPTIONS":
             headers += [("access-control-request-method", "POST"), ("access-control-request-headers", "content-type")]
