@@ -19,6 +19,7 @@
 //! | `framing` | request framing checks (`Host`, ambiguous lengths), hop-by-hop response headers |
 //! | `limits` | request head and body size checks |
 //! | [`visits`] | visits worth counting: bots (isbot's list, compiled once), the owner's networks, GPC and DNT; the tracker writes in a body and Ackee's answer for an ignored visit; the decision |
+//! | [`connections`] | connections a client and the whole process may hold open: the per-client table (fixed at start-up), the bound from `RLIMIT_NOFILE`, refusals logged once per episode |
 //! | [`ratelimit`] | per-client rate limits: which rule a request falls under, `createToken` in a body, the decision, `Retry-After` (its counters are pingora-limits, a standalone crate) |
 //! | `replicas` | the Ackee replicas as configured (each address resolved once, at start-up; name, weight), how one is chosen, and how the gateway talks to them: the `upstream` section, validated ([`config::UpstreamSettings`]) |
 //! | `retry` | one request's attempts at Ackee (replicas tried, the next one, the client key), and whether a failed attempt is tried again, and where |
@@ -46,7 +47,7 @@
 //! | `http3` | the HTTP/3 listener beside a TLS listener: QUIC (quinn) and HTTP/3 (h3), each request handed to pingora as a custom session that runs the same `proxy` phases; admission, limits, GOAWAY on stop and upgrade, the UDP socket handed over with the TCP listeners |
 //! | `balancer` | choosing an Ackee replica on pingora's load balancer (each backend carries its replica's index); peers; the health checker, which holds the balancer and the metrics |
 //! | `proxy` | the `ProxyHttp` implementation: each phase calls into the modules above (`request.rs` the steps of `request_filter`, `respond.rs` the answers at the edge, `visits.rs` ignored visits, `failure.rs` Ackee's failures) |
-//! | [`server`] | turning a [`config::Config`] into a running pingora `Server`; its background services (`services.rs`), the ACME renewal of each managed certificate (`acme.rs`) |
+//! | [`server`] | turning a [`config::Config`] into a running pingora `Server`; its background services (`services.rs`), the ACME renewal of each managed certificate (`acme.rs`); client connections counted at accept (`connections.rs`) |
 //!
 //! "Upstream" names only the config's `upstream` section (read by `config/upstream.rs`,
 //! validated as [`config::UpstreamSettings`] in `replicas`) and, as in pingora, the side of a
@@ -72,6 +73,7 @@ pub mod assets;
 pub(crate) mod balancer;
 pub(crate) mod certs;
 pub mod config;
+pub mod connections;
 pub mod cors;
 pub mod explain;
 pub(crate) mod files;

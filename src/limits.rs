@@ -18,8 +18,12 @@ pub struct Limits {
     pub max_header_bytes: usize,
     /// How long a request body may pause before the request gets 408.
     pub body_timeout: std::time::Duration,
-    /// How long the gateway waits for a whole request head before it answers 408.
+    /// How long the gateway waits for a whole request head before it answers 408; also how
+    /// long an HTTP/2 connection may idle with no stream before it is closed with a GOAWAY.
     pub header_timeout: std::time::Duration,
+    /// Connections one client may hold open at once; `None` when off. See
+    /// [`crate::connections`].
+    pub max_connections_per_client: Option<u32>,
 }
 
 impl Default for Limits {
@@ -29,6 +33,7 @@ impl Default for Limits {
             max_header_bytes: 16 * 1024,
             body_timeout: std::time::Duration::from_secs(15),
             header_timeout: std::time::Duration::from_secs(60),
+            max_connections_per_client: Some(crate::connections::DEFAULT_PER_CLIENT),
         }
     }
 }

@@ -10,7 +10,10 @@
 //!
 //! Pingora logs a failed downstream TLS handshake as an error and offers no hook for it, so the
 //! logger recognises that one record, counts it in `ackee_gateway_tls_handshakes_total` and
-//! re-logs it at debug level. Everything else passes through unchanged.
+//! re-logs it at debug level. Its report of an `accept` that found no descriptor, one error
+//! line per listener every second while it lasts, is counted with the refused connections and
+//! logged once per episode (`crate::connections::episode`). Everything else passes through
+//! unchanged.
 
 use std::sync::{Arc, OnceLock};
 
@@ -19,6 +22,27 @@ use log::{Level, Log, Metadata, Record};
 use crate::metrics::Metrics;
 
 static HANDSHAKE_METRICS: OnceLock<Arc<Metrics>> = OnceLock::new();
+
+/// What to do when an accept fails for want of descriptors: count it, and give the line to
+/// log if it starts an episode of refusals.
+type OnExhausted = Box<dyn Fn() -> Option<String> + Send + Sync>;
+
+static DESCRIPTORS_EXHAUSTED: OnceLock<OnExhausted> = OnceLock::new();
+
+/// Where failed accepts for want of descriptors go instead of an error line each (pingora
+/// logs one per failed `accept`, every second per listener while it lasts). Called once.
+pub(crate) fn on_descriptors_exhausted(f: OnExhausted) {
+    let _ = DESCRIPTORS_EXHAUSTED.set(f);
+}
+
+/// Whether a log record is pingora's report of an `accept` that failed because the process
+/// (`EMFILE`, 24) or the system (`ENFILE`, 23) has no descriptor left.
+pub(crate) fn is_descriptor_exhaustion(target: &str, level: Level, message: &str) -> bool {
+    level == Level::Error
+        && target.starts_with("pingora_core::services::listening")
+        && message.starts_with("Accept() failed")
+        && (message.contains("(os error 24)") || message.contains("(os error 23)"))
+}
 
 /// Where failed handshakes are counted. Called once the metrics exist.
 pub(crate) fn count_handshake_failures_in(metrics: Arc<Metrics>) {
@@ -67,6 +91,12 @@ impl Log for GatewayLogger {
             }
             if is_upgrade_wait(target, record.level(), &message) {
                 self.relog(record, Level::Info, &message);
+                return;
+            }
+            if is_descriptor_exhaustion(target, record.level(), &message) {
+                if let Some(line) = DESCRIPTORS_EXHAUSTED.get().and_then(|f| f()) {
+                    self.relog(record, Level::Warn, &line);
+                }
                 return;
             }
         }
@@ -249,6 +279,45 @@ mod tests {
             Level::Error,
             "No incoming socket transfer"
         ));
+    }
+
+    #[test]
+    fn only_accepts_that_found_no_descriptor_are_recognised() {
+        let t = "pingora_core::services::listening";
+        let cases: &[(&str, Level, &str, bool)] = &[
+            (
+                t,
+                Level::Error,
+                "Accept() failed  AcceptError context: Fail to accept() cause: Too many open files (os error 24)",
+                true,
+            ),
+            (
+                t,
+                Level::Error,
+                "Accept() failed  AcceptError context: Fail to accept() cause: Too many open files in system (os error 23)",
+                true,
+            ),
+            (
+                t,
+                Level::Error,
+                "Accept() failed  AcceptError context: Fail to accept() cause: Connection aborted (os error 103)",
+                false,
+            ),
+            (t, Level::Warn, "Accept() failed ... (os error 24)", false),
+            (
+                "ackee_gateway",
+                Level::Error,
+                "Accept() failed ... (os error 24)",
+                false,
+            ),
+        ];
+        for (target, level, message, want) in cases {
+            assert_eq!(
+                is_descriptor_exhaustion(target, *level, message),
+                *want,
+                "{message}"
+            );
+        }
     }
 
     #[test]

@@ -67,6 +67,7 @@ limits:
   max_header_bytes: 16384
   body_timeout_seconds: 15
   header_timeout_seconds: 60
+  max_connections_per_client: 1024
 trusted_proxies: ["10.0.0.0/8", "192.0.2.7"]
 access_log: {format: json}
 metrics: {address: "127.0.0.1:9464"}

@@ -616,7 +616,7 @@ limits: {max_body_byte: 1, colour: red}
         r#"{address: "127.0.0.1:8080"}"#,
         r#"{address: "127.0.0.1:8080", response_headers: {1: y}}"#,
     );
-    let allowed = "max_body_bytes, max_header_bytes, body_timeout_seconds, header_timeout_seconds";
+    let allowed = "max_body_bytes, max_header_bytes, body_timeout_seconds, header_timeout_seconds, max_connections_per_client";
     assert_eq!(
         errors(&text, None),
         [
@@ -678,4 +678,36 @@ fn http3_is_off_by_default_and_on_with_true_or_its_settings() {
         (86_400, 100, 30)
     );
     assert_eq!((d.max_handshakes, d.retry_above), (1024, 64));
+}
+
+#[test]
+fn connections_per_client_default_to_1024_and_turn_off_with_off_or_0() {
+    let c = parse("gw.yaml", MINIMAL, None).unwrap().config;
+    assert_eq!(c.limits.max_connections_per_client, Some(1024));
+    let cases: &[(&str, Option<u32>)] = &[
+        ("8", Some(8)),
+        ("1", Some(1)),
+        ("1000000", Some(1_000_000)),
+        ("off", None),
+        ("\"Off\"", None),
+        ("0", None),
+    ];
+    for (value, want) in cases {
+        let text = format!("{MINIMAL}limits: {{max_connections_per_client: {value}}}\n");
+        let c = parse("gw.yaml", &text, None).unwrap().config;
+        assert_eq!(c.limits.max_connections_per_client, *want, "{value}");
+    }
+    for (value, found) in [("1000001", "1000001"), ("-3", "-3"), ("many", "\"many\"")] {
+        let text = format!("{MINIMAL}limits: {{max_connections_per_client: {value}}}\n");
+        let want = if value == "1000001" {
+            format!(
+                "error: gw.yaml: limits.max_connections_per_client: found {found}; write a whole number of connections from 1 to 1000000, or off"
+            )
+        } else {
+            format!(
+                "error: gw.yaml: limits.max_connections_per_client: found {found}; write a whole number of connections such as 1024, or off"
+            )
+        };
+        assert_eq!(errors(&text, None), [want], "{value}");
+    }
 }

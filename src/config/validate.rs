@@ -218,13 +218,37 @@ fn server(problems: &mut Problems, top: &Section<'_>) -> ServerSettings {
     out
 }
 
+/// `limits.max_connections_per_client`: a number of connections, or `off` (also written 0).
+fn connections_per_client(
+    problems: &mut Problems,
+    limits: &Section<'_>,
+    default: Option<u32>,
+) -> Option<u32> {
+    use crate::connections::{DEFAULT_PER_CLIENT, MAX_PER_CLIENT};
+    let example = format!("a whole number of connections such as {DEFAULT_PER_CLIENT}, or off");
+    let key = "max_connections_per_client";
+    let Some(written) = limits.read(problems, key, &example, |value| match value {
+        Value::String(text) if text.trim().eq_ignore_ascii_case("off") => Some(0),
+        _ => value.as_u64(),
+    }) else {
+        return default;
+    };
+    if written.value == 0 {
+        return None;
+    }
+    let write = format!("a whole number of connections from 1 to {MAX_PER_CLIENT}, or off");
+    problems
+        .within(&written, 1..=MAX_PER_CLIENT.into(), &write)
+        .map_or(default, |n| Some(n as u32))
+}
+
 /// `limits`: request body and head sizes, and how long each may take.
 fn limits(problems: &mut Problems, root: &Section<'_>) -> Limits {
     let mut out = Limits::default();
     let Some(limits) = root.section(
         problems,
         "limits",
-        "a mapping with max_body_bytes, max_header_bytes, body_timeout_seconds and header_timeout_seconds",
+        "a mapping with max_body_bytes, max_header_bytes, body_timeout_seconds, header_timeout_seconds and max_connections_per_client",
     ) else {
         return out;
     };
@@ -245,6 +269,8 @@ fn limits(problems: &mut Problems, root: &Section<'_>) -> Limits {
     out.body_timeout = seconds(problems, body, out.body_timeout, MAX_SECONDS);
     let header = limits.duration(problems, "header_timeout_seconds", out.header_timeout);
     out.header_timeout = seconds(problems, header, out.header_timeout, 60.0);
+    let per_client = out.max_connections_per_client;
+    out.max_connections_per_client = connections_per_client(problems, &limits, per_client);
     limits.finish(problems);
     if let Some(max_header_bytes) = max_header_bytes {
         let write = "a number of bytes from 1024 to 1048575, such as 16384";

@@ -10,6 +10,7 @@
 mod ackee_origins;
 mod acme;
 mod assets;
+mod connections;
 mod labels;
 
 use prometheus::{
@@ -19,6 +20,7 @@ use prometheus::{
 pub(crate) use ackee_origins::AckeeOriginMetrics;
 pub(crate) use acme::AcmeMetrics;
 pub(crate) use assets::AssetMetrics;
+pub(crate) use connections::ConnectionMetrics;
 pub use labels::Protocol;
 pub(crate) use labels::{
     LATENCY_BUCKETS, METHODS, OUTCOMES, Outcome, STATUS_CLASSES, UpstreamErrorKind, request_index,
@@ -67,6 +69,8 @@ pub struct Metrics {
     quic_refusals: [IntCounter; QuicRefusal::ALL.len()],
     quic_connections: IntGauge,
     visits_ignored: [IntCounter; Reason::ALL.len()],
+    /// Client connections: refused, closed for idling, open.
+    pub(crate) connections: ConnectionMetrics,
     /// Kept so the family is registered.
     _build_info: IntGaugeVec,
 }
@@ -119,7 +123,7 @@ impl Metrics {
         let limits = counter_vec!(
             r,
             "ackee_gateway_limit_rejections_total",
-            "Requests refused for size: header (431) or body (413).",
+            "Requests refused for a limit (size, time), and connections refused or closed for one, by limit.",
             &["limit"]
         );
         let acme = counter_vec!(
@@ -198,6 +202,7 @@ impl Metrics {
             )
             .expect(DEFINED),
             visits_ignored: children(&visits_ignored, Reason::ALL.map(Reason::as_str)),
+            connections: ConnectionMetrics::register(r, &limits),
             _build_info: build_info,
             registry,
         }

@@ -172,6 +172,10 @@ impl ProxyHttp for Gateway {
         }
     }
 
+    fn h2_idle_closed(&self) {
+        self.shared.metrics.connections.h2_idle_closed();
+    }
+
     fn new_ctx(&self) -> Ctx {
         Ctx {
             started: self.shared.access_log.as_ref().map(|_| Instant::now()),

@@ -1,7 +1,8 @@
 //! Turning a validated [`Config`] into a running pingora `Server`: one proxy service per
 //! listener (TLS listeners with the SNI resolver, HTTP/2 and the handshake counter), the
 //! certificate reloader, the metrics service, and pingora's own settings mapped from
-//! [`ServerSettings`]. The background services themselves are in `services.rs`.
+//! [`ServerSettings`]. The background services themselves are in `services.rs`; the
+//! connections counted at accept, on pingora's connection filter, in `connections.rs`.
 
 use std::any::Any;
 use std::collections::HashMap;
@@ -12,6 +13,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use http::Response;
 use pingora::http::IntoCaseHeaderName;
+use pingora_core::apps::HttpServerOptions;
 use pingora_core::apps::http_app::{HttpServer, ServeHttp};
 use pingora_core::listeners::tls::TlsSettings;
 use pingora_core::listeners::{L4BufferSettings, ListenerConfig, TlsAccept};
@@ -39,12 +41,14 @@ use crate::ratelimit::RateLimiter;
 use crate::tls::ListenerTls;
 use crate::tls::Reloader;
 use crate::tls::resolver::SniResolver;
+use connections::{ConnectionCounter, ConnectionSummary};
 use services::{
     AckeeOriginsService, AllocatorCollector, AssetsService, CertReloadService, OutageSummary,
     ParentReadyGate, ReadyReporter,
 };
 
 mod acme;
+mod connections;
 mod services;
 
 /// The socket buffers of a client connection. Pingora's default read buffer is 64 KiB per
@@ -207,8 +211,26 @@ pub fn build(
         challenges.as_ref(),
     );
     let waits = add_background(&mut server, config, &shared, reloader)?;
+    let counter = ConnectionCounter::new(
+        crate::connections::bound_for(crate::connections::bound::raise_nofile()),
+        config.limits.max_connections_per_client,
+        config.trusted_proxies.clone(),
+        shared.metrics.clone(),
+    );
+    server.add_service(background_service(
+        "connection refusals summary",
+        ConnectionSummary {
+            counter: counter.clone(),
+        },
+    ));
     let listeners = (&shared, resolvers, challenges.as_ref());
-    add_listeners(&mut server, config, listeners, &bootstrap, &waits)?;
+    add_listeners(
+        &mut server,
+        config,
+        listeners,
+        (&bootstrap, &waits),
+        &counter,
+    )?;
     let metrics = shared.metrics.clone();
 
     if let Some(m) = &config.metrics {
@@ -414,13 +436,23 @@ fn alpn(listener: &Listener) -> Option<Vec<Vec<u8>>> {
     })
 }
 
-/// One proxy service per listener, each waiting for the bootstrap and for `waits`.
+/// The listeners' HTTP options: an HTTP/2 connection with no stream in progress is closed with
+/// a GOAWAY after `limits.header_timeout_seconds`, the bound after which an idle HTTP/1.1
+/// keep-alive connection gets its 408 (README, "Connections").
+fn http_options(config: &Config) -> HttpServerOptions {
+    let mut options = HttpServerOptions::default();
+    options.h2_idle_timeout = Some(config.limits.header_timeout);
+    options
+}
+
+/// One proxy service per listener, each waiting for the bootstrap and for `waits`, each
+/// counting its connections with the shared counter.
 fn add_listeners(
     server: &mut Server,
     config: &Config,
     (shared, resolvers, challenges): (&Arc<Shared>, Resolvers, Option<&Arc<Challenges>>),
-    bootstrap: &ServiceHandle,
-    waits: &[ServiceHandle],
+    (bootstrap, waits): (&ServiceHandle, &[ServiceHandle]),
+    counter: &Arc<ConnectionCounter>,
 ) -> Result<(), String> {
     let mut resolvers = resolvers;
     for listener in &config.listeners {
@@ -429,6 +461,10 @@ fn add_listeners(
             Gateway::new(shared.clone(), policy(listener, challenges, true))?,
             &format!("listener {}", listener.name),
         );
+        if let Some(proxy) = service.app_logic_mut() {
+            proxy.server_options = Some(http_options(config));
+        }
+        service.set_connection_filter(counter.clone());
         let address = listener.address.to_string();
         if listener.tls.is_some() {
             let resolver = resolvers

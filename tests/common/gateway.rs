@@ -94,6 +94,8 @@ pub struct Spec {
     /// Fixed (http, metrics, https) ports instead of new free ones, for a test that must tell
     /// another program (an ACME server) the ports first.
     pub ports: Option<(u16, u16, u16)>,
+    /// `RLIMIT_NOFILE` (soft and hard) for the process, if not the test's own.
+    pub nofile: Option<u64>,
 }
 
 impl Spec {
@@ -113,6 +115,7 @@ impl Spec {
             journal: false,
             assets: "off".to_owned(),
             ports: None,
+            nofile: None,
         }
     }
 
@@ -125,6 +128,12 @@ impl Spec {
     /// Listens on these (http, metrics, https) ports.
     pub fn ports(mut self, http: u16, metrics: u16, https: u16) -> Spec {
         self.ports = Some((http, metrics, https));
+        self
+    }
+
+    /// Runs the gateway with this many file descriptors at most (soft and hard limit).
+    pub fn nofile(mut self, n: u64) -> Spec {
+        self.nofile = Some(n);
         self
     }
 
@@ -282,6 +291,24 @@ impl Gateway {
             use std::os::unix::fs::MetadataExt;
             let meta = fs::metadata(&stderr).unwrap();
             cmd.env("JOURNAL_STREAM", format!("{}:{}", meta.dev(), meta.ino()));
+        }
+        if let Some(n) = spec.nofile {
+            use std::os::unix::process::CommandExt;
+            let limit = libc::rlimit {
+                rlim_cur: n,
+                rlim_max: n,
+            };
+            // SAFETY: the closure runs between fork and exec and only calls setrlimit, which is
+            // async-signal-safe.
+            unsafe {
+                cmd.pre_exec(move || {
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 {
+                        Ok(())
+                    } else {
+                        Err(std::io::Error::last_os_error())
+                    }
+                });
+            }
         }
         let child = cmd.spawn().expect("spawn ackee-gateway");
         let mut g = Gateway {

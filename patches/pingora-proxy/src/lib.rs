@@ -1678,6 +1678,12 @@ where
     fn h2_options(&self) -> Option<H2Options> {
         self.h2_options.clone()
     }
+
+    // ackee-gateway patch: counted by the proxy.
+    fn h2_idle_closed(&self) {
+        self.inner.h2_idle_closed();
+    }
+
     async fn process_custom_session(
         self: Arc<Self>,
         stream: Stream,

@@ -539,6 +539,11 @@ pub trait ProxyHttp {
     /// 408 (missed its deadline) or 414 (a target too long to parse). Called once per refusal.
     fn request_header_refused(&self, _status: u16) {}
 
+    /// ackee-gateway patch: an HTTP/2 connection was closed with a GOAWAY for idling as long as
+    /// the service's `HttpServerOptions::h2_idle_timeout` (or for never finishing its
+    /// handshake in that time). Called once per connection.
+    fn h2_idle_closed(&self) {}
+
     /// Called at the start of a new request on a reused HTTP/1.x keepalive connection,
     /// before [`Self::early_request_filter`]. The `prev_ctx` argument is the value returned
     /// by [`Self::persist_connection_context`] from the previous request on this connection.

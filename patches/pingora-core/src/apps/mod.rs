@@ -247,6 +247,11 @@ pub trait HttpServerApp {
 
     async fn http_cleanup(&self) {}
 
+    /// ackee-gateway patch: an HTTP/2 connection was closed for idling as long as
+    /// [`HttpServerOptions::h2_idle_timeout`]: with no stream in progress, or before its
+    /// handshake was done. Called once per such connection. The default does nothing.
+    fn h2_idle_closed(&self) {}
+
     #[doc(hidden)]
     async fn process_custom_session(
         self: Arc<Self>,
@@ -338,14 +343,28 @@ where
             });
 
             let h2_options = self.h2_options();
+            let h2_idle_timeout = self.server_options().and_then(|o| o.h2_idle_timeout);
             // ackee-gateway patch: the HTTP/2 handshake and connection in their own allocations,
-            // so an HTTP/1 connection's future does not carry their size while it waits.
-            let h2_conn = match Box::pin(server::handshake(stream, h2_options)).await {
-                Err(e) => {
+            // so an HTTP/1 connection's future does not carry their size while it waits. A
+            // client that never sends its preface is as idle as one that opens no stream, and
+            // gets the same bound (before, it was never cut); `None` when it missed it.
+            let handshake = Box::pin(async move {
+                let handshake = server::handshake(stream, h2_options);
+                match h2_idle_timeout {
+                    Some(idle) => tokio::time::timeout(idle, handshake).await.ok(),
+                    None => Some(handshake.await),
+                }
+            });
+            let h2_conn = match handshake.await {
+                None => {
+                    self.h2_idle_closed();
+                    return None;
+                }
+                Some(Err(e)) => {
                     error!("H2 handshake error {e}");
                     return None;
                 }
-                Ok(c) => c,
+                Some(Ok(c)) => c,
             };
 
             // The accept-loop body — including the graceful-shutdown state
@@ -353,8 +372,7 @@ where
             // the same code path is exercised by tests in `protocols::http::v2`.
             let app = self.clone();
             let shutdown_for_session = shutdown.clone();
-            let h2_idle_timeout = self.server_options().and_then(|o| o.h2_idle_timeout);
-            Box::pin(server::accept_downstream_sessions(
+            let idled = Box::pin(server::accept_downstream_sessions(
                 h2_conn,
                 digest,
                 shutdown.clone(),
@@ -373,6 +391,9 @@ where
                 },
             ))
             .await;
+            if idled {
+                self.h2_idle_closed();
+            }
         } else if custom || matches!(stream.selected_alpn_proto(), Some(ALPN::Custom(_))) {
             return self.clone().process_custom_session(stream, shutdown).await;
         } else {

@@ -92,6 +92,12 @@ pub trait ConnectionFilter: Debug + Send + Sync {
     async fn should_accept(&self, _addr: Option<&SocketAddr>) -> bool {
         true
     }
+
+    /// ackee-gateway patch: a connection this filter accepted has closed (its socket digest,
+    /// which the stream and the connection's sessions share, was dropped with the last of
+    /// them), with the address `should_accept` was given. Called once per accepted connection
+    /// that had an address; the default does nothing.
+    fn connection_closed(&self, _addr: &SocketAddr) {}
 }
 
 /// Default implementation that accepts all connections.

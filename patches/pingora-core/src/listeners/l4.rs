@@ -488,6 +488,10 @@ impl ListenerEndpoint {
                     drop(stream);
                     continue;
                 }
+                // ackee-gateway patch: the filter is told when this connection closes.
+                if let Some(digest) = stream.get_socket_digest() {
+                    let _ = digest.accepted_by.set(self.connection_filter.clone());
+                }
 
                 self.apply_stream_settings(&mut stream)?;
                 return Ok(stream);

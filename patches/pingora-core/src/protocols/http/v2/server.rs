@@ -130,13 +130,18 @@ pub async fn handshake(io: Stream, options: Option<H2Options>) -> Result<H2Conne
 /// that bound during drain.
 // TODO: add a per-connection drain timeout to bound how long a single
 // misbehaving client can keep this task alive after GOAWAY.
+///
+/// ackee-gateway patch: returns whether the connection was closed because it idled for
+/// `idle_timeout`; it is then closed with a GOAWAY (NO_ERROR, naming the last stream it
+/// processed), flushed for at most [`IDLE_GOAWAY_FLUSH`].
 pub(crate) async fn accept_downstream_sessions<F>(
     mut conn: H2Connection<Stream>,
     digest: Arc<Digest>,
     mut shutdown: ShutdownWatch,
     idle_timeout: Option<Duration>,
     mut on_session: F,
-) where
+) -> bool
+where
     F: FnMut(HttpSession, StreamGuard),
 {
     let mut shutdown_initiated = false;
@@ -172,10 +177,17 @@ pub(crate) async fn accept_downstream_sessions<F>(
                 // waits for all active streams to finish before starting a fresh
                 // idle period.
                 _ = wait_for_idle_timeout(&active, idle_timeout.unwrap_or_default()), if idle_timeout.is_some() => {
-                    // Idle with nothing in flight: drop `conn` to close the
-                    // socket now (no graceful GOAWAY wait that could hang on
-                    // a dead peer).
-                    return;
+                    // ackee-gateway patch: idle with nothing in flight. Tell the client with
+                    // a GOAWAY, so it opens a new connection for its next request and knows
+                    // no stream of its was left unprocessed, then close. The flush is
+                    // bounded, so a dead peer cannot hold the connection.
+                    conn.abrupt_shutdown(h2::Reason::NO_ERROR);
+                    let _ = tokio::time::timeout(
+                        IDLE_GOAWAY_FLUSH,
+                        std::future::poll_fn(|cx| conn.poll_closed(cx)),
+                    )
+                    .await;
+                    return true;
                 }
             }
         };
@@ -184,10 +196,10 @@ pub(crate) async fn accept_downstream_sessions<F>(
                 // It is common for the client to just disconnect TCP without
                 // properly closing H2. So we don't log the errors here
                 debug!("H2 error when accepting new stream {e}");
-                return;
+                return false;
             }
             // None means the connection is ready to be closed
-            Ok(None) => return,
+            Ok(None) => return false,
             // The offending stream was already answered or reset; keep the
             // connection alive and continue accepting sibling streams.
             Ok(Some(H2Accept::Rejected)) => continue,
@@ -238,10 +250,16 @@ impl ActiveSessions {
     }
 }
 
+/// ackee-gateway patch: how long the GOAWAY of an idle connection may take to leave.
+pub(crate) const IDLE_GOAWAY_FLUSH: Duration = Duration::from_secs(1);
+
 async fn wait_for_idle_timeout(active: &ActiveSessions, idle_timeout: Duration) {
     active.wait_until_idle().await;
     if !idle_timeout.is_zero() {
-        pingora_timeout::sleep(idle_timeout).await;
+        // ackee-gateway patch: tokio's timer, not pingora's shared wheel, which keeps every
+        // entry (and the pages it sits on) until its deadline though the wait is cancelled
+        // by the next stream, as it usually is.
+        tokio::time::sleep(idle_timeout).await;
     }
 }
 
