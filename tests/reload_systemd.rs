@@ -488,6 +488,37 @@ fn main_process_serves(c: &Container, what: &str) {
     }
 }
 
+/// Waits until the processes the reloads replaced have closed their listening sockets (they
+/// keep them for the upgrade's grace period). On a host, `systemctl stop` kills the unit's
+/// whole control group, old processes included; inside this container systemd cannot
+/// ("Failed to kill control group ...: Input/output error" under a hybrid cgroup host), so a
+/// restart that came while an old process still listened found its ports taken.
+fn only_the_main_process_listens(c: &Container, main: u32) {
+    eventually(
+        Duration::from_secs(30),
+        "the replaced processes to close their listening sockets",
+        || {
+            let sockets = c.ok(&[
+                "ss",
+                "--no-header",
+                "--listening",
+                "--tcp",
+                "--numeric",
+                "--processes",
+            ]);
+            let others = sockets
+                .lines()
+                .filter(|l| {
+                    [LISTENER, METRICS].contains(&l.split_whitespace().nth(3).unwrap_or(""))
+                })
+                .flat_map(|l| l.split("pid=").skip(1))
+                .filter_map(|p| p.split(',').next()?.parse::<u32>().ok())
+                .any(|pid| pid != main);
+            (!others).then_some(())
+        },
+    );
+}
+
 fn no_restart(c: &Container, what: &str) {
     assert_eq!(
         c.show("NRestarts"),
@@ -638,6 +669,7 @@ fn any_sequence_of_reloads_refuses_no_connection_and_restarts_nothing() {
     // (a stop, then a start), so the clients start once it has returned, and the reload
     // follows at once: `systemctl restart` returning means the gateway serves.
     let before = settled(&c, "the reloads");
+    only_the_main_process_listens(&c, before);
     c.ok(&["systemctl", "restart", UNIT]);
     main_process_serves(&c, "systemctl restart");
     let restarted: u32 = c.show("MainPID").parse().unwrap_or(0);
