@@ -34,7 +34,8 @@
 //! | [`handover`] | the upgrade lock, the ready marker, and waiting for a gateway to serve |
 //! | [`access_log`] | one line per request, text or JSON, written off the request path; the log file checked at start-up |
 //! | [`metrics`] | every Prometheus metric, registered once; the label sets |
-//! | [`logging`] | stderr logging with levels; pingora's handshake failures counted |
+//! | [`logging`] | stderr logging with levels; pingora's handshake failures counted, its bookkeeping of a start and a stop at debug level |
+//! | `lifecycle` | what the log says when the gateway starts, hands over in a reload and stops: version, listeners, replicas, origins, ready, the signal and what happens next |
 //! | [`explain`] | `ackee-gateway explain`: what a browser gets, and why it fails, and whether a visit is counted (no pingora; its online half speaks plain HTTP/1.1 and rustls) |
 //! | `periodic` | a background service's steady beat: one step every period until shutdown (tokio only) |
 //! | `outage` | failed requests during an Ackee outage, tallied and summarised, not logged one by one |
@@ -47,7 +48,7 @@
 //! | `http3` | the HTTP/3 listener beside a TLS listener: QUIC (quinn) and HTTP/3 (h3), each request handed to pingora as a custom session that runs the same `proxy` phases; admission, limits, GOAWAY on stop and upgrade, the UDP socket handed over with the TCP listeners |
 //! | `balancer` | choosing an Ackee replica on pingora's load balancer (each backend carries its replica's index); peers; the health checker, which holds the balancer and the metrics |
 //! | `proxy` | the `ProxyHttp` implementation: each phase calls into the modules above (`request.rs` the steps of `request_filter`, `respond.rs` the answers at the edge, `visits.rs` ignored visits, `failure.rs` Ackee's failures) |
-//! | [`server`] | turning a [`config::Config`] into a running pingora `Server`; its background services (`services.rs`), the ACME renewal of each managed certificate (`acme.rs`); client connections counted at accept (`connections.rs`) |
+//! | [`server`] | turning a [`config::Config`] into a running pingora `Server`; its background services (`services.rs`), the ACME renewal of each managed certificate (`acme.rs`); client connections counted at accept (`connections.rs`); running it, with each stop signal logged (`signals.rs`) |
 //!
 //! "Upstream" names only the config's `upstream` section (read by `config/upstream.rs`,
 //! validated as [`config::UpstreamSettings`] in `replicas`) and, as in pingora, the side of a
@@ -82,6 +83,7 @@ pub(crate) mod framing;
 pub mod handover;
 pub(crate) mod health;
 pub(crate) mod http3;
+pub(crate) mod lifecycle;
 pub(crate) mod limits;
 pub mod logging;
 pub mod metrics;

@@ -12,8 +12,12 @@
 //! logger recognises that one record, counts it in `ackee_gateway_tls_handshakes_total` and
 //! re-logs it at debug level. Its report of an `accept` that found no descriptor, one error
 //! line per listener every second while it lasts, is counted with the refused connections and
-//! logged once per episode (`crate::connections::episode`). Everything else passes through
-//! unchanged.
+//! logged once per episode (`crate::connections::episode`). Pingora's own bookkeeping of a
+//! start, a reload and a stop (its services started in dependency order, each one's exit, the
+//! runtimes waited for: about 25 info lines each time) is re-logged at debug level too: the
+//! gateway says what an operator needs in its own lines ([`crate::lifecycle`]), and
+//! `RUST_LOG=debug`, or `RUST_LOG=info,pingora_core::server=debug,pingora_core::services=debug`,
+//! brings pingora's back. Everything else passes through unchanged.
 
 use std::sync::{Arc, OnceLock};
 
@@ -58,14 +62,30 @@ pub(crate) fn is_handshake_failure(target: &str, level: Level, message: &str) ->
 
 /// Whether a log record is pingora's note, while a new process waits for the old one's sockets
 /// during a graceful upgrade, that they have not arrived yet. It is expected for the first
-/// second or so of every reload, so it is logged at info level, not as an error.
+/// second or so of every reload, so it is logged at debug level, not as an error.
 pub(crate) fn is_upgrade_wait(target: &str, level: Level, message: &str) -> bool {
     level == Level::Error
         && target.starts_with("pingora_core::server::transfer_fd")
         && message.starts_with("No incoming socket transfer")
 }
 
-/// The gateway's logger: env_logger, plus the handshake-failure hook.
+/// The modules whose info lines are pingora's bookkeeping of a start, a reload or a stop: the
+/// server (its main loop, bootstrap, daemon and socket hand-over) and its services (the
+/// dependency order, the listeners' shutdown). Their warnings and errors are problems, and stay.
+const BOOKKEEPING: [&str; 2] = ["pingora_core::server", "pingora_core::services"];
+
+/// Whether a log record is pingora's bookkeeping, logged at debug level instead of info.
+pub(crate) fn is_bookkeeping(target: &str, level: Level) -> bool {
+    level == Level::Info
+        && BOOKKEEPING.iter().any(|module| {
+            target
+                .strip_prefix(module)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with("::"))
+        })
+}
+
+/// The gateway's logger: env_logger, plus the handshake-failure hook and pingora's bookkeeping
+/// at debug level.
 pub(crate) struct GatewayLogger {
     inner: env_logger::Logger,
 }
@@ -90,7 +110,7 @@ impl Log for GatewayLogger {
                 return;
             }
             if is_upgrade_wait(target, record.level(), &message) {
-                self.relog(record, Level::Info, &message);
+                self.relog(record, Level::Debug, &message);
                 return;
             }
             if is_descriptor_exhaustion(target, record.level(), &message) {
@@ -99,6 +119,17 @@ impl Log for GatewayLogger {
                 }
                 return;
             }
+        }
+        if is_bookkeeping(target, record.level()) {
+            let demoted = Record::builder()
+                .level(Level::Debug)
+                .target(target)
+                .args(*record.args())
+                .build();
+            if self.inner.enabled(demoted.metadata()) {
+                self.inner.log(&demoted);
+            }
+            return;
         }
         if self.inner.enabled(record.metadata()) {
             self.inner.log(record);
@@ -258,6 +289,37 @@ mod tests {
         ];
         for (level, message, want) in cases {
             assert_eq!(journal_lines(level, message), want, "{message:?}");
+        }
+    }
+
+    #[test]
+    fn only_pingoras_info_lines_of_the_server_and_its_services_are_bookkeeping() {
+        let cases = [
+            ("pingora_core::server", Level::Info, true),
+            (
+                "pingora_core::server::bootstrap_services",
+                Level::Info,
+                true,
+            ),
+            ("pingora_core::server::daemon", Level::Info, true),
+            ("pingora_core::server::transfer_fd", Level::Info, true),
+            ("pingora_core::services", Level::Info, true),
+            ("pingora_core::services::listening", Level::Info, true),
+            ("pingora_core::server", Level::Warn, false),
+            ("pingora_core::server", Level::Error, false),
+            ("pingora_core::services::listening", Level::Error, false),
+            ("pingora_core::server", Level::Debug, false),
+            ("pingora_core::serverless", Level::Info, false),
+            (
+                "pingora_core::protocols::http::v1::server",
+                Level::Info,
+                false,
+            ),
+            ("pingora_proxy", Level::Info, false),
+            ("ackee_gateway::server", Level::Info, false),
+        ];
+        for (target, level, want) in cases {
+            assert_eq!(is_bookkeeping(target, level), want, "{target} {level}");
         }
     }
 

@@ -401,19 +401,7 @@ fn serve(
             return ExitCode::from(2);
         }
     };
-    log::info!(
-        "ackee-gateway {} starting: {} listener(s), {} replica(s), {} allowed origin(s){}",
-        env!("CARGO_PKG_VERSION"),
-        loaded.config.listeners.len(),
-        loaded.config.upstream.replicas.len(),
-        loaded.config.cors.origins.len(),
-        if loaded.config.origins_from_env {
-            " from ACKEE_ALLOW_ORIGIN"
-        } else {
-            ""
-        },
-    );
-    server.run_forever()
+    ackee_gateway::server::run(server, &loaded.config, args.upgrade)
 }
 
 #[cfg(test)]

@@ -238,3 +238,108 @@ fn an_ackee_outage_logs_its_state_changes_not_every_failed_request() {
         "200 failed requests added {added} lines, not a bounded few:\n{err}"
     );
 }
+
+/// The INFO lines of a stderr log, without their timestamp and level.
+fn info_lines(log: &str) -> Vec<&str> {
+    log.lines()
+        .filter_map(|l| l.split_once(" INFO ] ").map(|(_, message)| message))
+        .collect()
+}
+
+/// Pingora's own bookkeeping of a start and a stop, which an operator does not need.
+const BOOKKEEPING: [&str; 9] = [
+    "Server starting",
+    "Starting service",
+    "dependency order",
+    "waiting on dependencies",
+    "Bootstrap",
+    "exited.",
+    "Broadcast",
+    "Waiting for runtimes",
+    "All runtimes exited",
+];
+
+#[test]
+fn a_start_and_a_stop_log_what_an_operator_needs_and_nothing_of_pingoras_bookkeeping() {
+    let ackee = FakeAckee::start();
+    let mut gw = Gateway::start(&Spec::new(ackee.addr));
+    stderr_with(&gw, "is up");
+    let started = stderr_with(&gw, "serving on every listener");
+    let pid = gw.child.id();
+    let want = [
+        format!("ackee-gateway {} starting", env!("CARGO_PKG_VERSION")),
+        format!(
+            "listeners: public on {} (http); metrics on {}",
+            gw.http, gw.metrics
+        ),
+        format!("replicas: ackee-0 ({})", ackee.addr),
+        "allowed origins: https://example.com, https://*.example.org".to_owned(),
+        "replica \"ackee-0\" is up: it passes its health check".to_owned(),
+        format!("serving on every listener (PID {pid})"),
+    ];
+    let mut lines = info_lines(&started);
+    lines.sort_unstable();
+    let mut wanted: Vec<&str> = want.iter().map(String::as_str).collect();
+    wanted.sort_unstable();
+    assert_eq!(lines, wanted, "the start's info lines:\n{started}");
+    assert_eq!(
+        started.lines().count(),
+        want.len(),
+        "nothing else, at any level:\n{started}"
+    );
+
+    gw.signal("TERM");
+    assert!(gw.wait_exit(Duration::from_secs(20)).success());
+    let log = gw.stderr();
+    let stop = &log[started.len()..];
+    let lines = info_lines(stop);
+    assert_eq!(lines.len(), 2, "the stop's lines:\n{stop}");
+    assert_eq!(
+        lines[0],
+        "stopping (SIGTERM): no new connections; requests in flight get 0 s, then 1 s to end"
+    );
+    assert!(
+        lines[1].starts_with("stopped, ") && lines[1].ends_with(" s after the signal"),
+        "{stop}"
+    );
+    assert_eq!(
+        stop.lines().count(),
+        2,
+        "nothing else, at any level:\n{stop}"
+    );
+    for words in BOOKKEEPING {
+        assert!(
+            !log.contains(words),
+            "pingora's {words:?} in the log:\n{log}"
+        );
+    }
+}
+
+#[test]
+fn rust_log_brings_pingoras_bookkeeping_back_at_debug_level() {
+    let ackee = FakeAckee::start();
+    let mut gw = Gateway::start(&Spec::new(ackee.addr).env(
+        "RUST_LOG",
+        "info,pingora_core::server=debug,pingora_core::services=debug",
+    ));
+    stderr_with(&gw, "serving on every listener");
+    gw.signal("TERM");
+    assert!(gw.wait_exit(Duration::from_secs(20)).success());
+    let log = gw.stderr();
+    for words in [
+        "Starting services in dependency order",
+        "All runtimes exited",
+    ] {
+        let line = log.lines().find(|l| l.contains(words));
+        assert!(
+            line.is_some_and(|l| l.contains(" DEBUG] ")),
+            "{words:?} at debug level:\n{log}"
+        );
+    }
+    assert!(
+        info_lines(&log)
+            .iter()
+            .all(|l| !l.contains("Starting service")),
+        "{log}"
+    );
+}

@@ -613,7 +613,9 @@ fn assert_five_clean_hand_overs(c: &Container) {
     // two, as one job).
     let count = |what: &str| journal.lines().filter(|l| l.contains(what)).count();
     let reloads = count("Reloading ackee-gateway.service");
-    let hand_overs = count("listener sockets sent");
+    // The old process's line as SIGQUIT arrives; a hand-over that failed would also say
+    // "Unable to send listener sockets" (below).
+    let hand_overs = count("handing over (SIGQUIT)");
     assert_eq!(
         (reloads, hand_overs),
         (5, 5),

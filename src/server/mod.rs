@@ -50,6 +50,9 @@ use services::{
 mod acme;
 mod connections;
 mod services;
+mod signals;
+
+pub use signals::run;
 
 /// The socket buffers of a client connection. Pingora's default read buffer is 64 KiB per
 /// connection, allocated at accept and kept while the connection idles; a tracker request is a

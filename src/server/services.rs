@@ -104,7 +104,7 @@ impl BackgroundService for ReadyReporter {
             {
                 error!("cannot write the ready marker {}: {e}", marker.display());
             }
-            info!("serving on every listener");
+            info!("{}", crate::lifecycle::serving(pid));
         } else {
             // No marker: the start or reload waiting for it fails.
             error!(
