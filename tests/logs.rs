@@ -12,7 +12,7 @@ pub mod common {
 
 use common::client::{preflight, request};
 use common::fake_ackee::{FakeAckee, mutation_body};
-use common::gateway::{Gateway, Spec};
+use common::gateway::{Gateway, Scrape, Spec};
 use common::process::eventually;
 
 use std::time::Duration;
@@ -341,5 +341,85 @@ fn rust_log_brings_pingoras_bookkeeping_back_at_debug_level() {
             .iter()
             .all(|l| !l.contains("Starting service")),
         "{log}"
+    );
+}
+
+/// Opens a connection and sends `bytes`; dropping the stream closes it.
+fn sent(addr: std::net::SocketAddr, bytes: &[u8]) -> std::net::TcpStream {
+    use std::io::Write;
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream.write_all(bytes).unwrap();
+    stream
+}
+
+#[test]
+fn clients_that_leave_mid_request_are_counted_by_stage_and_logged_as_no_error() {
+    const EACH: usize = 8;
+    let ackee = FakeAckee::start();
+    // Slow enough that the third kind of client leaves while Ackee is still answering.
+    ackee.set(|b| b.delay = Some(Duration::from_secs(3)));
+    let gw = Gateway::start(&Spec::new(ackee.addr));
+    stderr_with(&gw, "is up");
+    let before = gw.stderr().len();
+    let body = mutation_body("createRecord");
+    let head = format!(
+        "POST /api HTTP/1.1\r\nHost: example.com\r\nOrigin: https://example.com\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    // A head in part, then the close.
+    for _ in 0..EACH {
+        drop(sent(gw.http, &head.as_bytes()[..40]));
+    }
+    // The head and half the body.
+    let half = format!("{head}{}", &body[..body.len() / 2]);
+    for _ in 0..EACH {
+        drop(sent(gw.http, half.as_bytes()));
+    }
+    // The whole request; the client leaves once Ackee has it, before it answers.
+    let whole = format!("{head}{body}");
+    let waiting: Vec<_> = (0..EACH).map(|_| sent(gw.http, whole.as_bytes())).collect();
+    eventually(
+        Duration::from_secs(20),
+        "Ackee to have every request",
+        || (ackee.count() >= EACH).then_some(()),
+    );
+    drop(waiting);
+
+    let stage = |s: &Scrape, stage: &str| {
+        s.get(
+            "ackee_gateway_requests_abandoned_total",
+            &[("stage", stage)],
+        )
+    };
+    let scrape = gw.scrape_until("every client that left counted", |s| {
+        ["head", "body", "answer"]
+            .iter()
+            .all(|name| stage(s, name) >= EACH as f64)
+    });
+    for name in ["head", "body", "answer"] {
+        assert_eq!(stage(&scrape, name), EACH as f64, "{name}");
+    }
+    // Those that sent a whole head are requests, finished without an answer.
+    assert_eq!(
+        scrape.get(
+            "ackee_gateway_requests_total",
+            &[
+                ("protocol", "http1"),
+                ("method", "POST"),
+                ("status", "none")
+            ],
+        ),
+        2.0 * EACH as f64
+    );
+    assert_eq!(
+        scrape.total("ackee_gateway_requests_total"),
+        2.0 * EACH as f64
+    );
+    let log = gw.stderr();
+    let added = &log[before..];
+    assert!(
+        !added.contains(" ERROR]") && !added.contains(" WARN ]"),
+        "a client that leaves is no error of the gateway's:\n{added}"
     );
 }

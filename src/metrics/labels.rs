@@ -50,6 +50,33 @@ impl UpstreamErrorKind {
     }
 }
 
+/// Where a client left a request it had begun: closed or reset its connection (or its stream)
+/// before the answer was complete. A fixed set, for the `stage` label.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum AbandonedAt {
+    /// While the gateway read the request head (a head in part, then the close).
+    Head,
+    /// While the gateway read the request body.
+    Body,
+    /// After the request was read: while Ackee answered, or while the answer was written.
+    Answer,
+}
+
+impl AbandonedAt {
+    /// Every stage, in label order.
+    pub(crate) const ALL: [AbandonedAt; 3] =
+        [AbandonedAt::Head, AbandonedAt::Body, AbandonedAt::Answer];
+
+    /// The metric label value.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            AbandonedAt::Head => "head",
+            AbandonedAt::Body => "body",
+            AbandonedAt::Answer => "answer",
+        }
+    }
+}
+
 /// The protocol a request arrived over. A fixed set, for the `protocol` label.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Protocol {

@@ -2,8 +2,8 @@
 //!
 //! Label values come only from fixed sets ([`Refusal`], `RequestKind` (both from a
 //! `Decision`), `method_label`, [`Protocol`],
-//! status classes, `UpstreamErrorKind`, [`Rule`], [`QuicRefusal`], [`Reason`]) or from the config
-//! (replica names). Children of each
+//! status classes, `UpstreamErrorKind`, `AbandonedAt`, [`Rule`], [`QuicRefusal`], [`Reason`]) or
+//! from the config (replica names). Children of each
 //! metric family are resolved at start-up, so counting on the request path is an atomic add.
 //! The `prometheus` crate is the version pingora-prometheus re-exports.
 
@@ -23,7 +23,8 @@ pub(crate) use assets::AssetMetrics;
 pub(crate) use connections::ConnectionMetrics;
 pub use labels::Protocol;
 pub(crate) use labels::{
-    LATENCY_BUCKETS, METHODS, OUTCOMES, Outcome, STATUS_CLASSES, UpstreamErrorKind, request_index,
+    AbandonedAt, LATENCY_BUCKETS, METHODS, OUTCOMES, Outcome, STATUS_CLASSES, UpstreamErrorKind,
+    request_index,
 };
 #[cfg(test)]
 pub(crate) use labels::{method_label, status_label};
@@ -58,6 +59,7 @@ pub struct Metrics {
     unavailable: IntCounter,
     malformed: Vec<IntCounter>,
     access_log_dropped: IntCounter,
+    abandoned: [IntCounter; AbandonedAt::ALL.len()],
     /// Origins from Ackee's domain list (`cors.origins_from_ackee`).
     pub(crate) ackee_origins: AckeeOriginMetrics,
     /// Certificates the gateway obtains itself (ACME).
@@ -150,6 +152,12 @@ impl Metrics {
             "Tracker writes answered at the edge with Ackee's answer for an ignored visit, by reason.",
             &["reason"]
         );
+        let abandoned = counter_vec!(
+            r,
+            "ackee_gateway_requests_abandoned_total",
+            "Requests their client left unfinished (closed its connection or reset its stream), by stage: head, body or answer.",
+            &["stage"]
+        );
         let (handshakes, reloads, expiry) = tls_metrics(r, certificates);
         let quic_handshakes = counter_vec!(
             r,
@@ -189,6 +197,7 @@ impl Metrics {
                 r
             )
             .expect(DEFINED),
+            abandoned: children(&abandoned, AbandonedAt::ALL.map(AbandonedAt::as_str)),
             ackee_origins: AckeeOriginMetrics::register(r),
             acme_orders: AcmeMetrics::register(r),
             rate_limited: children(&rate_limited, Rule::ALL.map(Rule::as_str)),
@@ -235,6 +244,11 @@ impl Metrics {
         if let Some(c) = self.requests.get(request_index(protocol, method, status)) {
             c.inc();
         }
+    }
+
+    /// Counts a request its client left unfinished.
+    pub(crate) fn abandoned(&self, stage: AbandonedAt) {
+        self.abandoned[stage as usize].inc();
     }
 
     /// Counts a QUIC handshake.

@@ -25,6 +25,17 @@ pub(super) fn upstream_error_kind(e: &Error) -> UpstreamErrorKind {
     }
 }
 
+/// Whether the client went away: it closed or reset its connection (or its HTTP/2 or HTTP/3
+/// stream) before the answer was complete. Nothing can be answered, and it is not the
+/// gateway's failure nor Ackee's.
+pub(super) fn client_went_away(e: &Error) -> bool {
+    e.esource() == &ErrorSource::Downstream
+        && matches!(
+            e.etype(),
+            ErrorType::ReadError | ErrorType::WriteError | ErrorType::ConnectionClosed
+        )
+}
+
 /// The status and body for a request that failed after `request_filter`.
 pub(super) fn failure_response(e: &Error) -> (u16, &'static [u8]) {
     match e.etype() {
@@ -37,10 +48,8 @@ pub(super) fn failure_response(e: &Error) -> (u16, &'static [u8]) {
         }
         _ => match e.esource() {
             ErrorSource::Upstream => (502, b"Bad Gateway: Ackee is not reachable\n"),
+            ErrorSource::Downstream if client_went_away(e) => (0, b""),
             ErrorSource::Downstream => match e.etype() {
-                ErrorType::ReadError | ErrorType::WriteError | ErrorType::ConnectionClosed => {
-                    (0, b"")
-                }
                 ErrorType::ReadTimedout => (408, b"Request Timeout\n"),
                 _ => (400, b"Bad Request\n"),
             },

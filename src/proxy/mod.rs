@@ -13,8 +13,9 @@
 //! | `response_filter` | hop-by-hop headers and Ackee's CORS headers out, the gateway's in, `Vary: Origin` merged |
 //! | `fail_to_connect`, `error_while_proxy` | upstream errors counted; the retry decided by [`crate::retry`] |
 //! | `fail_to_proxy` | a short 502, 504 or 4xx body, with CORS headers for allowed origins |
+//! | `request_header_abandoned` | a client that left in the middle of a request head counted (a patched pingora-proxy calls it) |
 //! | `suppress_error_log` | a failing Ackee tallied in [`crate::outage`], not logged per request; a client that went away not logged |
-//! | `logging` | requests by protocol, method and status class |
+//! | `logging` | requests by protocol, method and status class; a client that went away counted by stage, not logged |
 //!
 //! `request_filter`'s steps are in `request.rs` (ignored visits in `visits.rs`), the answers at
 //! the edge in `respond.rs`, and
@@ -41,11 +42,11 @@ use crate::cors::{CorsPolicy, Decision, strip};
 use crate::forwarded::{self, TrustedProxies};
 use crate::framing;
 use crate::limits::Exceeded;
-use crate::metrics::{Metrics, Outcome, Protocol};
+use crate::metrics::{AbandonedAt, Metrics, Outcome, Protocol};
 use crate::outage::OutageTally;
 use crate::ratelimit::{LoginScan, RateLimiter, Write};
 use crate::retry;
-use failure::{failure_response, upstream_error_kind};
+use failure::{client_went_away, failure_response, upstream_error_kind};
 
 mod failure;
 mod request;
@@ -140,6 +141,9 @@ pub struct Ctx {
     /// Whether the whole body was read in `request_filter` (pingora sends it from its retry
     /// buffer; every non-empty body is, so `request_body_filter` has nothing to count).
     pub body_buffered: bool,
+    /// Whether the body is being read in `request_filter`: a client that leaves now leaves
+    /// mid-body.
+    pub reading_body: bool,
     /// When the request started, if the access log needs it.
     pub started: Option<Instant>,
     /// The kind of tracker write, for the rate limits.
@@ -174,6 +178,10 @@ impl ProxyHttp for Gateway {
 
     fn h2_idle_closed(&self) {
         self.shared.metrics.connections.h2_idle_closed();
+    }
+
+    fn request_header_abandoned(&self) {
+        self.shared.metrics.abandoned(AbandonedAt::Head);
     }
 
     fn new_ctx(&self) -> Ctx {
@@ -371,13 +379,13 @@ impl ProxyHttp for Gateway {
     }
 
     fn suppress_error_log(&self, _session: &Session, _ctx: &Ctx, e: &Error) -> bool {
-        let (code, _) = failure_response(e);
-        if code == 0 {
-            // The client went away (closed, or reset its HTTP/2 or HTTP/3 stream): nothing to
-            // answer, and nothing wrong with the gateway; a client chooses how often.
+        if client_went_away(e) {
+            // Nothing to answer, and nothing wrong with the gateway; a client chooses how
+            // often. `logging` counts it.
             debug!("the client went away: {e}");
             return true;
         }
+        let (code, _) = failure_response(e);
         if !OutageTally::counts(code) {
             return false;
         }
@@ -426,7 +434,14 @@ impl ProxyHttp for Gateway {
             });
         }
         if let Some(e) = e {
-            if status.is_none() {
+            if client_went_away(e) {
+                let stage = if ctx.reading_body {
+                    AbandonedAt::Body
+                } else {
+                    AbandonedAt::Answer
+                };
+                self.shared.metrics.abandoned(stage);
+            } else if status.is_none() {
                 warn!("request failed before a response was sent: {e}");
             }
         }

@@ -120,7 +120,10 @@ impl Gateway {
             return self.refuse_size(session, &ctx.cors, exceeded).await;
         }
         if !session.as_mut().is_body_empty() {
-            if let Some(exceeded) = self.buffer_body(session, ctx).await? {
+            // An error leaves `reading_body` set: the client left mid-body.
+            let exceeded = self.buffer_body(session, ctx).await?;
+            ctx.reading_body = false;
+            if let Some(exceeded) = exceeded {
                 return self.refuse_size(session, &ctx.cors, exceeded).await;
             }
         }
@@ -150,9 +153,13 @@ impl Gateway {
         let limits = &self.shared.limits;
         let expects_continue = crate::limits::expects_continue(&session.req_header().headers);
         let downstream = session.as_mut();
+        ctx.reading_body = true;
         if expects_continue {
             // The client waits for this before it sends the body; Ackee will not be asked.
-            downstream.write_continue_response().await?;
+            downstream
+                .write_continue_response()
+                .await
+                .map_err(downstream_error)?;
         }
         downstream.enable_retry_buffering();
         ctx.body_buffered = true;
@@ -161,7 +168,7 @@ impl Gateway {
             let read = downstream.read_request_body();
             match tokio::time::timeout(limits.body_timeout, read).await {
                 Err(_) => return Ok(Some(Exceeded::BodyTimeout)),
-                Ok(Err(e)) => return Err(e),
+                Ok(Err(e)) => return Err(downstream_error(e)),
                 Ok(Ok(None)) => return Ok(None),
                 Ok(Ok(Some(chunk))) => {
                     ctx.body_bytes += chunk.len() as u64;
@@ -197,4 +204,12 @@ impl Gateway {
             &session.req_header().headers,
         ))
     }
+}
+
+/// An error reading the body from the client, or writing to it, is the client's: pingora's
+/// body reader leaves its source unset, which would make a client that leaves mid-body a 500
+/// and an error line.
+fn downstream_error(mut e: Box<pingora_core::Error>) -> Box<pingora_core::Error> {
+    e.as_down();
+    e
 }

@@ -451,6 +451,15 @@ where
                         .unwrap_or_else(|e| {
                             error!("failed to send error response to downstream: {e}");
                         });
+                } else if matches!(e.etype, ConnectionClosed | ReadError) {
+                    // ackee-gateway patch: the client closed or reset its connection in the
+                    // middle of a head. It is the client's doing: reported to the ProxyHttp,
+                    // and logged at debug level, not as an error.
+                    self.inner.request_header_abandoned();
+                    debug!(
+                        "Fail to proxy: {e}, downstream session type: {}",
+                        downstream_session.session_type()
+                    );
                 } else {
                     // otherwise the connection must be broken, no need to send anything
                     error!(

@@ -544,6 +544,11 @@ pub trait ProxyHttp {
     /// handshake in that time). Called once per connection.
     fn h2_idle_closed(&self) {}
 
+    /// ackee-gateway patch: the client closed or reset its connection in the middle of a
+    /// request head, so there is nothing to answer. Called once per such head, which pingora
+    /// then logs at debug level only.
+    fn request_header_abandoned(&self) {}
+
     /// Called at the start of a new request on a reused HTTP/1.x keepalive connection,
     /// before [`Self::early_request_filter`]. The `prev_ctx` argument is the value returned
     /// by [`Self::persist_connection_context`] from the previous request on this connection.
