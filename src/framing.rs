@@ -8,6 +8,8 @@
 //!   `TE`, `Trailer`, and every header `Connection` names) describe the connection between the
 //!   gateway and Ackee and never reach the client. The framing headers (`Content-Length`,
 //!   `Transfer-Encoding`) and `Upgrade` are left to pingora, which frames the answer.
+//! - A body read whole goes to Ackee with a `Content-Length`: the client's own, when it is
+//!   already the one plain decimal of the length read.
 
 use http::{HeaderMap, HeaderName, header};
 
@@ -136,9 +138,61 @@ pub fn hop_by_hop(headers: &HeaderMap, out: &mut Vec<HeaderName>) {
     }
 }
 
+/// Whether `headers` carry exactly one `Content-Length`, written as the plain decimal `length`
+/// (what `HeaderValue::from(length)` would write). The gateway then forwards the client's own
+/// header instead of formatting and allocating the same value again.
+pub fn declares_length(headers: &HeaderMap, length: u64) -> bool {
+    let mut values = headers.get_all(header::CONTENT_LENGTH).iter();
+    let (Some(value), None) = (values.next(), values.next()) else {
+        return false;
+    };
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    let mut rest = length;
+    loop {
+        at -= 1;
+        // A digit: rest % 10 is below 10.
+        digits[at] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    value.as_bytes() == &digits[at..]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_declared_length_is_one_plain_decimal_equal_to_the_body() {
+        let head = |values: &[&str]| {
+            let mut h = HeaderMap::new();
+            for v in values {
+                h.append(header::CONTENT_LENGTH, v.parse().unwrap());
+            }
+            h
+        };
+        let cases: [(&[&str], u64, bool); 9] = [
+            (&["647"], 647, true),
+            (&["0"], 0, true),
+            (&["18446744073709551615"], u64::MAX, true),
+            (&["646"], 647, false),
+            (&["0647"], 647, false),
+            (&["+647"], 647, false),
+            (&[" 647"], 647, false),
+            (&["647", "647"], 647, false),
+            (&[], 647, false),
+        ];
+        for (values, length, want) in cases {
+            assert_eq!(
+                declares_length(&head(values), length),
+                want,
+                "{values:?} {length}"
+            );
+        }
+    }
 
     #[test]
     fn request_heads() {

@@ -48,7 +48,7 @@
 //! | `http3` | the HTTP/3 listener beside a TLS listener: QUIC (quinn) and HTTP/3 (h3), each request handed to pingora as a custom session that runs the same `proxy` phases; admission, limits, GOAWAY on stop and upgrade, the UDP socket handed over with the TCP listeners |
 //! | `balancer` | choosing an Ackee replica on pingora's load balancer (each backend carries its replica's index); peers; the health checker, which holds the balancer and the metrics |
 //! | `proxy` | the `ProxyHttp` implementation: each phase calls into the modules above (`request.rs` the steps of `request_filter`, `respond.rs` the answers at the edge, `visits.rs` ignored visits, `failure.rs` Ackee's failures) |
-//! | [`server`] | turning a [`config::Config`] into a running pingora `Server`; its background services (`services.rs`), the ACME renewal of each managed certificate (`acme.rs`); client connections counted at accept (`connections.rs`); running it, with each stop signal logged (`signals.rs`) |
+//! | [`server`] | turning a [`config::Config`] into a running pingora `Server`; its background services (`services.rs`), the ACME renewal of each managed certificate (`acme.rs`); the allocator's collection on every worker thread (`allocator.rs`); client connections counted at accept (`connections.rs`); running it, with each stop signal logged (`signals.rs`) |
 //!
 //! "Upstream" names only the config's `upstream` section (read by `config/upstream.rs`,
 //! validated as [`config::UpstreamSettings`] in `replicas`) and, as in pingora, the side of a

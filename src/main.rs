@@ -20,15 +20,17 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 const MI_OPTION_ARENA_EAGER_COMMIT: libmimalloc_sys::mi_option_t = 4;
 /// mimalloc's `mi_option_purge_delay` (likewise).
 const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
-/// How long mimalloc keeps a freed page before it gives it back, in milliseconds. 0 cost one
-/// madvise, a page fault and a TLB flush per request at 64 busy connections (preflights
-/// 15 → 8.5 µs of CPU when raised to 10); mimalloc's default of 1000 kept the memory of 10,000
-/// closed connections resident. 10 does both jobs (README, Benchmarks).
-const PURGE_DELAY_MS: std::os::raw::c_long = 10;
+/// How long mimalloc keeps a freed page before it gives it back, in milliseconds, unless the
+/// thread that collects has been quiet (then at once: src/server/allocator.rs). 0 cost one
+/// madvise, a page fault and a TLB flush per request at 64 busy connections; 10, chosen when
+/// a wave's memory stayed resident without a short delay, still faulted 0.86-0.91 pages in per
+/// proxied POST (4,700-9,200 a second); 1000, mimalloc's own default, 0.03-0.05. The memory of
+/// closed connections now comes back through the collection on every worker instead.
+const PURGE_DELAY_MS: std::os::raw::c_long = 1000;
 
-/// Makes mimalloc give freed pages back soon, and commit arena memory only when it is used.
-/// With its default 1 s delay the memory of 10,000 closed connections stayed resident; eager
-/// commit made a fresh gateway start at 22 MB instead of 12. `MIMALLOC_PURGE_DELAY` and
+/// Sets mimalloc's purge delay (see [`PURGE_DELAY_MS`]; written out, as mimalloc's header and
+/// its code disagree on the default), and makes it commit arena memory only when it is used:
+/// eager commit made a fresh gateway start at 22 MB instead of 12. `MIMALLOC_PURGE_DELAY` and
 /// `MIMALLOC_ARENA_EAGER_COMMIT` in the environment override these choices.
 fn tune_allocator() {
     // mimalloc's own MIMALLOC_* environment variables win, so each choice can be measured.

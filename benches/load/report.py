@@ -103,7 +103,8 @@ def throughput_rows(rows):
 
 def memory_rows(rows):
     out = []
-    for system in SYSTEMS:
+    # In the order the harness ran them: gateway_shipped (the shipped threads) after gateway.
+    for system in dict.fromkeys(r["system"] for r in rows):
         mine = [r for r in rows if r["system"] == system]
         if not mine:
             continue
@@ -189,8 +190,8 @@ def markdown(out_dir):
     mem = memory_rows(read_tsv(out_dir / "memory.tsv"))
     if mem:
         print()
-        print("| idle keep-alive connections | kB per connection, wave 1 / wave 2 "
-              "| RSS at start → after wave 1 closed → after wave 2 closed |")
+        print("| idle keep-alive connections | kB per connection, wave by wave "
+              "| RSS at start → after each wave closed |")
         print("|---|---|---|")
         for system, start, waves in mem:
             per = " / ".join(f"{w[1]:.1f}" for w in waves)

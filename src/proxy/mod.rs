@@ -242,7 +242,9 @@ impl ProxyHttp for Gateway {
             // Expect ourselves (pingora issue #935 double-terminates some chunked bodies).
             upstream_request.remove_header(&header::TRANSFER_ENCODING);
             upstream_request.remove_header(&header::EXPECT);
-            upstream_request.insert_header(header::CONTENT_LENGTH, ctx.body_bytes)?;
+            if !framing::declares_length(&upstream_request.headers, ctx.body_bytes) {
+                upstream_request.insert_header(header::CONTENT_LENGTH, ctx.body_bytes)?;
+            }
         }
         ctx.sent_at = Some(Instant::now());
         Ok(())

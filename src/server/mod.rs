@@ -41,13 +41,15 @@ use crate::ratelimit::RateLimiter;
 use crate::tls::ListenerTls;
 use crate::tls::Reloader;
 use crate::tls::resolver::SniResolver;
+use allocator::Collected;
 use connections::{ConnectionCounter, ConnectionSummary};
 use services::{
-    AckeeOriginsService, AllocatorCollector, AssetsService, CertReloadService, OutageSummary,
-    ParentReadyGate, ReadyReporter,
+    AckeeOriginsService, AssetsService, CertReloadService, OutageSummary, ParentReadyGate,
+    ReadyReporter,
 };
 
 mod acme;
+mod allocator;
 mod connections;
 mod services;
 mod signals;
@@ -242,6 +244,7 @@ pub fn build(
             HttpServer::new_app(MetricsApp { metrics }),
         );
         service.add_tcp(&m.address.to_string());
+        let service = Collected::new(service, config.server.threads);
         server.add_service(service).add_dependency(&bootstrap);
     }
 
@@ -334,10 +337,6 @@ fn add_background(
     reloader: Reloader,
 ) -> Result<Vec<ServiceHandle>, String> {
     let metrics = &shared.metrics;
-    server.add_service(background_service(
-        "allocator collector",
-        AllocatorCollector,
-    ));
     server.add_service(background_service(
         "outage summary",
         OutageSummary {
@@ -497,7 +496,7 @@ fn add_listeners(
         } else {
             service.add_listener(ListenerConfig::tcp(address).l4_buffer(CLIENT_BUFFERS));
         }
-        let handle = server.add_service(service);
+        let handle = server.add_service(Collected::new(service, config.server.threads));
         handle.add_dependency(bootstrap);
         for dependency in waits {
             handle.add_dependency(dependency);
@@ -533,7 +532,7 @@ fn add_http3(
         config.server.threads,
         server.watch_execution_phase(),
     );
-    Ok(server.add_service(service))
+    Ok(server.add_service(Collected::new(service, config.server.threads)))
 }
 
 #[cfg(test)]

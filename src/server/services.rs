@@ -19,25 +19,6 @@ use crate::procnet;
 use crate::proxy::Shared;
 use crate::tls::Reloader;
 
-/// Asks the allocator once a second to give back the memory it has held free for longer than
-/// its purge delay. mimalloc purges its arenas, for all threads at once, only when some thread
-/// takes or frees a page or collects, so after a wave of connections closed on a listener that
-/// then fell quiet, their memory stayed resident. This thread is enough: collecting on the
-/// listener's own thread as well, even forced, changed nothing. Harmless under another global
-/// allocator.
-pub(super) struct AllocatorCollector;
-
-#[async_trait]
-impl BackgroundService for AllocatorCollector {
-    async fn start(&self, mut shutdown: ShutdownWatch) {
-        periodic::every(Duration::from_secs(1), &mut shutdown, || async {
-            // SAFETY: mi_collect has no preconditions; it purges expired free pages.
-            unsafe { libmimalloc_sys::mi_collect(false) }
-        })
-        .await;
-    }
-}
-
 /// Holds the bootstrap back until the daemonising parent listens for SIGUSR1.
 ///
 /// With `daemon_wait_for_ready`, pingora's bootstrap sends SIGUSR1 to the parent as soon as it
