@@ -467,14 +467,7 @@ fn settled(c: &Container, what: &str) -> u32 {
 /// process serves on every listener. `ss` names every process that holds each socket.
 fn main_process_serves(c: &Container, what: &str) {
     let main = c.show("MainPID");
-    let sockets = c.ok(&[
-        "ss",
-        "--no-header",
-        "--listening",
-        "--tcp",
-        "--numeric",
-        "--processes",
-    ]);
+    let sockets = listening_sockets(c);
     for addr in [LISTENER, METRICS] {
         let holders = sockets
             .lines()
@@ -488,6 +481,18 @@ fn main_process_serves(c: &Container, what: &str) {
     }
 }
 
+/// The container's listening TCP sockets, each line naming the processes that hold it (`ss`).
+fn listening_sockets(c: &Container) -> String {
+    c.ok(&[
+        "ss",
+        "--no-header",
+        "--listening",
+        "--tcp",
+        "--numeric",
+        "--processes",
+    ])
+}
+
 /// Waits until the processes the reloads replaced have closed their listening sockets (they
 /// keep them for the upgrade's grace period). On a host, `systemctl stop` kills the unit's
 /// whole control group, old processes included; inside this container systemd cannot
@@ -498,14 +503,7 @@ fn only_the_main_process_listens(c: &Container, main: u32) {
         Duration::from_secs(30),
         "the replaced processes to close their listening sockets",
         || {
-            let sockets = c.ok(&[
-                "ss",
-                "--no-header",
-                "--listening",
-                "--tcp",
-                "--numeric",
-                "--processes",
-            ]);
+            let sockets = listening_sockets(c);
             let others = sockets
                 .lines()
                 .filter(|l| {
