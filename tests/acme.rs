@@ -29,7 +29,7 @@ use std::time::Duration;
 use common::fake_ackee::FakeAckee;
 use common::gateway::{Gateway, Spec, free_port};
 use common::pebble::{Pebble, PebbleSpec};
-use common::process::{binary, eventually, run};
+use common::process::{binary, eventually, eventually_or_else, run};
 use common::tls::connect;
 
 const NAME: &str = "stats.acme.test";
@@ -91,16 +91,17 @@ fn orders(gw: &Gateway, result: &str) -> f64 {
 }
 
 fn wait_issued(gw: &Gateway, n: f64, ca: &Pebble) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while orders(gw, "issued") < n {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no certificate issued after 60 s\ngateway:\n{}\npebble:\n{}",
-            gw.stderr(),
-            ca.log()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    eventually_or_else(
+        Duration::from_secs(60),
+        || (orders(gw, "issued") >= n).then_some(()),
+        || {
+            format!(
+                "no certificate issued after 60 s\ngateway:\n{}\npebble:\n{}",
+                gw.stderr(),
+                ca.log()
+            )
+        },
+    );
 }
 
 /// A TLS handshake for `sni` that verifies the chain against Pebble's root; the leaf served.
@@ -522,23 +523,23 @@ fn two_gateways_on_one_state_directory_order_the_certificate_once() {
         (a.join().unwrap(), b.join().unwrap())
     });
     let config = ca.client_config();
-    // Not `eventually`: when this times out (it did once, under the whole suite's load), what
-    // each gateway logged is the only account of why.
-    let deadline = std::time::Instant::now() + Duration::from_secs(120);
-    let leaf = loop {
-        let la = handshake(&a, config.clone(), NAME).ok();
-        let lb = handshake(&b, config.clone(), NAME).ok();
-        if let (Some(la), Some(lb)) = (la, lb) {
-            break (la, lb);
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "both to serve a certificate within 120 s:\nfirst:\n{}\nsecond:\n{}",
-            a.stderr(),
-            b.stderr()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    // When this times out (it did once, under the whole suite's load), what each gateway
+    // logged is the only account of why.
+    let leaf = eventually_or_else(
+        Duration::from_secs(120),
+        || {
+            let la = handshake(&a, config.clone(), NAME).ok()?;
+            let lb = handshake(&b, config.clone(), NAME).ok()?;
+            Some((la, lb))
+        },
+        || {
+            format!(
+                "both to serve a certificate within 120 s:\nfirst:\n{}\nsecond:\n{}",
+                a.stderr(),
+                b.stderr()
+            )
+        },
+    );
     assert_eq!(leaf.0, leaf.1, "both serve the one certificate stored");
     let issued = orders(&a, "issued") + orders(&b, "issued");
     assert_eq!(

@@ -21,7 +21,7 @@ use std::time::Duration;
 use common::client::{Conn, Response, request};
 use common::fake_ackee::{FakeAckee, ackee_file, tracker_stand_in};
 use common::gateway::{Gateway, Spec};
-use common::process::{binary, eventually, run};
+use common::process::{binary, eventually, eventually_or_else, run};
 
 const FILES: [&str; 6] = [
     "/tracker.js",
@@ -42,16 +42,18 @@ fn spec(ackee: &FakeAckee, assets: &str) -> Spec {
 /// Starts the gateway and waits until the edge copy is in use.
 fn serving(spec: &Spec) -> Gateway {
     let gw = Gateway::start(spec);
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while gw.scrape().get("ackee_gateway_assets_served", &[]) != 1.0 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no edge copy after 30 s; the gateway said:\n{}",
-            gw.stderr()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    edge_copy_in_use(&gw, "no edge copy after 30 s; the gateway said");
     gw
+}
+
+/// Waits up to 30 s for the edge copy to be in use; on a timeout panics with `what` and what the
+/// gateway logged.
+fn edge_copy_in_use(gw: &Gateway, what: &str) {
+    eventually_or_else(
+        Duration::from_secs(30),
+        || (gw.scrape().get("ackee_gateway_assets_served", &[]) == 1.0).then_some(()),
+        || format!("{what}:\n{}", gw.stderr()),
+    );
 }
 
 fn decode(r: &Response) -> Vec<u8> {
@@ -393,15 +395,7 @@ fn ackee_down_at_start_up_is_proxied_until_a_copy_is_taken() {
     let s = gw.scrape();
     assert_eq!(s.get("ackee_gateway_assets_served", &[]), 0.0);
     ackee.restart();
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while gw.scrape().get("ackee_gateway_assets_served", &[]) != 1.0 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no copy once Ackee is up:\n{}",
-            gw.stderr()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    edge_copy_in_use(&gw, "no copy once Ackee is up");
     let r = get(&gw, "/tracker.js", &[("Accept-Encoding", "gzip")]);
     assert_eq!(r.header("content-encoding"), Some("gzip"));
     assert_eq!(decode(&r), tracker_stand_in());

@@ -12,14 +12,26 @@ pub fn binary() -> String {
 }
 
 /// Polls `check` until it returns `Some`, or panics with `what` after `limit`.
-pub fn eventually<T>(limit: Duration, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+pub fn eventually<T>(limit: Duration, what: &str, check: impl FnMut() -> Option<T>) -> T {
+    eventually_or_else(limit, check, || {
+        format!("timed out after {limit:?} waiting for {what}")
+    })
+}
+
+/// Polls `check` until it returns `Some`, or panics after `limit` with what `explain` says then
+/// (for a message that carries what the gateway logged by the time it gave up).
+pub fn eventually_or_else<T>(
+    limit: Duration,
+    mut check: impl FnMut() -> Option<T>,
+    explain: impl FnOnce() -> String,
+) -> T {
     let deadline = Instant::now() + limit;
     loop {
         if let Some(v) = check() {
             return v;
         }
         if Instant::now() > deadline {
-            panic!("timed out after {limit:?} waiting for {what}");
+            panic!("{}", explain());
         }
         std::thread::sleep(Duration::from_millis(20));
     }
