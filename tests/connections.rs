@@ -62,26 +62,6 @@ fn setup(extra: impl FnOnce(Spec) -> Spec) -> Setup {
     }
 }
 
-/// A TCP connection to `addr` from the loopback address `from`.
-fn connect_from(from: [u8; 4], addr: SocketAddr) -> TcpStream {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let stream = rt.block_on(async {
-        let socket = tokio::net::TcpSocket::new_v4().unwrap();
-        socket.bind(SocketAddr::from((from, 0))).unwrap();
-        socket.connect(addr).await.unwrap()
-    });
-    let stream = stream.into_std().unwrap();
-    stream.set_nonblocking(false).unwrap();
-    // A safety net against hangs, not a synchronisation device.
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
-    stream
-}
-
 fn preflight_on(conn: &mut Conn) -> Result<Response, String> {
     conn.try_request(
         "OPTIONS",
@@ -97,7 +77,7 @@ fn preflight_on(conn: &mut Conn) -> Result<Response, String> {
 /// A keep-alive connection from `from` that was served a preflight, or the error that shows
 /// it was closed without an answer.
 fn served_from(from: [u8; 4], addr: SocketAddr) -> Result<Conn, String> {
-    let mut conn = Conn::over(Box::new(connect_from(from, addr)));
+    let mut conn = Conn::from_address(&std::net::Ipv4Addr::from(from).to_string(), addr);
     let r = preflight_on(&mut conn)?;
     assert_eq!(r.status, 204);
     Ok(conn)

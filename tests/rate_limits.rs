@@ -17,29 +17,8 @@ use common::fake_ackee::{FakeAckee, mutation_body};
 use common::gateway::{Gateway, Scrape, Spec};
 
 use std::net::SocketAddr;
-use std::time::Duration;
 
 const ORIGIN: &str = "https://example.com";
-
-/// A keep-alive connection whose source address is `from` (any 127.0.0.0/8 address), so one
-/// test can be several clients without trusting a proxy.
-fn conn_from(from: &str, to: SocketAddr) -> Conn {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let stream = rt.block_on(async {
-        let socket = tokio::net::TcpSocket::new_v4().unwrap();
-        socket.bind(format!("{from}:0").parse().unwrap()).unwrap();
-        socket.connect(to).await.unwrap()
-    });
-    let stream = stream.into_std().unwrap();
-    stream.set_nonblocking(false).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
-    Conn::over(Box::new(stream))
-}
 
 fn track(c: &mut Conn, extra: &[(&str, &str)]) -> Response {
     let mut headers = vec![
@@ -85,7 +64,7 @@ fn a_burst_from_one_client_is_limited_while_another_is_not() {
     let gw = Gateway::start(
         &Spec::new(ackee.addr).top("rate_limits: {tracker: {requests_per_minute: 10}}"),
     );
-    let mut a = conn_from("127.0.0.1", gw.http);
+    let mut a = Conn::from_address("127.0.0.1", gw.http);
     for i in 0..10 {
         assert_eq!(track(&mut a, &[]).status, 200, "request {i}");
     }
@@ -124,7 +103,7 @@ fn a_burst_from_one_client_is_limited_while_another_is_not() {
     assert_eq!(a.request("GET", "/tracker.js", &[], b"").status, 200);
 
     // Another client is not affected.
-    let mut b = conn_from("127.0.0.2", gw.http);
+    let mut b = Conn::from_address("127.0.0.2", gw.http);
     for i in 0..10 {
         assert_eq!(track(&mut b, &[]).status, 200, "client b, request {i}");
     }
@@ -145,7 +124,7 @@ fn login_attempts_have_their_own_stricter_limit() {
     let gw = Gateway::start(&Spec::new(ackee.addr).top(
         "rate_limits: {tracker: {requests_per_minute: 100}, login: {requests_per_minute: 3}}",
     ));
-    let mut a = conn_from("127.0.0.1", gw.http);
+    let mut a = Conn::from_address("127.0.0.1", gw.http);
     for i in 0..3 {
         assert_eq!(login(&mut a, &[]).status, 200, "attempt {i}");
     }
@@ -163,7 +142,7 @@ fn login_attempts_have_their_own_stricter_limit() {
     assert_eq!(track(&mut a, &[]).status, 200);
 
     // Several guesses in one request count as several, however they are written.
-    let mut b = conn_from("127.0.0.2", gw.http);
+    let mut b = Conn::from_address("127.0.0.2", gw.http);
     let aliased = br#"{"query":"mutation { a: createToken(input: {username: \"admin\", password: \"1\"}) { payload { id } } b: \u0063reateToken(input: {username: \"admin\", password: \"2\"}) { payload { id } } }"}"#;
     assert_eq!(b.request("POST", "/api", &[], aliased).status, 200);
     assert_eq!(
@@ -179,7 +158,7 @@ fn login_attempts_have_their_own_stricter_limit() {
         login_body().len() - 16,
         std::str::from_utf8(&login_body()[16..]).unwrap()
     );
-    let mut c = conn_from("127.0.0.3", gw.http);
+    let mut c = Conn::from_address("127.0.0.3", gw.http);
     for _ in 0..3 {
         c.send_raw(chunked.as_bytes());
         assert_eq!(c.read_response(false).status, 200);
@@ -206,7 +185,7 @@ fn behind_a_trusted_proxy_the_forwarded_client_is_limited() {
             "trusted_proxies: [\"127.0.0.1\"]\nrate_limits: {tracker: {requests_per_minute: 5}}",
         ));
     // One connection from the proxy carries several visitors.
-    let mut proxy = conn_from("127.0.0.1", gw.http);
+    let mut proxy = Conn::from_address("127.0.0.1", gw.http);
     for i in 0..5 {
         let r = track(&mut proxy, &[("X-Forwarded-For", "198.51.100.1")]);
         assert_eq!(r.status, 200, "visitor 1, request {i}");
@@ -237,7 +216,7 @@ fn behind_a_trusted_proxy_the_forwarded_client_is_limited() {
         assert_eq!(r.status, 200, "visitor 2, request {i}");
     }
     // A peer that is not trusted is limited by its own address, whatever it forwards.
-    let mut direct = conn_from("127.0.0.2", gw.http);
+    let mut direct = Conn::from_address("127.0.0.2", gw.http);
     for i in 0..5 {
         let fresh = format!("203.0.113.{i}");
         let r = track(&mut direct, &[("X-Forwarded-For", &fresh)]);

@@ -18,10 +18,8 @@ use common::client::{Conn, Response};
 use common::fake_ackee::{FakeAckee, mutation_body};
 use common::gateway::{Gateway, Scrape, Spec};
 
-use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Command;
-use std::time::Duration;
 
 use ackee_gateway::visits::{BotMatcher, FIXED_ID};
 
@@ -29,25 +27,6 @@ const ORIGIN: &str = "https://example.com";
 const CHROME: &str = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/138.0.0.0 Safari/537.36";
 const HEADLESS: &str = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) HeadlessChrome/138.0.0.0 Safari/537.36";
 const IGNORED: &str = "ackee_gateway_visits_ignored_total";
-
-/// A keep-alive connection whose source address is `from` (any 127.0.0.0/8 address).
-fn conn_from(from: &str, to: SocketAddr) -> Conn {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let stream = rt.block_on(async {
-        let socket = tokio::net::TcpSocket::new_v4().unwrap();
-        socket.bind(format!("{from}:0").parse().unwrap()).unwrap();
-        socket.connect(to).await.unwrap()
-    });
-    let stream = stream.into_std().unwrap();
-    stream.set_nonblocking(false).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
-    Conn::over(Box::new(stream))
-}
 
 /// A tracker write as ackee-tracker sends it, with `user_agent` and more headers.
 fn write(c: &mut Conn, body: &str, user_agent: &str, extra: &[(&str, &str)]) -> Response {
@@ -258,14 +237,14 @@ fn the_owners_networks_gpc_and_dnt_are_ignored_when_asked() {
     let create = mutation_body("createRecord");
     let answer = ignored_answer("createRecord");
     // The office, connecting directly.
-    let mut office = conn_from("127.0.0.2", gw.http);
+    let mut office = Conn::from_address("127.0.0.2", gw.http);
     assert_ignored(
         &write(&mut office, &create, CHROME, &[]),
         &answer,
         "from 127.0.0.2",
     );
     // Someone else, directly: counted, whatever it claims to be forwarded for.
-    let mut other = conn_from("127.0.0.3", gw.http);
+    let mut other = Conn::from_address("127.0.0.3", gw.http);
     let r = write(
         &mut other,
         &create,
@@ -274,7 +253,7 @@ fn the_owners_networks_gpc_and_dnt_are_ignored_when_asked() {
     );
     assert_from_ackee(&r, "an untrusted peer that forwards an ignored address");
     // Through the trusted proxy: the forwarded client decides.
-    let mut proxy = conn_from("127.0.0.1", gw.http);
+    let mut proxy = Conn::from_address("127.0.0.1", gw.http);
     for (xff, ignored) in [
         ("192.0.2.9", true),
         ("2001:db8::5", true),

@@ -175,6 +175,27 @@ impl Conn {
         }
     }
 
+    /// A keep-alive connection to `to` whose source address is `from` (any 127.0.0.0/8
+    /// address), so one test can be several clients without trusting a proxy.
+    pub fn from_address(from: &str, to: SocketAddr) -> Conn {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let stream = rt.block_on(async {
+            let socket = tokio::net::TcpSocket::new_v4().unwrap();
+            socket.bind(format!("{from}:0").parse().unwrap()).unwrap();
+            socket.connect(to).await.unwrap()
+        });
+        let stream = stream.into_std().unwrap();
+        stream.set_nonblocking(false).unwrap();
+        // A safety net against hangs, not a synchronisation device.
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        Conn::over(Box::new(stream))
+    }
+
     /// Sends raw bytes.
     pub fn send_raw(&mut self, bytes: &[u8]) {
         let w = self.reader.get_mut();
