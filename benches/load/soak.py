@@ -152,6 +152,17 @@ async def read_response(reader):
     return status, close
 
 
+async def next_due(due, interval):
+    """Waits until the next request of a steady rate is due and returns when that is; a worker
+    that fell behind starts again from now instead of sending a burst to catch up."""
+    due += interval
+    delay = due - time.monotonic()
+    if delay > 0:
+        await asyncio.sleep(delay)
+        return due
+    return time.monotonic()
+
+
 async def h1_worker(kind, args, port, tls, request, tally, stop):
     ctx = client_context(args, ["http/1.1"]) if tls else None
     reader = writer = None
@@ -178,12 +189,7 @@ async def h1_worker(kind, args, port, tls, request, tally, stop):
             if writer is not None:
                 writer.close()
             writer = None
-        due += interval
-        delay = due - time.monotonic()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        else:
-            due = time.monotonic()
+        due = await next_due(due, interval)
     if writer is not None:
         writer.close()
 
@@ -211,12 +217,7 @@ async def handshake_worker(args, port, tally, stop):
         finally:
             if writer is not None:
                 writer.close()
-        due += interval
-        delay = due - time.monotonic()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        else:
-            due = time.monotonic()
+        due = await next_due(due, interval)
 
 
 # --- HTTP/2 ---------------------------------------------------------------------------------
@@ -320,12 +321,7 @@ async def h2_worker(args, port, body, tally, stop):
             if client is not None:
                 client.close()
             client = None
-        due += interval
-        delay = due - time.monotonic()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        else:
-            due = time.monotonic()
+        due = await next_due(due, interval)
     if client is not None:
         client.close()
 
