@@ -346,15 +346,17 @@ fn add_background(
     let health_handle =
         HealthChecker::new(shared.balancer.clone(), metrics.clone(), &config.upstream)?
             .map(|checker| server.add_service(background_service("health checks", checker)));
+    // Where each replica answers Ackee's own queries: the domain list and the static files.
+    let domain_targets: Vec<_> = config
+        .upstream
+        .replicas
+        .iter()
+        .map(crate::config::Replica::domains_target)
+        .collect();
     let ackee_handle = config.cors.from_ackee.as_ref().map(|settings| {
         let service = AckeeOriginsService {
             settings: settings.clone(),
-            targets: config
-                .upstream
-                .replicas
-                .iter()
-                .map(crate::config::Replica::domains_target)
-                .collect(),
+            targets: domain_targets.clone(),
             refresh: std::sync::Mutex::new(ackee_origins::Refresh::new(
                 config.cors.origins.entries(),
                 settings.rules.clone(),
@@ -371,12 +373,7 @@ fn add_background(
             "Ackee's static files",
             AssetsService {
                 assets: assets.clone(),
-                targets: config
-                    .upstream
-                    .replicas
-                    .iter()
-                    .map(crate::config::Replica::domains_target)
-                    .collect(),
+                targets: domain_targets,
                 balancer: shared.balancer.clone(),
                 refresh: std::sync::Mutex::new(crate::assets::refresh::Refresh::new()),
                 metrics: metrics.clone(),
