@@ -90,6 +90,19 @@ fn orders(gw: &Gateway, result: &str) -> f64 {
         .get(ISSUED, &[("certificate", NAME), ("result", result)])
 }
 
+/// `ackee-gateway certificates` on the gateway's config: its exit code and standard output.
+fn certificates(gw: &Gateway) -> (Option<i32>, String) {
+    let out = std::process::Command::new(binary())
+        .args(["certificates", "-c"])
+        .arg(&gw.config)
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
 fn wait_issued(gw: &Gateway, n: f64, ca: &Pebble) {
     eventually_or_else(
         Duration::from_secs(60),
@@ -205,13 +218,8 @@ fn a_restart_serves_the_stored_certificate_without_a_new_order() {
     assert_eq!(orders(&gw, "issued") + orders(&gw, "failed"), 0.0);
     assert!(!gw.stderr().contains("ordering it"), "{}", gw.stderr());
     // `ackee-gateway certificates` shows it.
-    let out = std::process::Command::new(binary())
-        .args(["certificates", "-c"])
-        .arg(&gw.config)
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{text}");
+    let (code, text) = certificates(&gw);
+    assert_eq!(code, Some(0), "{text}");
     assert!(text.contains(&format!(
         "certificate \"{NAME}\": {NAME} from {}",
         ca.directory
@@ -377,13 +385,8 @@ fn a_ca_that_answers_errors_is_reported_with_its_problem_document() {
         &[("certificate", NAME)],
     );
     assert_eq!(expiry, 0.0);
-    let out = std::process::Command::new(binary())
-        .args(["certificates", "-c"])
-        .arg(&gw.config)
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(1), "{text}");
+    let (code, text) = certificates(&gw);
+    assert_eq!(code, Some(1), "{text}");
     assert!(text.contains("none yet"), "{text}");
     assert!(text.contains("last error:"), "{text}");
     assert!(text.contains("badNonce"), "{text}");
