@@ -291,6 +291,11 @@ mod tests {
             ),
             (br#"create\\u0054oken(input: $i)"#, 0, "an escaped backslash is not an escape"),
             (br#"create\u00zToken(input: $i)"#, 0, "a broken escape"),
+            (
+                br#"xyz cc\u0063reateToken(i:1) c\\createToken(i:2) \"c\" createToken(i:3)"#,
+                3,
+                "first letters and escapes between the stretches skipped",
+            ),
             (br#"createToken"#, 0, "the name alone is no call"),
             (br#"createToken { id }"#, 0, "no arguments: Ackee refuses it unchecked"),
             (br#"createTokens(input: $i)"#, 0, "another name"),
