@@ -225,6 +225,40 @@ fn idle_h2_connections_get_a_goaway_while_a_slow_stream_is_kept() {
     });
 }
 
+/// The HTTP/2 side of logs.rs's `clients_that_leave_mid_request_are_counted_by_stage_and_logged_as_no_error`:
+/// a stream the client resets while Ackee works (a browser leaving the page) is a client that
+/// went away, counted by stage and logged at debug, not an error line; its connection serves on.
+#[test]
+fn a_cancelled_http2_stream_is_counted_as_abandoned_not_logged_as_an_error() {
+    let s = setup(|spec| spec);
+    s.ackee.set(|b| b.delay = Some(Duration::from_secs(3)));
+    let body = mutation_body("createRecord");
+    let status = common::tls::h2_post_then_cancel(
+        &s.ca,
+        s.gw.https,
+        STATS,
+        &[("origin", ORIGIN), ("content-type", "application/json")],
+        body.as_bytes(),
+        || s.ackee.count_path("/api") == 1,
+    );
+    assert_eq!(status, 204, "the connection's next stream is answered");
+    let answer = |m: &Scrape| {
+        m.get(
+            "ackee_gateway_requests_abandoned_total",
+            &[("stage", "answer")],
+        )
+    };
+    let scrape =
+        s.gw.scrape_until("the cancelled stream counted", |m| answer(m) >= 1.0);
+    assert_eq!(answer(&scrape), 1.0);
+    let log = s.gw.stderr();
+    assert!(
+        !log.lines()
+            .any(|l| l.contains("ERROR") && l.contains("Fail to proxy")),
+        "a cancelled stream is logged as an error:\n{log}"
+    );
+}
+
 #[test]
 fn a_client_gets_its_connections_and_the_next_is_closed_before_any_tls() {
     let s = setup(|spec| {

@@ -27,12 +27,18 @@ pub(super) fn upstream_error_kind(e: &Error) -> UpstreamErrorKind {
 
 /// Whether the client went away: it closed or reset its connection (or its HTTP/2 or HTTP/3
 /// stream) before the answer was complete. Nothing can be answered, and it is not the
-/// gateway's failure nor Ackee's.
+/// gateway's failure nor Ackee's. On HTTP/2 that is an `H2Error` from the client's side:
+/// pingora's "Client closed H2" for a stream the client reset (`RST_STREAM`, `CANCEL` when a
+/// page is left) while Ackee worked, or an error of the stream or connection while reading or
+/// writing it; malformed requests are refused before any filter runs.
 pub(super) fn client_went_away(e: &Error) -> bool {
     e.esource() == &ErrorSource::Downstream
         && matches!(
             e.etype(),
-            ErrorType::ReadError | ErrorType::WriteError | ErrorType::ConnectionClosed
+            ErrorType::ReadError
+                | ErrorType::WriteError
+                | ErrorType::ConnectionClosed
+                | ErrorType::H2Error
         )
 }
 

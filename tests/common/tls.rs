@@ -310,3 +310,69 @@ fn h2_exchange(
         )
     })
 }
+
+/// Sends a POST with `body` over HTTP/2, waits until `received()` says the upstream has it,
+/// then resets the stream with `CANCEL`, as a browser does for a page that is left, and sends
+/// a preflight on the same connection: its answer shows the reset reached the gateway first.
+/// Returns the preflight's status.
+pub fn h2_post_then_cancel(
+    ca: &TestCa,
+    addr: SocketAddr,
+    authority: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+    received: impl Fn() -> bool,
+) -> u16 {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let config = Arc::new(ca.client_config(&[b"h2"]));
+        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let host = authority.split(':').next().unwrap().to_owned();
+        let name = ServerName::try_from(host).unwrap();
+        let tls = tokio_rustls::TlsConnector::from(config)
+            .connect(name, tcp)
+            .await
+            .unwrap();
+        let (client, connection) = h2::client::handshake(tls).await.unwrap();
+        tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        let mut client = client.ready().await.unwrap();
+        let mut req = http::Request::builder()
+            .method("POST")
+            .uri(format!("https://{authority}/api"));
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let (_resp, mut send) = client.send_request(req.body(()).unwrap(), false).unwrap();
+        send.send_data(bytes::Bytes::copy_from_slice(body), true)
+            .unwrap();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        while !received() {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the upstream never got the POST"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        send.send_reset(h2::Reason::CANCEL);
+        let mut client = client.ready().await.unwrap();
+        let mut req = http::Request::builder()
+            .method("OPTIONS")
+            .uri(format!("https://{authority}/api"))
+            .header("access-control-request-method", "POST");
+        for (k, v) in headers.iter().filter(|(k, _)| *k == "origin") {
+            req = req.header(*k, *v);
+        }
+        let (resp, _) = client.send_request(req.body(()).unwrap(), true).unwrap();
+        tokio::time::timeout(Duration::from_secs(30), resp)
+            .await
+            .unwrap()
+            .unwrap()
+            .status()
+            .as_u16()
+    })
+}
