@@ -239,6 +239,29 @@ pub fn h2_request_empty_end(
     h2_exchange(ca, addr, authority, method, path, headers, body, true).0
 }
 
+/// An HTTP/2 connection over TLS to `addr` for `authority`, verified against the CA, driven
+/// on the current runtime; and the negotiated ALPN protocol.
+async fn h2_connect(
+    ca: &TestCa,
+    addr: SocketAddr,
+    authority: &str,
+) -> (h2::client::SendRequest<bytes::Bytes>, Option<Vec<u8>>) {
+    let config = Arc::new(ca.client_config(&[b"h2"]));
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let host = authority.split(':').next().unwrap().to_owned();
+    let name = ServerName::try_from(host).unwrap();
+    let tls = tokio_rustls::TlsConnector::from(config)
+        .connect(name, tcp)
+        .await
+        .unwrap();
+    let alpn = tls.get_ref().1.alpn_protocol().map(|p| p.to_vec());
+    let (client, connection) = h2::client::handshake(tls).await.unwrap();
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    (client, alpn)
+}
+
 #[allow(clippy::too_many_arguments)]
 fn h2_exchange(
     ca: &TestCa,
@@ -255,19 +278,7 @@ fn h2_exchange(
         .build()
         .unwrap();
     rt.block_on(async {
-        let config = Arc::new(ca.client_config(&[b"h2"]));
-        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-        let host = authority.split(':').next().unwrap().to_owned();
-        let name = ServerName::try_from(host).unwrap();
-        let tls = tokio_rustls::TlsConnector::from(config)
-            .connect(name, tcp)
-            .await
-            .unwrap();
-        let alpn = tls.get_ref().1.alpn_protocol().map(|p| p.to_vec());
-        let (mut client, connection) = h2::client::handshake(tls).await.unwrap();
-        tokio::spawn(async move {
-            let _ = connection.await;
-        });
+        let (mut client, alpn) = h2_connect(ca, addr, authority).await;
         let mut req = http::Request::builder()
             .method(method)
             .uri(format!("https://{authority}{path}"));
@@ -328,18 +339,7 @@ pub fn h2_post_then_cancel(
         .build()
         .unwrap();
     rt.block_on(async {
-        let config = Arc::new(ca.client_config(&[b"h2"]));
-        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-        let host = authority.split(':').next().unwrap().to_owned();
-        let name = ServerName::try_from(host).unwrap();
-        let tls = tokio_rustls::TlsConnector::from(config)
-            .connect(name, tcp)
-            .await
-            .unwrap();
-        let (client, connection) = h2::client::handshake(tls).await.unwrap();
-        tokio::spawn(async move {
-            let _ = connection.await;
-        });
+        let (client, _) = h2_connect(ca, addr, authority).await;
         let mut client = client.ready().await.unwrap();
         let mut req = http::Request::builder()
             .method("POST")
