@@ -103,10 +103,15 @@ fn certificates(gw: &Gateway) -> (Option<i32>, String) {
     )
 }
 
+/// Waits until `n` orders were issued and logged: the order is counted before its line is
+/// written.
 fn wait_issued(gw: &Gateway, n: f64, ca: &Pebble) {
     eventually_or_else(
         Duration::from_secs(60),
-        || (orders(gw, "issued") >= n).then_some(()),
+        || {
+            let logged = gw.stderr().matches(") issued by ").count() as f64;
+            (orders(gw, "issued") >= n && logged >= n).then_some(())
+        },
         || {
             format!(
                 "no certificate issued after 60 s\ngateway:\n{}\npebble:\n{}",
@@ -329,9 +334,34 @@ fn with_the_ca_down_the_old_certificate_stays_and_the_failure_is_counted_and_log
     let config = ca.client_config();
     let leaf = handshake(&gw, config.clone(), NAME).unwrap();
     ca.stop();
-    eventually(Duration::from_secs(60), "a failed renewal", || {
-        (orders(&gw, "failed") >= 1.0).then_some(())
-    });
+    let next = || {
+        gw.scrape().get(
+            "ackee_gateway_acme_next_order_timestamp_seconds",
+            &[("certificate", NAME)],
+        )
+    };
+    let now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64()
+    };
+    // A failed order is counted, then logged, then its next attempt is set: wait for all three.
+    eventually_or_else(
+        Duration::from_secs(60),
+        || {
+            let logged = gw.stderr().contains("the order failed");
+            (orders(&gw, "failed") >= 1.0 && logged && next() > now() + 20.0).then_some(())
+        },
+        || {
+            format!(
+                "a failed renewal, logged, its retry after the backoff (next attempt {} at {}):\n{}",
+                next(),
+                now(),
+                gw.stderr()
+            )
+        },
+    );
     // The old certificate is still served.
     assert_eq!(handshake(&gw, config, NAME).unwrap(), leaf);
     let log = gw.stderr();
@@ -345,14 +375,7 @@ fn with_the_ca_down_the_old_certificate_stays_and_the_failure_is_counted_and_log
         log.contains("the current certificate stays in use"),
         "{log}"
     );
-    let next = gw.scrape().get(
-        "ackee_gateway_acme_next_order_timestamp_seconds",
-        &[("certificate", NAME)],
-    );
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs_f64();
+    let (next, now) = (next(), now());
     assert!(
         next > now + 20.0,
         "the retry waits for the backoff: {next} vs {now}"
@@ -367,9 +390,26 @@ fn a_ca_that_answers_errors_is_reported_with_its_problem_document() {
     let ackee = FakeAckee::start();
     let state = tempfile::tempdir().unwrap();
     let gw = Gateway::start(&spec(&ackee, &ports, &ca, state.path(), "http-01"));
-    eventually(Duration::from_secs(60), "a failed order", || {
-        (orders(&gw, "failed") >= 1.0).then_some(())
-    });
+    // A failed order is counted, then logged, then written to the status file that
+    // `ackee-gateway certificates` reads: wait for all three.
+    let (code, text) = eventually_or_else(
+        Duration::from_secs(60),
+        || {
+            let logged = gw.stderr().contains("the order failed");
+            if orders(&gw, "failed") < 1.0 || !logged {
+                return None;
+            }
+            let (code, text) = certificates(&gw);
+            text.contains("badNonce").then_some((code, text))
+        },
+        || {
+            format!(
+                "a failed order, logged and in the status:\n{}\ncertificates:\n{}",
+                gw.stderr(),
+                certificates(&gw).1
+            )
+        },
+    );
     assert_eq!(orders(&gw, "issued"), 0.0);
     let log = gw.stderr();
     assert!(
@@ -385,7 +425,6 @@ fn a_ca_that_answers_errors_is_reported_with_its_problem_document() {
         &[("certificate", NAME)],
     );
     assert_eq!(expiry, 0.0);
-    let (code, text) = certificates(&gw);
     assert_eq!(code, Some(1), "{text}");
     assert!(text.contains("none yet"), "{text}");
     assert!(text.contains("last error:"), "{text}");
@@ -528,12 +567,14 @@ fn two_gateways_on_one_state_directory_order_the_certificate_once() {
     let config = ca.client_config();
     // When this times out (it did once, under the whole suite's load), what each gateway
     // logged is the only account of why.
+    // The gateway that orders serves the certificate, then counts the order: wait for the
+    // count too.
     let leaf = eventually_or_else(
         Duration::from_secs(120),
         || {
             let la = handshake(&a, config.clone(), NAME).ok()?;
             let lb = handshake(&b, config.clone(), NAME).ok()?;
-            Some((la, lb))
+            (orders(&a, "issued") + orders(&b, "issued") >= 1.0).then_some((la, lb))
         },
         || {
             format!(
@@ -585,10 +626,15 @@ fn a_ca_that_requires_external_account_binding_gets_it() {
     // Without the binding Pebble refuses the account, with its problem document.
     {
         let gw = Gateway::start(&with("null"));
-        eventually(Duration::from_secs(60), "a failed order", || {
-            (orders(&gw, "failed") >= 1.0).then_some(())
-        });
-        let log = gw.stderr();
+        // Counted, then logged: wait for the line too.
+        let log = eventually_or_else(
+            Duration::from_secs(60),
+            || {
+                let log = gw.stderr();
+                (orders(&gw, "failed") >= 1.0 && log.contains("the order failed")).then_some(log)
+            },
+            || format!("a failed order, logged:\n{}", gw.stderr()),
+        );
         assert!(log.contains("externalAccountRequired"), "{log}");
     }
     let gw = Gateway::start(&with(&format!("{{key_id: {kid}, hmac_key: \"{key}\"}}")));

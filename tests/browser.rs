@@ -625,20 +625,24 @@ fn step6_a_domain_added_in_ackee_is_allowed_without_a_restart() {
         "PreflightMissingAllowOriginHeader",
     );
 
-    // The site is added in Ackee's dashboard; the gateway's next poll allows it.
+    // The site is added in Ackee's dashboard; the gateway's next poll allows it, and then logs
+    // it (a preflight can see the new list before the line is written): wait for both.
     ackee.set(|b| b.domains.push("blog.test".into()));
+    let allowed_line = r#"origins from Ackee: now allowed: "http://blog.test""#;
     eventually(
         Duration::from_secs(10),
-        "the gateway to allow the new domain",
-        || (preflight(gw.http, origin).status == 204).then_some(()),
+        "the gateway to allow the new domain, and log it",
+        || {
+            (preflight(gw.http, origin).status == 204 && gw.stderr().contains(allowed_line))
+                .then_some(())
+        },
     );
     let after = plan("after the domain was added", 62, origin, &server, None);
     let visits = run_browser_with(STEP, None, std::slice::from_ref(&after), &[&proxy]);
     assert_tracker_worked(STEP, &ackee, &after, &visits[0], origin, true);
     assert_eq!(gw.child.id(), pid);
     assert!(
-        gw.stderr()
-            .contains(r#"origins from Ackee: now allowed: "http://blog.test""#),
+        gw.stderr().contains(allowed_line),
         "{STEP}: the gateway should have logged the new origin:\n{}",
         gw.stderr()
     );

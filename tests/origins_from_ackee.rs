@@ -202,6 +202,11 @@ fn a_refused_token_and_a_stopped_ackee_keep_the_last_good_list_counted_and_logge
     ackee.restart();
     fs::write(&token, "a-new-token\n").unwrap();
     becomes(&gw, "https://b.example", 204);
+    // The poll puts the new list in use, then logs, then sets the gauge (1 origin until now):
+    // the preflight can see the list before the line is written.
+    let scrape = gw.scrape_until("the gauge after the recovery", |s| {
+        s.get("ackee_gateway_ackee_origins", &[]) >= 2.0
+    });
 
     assert_logged_once(
         &gw,
@@ -216,7 +221,6 @@ fn a_refused_token_and_a_stopped_ackee_keep_the_last_good_list_counted_and_logge
         .matches("origins from Ackee: cannot refresh")
         .count();
     assert_eq!(refreshes, 2, "one line for each failing state");
-    let scrape = gw.scrape();
     assert_eq!(scrape.get("ackee_gateway_ackee_origins", &[]), 2.0);
     for reason in [
         "token_refused",

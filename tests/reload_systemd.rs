@@ -276,7 +276,11 @@ impl Container {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// The unit's journal. journald stores what a process writes to its stream on its own
+    /// time, so a line written before the event a test waited for may not be stored yet;
+    /// `journalctl --sync` returns once every message written before it is stored.
     fn journal(&self) -> String {
+        let sync = self.run(&["journalctl", "--sync"], Duration::from_secs(30));
         let out = self.run(
             &[
                 "journalctl",
@@ -287,7 +291,15 @@ impl Container {
             ],
             Duration::from_secs(30),
         );
-        text(&out)
+        if sync.status.success() {
+            text(&out)
+        } else {
+            format!(
+                "(journalctl --sync failed: {})\n{}",
+                text(&sync),
+                text(&out)
+            )
+        }
     }
 
     /// `systemctl show` properties of the unit.

@@ -15,7 +15,7 @@ pub mod common {
 use common::client::{Conn, Response, request};
 use common::fake_ackee::{FakeAckee, mutation_body};
 use common::gateway::{Gateway, Scrape, Spec};
-use common::process::eventually;
+use common::process::{eventually, eventually_or_else};
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -311,17 +311,21 @@ fn a_bad_reload_keeps_the_old_certificate_and_is_counted() {
     // And a missing file for the other one.
     std::fs::remove_file(s.certs.path().join("org.pem")).unwrap();
     s.gw.signal("HUP");
-    eventually(
+    // Each failure is counted, then logged: wait for the lines too.
+    let log = eventually_or_else(
         Duration::from_secs(20),
-        "both failures to be counted",
         || {
-            (reloads(&s.gw, "stats", "failed") >= 1.0 && reloads(&s.gw, "org", "failed") >= 1.0)
-                .then_some(())
+            let log = s.gw.stderr();
+            let counted =
+                reloads(&s.gw, "stats", "failed") >= 1.0 && reloads(&s.gw, "org", "failed") >= 1.0;
+            let logged = log.contains("certificate \"stats\" was not reloaded")
+                && log.contains("certificate \"org\" was not reloaded");
+            (counted && logged).then_some(log)
         },
+        || format!("both failures to be counted and logged:\n{}", s.gw.stderr()),
     );
     assert_eq!(served_leaf(&s, Some(STATS), STATS), s.stats.der);
     assert_eq!(served_leaf(&s, Some(ORG), ORG), s.org.der);
-    let log = s.gw.stderr();
     assert!(
         log.contains("certificate \"stats\" was not reloaded, the old one stays in use")
             && log.contains("does not match the certificate"),
